@@ -1,0 +1,1 @@
+"""The `scelle` command line: thin layers over the core and the store."""

@@ -1,0 +1,121 @@
+"""What the command says and asks: prompts for secrets, progress bars, tables.
+
+Everything interactive happens only on a terminal; piped or in CI the command
+stays quiet and takes its secrets from files or the environment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+from scelle.cli.i18n import _
+from scelle.core.envelope import ProgressCallback
+from scelle.core.errors import InvalidInputError, WrongPasswordError
+
+STORE_PASSPHRASE_VARIABLE = "SCELLE_STORE_PASSPHRASE"  # noqa: S105 - a variable name
+
+
+def interactive() -> bool:
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def read_password_file(path: Path) -> str:
+    """The first line of `path`, without its line ending."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise InvalidInputError(f"cannot read the password file {path}: {error.strerror}") from None
+    try:
+        text = data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"the password file {path} is not UTF-8 text") from None
+    return text.split("\n", 1)[0].removesuffix("\r")
+
+
+def ask_password(
+    prompt: str, *, password_file: Path | None, confirm: bool, what: str = "a password"
+) -> str:
+    """A password from `password_file`, else typed on the terminal (twice when `confirm`)."""
+    if password_file is not None:
+        return read_password_file(password_file)
+    if not interactive():
+        raise InvalidInputError(
+            f"{what} is needed: pass --password-file FILE, or run the command on a terminal"
+        )
+    first = click.prompt(prompt, hide_input=True, err=True, default="", show_default=False)
+    if confirm:
+        second = click.prompt(
+            _("Repeat the password"), hide_input=True, err=True, default="", show_default=False
+        )
+        if first != second:
+            raise WrongPasswordError(_("The two passwords differ."))
+    return str(first)
+
+
+def store_passphrase(new: bool) -> str:
+    """The store passphrase: `SCELLE_STORE_PASSPHRASE`, else asked on the terminal."""
+    configured = os.environ.get(STORE_PASSPHRASE_VARIABLE)
+    if configured is not None:
+        return configured
+    if not interactive():
+        raise InvalidInputError(
+            "the store passphrase is needed: set SCELLE_STORE_PASSPHRASE, "
+            "or run the command on a terminal"
+        )
+    prompt = (
+        _("New passphrase of this workstation's store")
+        if new
+        else _("Passphrase of this workstation's store")
+    )
+    return ask_password(prompt, password_file=None, confirm=new, what="the store passphrase")
+
+
+def say(message: str) -> None:
+    """A line for the user, on stderr so that stdout stays for data."""
+    click.echo(message, err=True)
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, total: int | None) -> Iterator[ProgressCallback | None]:
+    """A progress bar on a terminal; nothing (None) when stderr is not one."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda done: progress.advance(task, done)
+
+
+@contextlib.contextmanager
+def spinner(description: str) -> Iterator[None]:
+    """A spinner on a terminal while something slow and unmeasurable runs."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(description):
+        yield

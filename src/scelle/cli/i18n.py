@@ -1,0 +1,90 @@
+"""French and English for the command's own words.
+
+The language comes from `SCELLE_LANG`, else the usual locale variables; French
+when they start with "fr", English otherwise. Messages are written in English
+in the code and looked up in the French catalogue below.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+
+_FRENCH: dict[str, str] = {
+    # keys generate / import
+    "Generating an RSA-{bits} key pair…": "Génération d'un bi-clé RSA-{bits}…",
+    "The key pair {name} has been created and saved in this workstation's store.": (
+        "Le bi-clé {name} a été créé et enregistré dans le magasin de certificats de ce poste."
+    ),
+    "The key pair {name} has been imported into this workstation's store.": (
+        "Le bi-clé {name} a été importé dans le magasin de certificats de ce poste."
+    ),
+    "Issued to (CN)": "Délivré à (CN)",
+    "Issued by": "Délivré par",
+    "Expires": "Expire le",
+    "Exportable": "Exportable",
+    "Name": "Nom",
+    "SHA-256 fingerprint": "Empreinte SHA-256",
+    "Serial number": "Numéro de série",
+    "Key": "Clé",
+    "Origin": "Origine",
+    "generated": "généré",
+    "imported": "importé",
+    "yes": "oui",
+    "no": "non",
+    "Valid from": "Valide à partir du",
+    "Chain": "Chaîne",
+    "No key pair in this workstation's store ({home}).": (
+        "Aucun bi-clé dans le magasin de certificats de ce poste ({home})."
+    ),
+    # export
+    "The key pair {name} has been exported to {path}.": (
+        "Le bi-clé {name} a été exporté dans {path}."
+    ),
+    "Keep the password safe: there is no way to recover it, and without it the file "
+    "cannot be opened.": (
+        "Conservez le mot de passe : il ne peut pas être récupéré, et sans lui le fichier "
+        "ne peut pas être ouvert."
+    ),
+    "Password protecting {path}": "Mot de passe protégeant {path}",
+    "Password of {path}": "Mot de passe de {path}",
+    "Repeat the password": "Répétez le mot de passe",
+    "The two passwords differ.": "Les deux mots de passe diffèrent.",
+    # store passphrase
+    "New passphrase of this workstation's store": (
+        "Nouvelle phrase de passe du magasin de certificats de ce poste"
+    ),
+    "Passphrase of this workstation's store": (
+        "Phrase de passe du magasin de certificats de ce poste"
+    ),
+    # delete
+    "Delete the key pair {name} ({cn}, expires {expires})? Envelopes sealed only to it "
+    "could never be opened again.": (
+        "Supprimer le bi-clé {name} ({cn}, expire le {expires}) ? Les plis chiffrés pour lui "
+        "seul ne pourraient plus jamais être ouverts."
+    ),
+    "The key pair {name} has been deleted from this workstation's store.": (
+        "Le bi-clé {name} a été supprimé du magasin de certificats de ce poste."
+    ),
+    "Nothing deleted.": "Rien n'a été supprimé.",
+    # encrypt / decrypt
+    "Encrypting": "Chiffrement",
+    "Decrypting": "Déchiffrement",
+    "Encrypted for {count} recipient(s): {path}": "Chiffré pour {count} destinataire(s) : {path}",
+    "Decrypted: {path}": "Déchiffré : {path}",
+}
+
+
+@cache
+def language() -> str:
+    for variable in ("SCELLE_LANG", "LC_ALL", "LC_MESSAGES", "LANG"):
+        value = os.environ.get(variable)
+        if value:
+            return "fr" if value.lower().startswith("fr") else "en"
+    return "en"
+
+
+def _(message: str, /, **values: object) -> str:
+    """`message` in the user's language, with `values` filled in."""
+    text = _FRENCH.get(message, message) if language() == "fr" else message
+    return text.format(**values) if values else text

@@ -1,0 +1,108 @@
+"""The `scelle` command: parsing, and the one place where errors become exit codes.
+
+Exit status: 0 done; 1 the command could not do what was asked (one line on
+stderr, a traceback only with --debug); 2 the command line itself is wrong;
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from scelle import __version__
+from scelle.core.clock import Clock, system_clock
+from scelle.core.errors import ScelleError
+from scelle.keystore import KeyStore, default_home
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+@dataclass
+class Session:
+    """What every command shares: the clock and the local store."""
+
+    clock: Clock = system_clock
+    home: Path | None = None
+    debug: bool = False
+    _store: KeyStore | None = field(default=None, init=False, repr=False)
+
+    @property
+    def store(self) -> KeyStore:
+        if self._store is None:
+            from scelle.cli.console import store_passphrase
+
+            self._store = KeyStore(self.home or default_home(), store_passphrase)
+        return self._store
+
+
+pass_session = click.make_pass_decorator(Session, ensure=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show the traceback of errors.")
+@click.version_option(__version__, prog_name="scelle")
+@click.pass_context
+def cli(context: click.Context, debug: bool) -> None:
+    """Scellé: sealed bids for public procurement.
+
+    Key pairs live in this workstation's store ($SCELLE_HOME); envelopes are
+    CMS files (AES-256-GCM, RSA-OAEP) that OpenSSL also opens.
+    """
+    session = context.ensure_object(Session)
+    session.debug = debug
+
+
+def _register() -> None:
+    from scelle.cli.crypt import decrypt, encrypt
+    from scelle.cli.keys import keys
+
+    cli.add_command(keys)
+    cli.add_command(encrypt)
+    cli.add_command(decrypt)
+
+
+_register()
+
+
+def run(args: list[str] | None = None, session: Session | None = None) -> int:
+    """Run the command line and return its exit status."""
+    debug = "--debug" in (args if args is not None else sys.argv[1:])
+    try:
+        cli.main(args=args, prog_name="scelle", standalone_mode=False, obj=session)
+    except click.exceptions.Abort:
+        click.echo("scelle: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except click.ClickException as error:
+        error.show()
+        return EXIT_USAGE if isinstance(error, click.UsageError) else EXIT_FAILURE
+    except click.exceptions.Exit as done:
+        return int(done.exit_code)
+    except KeyboardInterrupt:
+        click.echo("scelle: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except ScelleError as error:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"scelle: {error.message}", err=True)
+        if error.hint:
+            click.echo(error.hint, err=True)
+        return EXIT_FAILURE
+    except OSError as error:
+        if debug:
+            traceback.print_exc()
+        where = f" ({error.filename})" if error.filename else ""
+        click.echo(f"scelle: {error.strerror or error}{where}", err=True)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def main() -> None:
+    sys.exit(run())

@@ -1,0 +1,174 @@
+"""Key pairs and certificates: generation, reading, and the checks a recipient must pass."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from scelle.core.envelope import recipient_public_key
+from scelle.core.errors import CertificateError, InvalidInputError, UnsupportedKeyError
+
+DEFAULT_RSA_BITS = 3072
+GENERATED_RSA_BITS = (3072, 4096)
+"""Sizes we generate; 2048 is only accepted for certificates that already exist."""
+DEFAULT_VALIDITY_DAYS = 730
+MAX_VALIDITY_DAYS = 3650
+MAX_CN_LENGTH = 64  # ub-common-name, RFC 5280 appendix A.1
+_BACKDATE = dt.timedelta(minutes=5)  # tolerate clocks a little behind ours
+
+
+def generate_private_key(bits: int = DEFAULT_RSA_BITS) -> rsa.RSAPrivateKey:
+    """A fresh RSA key of 3072 or 4096 bits."""
+    if bits not in GENERATED_RSA_BITS:
+        sizes = " or ".join(str(size) for size in GENERATED_RSA_BITS)
+        raise UnsupportedKeyError(f"key pairs are generated with {sizes} bits, not {bits}")
+    return rsa.generate_private_key(public_exponent=65537, key_size=bits)
+
+
+def check_common_name(common_name: str) -> str:
+    """The CN, stripped, or an error saying why it cannot be one."""
+    cleaned = common_name.strip()
+    if not cleaned:
+        raise InvalidInputError("the CN (Common Name) cannot be empty")
+    if len(cleaned) > MAX_CN_LENGTH:
+        raise InvalidInputError(f"the CN (Common Name) has at most {MAX_CN_LENGTH} characters")
+    if any(ord(char) < 0x20 for char in cleaned):
+        raise InvalidInputError("the CN (Common Name) cannot hold control characters")
+    return cleaned
+
+
+def self_signed_certificate(
+    key: rsa.RSAPrivateKey, common_name: str, *, days: int, now: dt.datetime
+) -> x509.Certificate:
+    """An encryption certificate for `key`, signed by itself, valid `days` days from `now`.
+
+    keyUsage is keyEncipherment only (critical) and basicConstraints CA:false:
+    the certificate is good for receiving envelopes and nothing else.
+    """
+    if not 1 <= days <= MAX_VALIDITY_DAYS:
+        raise InvalidInputError(f"the validity is 1 to {MAX_VALIDITY_DAYS} days, not {days}")
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, check_common_name(common_name))])
+    public_key = key.public_key()
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _BACKDATE)
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=True,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+
+
+def load_certificate(data: bytes, *, source: str = "the certificate") -> x509.Certificate:
+    """A certificate from PEM or DER bytes."""
+    try:
+        if data.lstrip().startswith(b"-----BEGIN"):
+            return x509.load_pem_x509_certificate(data)
+        return x509.load_der_x509_certificate(data)
+    except ValueError:
+        raise CertificateError(f"{source} is not a PEM or DER X.509 certificate") from None
+
+
+def certificate_pem(certificate: x509.Certificate) -> bytes:
+    return certificate.public_bytes(serialization.Encoding.PEM)
+
+
+def fingerprint_sha256(certificate: x509.Certificate) -> str:
+    """The SHA-256 fingerprint as colon-separated upper-case hex, as OpenSSL and Windows show it."""
+    return certificate.fingerprint(hashes.SHA256()).hex(":").upper()
+
+
+def common_name(name: x509.Name) -> str:
+    """The name's CN, or its RFC 4514 form when it has none."""
+    values = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if values:
+        value = values[0].value
+        return value if isinstance(value, str) else value.decode("utf-8", "replace")
+    return name.rfc4514_string()
+
+
+def key_matches_certificate(key: rsa.RSAPrivateKey, certificate: x509.Certificate) -> bool:
+    return bool(key.public_key() == certificate.public_key())
+
+
+def _allows_key_encipherment(certificate: x509.Certificate) -> bool:
+    try:
+        usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return True  # no keyUsage: any use is allowed (RFC 5280, 4.2.1.3)
+    return bool(usage.key_encipherment)
+
+
+def check_recipient(
+    certificate: x509.Certificate, *, now: dt.datetime, until: dt.datetime | None = None
+) -> None:
+    """Refuse a certificate that cannot receive envelopes from `now` to `until`.
+
+    RSA of at least 2048 bits, keyEncipherment allowed, valid now and, when
+    given, still valid at `until` (a deadline plus the opening window).
+    """
+    recipient_public_key(certificate)
+    who = common_name(certificate.subject)
+    if not _allows_key_encipherment(certificate):
+        raise CertificateError(f"the certificate of {who} does not allow key encipherment")
+    not_before = certificate.not_valid_before_utc
+    not_after = certificate.not_valid_after_utc
+    if now < not_before:
+        raise CertificateError(
+            f"the certificate of {who} is not valid before {not_before:%Y-%m-%d}"
+        )
+    if now > not_after:
+        raise CertificateError(f"the certificate of {who} expired on {not_after:%Y-%m-%d}")
+    if until is not None and until > not_after:
+        raise CertificateError(
+            f"the certificate of {who} expires on {not_after:%Y-%m-%d}, before {until:%Y-%m-%d}"
+        )
+
+
+def private_key_to_pkcs8(key: rsa.RSAPrivateKey) -> bytes:
+    """PKCS#8 DER, unencrypted: only ever handed to `SealingKey.seal`, never written."""
+    return key.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def private_key_from_pkcs8(der: bytes) -> rsa.RSAPrivateKey:
+    key = serialization.load_der_private_key(der, password=None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise UnsupportedKeyError("the stored key is not an RSA key")
+    return key
+
+
+def certificates_pem(certificates: list[x509.Certificate]) -> bytes:
+    return b"".join(certificate_pem(certificate) for certificate in certificates)
+
+
+def load_pem_certificates(data: bytes) -> list[x509.Certificate]:
+    try:
+        return x509.load_pem_x509_certificates(data)
+    except ValueError:
+        raise CertificateError("the certificate file is damaged") from None

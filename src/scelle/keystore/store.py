@@ -1,0 +1,313 @@
+"""The local store of a workstation ("magasin de certificats").
+
+Layout under the store's home (`$SCELLE_HOME`), folders 0700, files 0600:
+
+    store.json              key derivation settings and a check value
+    keys/<id>/meta.json     name, origin, exportable flag, creation time
+    keys/<id>/key.sealed    the PKCS#8 private key sealed with the store key
+    keys/<id>/cert.pem      the certificate, then its chain
+    .lock                   serialises changes between concurrent commands
+
+A key pair's folder is written under a temporary name and renamed into
+place, so a crash never leaves half a key pair behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from scelle.core import certs
+from scelle.core.envelope import DecryptionKey
+from scelle.core.errors import (
+    DuplicateKeyError,
+    InvalidInputError,
+    KeyNotFoundError,
+    NotExportableError,
+    StoreError,
+)
+from scelle.core.files import ensure_private_dir, write_private_file
+from scelle.core.passwords import check_password_strength
+from scelle.core.pkcs12 import KeyBundle
+from scelle.core.sealing import KdfParameters, SealingKey
+
+MAX_NAME_LENGTH = 64
+_STORE_FILE = "store.json"
+_STORE_VERSION = 1
+
+PassphraseProvider = Callable[[bool], str]
+"""Asked for the store passphrase; the argument is True when the store is being
+created (ask twice, and the strength check applies)."""
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    """A key pair of the store, as listed: everything but the private key."""
+
+    name: str
+    """The name in the store, unique (case-insensitive)."""
+    id: str
+    """The folder name under keys/."""
+    certificate: x509.Certificate
+    chain: tuple[x509.Certificate, ...]
+    """Issuer certificates, nearest first."""
+    exportable: bool
+    """False for key pairs imported with --not-exportable."""
+    origin: str
+    """"generated" or "imported"."""
+    created_at: dt.datetime
+
+    @property
+    def cn(self) -> str:
+        return certs.common_name(self.certificate.subject)
+
+    @property
+    def issuer(self) -> str:
+        return certs.common_name(self.certificate.issuer)
+
+    @property
+    def not_after(self) -> dt.datetime:
+        return self.certificate.not_valid_after_utc
+
+    @property
+    def fingerprint_sha256(self) -> str:
+        return certs.fingerprint_sha256(self.certificate)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "cn": self.cn,
+            "issuer": self.issuer,
+            "not_before": self.certificate.not_valid_before_utc.isoformat(),
+            "not_after": self.not_after.isoformat(),
+            "fingerprint_sha256": self.fingerprint_sha256,
+            "serial_number": format(self.certificate.serial_number, "X"),
+            "key_size": self.certificate.public_key().key_size,  # type: ignore[union-attr]
+            "exportable": self.exportable,
+            "origin": self.origin,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+def check_key_name(name: str) -> str:
+    """The name, stripped, or an error saying why it cannot name a key pair."""
+    cleaned = name.strip()
+    if not cleaned:
+        raise InvalidInputError("a key pair needs a name")
+    if len(cleaned) > MAX_NAME_LENGTH:
+        raise InvalidInputError(f"a key pair name has at most {MAX_NAME_LENGTH} characters")
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in cleaned):
+        raise InvalidInputError("a key pair name cannot hold control characters")
+    return cleaned
+
+
+@dataclass
+class KeyStore:
+    """The key pairs of this workstation, private keys sealed with the store passphrase."""
+
+    home: Path
+    passphrase: PassphraseProvider = field(repr=False)
+    _sealing_key: SealingKey | None = field(default=None, init=False, repr=False)
+
+    @property
+    def _keys_dir(self) -> Path:
+        return self.home / "keys"
+
+    # --- reading ---------------------------------------------------------------
+
+    def key_pairs(self) -> list[StoredKey]:
+        """Every key pair, sorted by name."""
+        if not self._keys_dir.is_dir():
+            return []
+        found = [
+            self._read(folder)
+            for folder in self._keys_dir.iterdir()
+            if not folder.name.startswith(".") and (folder / "meta.json").is_file()
+        ]
+        return sorted(found, key=lambda key: key.name.casefold())
+
+    def get(self, name: str) -> StoredKey:
+        wanted = name.strip().casefold()
+        for key in self.key_pairs():
+            if key.name.casefold() == wanted:
+                return key
+        raise KeyNotFoundError(
+            f"no key pair named {name!r} in this workstation's store",
+            hint="`scelle keys list` shows the key pairs of the store.",
+        )
+
+    def _read(self, folder: Path) -> StoredKey:
+        try:
+            meta = json.loads((folder / "meta.json").read_text("utf-8"))
+            chain = certs.load_pem_certificates((folder / "cert.pem").read_bytes())
+            return StoredKey(
+                name=str(meta["name"]),
+                id=folder.name,
+                certificate=chain[0],
+                chain=tuple(chain[1:]),
+                exportable=bool(meta["exportable"]),
+                origin=str(meta["origin"]),
+                created_at=dt.datetime.fromisoformat(meta["created_at"]),
+            )
+        except (OSError, ValueError, KeyError, IndexError, TypeError) as error:
+            raise StoreError(f"the store entry {folder} is damaged: {error}") from error
+
+    def private_key(self, name: str) -> rsa.RSAPrivateKey:
+        """The private key of `name`; asks for the store passphrase."""
+        stored = self.get(name)
+        sealed = (self._keys_dir / stored.id / "key.sealed").read_bytes()
+        return certs.private_key_from_pkcs8(self.unlock().unseal(sealed, self._context(stored.id)))
+
+    def decryption_keys(self, names: Sequence[str] | None = None) -> list[DecryptionKey]:
+        """The keys to try on an envelope: the named ones, or every key pair of the store."""
+        chosen = [self.get(name) for name in names] if names else self.key_pairs()
+        if not chosen:
+            raise KeyNotFoundError(
+                "this workstation's store holds no key pair",
+                hint="Import one with `scelle keys import FILE.pfx`, or pass --pfx.",
+            )
+        return [DecryptionKey(self.private_key(key.name), key.certificate) for key in chosen]
+
+    def export_bundle(self, name: str) -> KeyBundle:
+        """What `keys export` writes; refuses key pairs imported as not exportable."""
+        stored = self.get(name)
+        if not stored.exportable:
+            raise NotExportableError(f"the key pair {stored.name!r} was imported as not exportable")
+        return KeyBundle(
+            self.private_key(stored.name), stored.certificate, stored.chain, stored.name
+        )
+
+    # --- changing --------------------------------------------------------------
+
+    def check_name_free(self, name: str) -> None:
+        """Refuse a name already taken (names are compared case-insensitively)."""
+        wanted = check_key_name(name).casefold()
+        for existing in self.key_pairs():
+            if existing.name.casefold() == wanted:
+                raise DuplicateKeyError(
+                    f"a key pair named {existing.name!r} is already in the store",
+                    hint="Choose another name (--name).",
+                )
+
+    def add(
+        self,
+        name: str,
+        private_key: rsa.RSAPrivateKey,
+        certificate: x509.Certificate,
+        chain: Sequence[x509.Certificate] = (),
+        *,
+        exportable: bool = True,
+        origin: str,
+        now: dt.datetime,
+    ) -> StoredKey:
+        """Store a new key pair; refuses a name or a certificate already there."""
+        name = check_key_name(name)
+        if not certs.key_matches_certificate(private_key, certificate):
+            raise InvalidInputError("the certificate does not belong to the private key")
+        sealing_key = self.unlock()
+        with self._locked():
+            self.check_name_free(name)
+            for existing in self.key_pairs():
+                if existing.certificate == certificate:
+                    raise DuplicateKeyError(
+                        f"this key pair is already in the store as {existing.name!r}"
+                    )
+            key_id = uuid.uuid4().hex
+            staging = ensure_private_dir(self._keys_dir / f".new-{key_id}")
+            try:
+                meta = {
+                    "name": name,
+                    "exportable": exportable,
+                    "origin": origin,
+                    "created_at": now.isoformat(),
+                }
+                write_private_file(
+                    staging / "key.sealed",
+                    sealing_key.seal(
+                        certs.private_key_to_pkcs8(private_key), self._context(key_id)
+                    ),
+                )
+                write_private_file(
+                    staging / "cert.pem", certs.certificates_pem([certificate, *chain])
+                )
+                write_private_file(
+                    staging / "meta.json", json.dumps(meta, ensure_ascii=False).encode()
+                )
+                staging.rename(self._keys_dir / key_id)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+        return self._read(self._keys_dir / key_id)
+
+    def delete(self, name: str) -> StoredKey:
+        """Remove a key pair for good; asks for the store passphrase first."""
+        stored = self.get(name)
+        self.unlock()
+        with self._locked():
+            folder = self._keys_dir / stored.id
+            # Rename first so the key pair disappears at once, even if the
+            # removal of its files is interrupted.
+            doomed = self._keys_dir / f".deleted-{stored.id}"
+            folder.rename(doomed)
+            shutil.rmtree(doomed)
+        return stored
+
+    # --- the store passphrase --------------------------------------------------
+
+    @staticmethod
+    def _context(key_id: str) -> bytes:
+        # Binds each sealed key to its folder: swapping files between entries fails.
+        return f"scelle:key:{key_id}".encode()
+
+    def unlock(self) -> SealingKey:
+        """The sealing key, derived once per command; creates the store on first use."""
+        if self._sealing_key is not None:
+            return self._sealing_key
+        store_file = self.home / _STORE_FILE
+        if store_file.is_file():
+            try:
+                data = json.loads(store_file.read_text("utf-8"))
+                params = KdfParameters.from_json(data["kdf"])
+                check = bytes.fromhex(data["check"])
+            except (OSError, ValueError, KeyError, TypeError) as error:
+                raise StoreError(f"{store_file} is damaged") from error
+            key = SealingKey.derive(self.passphrase(False), params)
+            key.verify(check)
+        else:
+            passphrase = self.passphrase(True)
+            check_password_strength(passphrase)
+            params = KdfParameters.fresh()
+            key = SealingKey.derive(passphrase, params)
+            ensure_private_dir(self.home)
+            ensure_private_dir(self._keys_dir)
+            document = {
+                "version": _STORE_VERSION,
+                "kdf": params.to_json(),
+                "check": key.check_value().hex(),
+            }
+            write_private_file(store_file, json.dumps(document, indent=2).encode())
+        self._sealing_key = key
+        return key
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        ensure_private_dir(self.home)
+        ensure_private_dir(self._keys_dir)
+        fd = os.open(self.home / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
