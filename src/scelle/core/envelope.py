@@ -51,6 +51,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from scelle.core import ber
 from scelle.core.errors import DecryptionError, EncryptionError, UnsupportedKeyError
 from scelle.core.files import Readable, Writable, atomic_output, write_all
+from scelle.core.pipeline import WriteBehind
 
 CHUNK_SIZE = 1 << 20
 """Plaintext bytes per OCTET STRING segment of the encrypted content."""
@@ -251,27 +252,25 @@ def encrypt_stream(
     """
     encryptor = Cipher(algorithms.AES(keys.content_key), modes.GCM(keys.nonce)).encryptor()
     in_buffer = bytearray(chunk_size)
+    in_view = memoryview(in_buffer)
     # Room for the longest OCTET STRING header in front of the ciphertext, so
     # that each segment leaves in a single write.
     header_room = 6
-    out_buffer = bytearray(header_room + chunk_size + 16)
-    in_view, out_view = memoryview(in_buffer), memoryview(out_buffer)
     total = 0
     write_all(sink, _envelope_prefix(keys))
-    while True:
-        count = _read_full(source, in_view)
-        if not count:
-            break
-        total += count
-        if total > MAX_CONTENT_BYTES:
-            raise EncryptionError("an envelope holds at most 64 GiB; split the content")
-        header = b"\x04" + ber.encode_length(count)
-        start = header_room - len(header)
-        out_view[start:header_room] = header
-        written = encryptor.update_into(in_view[:count], out_view[header_room:])
-        write_all(sink, out_view[start : header_room + written])
-        if progress is not None:
-            progress(count)
+    with WriteBehind(sink, size=header_room + chunk_size + 16) as writer:
+        while count := _read_full(source, in_view):
+            total += count
+            if total > MAX_CONTENT_BYTES:
+                raise EncryptionError("an envelope holds at most 64 GiB; split the content")
+            header = b"\x04" + ber.encode_length(count)
+            start = header_room - len(header)
+            out = writer.buffer()
+            out[start:header_room] = header
+            written = encryptor.update_into(in_view[:count], memoryview(out)[header_room:])
+            writer.submit(out, header_room + written, start)
+            if progress is not None:
+                progress(count)
     encryptor.finalize()
     tag = encryptor.tag
     write_all(
@@ -366,25 +365,22 @@ def _unwrap_content_key(
 
 
 class _Decryptor:
-    """Batches ciphertext from any framing into 1 MiB runs, decrypts, writes."""
+    """Batches ciphertext from any framing into 1 MiB runs, decrypts, hands them to a writer."""
 
     def __init__(
-        self, cipher: CipherContext, sink: Writable, progress: ProgressCallback | None
+        self, cipher: CipherContext, writer: WriteBehind, progress: ProgressCallback | None
     ) -> None:
         self._cipher = cipher
-        self._sink = sink
+        self._writer = writer
         self._progress = progress
-        self._in = bytearray(CHUNK_SIZE)
-        self._out = bytearray(CHUNK_SIZE + 32)
-        self._in_view = memoryview(self._in)
-        self._out_view = memoryview(self._out)
+        self._in = memoryview(bytearray(CHUNK_SIZE))
         self._filled = 0
         self.total = 0
 
     def consume(self, reader: ber.BerReader, size: int) -> None:
         while size:
             step = min(size, CHUNK_SIZE - self._filled)
-            reader.readinto_exact(self._in_view[self._filled : self._filled + step])
+            reader.readinto_exact(self._in[self._filled : self._filled + step])
             self._filled += step
             size -= step
             if self._filled == CHUNK_SIZE:
@@ -393,8 +389,9 @@ class _Decryptor:
     def flush(self) -> None:
         if not self._filled:
             return
-        written = self._cipher.update_into(self._in_view[: self._filled], self._out_view)
-        write_all(self._sink, self._out_view[:written])
+        out = self._writer.buffer()
+        written = self._cipher.update_into(self._in[: self._filled], out)
+        self._writer.submit(out, written)
         if self._progress is not None:
             self._progress(self._filled)
         self.total += self._filled
@@ -507,13 +504,13 @@ def _decrypt(
     # CBC: the padding is only known at the end, so an unpadder holding the
     # last block back stands in front of the sink.
     unpadding = None if authenticated else _UnpaddingSink(tag_or_block, sink)
-    decryptor = _Decryptor(cipher, sink if unpadding is None else unpadding, progress)
-
-    encrypted = reader.read_header()
-    # Detached content (absent [0]) is not an envelope we can open.
-    _check(encrypted.is_(ber.CONTEXT, 0))
-    _stream_octets(reader, encrypted, decryptor)
-    decryptor.flush()
+    with WriteBehind(sink if unpadding is None else unpadding, size=CHUNK_SIZE + 32) as writer:
+        decryptor = _Decryptor(cipher, writer, progress)
+        encrypted = reader.read_header()
+        # Detached content (absent [0]) is not an envelope we can open.
+        _check(encrypted.is_(ber.CONTEXT, 0))
+        _stream_octets(reader, encrypted, decryptor)
+        decryptor.flush()
     reader.expect_end(content_info_header, eci_start)
 
     if unpadding is None:
