@@ -37,7 +37,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives import hashes, padding
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.padding import MGF1, OAEP, PKCS1v15
 from cryptography.hazmat.primitives.ciphers import (
     AEADDecryptionContext,
@@ -132,9 +132,8 @@ def recipient_public_key(certificate: x509.Certificate) -> rsa.RSAPublicKey:
     """The RSA key of a recipient certificate, or an error naming what is wrong with it."""
     key = certificate.public_key()
     if not isinstance(key, rsa.RSAPublicKey):
-        kind = type(key).__name__.removeprefix("_").replace("PublicKey", "")
         raise UnsupportedKeyError(
-            f"the certificate of {_subject(certificate)} holds a {kind} key; "
+            f"the certificate of {_subject(certificate)} holds {describe_key(key)}; "
             "envelopes can only be sealed to RSA keys"
         )
     if key.key_size < MIN_RSA_BITS:
@@ -143,6 +142,25 @@ def recipient_public_key(certificate: x509.Certificate) -> rsa.RSAPublicKey:
             f"{key.key_size} bits; at least {MIN_RSA_BITS} are required"
         )
     return key
+
+
+def describe_key(key: object) -> str:
+    """The kind of a public or private key, in words: "an EC key (secp256r1)"."""
+    if isinstance(key, rsa.RSAPublicKey | rsa.RSAPrivateKey):
+        return f"an RSA key of {key.key_size} bits"
+    if isinstance(key, ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey):
+        return f"an EC key ({key.curve.name})"
+    if isinstance(key, dsa.DSAPublicKey | dsa.DSAPrivateKey):
+        return "a DSA key"
+    eddsa = (
+        ed25519.Ed25519PublicKey,
+        ed25519.Ed25519PrivateKey,
+        ed448.Ed448PublicKey,
+        ed448.Ed448PrivateKey,
+    )
+    if isinstance(key, eddsa):
+        return "an EdDSA key"
+    return f"a key of type {type(key).__name__}"
 
 
 def _subject(certificate: x509.Certificate) -> str:
@@ -346,12 +364,16 @@ def _unwrap_content_key(
     recipient, wrong key, bad padding) surface at the same place, the tag or
     padding check at the end, as OpenSSL's CMS does against Bleichenbacher's attack.
     """
-    infos = cms.RecipientInfos.load(recipient_infos)
+    infos = cms.RecipientInfos.load(recipient_infos, strict=True)
+    infos.native  # noqa: B018 - parses every field now: a malformed one must fail, not hide
     for key in keys:
         for info in infos:
             if info.name != "ktri":
                 continue
             ktri = info.chosen
+            # RFC 5652, 6.2.1: version 0 with issuerAndSerialNumber, 2 with a key identifier.
+            issuer_and_serial = ktri["rid"].name == "issuer_and_serial_number"
+            _check(ktri["version"].native == ("v0" if issuer_and_serial else "v2"))
             if key.certificate is not None and not _matches(ktri["rid"], key.certificate):
                 continue
             try:
@@ -577,9 +599,19 @@ def decrypt_stream(
     try:
         reader = ber.BerReader(_binary_input(source))
         return _decrypt(reader, sink, keys, progress)
-    except (_Failed, ber.BerError, ValueError, TypeError, KeyError, IndexError, OverflowError):
-        # ValueError covers asn1crypto's parse errors and cryptography's
-        # padding errors alike; all read the same to the caller.
+    except (
+        _Failed,
+        ber.BerError,
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        OverflowError,
+        AttributeError,
+    ):
+        # asn1crypto reports malformed input with any of these (AttributeError
+        # included, on unexpected universal types); cryptography's padding
+        # errors are ValueErrors. All read the same to the caller.
         raise DecryptionError(DECRYPTION_FAILED) from None
 
 

@@ -13,16 +13,17 @@ provider for it).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 from asn1crypto import pkcs12 as asn1_pkcs12
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from scelle.core.certs import common_name, key_matches_certificate
-from scelle.core.envelope import MIN_RSA_BITS
+from scelle.core.envelope import MIN_RSA_BITS, describe_key
 from scelle.core.errors import PKCS12Error, UnsupportedKeyError, WrongPasswordError
 from scelle.core.passwords import check_password_strength
 
@@ -71,16 +72,6 @@ def export_pkcs12(bundle: KeyBundle, password: str, *, legacy: bool = False) -> 
     )
 
 
-def _key_type(key: object) -> str:
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        return f"an EC key ({key.curve.name})"
-    if isinstance(key, dsa.DSAPrivateKey):
-        return "a DSA key"
-    if isinstance(key, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey):
-        return "an EdDSA key"
-    return f"a key of type {type(key).__name__}"
-
-
 def _is_pkcs12_structure(data: bytes) -> bool:
     """Whether `data` parses as a PFX at all: tells a wrong password from a damaged file."""
     try:
@@ -101,7 +92,14 @@ def _load(data: bytes, password: str, source: str) -> pkcs12.PKCS12KeyAndCertifi
         candidates.append(None)
     for candidate in candidates:
         try:
-            return pkcs12.load_pkcs12(data, candidate)
+            with warnings.catch_warnings():
+                # NSS's pk12util writes BER, which cryptography still reads but
+                # warns about; reading it is the point (tests/interop/test_nss.py
+                # tells us if a release stops).
+                warnings.filterwarnings(
+                    "ignore", message="PKCS#12 bundle could not be parsed as DER"
+                )
+                return pkcs12.load_pkcs12(data, candidate)
         except ValueError:
             continue
     if _is_pkcs12_structure(data):
@@ -119,7 +117,7 @@ def import_pkcs12(data: bytes, password: str, *, source: str = "the file") -> Ke
         raise PKCS12Error(f"{source} holds no private key: it cannot open envelopes")
     if not isinstance(key, rsa.RSAPrivateKey):
         raise UnsupportedKeyError(
-            f"{source} holds {_key_type(key)}; Scellé opens envelopes with RSA key pairs only"
+            f"{source} holds {describe_key(key)}; Scellé opens envelopes with RSA key pairs only"
         )
     if key.key_size < MIN_RSA_BITS:
         raise UnsupportedKeyError(

@@ -1,0 +1,93 @@
+"""Shared fixtures: keys and certificates, a clock, a store, the external tools."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from scelle.core import certs
+from scelle.core.envelope import DecryptionKey
+from scelle.keystore import KeyStore
+
+NOW = dt.datetime(2026, 11, 22, 9, 30, tzinfo=dt.UTC)
+STORE_PASSPHRASE = "Magasin-de-test-2026!"
+PFX_PASSWORD = "Export-Bi-clé-2026!"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A key pair as a buyer holds it, with its PEM files for external tools."""
+
+    key: rsa.RSAPrivateKey
+    certificate: x509.Certificate
+    key_pem: Path
+    cert_pem: Path
+
+    @property
+    def decryption_key(self) -> DecryptionKey:
+        return DecryptionKey(self.key, self.certificate)
+
+
+def make_identity(directory: Path, name: str, *, bits: int = 2048) -> Identity:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    certificate = certs.self_signed_certificate(key, name, days=730, now=NOW)
+    directory.mkdir(parents=True, exist_ok=True)
+    key_pem = directory / f"{name}.key.pem"
+    cert_pem = directory / f"{name}.cert.pem"
+    key_pem.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    cert_pem.write_bytes(certs.certificate_pem(certificate))
+    return Identity(key, certificate, key_pem, cert_pem)
+
+
+@pytest.fixture(scope="session")
+def identities(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Identity]:
+    """Three RSA-2048 identities (2048 keeps the suite fast; sizes are tested apart)."""
+    directory = tmp_path_factory.mktemp("identities")
+    return {name: make_identity(directory, name) for name in ("alice", "bob", "carol")}
+
+
+@pytest.fixture
+def alice(identities: dict[str, Identity]) -> Identity:
+    return identities["alice"]
+
+
+@pytest.fixture
+def bob(identities: dict[str, Identity]) -> Identity:
+    return identities["bob"]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> KeyStore:
+    return KeyStore(tmp_path / "home", lambda _new: STORE_PASSPHRASE)
+
+
+@pytest.fixture
+def scelle_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """SCELLE_HOME and the store passphrase set for the command line; yields the home."""
+    home = tmp_path / "scelle-home"
+    monkeypatch.setenv("SCELLE_HOME", str(home))
+    monkeypatch.setenv("SCELLE_STORE_PASSPHRASE", STORE_PASSPHRASE)
+    monkeypatch.setenv("SCELLE_LANG", "en")
+    yield home
+
+
+def require_tool(name: str) -> str:
+    """The path of an external tool, or a skip saying how CI installs it."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed here (.ci/run installs it with apt-get)")
+    return path
