@@ -46,6 +46,10 @@ _FRENCH: dict[str, str] = {
         "Conservez le mot de passe : il ne peut pas être récupéré, et sans lui le fichier "
         "ne peut pas être ouvert."
     ),
+    "Note: Java's keytool cannot open a .pfx whose password has non-ASCII characters.": (
+        "Remarque : keytool (Java) ne peut pas ouvrir un .pfx dont le mot de passe contient "
+        "des caractères non ASCII."
+    ),
     "Password protecting {path}": "Mot de passe protégeant {path}",
     "Password of {path}": "Mot de passe de {path}",
     "Repeat the password": "Répétez le mot de passe",

@@ -191,6 +191,8 @@ def export(
             "cannot be opened."
         )
     )
+    if not password.isascii():
+        say(_("Note: Java's keytool cannot open a .pfx whose password has non-ASCII characters."))
 
 
 @keys.command(name="import")
