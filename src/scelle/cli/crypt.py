@@ -44,12 +44,12 @@ def _input(path: str) -> Iterator[tuple[Readable, int | None]]:
         yield cast(Readable, sys.stdin.buffer), None
         return
     try:
-        handle = Path(path).open("rb", buffering=0)  # noqa: SIM115 - closed below
+        handle = Path(path).open("rb", buffering=IO_BUFFER)  # noqa: SIM115 - closed below
     except OSError as error:
         raise InvalidInputError(f"cannot read {path}: {error.strerror}") from None
     with handle:
         size = Path(path).stat().st_size
-        yield handle, size if size else None
+        yield cast(Readable, handle), size if size else None
 
 
 def _stdout() -> BinaryIO:

@@ -596,8 +596,12 @@ def decrypt_stream(
     place and use it only when this returns. Any failure raises the one
     `DecryptionError`. Returns the number of plaintext bytes written.
     """
+    wrapper = None
+    if not hasattr(source, "peek"):
+        wrapper = io.BufferedReader(source)  # type: ignore[type-var]
+        source = wrapper
     try:
-        reader = ber.BerReader(_binary_input(source))
+        reader = ber.BerReader(_unarmoured(source))
         return _decrypt(reader, sink, keys, progress)
     except (
         _Failed,
@@ -613,6 +617,9 @@ def decrypt_stream(
         # included, on unexpected universal types); cryptography's padding
         # errors are ValueErrors. All read the same to the caller.
         raise DecryptionError(DECRYPTION_FAILED) from None
+    finally:
+        if wrapper is not None:
+            wrapper.detach()  # the caller's stream stays the caller's to close
 
 
 def open_envelope_to_file(
@@ -633,13 +640,9 @@ def open_envelope_to_file(
 _PEM_BEGIN = b"-----BEGIN "
 
 
-def _binary_input(source: Readable) -> Readable:
+def _unarmoured(source: Readable) -> Readable:
     """DER/BER as is; PEM ("-----BEGIN CMS-----", "PKCS7") decoded on the fly."""
-    peek = getattr(source, "peek", None)
-    if peek is None:
-        buffered = io.BufferedReader(source)  # type: ignore[type-var]
-        source, peek = buffered, buffered.peek
-    if peek(len(_PEM_BEGIN))[: len(_PEM_BEGIN)] == _PEM_BEGIN:
+    if source.peek(len(_PEM_BEGIN))[: len(_PEM_BEGIN)] == _PEM_BEGIN:  # type: ignore[attr-defined]
         return io.BufferedReader(_PemDecoder(source), buffer_size=64 << 10)
     return source
 
