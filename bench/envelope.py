@@ -133,9 +133,7 @@ def main() -> None:
         ]  # fmt: skip
         results: dict[str, dict[str, Run]] = {"encrypt": {}, "decrypt": {}}
 
-        results["encrypt"]["cp"] = best_of(
-            args.runs, ["cp", str(plain), str(sealed)], env, sealed
-        )
+        results["encrypt"]["cp"] = best_of(args.runs, ["cp", str(plain), str(sealed)], env, sealed)
         results["encrypt"]["openssl cms"] = best_of(
             args.runs,
             ["openssl", "cms", "-encrypt", "-binary", "-stream", "-aes-256-gcm",

@@ -158,7 +158,7 @@ def test_pem_armoured_envelope(alice: Identity) -> None:
 
 def test_recipients_must_be_rsa_2048_or_more(tmp_path: Path) -> None:
     small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
-    small_cert = certs.self_signed_certificate(small, "small", days=10, now=NOW)  # type: ignore[arg-type]
+    small_cert = certs.self_signed_certificate(small, "small", days=10, now=NOW)
     with pytest.raises(UnsupportedKeyError, match="1024 bits"):
         EnvelopeKeys.for_recipients([small_cert])
     ec_key = ec.generate_private_key(ec.SECP256R1())

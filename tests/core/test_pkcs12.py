@@ -9,9 +9,11 @@ from pathlib import Path
 import cryptography_vectors
 import pytest
 from asn1crypto import pkcs12 as asn1_pkcs12
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12 as crypto_pkcs12
+from cryptography.x509.oid import NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -105,13 +107,13 @@ def test_unicode_password(alice: Identity) -> None:
         import_pkcs12(data, "Cle-d'ete-Omega-2026")
 
 
-def _pfx_with(key: object, certificate: object, password: bytes = b"pw") -> bytes:
+def _pfx_with(
+    key: crypto_pkcs12.PKCS12PrivateKeyTypes | None,
+    certificate: x509.Certificate | None,
+    password: bytes = b"pw",
+) -> bytes:
     return crypto_pkcs12.serialize_key_and_certificates(
-        b"x",
-        key,
-        certificate,
-        None,
-        serialization.BestAvailableEncryption(password),  # type: ignore[arg-type]
+        b"x", key, certificate, None, serialization.BestAvailableEncryption(password)
     )
 
 
@@ -128,8 +130,6 @@ def test_small_rsa_and_missing_certificate_are_refused(alice: Identity) -> None:
 
 def test_ec_key_is_refused_naming_its_type() -> None:
     key = ec.generate_private_key(ec.SECP384R1())
-    from cryptography import x509
-    from cryptography.x509.oid import NameOID
 
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ec")])
     certificate = (

@@ -17,14 +17,14 @@ from scelle.core.errors import (
     WeakPasswordError,
     WrongPasswordError,
 )
-from scelle.keystore import KeyStore
+from scelle.keystore import KeyStore, StoredKey
 from tests.conftest import NOW, STORE_PASSPHRASE, Identity
 
 
-def add(store: KeyStore, name: str, identity: Identity, **options: object):
+def add(store: KeyStore, name: str, identity: Identity, *, exportable: bool = True) -> StoredKey:
     return store.add(
-        name, identity.key, identity.certificate, origin="generated", now=NOW, **options
-    )  # type: ignore[arg-type]
+        name, identity.key, identity.certificate, exportable=exportable, origin="generated", now=NOW
+    )
 
 
 def test_files_are_private_and_keys_sealed(store: KeyStore, alice: Identity) -> None:
@@ -144,7 +144,7 @@ def test_interrupted_add_leaves_no_entry(
     import scelle.keystore.store as module
 
     calls = {"count": 0}
-    real = module.write_private_file
+    real = module.write_private_file  # type: ignore[attr-defined]
 
     def failing(path: Path, data: bytes, **options: bool) -> None:
         calls["count"] += 1
