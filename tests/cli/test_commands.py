@@ -315,3 +315,33 @@ def test_pipes_and_exit_codes(tmp_path: Path, alice: Identity) -> None:
     usage = scelle_process("decrypt", env=env)
     assert usage.returncode == 2
     assert scelle_process("--version", env=env).stdout.startswith(b"scelle, version")
+
+
+def test_progress_bar_on_a_terminal(tmp_path: Path, alice: Identity) -> None:
+    """On a terminal (a pseudo-terminal here) long work shows a progress bar on stderr."""
+    import pty
+
+    env = dict(os.environ, SCELLE_HOME=str(tmp_path / "home"), SCELLE_LANG="en", COLUMNS="100")
+    plain = tmp_path / "big.bin"
+    plain.write_bytes(os.urandom(8 << 20))
+    controller, terminal = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "scelle.cli", "encrypt", "-r", str(alice.cert_pem), str(plain)],
+            env=env, stdin=terminal, stdout=terminal, stderr=terminal, timeout=120, check=False,
+        )  # fmt: skip
+        os.close(terminal)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # EIO once the terminal side is closed and drained
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(controller)
+    assert done.returncode == 0, shown
+    assert b"Encrypting" in shown and b"8.4/8.4 MB" in shown
+    assert (tmp_path / "big.bin.p7m").exists()

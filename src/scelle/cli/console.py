@@ -9,8 +9,9 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -18,7 +19,21 @@ from scelle.cli.i18n import _
 from scelle.core.envelope import ProgressCallback
 from scelle.core.errors import InvalidInputError, WrongPasswordError
 
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
 STORE_PASSPHRASE_VARIABLE = "SCELLE_STORE_PASSPHRASE"  # noqa: S105 - a variable name
+
+
+def password_file_option(
+    help: str = "Read the password from the first line of this file.",
+) -> Callable[[_Command], _Command]:
+    """--password-file, the same on every command that takes a password."""
+    return click.option(
+        "--password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help=help
+    )
+
+
+force_option = click.option("--force", is_flag=True, help="Overwrite the output file.")
 
 
 def interactive() -> bool:

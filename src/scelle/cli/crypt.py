@@ -12,7 +12,13 @@ from typing import BinaryIO, cast
 import click
 from cryptography import x509
 
-from scelle.cli.console import ask_password, progress_bar, say
+from scelle.cli.console import (
+    ask_password,
+    force_option,
+    password_file_option,
+    progress_bar,
+    say,
+)
 from scelle.cli.i18n import _
 from scelle.cli.main import Session, pass_session
 from scelle.core import certs, envelope, pkcs12
@@ -66,7 +72,7 @@ def _stdout() -> BinaryIO:
     help="A certificate file (PEM or DER) or a key pair name of the store; repeat for more.",
 )  # fmt: skip
 @click.option("-o", "--output", help="The envelope to write (default: IN.p7m; - for stdout).")
-@click.option("--force", is_flag=True, help="Overwrite the output file.")
+@force_option
 @click.argument("source", metavar="IN")
 @pass_session
 def encrypt(
@@ -121,12 +127,9 @@ def _decryption_keys(
     "--pfx", type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Use the key pair of this .pfx file instead of the store.",
 )  # fmt: skip
-@click.option(
-    "--password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="With --pfx: read its password from the first line of this file.",
-)  # fmt: skip
+@password_file_option("With --pfx: read its password from the first line of this file.")
 @click.option("-o", "--output", help="The file to write (default: IN without .p7m; - for stdout).")
-@click.option("--force", is_flag=True, help="Overwrite the output file.")
+@force_option
 @click.argument("source", metavar="IN")
 @pass_session
 def decrypt(

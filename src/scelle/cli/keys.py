@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from scelle.cli.console import ask_password, say, spinner
+from scelle.cli.console import ask_password, force_option, password_file_option, say, spinner
 from scelle.cli.i18n import _
 from scelle.cli.main import Session, pass_session
 from scelle.core import certs, pkcs12
@@ -137,7 +137,7 @@ def show(session: Session, name: str, as_json: bool) -> None:
 @keys.command()
 @click.argument("name")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File.")
-@click.option("--force", is_flag=True, help="Overwrite the output file.")
+@force_option
 @pass_session
 def cert(session: Session, name: str, output: Path | None, force: bool) -> None:
     """Print or write the certificate of a key pair (PEM)."""
@@ -156,11 +156,8 @@ def cert(session: Session, name: str, output: Path | None, force: bool) -> None:
     help="The .pfx file to write.",
 )  # fmt: skip
 @click.option("--legacy", is_flag=True, help="3DES/SHA-1 for Windows before 10 1709 and Java 8.")
-@click.option(
-    "--password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Read the password from the first line of this file.",
-)  # fmt: skip
-@click.option("--force", is_flag=True, help="Overwrite the output file.")
+@password_file_option()
+@force_option
 @pass_session
 def export(
     session: Session,
@@ -198,10 +195,7 @@ def export(
 @keys.command(name="import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--name", help="Name in the store (default: the file's friendly name, or CN).")
-@click.option(
-    "--password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Read the password from the first line of this file.",
-)  # fmt: skip
+@password_file_option()
 @click.option("--not-exportable", is_flag=True, help="Refuse any later export of this key pair.")
 @pass_session
 def import_(
