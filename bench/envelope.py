@@ -189,8 +189,8 @@ def main() -> None:
             for tool, run in by_tool.items():
                 rate = size / run.seconds / 1e6
                 print(f"{direction:8} {tool:12} {rate:8.0f} {run.peak_rss_mib:13.1f}")
-        for what, failure in failures.items():
-            print(f"{what}: {failure}")
+        for what, reason in failures.items():
+            print(f"{what}: {reason}")
         for direction, by_tool in results.items():
             ours = by_tool["scelle"].seconds
             openssl = by_tool.get("openssl cms")
