@@ -29,16 +29,21 @@ def generate_private_key(bits: int = DEFAULT_RSA_BITS) -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=bits)
 
 
+def check_label(value: str, *, what: str, max_length: int) -> str:
+    """`value` stripped, or an error naming `what` when it is empty, too long or has controls."""
+    cleaned = value.strip()
+    if not cleaned:
+        raise InvalidInputError(f"{what} cannot be empty")
+    if len(cleaned) > max_length:
+        raise InvalidInputError(f"{what} has at most {max_length} characters")
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in cleaned):
+        raise InvalidInputError(f"{what} cannot hold control characters")
+    return cleaned
+
+
 def check_common_name(common_name: str) -> str:
     """The CN, stripped, or an error saying why it cannot be one."""
-    cleaned = common_name.strip()
-    if not cleaned:
-        raise InvalidInputError("the CN (Common Name) cannot be empty")
-    if len(cleaned) > MAX_CN_LENGTH:
-        raise InvalidInputError(f"the CN (Common Name) has at most {MAX_CN_LENGTH} characters")
-    if any(ord(char) < 0x20 for char in cleaned):
-        raise InvalidInputError("the CN (Common Name) cannot hold control characters")
-    return cleaned
+    return check_label(common_name, what="the CN (Common Name)", max_length=MAX_CN_LENGTH)
 
 
 def self_signed_certificate(

@@ -103,14 +103,7 @@ class StoredKey:
 
 def check_key_name(name: str) -> str:
     """The name, stripped, or an error saying why it cannot name a key pair."""
-    cleaned = name.strip()
-    if not cleaned:
-        raise InvalidInputError("a key pair needs a name")
-    if len(cleaned) > MAX_NAME_LENGTH:
-        raise InvalidInputError(f"a key pair name has at most {MAX_NAME_LENGTH} characters")
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in cleaned):
-        raise InvalidInputError("a key pair name cannot hold control characters")
-    return cleaned
+    return certs.check_label(name, what="a key pair name", max_length=MAX_NAME_LENGTH)
 
 
 @dataclass
