@@ -285,30 +285,13 @@ def test_pipes_and_exit_codes(tmp_path: Path, alice: Identity) -> None:
     pfx.write_bytes(export_pkcs12(KeyBundle(alice.key, alice.certificate), PFX_PASSWORD))
     password = tmp_path / "pw"
     password.write_text(PFX_PASSWORD)
-    opened = scelle_process(
-        "decrypt",
-        "--pfx",
-        str(pfx),
-        "--password-file",
-        str(password),
-        "-",
-        env=env,
-        input=sealed.stdout,
-    )
+    decrypt_with_pfx = ("decrypt", "--pfx", str(pfx), "--password-file", str(password), "-")
+    opened = scelle_process(*decrypt_with_pfx, env=env, input=sealed.stdout)
     assert opened.returncode == 0, opened.stderr
     assert opened.stdout == data
     tampered = bytearray(sealed.stdout)
     tampered[len(tampered) // 2] ^= 0x10
-    failed = scelle_process(
-        "decrypt",
-        "--pfx",
-        str(pfx),
-        "--password-file",
-        str(password),
-        "-",
-        env=env,
-        input=bytes(tampered),
-    )
+    failed = scelle_process(*decrypt_with_pfx, env=env, input=bytes(tampered))
     assert failed.returncode == 1
     assert failed.stdout == b"", "nothing reaches stdout before the tag verifies"
     assert failed.stderr.decode().count("\n") == 1
