@@ -91,9 +91,7 @@ def run(args: list[str] | None = None, session: Session | None = None) -> int:
     except ScelleError as error:
         if debug:
             traceback.print_exc()
-        click.echo(f"scelle: {error.message}", err=True)
-        if error.hint:
-            click.echo(error.hint, err=True)
+        click.echo(f"scelle: {error.diagnostics()}", err=True)
         return EXIT_FAILURE
     except OSError as error:
         if debug:
