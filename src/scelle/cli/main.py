@@ -63,8 +63,11 @@ def cli(context: click.Context, debug: bool) -> None:
 def _register() -> None:
     from scelle.cli.crypt import decrypt, encrypt
     from scelle.cli.keys import keys
+    from scelle.cli.platform import admin, serve
 
     cli.add_command(keys)
+    cli.add_command(serve)
+    cli.add_command(admin)
     cli.add_command(encrypt)
     cli.add_command(decrypt)
 

@@ -105,6 +105,17 @@ def fingerprint_sha256(certificate: x509.Certificate) -> str:
     return certificate.fingerprint(hashes.SHA256()).hex(":").upper()
 
 
+def public_key_sha256(certificate: x509.Certificate) -> str:
+    """The SHA-256 of the certificate's SubjectPublicKeyInfo, in hex: the same key
+    pair under a renewed certificate keeps this value."""
+    spki = certificate.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(spki)
+    return digest.finalize().hex()
+
+
 def common_name(name: x509.Name) -> str:
     """The name's CN, or its RFC 4514 form when it has none."""
     values = name.get_attributes_for_oid(NameOID.COMMON_NAME)

@@ -77,3 +77,30 @@ class NotExportableError(StoreError):
 
 class OutputExistsError(InvalidInputError):
     """The output file exists and overwriting was not asked for."""
+
+
+# --- what the platform answers (the API maps each to one HTTP status) --------
+
+
+class NotAuthenticatedError(ScelleError):
+    """No valid credentials: log in first (HTTP 401)."""
+
+
+class PermissionDeniedError(ScelleError):
+    """Logged in, but not allowed to do this (HTTP 403)."""
+
+
+class NotFoundError(ScelleError):
+    """Nothing of that name or id that the user may see (HTTP 404)."""
+
+
+class RuleViolationError(ScelleError):
+    """A domain rule refuses the change, and says which (HTTP 409)."""
+
+
+class TooManyAttemptsError(ScelleError):
+    """Too many failed attempts; wait before trying again (HTTP 429)."""
+
+
+class PlatformUnavailableError(ScelleError):
+    """The platform cannot be reached, or failed to answer."""

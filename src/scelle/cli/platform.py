@@ -1,0 +1,175 @@
+"""`scelle serve` and `scelle admin …`: run and set up a platform on this machine.
+
+The only commands that load the platform (Django), and only when they run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from scelle.cli.console import password_file_option, read_password_file, say
+from scelle.cli.i18n import _
+from scelle.cli.main import Session, pass_session
+from scelle.core.errors import InvalidInputError
+
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+
+def data_option(command: _Command) -> _Command:
+    """--data DIR, the same on `serve` and every `admin` command."""
+    return click.option(
+        "--data",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="The platform's data folder (default: $SCELLE_DATA_DIR, else ./scelle-data). "
+        "SCELLE_DATABASE_URL=postgresql://… puts the database in PostgreSQL.",
+    )(command)
+
+
+def _platform(session: Session, data: Path | None) -> None:
+    from scelle.platform import server
+
+    server.configure(data)
+    if server.prepare(session.clock):
+        say(_("Created the platform's certificate authority and receipt-signing key."))
+
+
+@click.command()
+@data_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+    help="Port to listen on (0: any free port).",
+)  # fmt: skip
+@click.option(
+    "--threads", type=click.IntRange(1, 256), default=8, show_default=True,
+    help="Requests served at once.",
+)  # fmt: skip
+@pass_session
+def serve(session: Session, data: Path | None, host: str, port: int, threads: int) -> None:
+    """Run the platform (SQLite and a local folder unless SCELLE_DATABASE_URL is set)."""
+    from scelle.platform import server
+
+    _platform(session, data)
+    server.serve(
+        host,
+        port,
+        threads=threads,
+        ready=lambda url: say(_("Scellé platform running on {url} (Ctrl+C to stop).", url=url)),
+    )
+
+
+@click.group()
+def admin() -> None:
+    """Set up the platform: organisations, services, users; check the audit log."""
+
+
+@admin.command("create-organisation")
+@click.argument("name")
+@click.option("--kind", type=click.Choice(["buyer", "bidder"]), required=True)
+@data_option
+@pass_session
+def create_organisation(session: Session, name: str, kind: str, data: Path | None) -> None:
+    """Create a public buyer or a bidding company."""
+    _platform(session, data)
+    from scelle.platform.accounts import services
+
+    organisation = services.create_organisation(name, kind, now=session.clock())
+    say(_("Organisation {name} created ({kind}).", name=organisation.name, kind=_(kind)))
+
+
+@admin.command("create-service")
+@click.argument("organisation")
+@click.argument("name")
+@data_option
+@pass_session
+def create_service(session: Session, organisation: str, name: str, data: Path | None) -> None:
+    """Create a service of a buyer organisation."""
+    _platform(session, data)
+    from scelle.platform.accounts import services
+
+    service = services.create_service(
+        services.find_organisation(organisation), name, now=session.clock()
+    )
+    say(_("Service {name} created.", name=service.name))
+
+
+@admin.command("create-user")
+@click.argument("email")
+@click.option("--organisation", required=True, help="The user's organisation.")
+@password_file_option("Read the user's password from the first line of this file.")
+@click.option("--service", help="The service the permissions apply to.")
+@click.option(
+    "--permission", "permissions", multiple=True,
+    type=click.Choice(["manage_keys", "manage_tenders", "open", "administer"]),
+    help="A permission on --service; repeat for more.",
+)  # fmt: skip
+@data_option
+@pass_session
+def create_user(
+    session: Session,
+    email: str,
+    organisation: str,
+    password_file: Path | None,
+    service: str | None,
+    permissions: tuple[str, ...],
+    data: Path | None,
+) -> None:
+    """Create a user (an agent of a buyer, or a company's user)."""
+    if password_file is None:
+        raise InvalidInputError("a user's password is read from a file: pass --password-file F")
+    if permissions and service is None:
+        raise click.UsageError("--permission needs --service")
+    password = read_password_file(password_file)
+    _platform(session, data)
+    from scelle.platform.accounts import services
+
+    found = services.find_organisation(organisation)
+    chosen = services.find_service(found, service) if service else None
+    user = services.create_user(
+        email, found, password, service=chosen, permissions=permissions, now=session.clock()
+    )
+    say(_("User {email} created in {organisation}.", email=user.email, organisation=found.name))
+
+
+@admin.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@data_option
+@pass_session
+def list_(session: Session, as_json: bool, data: Path | None) -> None:
+    """List organisations, their services, users and permissions."""
+    _platform(session, data)
+    from scelle.platform.accounts import services
+
+    listing = services.organisation_summary()
+    if as_json:
+        click.echo(json.dumps(listing, ensure_ascii=False, indent=2))
+        return
+    if not listing:
+        say(_("No organisation yet: start with `scelle admin create-organisation`."))
+    for organisation in listing:
+        click.echo(f"{organisation['name']} ({_(organisation['kind'])})")
+        for service in organisation["services"]:
+            click.echo(f"  {_('service')}: {service}")
+        for user in organisation["users"]:
+            held = ", ".join(user["permissions"]) or "-"
+            click.echo(f"  {user['email']}: {held}")
+
+
+@admin.command("audit-verify")
+@data_option
+@pass_session
+def audit_verify(session: Session, data: Path | None) -> None:
+    """Check the hash chain of the audit log; name the first event that breaks it."""
+    _platform(session, data)
+    from scelle.core.errors import ScelleError
+    from scelle.platform.audit.services import verify_chain
+
+    report = verify_chain()
+    if report.broken_at is not None:
+        raise ScelleError(f"the audit log is broken at event #{report.broken_at}: {report.reason}")
+    say(_("The audit log holds: {count} events, chain intact.", count=report.events))

@@ -1,0 +1,1 @@
+"""The typed HTTP client of the platform API: what the command line talks to."""

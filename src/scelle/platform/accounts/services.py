@@ -1,0 +1,327 @@
+"""Accounts: setting up organisations and users, logging in, and who may act where.
+
+Every function that acts for a user takes that user (the actor) and the
+time (`now`), and writes its audit event in the same transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TypedDict
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import transaction
+
+from scelle.core.certs import check_label
+from scelle.core.errors import (
+    InvalidInputError,
+    NotAuthenticatedError,
+    NotFoundError,
+    PermissionDeniedError,
+    RuleViolationError,
+    TooManyAttemptsError,
+)
+from scelle.core.passwords import check_password_strength
+from scelle.platform.accounts.models import (
+    ApiToken,
+    LoginFailure,
+    Organisation,
+    Permission,
+    Service,
+    User,
+)
+from scelle.platform.audit.services import PLATFORM_ACTOR, record
+
+MAX_NAME_LENGTH = 200
+LOGIN_WINDOW = dt.timedelta(minutes=15)
+TOKEN_PREFIX = "scl"  # noqa: S105 - a marker, not a secret
+WRONG_CREDENTIALS = "wrong e-mail address or password"
+
+
+# --- setting up a platform (scelle admin) --------------------------------------
+
+
+def _name(value: str, what: str) -> str:
+    return check_label(value, what=what, max_length=MAX_NAME_LENGTH)
+
+
+def create_organisation(name: str, kind: str, *, now: dt.datetime) -> Organisation:
+    """A buyer or bidder organisation; names are unique on the platform."""
+    name = _name(name, "an organisation's name")
+    if kind not in Organisation.Kind.values:
+        raise InvalidInputError(f"an organisation is a buyer or a bidder, not {kind!r}")
+    with transaction.atomic():
+        if Organisation.objects.filter(name__iexact=name).exists():
+            raise RuleViolationError(f"an organisation named {name!r} already exists")
+        organisation = Organisation.objects.create(name=name, kind=kind, created_at=now)
+        record(
+            "accounts.organisation.created",
+            actor=PLATFORM_ACTOR,
+            target=organisation,
+            organisation_id=organisation.id,
+            details={"name": name, "kind": kind},
+            now=now,
+        )
+    return organisation
+
+
+def find_organisation(name: str) -> Organisation:
+    try:
+        return Organisation.objects.get(name__iexact=name.strip())
+    except Organisation.DoesNotExist:
+        raise NotFoundError(f"no organisation named {name!r}") from None
+
+
+def find_service(organisation: Organisation, name: str) -> Service:
+    try:
+        return Service.objects.get(organisation=organisation, name__iexact=name.strip())
+    except Service.DoesNotExist:
+        raise NotFoundError(f"{organisation.name} has no service named {name!r}") from None
+
+
+def create_service(organisation: Organisation, name: str, *, now: dt.datetime) -> Service:
+    """A service of a buyer organisation."""
+    name = _name(name, "a service's name")
+    if organisation.kind != Organisation.Kind.BUYER:
+        raise RuleViolationError(f"{organisation.name} is a company: only buyers have services")
+    with transaction.atomic():
+        if Service.objects.filter(organisation=organisation, name__iexact=name).exists():
+            raise RuleViolationError(f"{organisation.name} already has a service named {name!r}")
+        service = Service.objects.create(organisation=organisation, name=name, created_at=now)
+        record(
+            "accounts.service.created",
+            actor=PLATFORM_ACTOR,
+            target=service,
+            organisation_id=organisation.id,
+            details={"name": name},
+            now=now,
+        )
+    return service
+
+
+def _email(value: str) -> str:
+    email = value.strip().lower()
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise InvalidInputError(f"{value!r} is not an e-mail address") from None
+    return email
+
+
+def create_user(
+    email: str,
+    organisation: Organisation,
+    password: str,
+    *,
+    service: Service | None = None,
+    permissions: Iterable[str] = (),
+    now: dt.datetime,
+) -> User:
+    """A user of `organisation`, with `permissions` on `service` (buyers only)."""
+    email = _email(email)
+    check_password_strength(password)
+    wanted = sorted(set(permissions))
+    unknown = [name for name in wanted if name not in Permission.Name.values]
+    if unknown:
+        choices = ", ".join(Permission.Name.values)
+        raise InvalidInputError(f"unknown permission {unknown[0]!r}; choose among {choices}")
+    if wanted and service is None:
+        raise InvalidInputError("permissions are given on a service: name it")
+    if service is not None and service.organisation_id != organisation.id:
+        raise InvalidInputError(f"the service {service.name} is not one of {organisation.name}")
+    with transaction.atomic():
+        if User.objects.filter(email__iexact=email).exists():
+            raise RuleViolationError(f"a user with the address {email} already exists")
+        user = User(email=email, organisation=organisation, created_at=now)
+        user.set_password(password)
+        user.save()
+        record(
+            "accounts.user.created",
+            actor=PLATFORM_ACTOR,
+            target=user,
+            organisation_id=organisation.id,
+            details={"email": email},
+            now=now,
+        )
+        if service is not None:
+            grant(user, service, wanted, now=now)
+    return user
+
+
+def grant(user: User, service: Service, names: Iterable[str], *, now: dt.datetime) -> None:
+    """Give `user` the permissions `names` on `service` (already held ones are kept)."""
+    if not user.is_agent:
+        raise RuleViolationError(f"{user.email} works for a company: only agents get permissions")
+    for name in names:
+        _, created = Permission.objects.get_or_create(user=user, service=service, name=name)
+        if created:
+            record(
+                "accounts.permission.granted",
+                actor=PLATFORM_ACTOR,
+                target=user,
+                organisation_id=service.organisation_id,
+                details={"service": service.name, "permission": name},
+                now=now,
+            )
+
+
+# --- who may act where -------------------------------------------------------
+
+
+def require_agent(actor: User) -> None:
+    if not actor.is_agent:
+        raise PermissionDeniedError("only a public buyer's agents can do this")
+
+
+def service_for(actor: User, service_id: uuid.UUID | str, permission: str | None) -> Service:
+    """A service of the actor's organisation on which the actor holds `permission`.
+
+    Another organisation's service is "not found" (its existence is not
+    revealed); one of the actor's own without the permission is "forbidden".
+    With `permission` None, any permission on the service will do.
+    """
+    require_agent(actor)
+    try:
+        service = Service.objects.get(id=service_id, organisation_id=actor.organisation_id)
+    except (Service.DoesNotExist, ValidationError, ValueError):
+        raise NotFoundError("no such service") from None
+    held = Permission.objects.filter(user=actor, service=service)
+    if permission is not None:
+        held = held.filter(name=permission)
+    if not held.exists():
+        needed = f"the {permission} permission" if permission else "a permission"
+        raise PermissionDeniedError(f"you need {needed} on the service {service.name}")
+    return service
+
+
+# --- logging in --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A new API token: `value` is shown once and never stored."""
+
+    value: str
+    token: ApiToken
+
+
+def _digest(value: str) -> str:
+    return hmac.new(settings.SECRET_KEY.encode(), value.encode(), hashlib.sha256).hexdigest()
+
+
+def log_in(email: str, password: str, *, now: dt.datetime) -> IssuedToken:
+    """Check the password and issue a token; refuse after too many failures."""
+    address = email.strip().lower()
+    failures = LoginFailure.objects.filter(email=address, at__gte=now - LOGIN_WINDOW).count()
+    if failures >= settings.SCELLE_LOGIN_MAX_FAILURES:
+        minutes = int(LOGIN_WINDOW.total_seconds() // 60)
+        raise TooManyAttemptsError(
+            f"too many failed logins for {address}; try again in {minutes} minutes"
+        )
+    user = User.objects.filter(email=address, is_active=True).first()
+    if user is None:
+        User().set_password(password)  # the same work as a real check: no timing oracle
+        LoginFailure.objects.create(email=address, at=now)
+        raise NotAuthenticatedError(WRONG_CREDENTIALS)
+    if not user.check_password(password):
+        LoginFailure.objects.create(email=address, at=now)
+        raise NotAuthenticatedError(WRONG_CREDENTIALS)
+    prefix = secrets.token_hex(6)
+    value = f"{TOKEN_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    with transaction.atomic():
+        token = ApiToken.objects.create(
+            user=user,
+            prefix=prefix,
+            digest=_digest(value),
+            created_at=now,
+            expires_at=now + dt.timedelta(days=settings.SCELLE_TOKEN_DAYS),
+        )
+        record(
+            "accounts.token.created",
+            actor=user.email,
+            target=token,
+            organisation_id=user.organisation_id,
+            details={"prefix": prefix, "expires_at": token.expires_at.isoformat()},
+            now=now,
+        )
+    return IssuedToken(value, token)
+
+
+def token_for(value: str, *, now: dt.datetime) -> ApiToken | None:
+    """The live token whose value this is, or None (unknown, revoked, expired)."""
+    parts = value.split("_", 2)
+    if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
+        return None
+    token = (
+        ApiToken.objects.select_related("user__organisation")
+        .filter(prefix=parts[1], revoked_at__isnull=True, expires_at__gt=now)
+        .first()
+    )
+    if token is None or not hmac.compare_digest(token.digest, _digest(value)):
+        return None
+    if not token.user.is_active:
+        return None
+    return token
+
+
+def revoke(token: ApiToken, *, now: dt.datetime) -> None:
+    """End a token for good (`scelle logout`)."""
+    with transaction.atomic():
+        updated = ApiToken.objects.filter(id=token.id, revoked_at__isnull=True).update(
+            revoked_at=now
+        )
+        if updated:
+            record(
+                "accounts.token.revoked",
+                actor=token.user.email,
+                target=token,
+                organisation_id=token.user.organisation_id,
+                details={"prefix": token.prefix},
+                now=now,
+            )
+
+
+class UserSummary(TypedDict):
+    email: str
+    active: bool
+    permissions: list[str]
+
+
+class OrganisationSummary(TypedDict):
+    name: str
+    kind: str
+    services: list[str]
+    users: list[UserSummary]
+
+
+def organisation_summary() -> list[OrganisationSummary]:
+    """Everything `scelle admin list` shows: organisations, services, users, permissions."""
+    listing: list[OrganisationSummary] = []
+    for organisation in Organisation.objects.prefetch_related("services", "users"):
+        users: list[UserSummary] = []
+        for user in organisation.users.all():
+            held = Permission.objects.filter(user=user).select_related("service")
+            users.append(
+                {
+                    "email": user.email,
+                    "active": user.is_active,
+                    "permissions": sorted(f"{p.service.name}: {p.name}" for p in held),
+                }
+            )
+        listing.append(
+            {
+                "name": organisation.name,
+                "kind": organisation.kind,
+                "services": [service.name for service in organisation.services.all()],
+                "users": users,
+            }
+        )
+    return listing

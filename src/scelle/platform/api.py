@@ -1,0 +1,115 @@
+"""The JSON API: authentication, the one error-to-status mapping, and the routers.
+
+Routes are thin: parse, call one service function with the actor and the
+time, present. The rules live in the services.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.security import HttpBearer
+
+from scelle import __version__
+from scelle.core.errors import (
+    NotAuthenticatedError,
+    NotFoundError,
+    PermissionDeniedError,
+    RuleViolationError,
+    ScelleError,
+    TooManyAttemptsError,
+)
+from scelle.platform.accounts.models import ApiToken, User
+from scelle.platform.accounts.services import token_for
+from scelle.platform.clock import now
+
+# The only place where an error becomes an HTTP status. Anything else that
+# is a ScelleError is the caller's input: 400.
+_STATUS: tuple[tuple[type[ScelleError], int], ...] = (
+    (NotAuthenticatedError, 401),
+    (PermissionDeniedError, 403),
+    (NotFoundError, 404),
+    (RuleViolationError, 409),
+    (TooManyAttemptsError, 429),
+)
+
+
+class TokenAuth(HttpBearer):
+    """`Authorization: Bearer scl_…`: a live token of an active user."""
+
+    def authenticate(self, request: HttpRequest, token: str) -> User | None:
+        found = token_for(token, now=now())
+        if found is None:
+            return None
+        request.api_token = found  # type: ignore[attr-defined]
+        return found.user
+
+
+api = NinjaAPI(
+    title="Scellé",
+    version=__version__,
+    description=(
+        "Sealed bids for public procurement: buyers' key registry, tenders and their "
+        "definitive key pairs. Every route but /health, /auth/login and /platform/ca "
+        "needs `Authorization: Bearer <token>` from /auth/login."
+    ),
+    auth=TokenAuth(),
+    urls_namespace="api",
+)
+
+
+def error_body(message: str, hint: str | None = None) -> dict[str, str | None]:
+    return {"detail": message, "hint": hint}
+
+
+@api.exception_handler(ScelleError)
+def _scelle_error(request: HttpRequest, error: ScelleError) -> HttpResponse:
+    status = next((code for kind, code in _STATUS if isinstance(error, kind)), 400)
+    response = api.create_response(request, error_body(error.message, error.hint), status=status)
+    if status == 429:
+        response["Retry-After"] = "900"
+    return response
+
+
+@api.exception_handler(AuthenticationError)
+def _unauthenticated(request: HttpRequest, error: AuthenticationError) -> HttpResponse:
+    return api.create_response(
+        request,
+        error_body("log in first: this needs a valid token", "Run `scelle login URL`."),
+        status=401,
+    )
+
+
+@api.exception_handler(ValidationError)
+def _invalid(request: HttpRequest, error: ValidationError) -> HttpResponse:
+    first = error.errors[0] if error.errors else {}
+    where = ".".join(str(part) for part in first.get("loc", ()) if part not in ("body", "payload"))
+    message = f"{where}: {first.get('msg', 'invalid')}" if where else "the request is invalid"
+    return api.create_response(request, {**error_body(message), "errors": error.errors}, status=422)
+
+
+@api.exception_handler(HttpError)
+def _http_error(request: HttpRequest, error: HttpError) -> HttpResponse:
+    return api.create_response(request, error_body(str(error)), status=error.status_code)
+
+
+def current_token(request: HttpRequest) -> ApiToken:
+    return request.api_token  # type: ignore[attr-defined, no-any-return]
+
+
+def actor(request: HttpRequest) -> User:
+    return request.auth  # type: ignore[attr-defined, no-any-return]
+
+
+def _register() -> None:
+    from scelle.platform.accounts.api import router as accounts
+    from scelle.platform.keypairs.api import router as keypairs
+    from scelle.platform.tenders.api import router as tenders
+
+    api.add_router("", accounts)
+    api.add_router("/key-pairs", keypairs)
+    api.add_router("/tenders", tenders)
+
+
+_register()

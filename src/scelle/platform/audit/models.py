@@ -1,0 +1,58 @@
+"""The audit log: an append-only table whose events are chained by SHA-256."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, NoReturn
+
+from django.db import models
+
+from scelle.core.errors import RuleViolationError
+
+APPEND_ONLY = "the audit log is append-only: its events are never changed or deleted"
+
+
+class EventQuerySet(models.QuerySet["Event"]):
+    def update(self, **kwargs: Any) -> NoReturn:
+        raise RuleViolationError(APPEND_ONLY)
+
+    def delete(self) -> NoReturn:
+        raise RuleViolationError(APPEND_ONLY)
+
+
+class Event(models.Model):
+    """One thing that happened: who did what to which object, when.
+
+    `hash` is the SHA-256 of the event's canonical form, which includes the
+    previous event's hash: removing, reordering or editing any event breaks
+    the chain from there on (see `services.verify_chain`).
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    at = models.DateTimeField()
+    actor = models.CharField(max_length=254)
+    """The user's e-mail address, or "platform" for `scelle admin` commands."""
+    organisation_id = models.UUIDField(null=True, blank=True, db_index=True)
+    """Kept as a plain value: the event outlives whatever it names."""
+    action = models.CharField(max_length=100)
+    """Dotted name, such as `keypairs.key_pair.added`."""
+    object_type = models.CharField(max_length=50)
+    object_id = models.CharField(max_length=64)
+    details = models.JSONField(default=dict)
+    previous_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    objects: ClassVar[models.Manager[Event]] = EventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("id",)
+
+    def __str__(self) -> str:
+        return f"#{self.id} {self.action} by {self.actor}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise RuleViolationError(APPEND_ONLY)
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise RuleViolationError(APPEND_ONLY)

@@ -1,0 +1,12 @@
+"""The platform's time: read from the clock in settings, so tests can move it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+
+
+def now() -> dt.datetime:
+    """The current time, timezone-aware, from `settings.SCELLE_CLOCK`."""
+    return settings.SCELLE_CLOCK()

@@ -1,0 +1,166 @@
+"""The platform's one settings file: every value comes from a `SCELLE_*` variable.
+
+- SCELLE_DATA_DIR (./scelle-data): the embedded database and, later, the envelopes.
+- SCELLE_DATABASE_URL (SQLite in the data folder): postgresql://user@host:port/name.
+- SCELLE_KEYS_DIR (DATA_DIR/platform-keys): the CA's and the receipt signer's keys;
+  keep it outside the data folder in production.
+- SCELLE_SECRET_KEY_FILE (KEYS_DIR/secret-key): Django's secret, also the passphrase
+  of the key files; created 0600 on the first start.
+- SCELLE_PLATFORM_NAME (Scellé): the name in the platform's own certificates.
+- SCELLE_OPENING_WINDOW_DAYS (90): a tender's key pairs stay valid this long after
+  its deadline.
+- SCELLE_CERTIFICATE_DAYS (730): validity of the encryption certificates issued.
+- SCELLE_TOKEN_DAYS (30): lifetime of an API token.
+- SCELLE_LOGIN_MAX_FAILURES (5): failed logins per address in 15 minutes before
+  login is refused for that address.
+- SCELLE_ALLOWED_HOSTS (127.0.0.1,localhost,[::1]): host names served, comma-separated.
+- SCELLE_DEBUG (false): Django's debug mode, never in production.
+
+Boolean variables take `true` or `false` and nothing else; a number that is
+not a number stops the start with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+
+from scelle.core.clock import system_clock
+from scelle.core.errors import InvalidInputError
+from scelle.core.files import ensure_private_dir, write_private_file
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default).strip() or default
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    if value.lower() not in ("true", "false"):
+        raise InvalidInputError(f"{name} must be true or false, not {value!r}")
+    return value.lower() == "true"
+
+
+def _env_int(name: str, default: int, *, minimum: int = 1) -> int:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise InvalidInputError(f"{name} must be a whole number, not {value!r}") from None
+    if number < minimum:
+        raise InvalidInputError(f"{name} must be at least {minimum}, not {number}")
+    return number
+
+
+def _secret_key(path: Path) -> str:
+    """The secret in `path`, created (0600, O_EXCL) on the first start."""
+    if not path.exists():
+        ensure_private_dir(path.parent)
+        write_private_file(path, secrets.token_urlsafe(48).encode())
+    return path.read_text("utf-8").strip()
+
+
+DATA_DIR = Path(_env("SCELLE_DATA_DIR", "scelle-data")).expanduser().resolve()
+KEYS_DIR = Path(_env("SCELLE_KEYS_DIR", str(DATA_DIR / "platform-keys"))).expanduser().resolve()
+SECRET_KEY = _secret_key(
+    Path(_env("SCELLE_SECRET_KEY_FILE", str(KEYS_DIR / "secret-key"))).expanduser()
+)
+DEBUG = _env_bool("SCELLE_DEBUG", False)
+ALLOWED_HOSTS = [
+    host.strip()
+    for host in _env("SCELLE_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",")
+    if host.strip()
+]
+
+SCELLE_PLATFORM_NAME = _env("SCELLE_PLATFORM_NAME", "Scellé")
+SCELLE_OPENING_WINDOW_DAYS = _env_int("SCELLE_OPENING_WINDOW_DAYS", 90, minimum=0)
+SCELLE_CERTIFICATE_DAYS = _env_int("SCELLE_CERTIFICATE_DAYS", 730)
+SCELLE_TOKEN_DAYS = _env_int("SCELLE_TOKEN_DAYS", 30)
+SCELLE_LOGIN_MAX_FAILURES = _env_int("SCELLE_LOGIN_MAX_FAILURES", 5)
+SCELLE_CLOCK = system_clock
+"""Where the platform reads the time; tests put a movable clock here."""
+
+
+def _database() -> dict[str, Any]:
+    url = os.environ.get("SCELLE_DATABASE_URL", "").strip()
+    if url:
+        if not url.startswith(("postgres://", "postgresql://")):
+            raise InvalidInputError(
+                "SCELLE_DATABASE_URL must be a postgresql:// URL; "
+                "leave it unset for the embedded SQLite database"
+            )
+        return dict(dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True))
+    ensure_private_dir(DATA_DIR)
+    name = DATA_DIR / "scelle.sqlite3"
+    # Password hashes and token digests live here: 0600 from the start (SQLite
+    # gives its -wal and -shm files the database file's mode).
+    os.close(os.open(name, os.O_RDWR | os.O_CREAT, 0o600))
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": name,
+        "OPTIONS": {
+            # WAL lets readers run beside the one writer; IMMEDIATE takes the
+            # write lock when a transaction starts, so two writers queue on
+            # the busy timeout instead of failing half-way (the audit chain
+            # reads its last link and appends in one transaction).
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+        },
+    }
+
+
+DATABASES = {"default": _database()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "scelle.platform.accounts",
+    "scelle.platform.audit",
+    "scelle.platform.keypairs",
+    "scelle.platform.tenders",
+]
+# No django.contrib.admin: every change goes through the services, which
+# enforce the domain rules and write the audit log.
+
+AUTH_USER_MODEL = "accounts.User"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.Argon2PasswordHasher"]
+AUTH_PASSWORD_VALIDATORS: list[dict[str, Any]] = []  # the core's strength check applies
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+ROOT_URLCONF = "scelle.platform.urls"
+WSGI_APPLICATION = "scelle.platform.wsgi.application"
+TEMPLATES: list[dict[str, Any]] = []
+
+LANGUAGE_CODE = "fr"
+LANGUAGES = [("fr", "Français"), ("en", "English")]
+USE_I18N = True
+USE_TZ = True
+TIME_ZONE = "UTC"
+
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1 << 20
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"stderr": {"class": "logging.StreamHandler"}},
+    "loggers": {"django": {"handlers": ["stderr"], "level": "WARNING"}},
+}

@@ -1,0 +1,130 @@
+"""Routes of tenders: create, launch with their key pairs, close; recipients for bidders."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from django.http import HttpRequest
+from ninja import Router, Schema
+from pydantic import Field
+
+from scelle.platform.api import actor
+from scelle.platform.clock import now
+from scelle.platform.schemas import responses
+from scelle.platform.tenders import services
+from scelle.platform.tenders.models import AssignedKeyPair, Tender
+
+router = Router(tags=["tenders"])
+
+
+class RecipientOut(Schema):
+    designation: str
+    role: str
+    common_name: str
+    fingerprint_sha256: str
+    not_after: dt.datetime
+    certificate_pem: str
+
+
+class TenderOut(Schema):
+    id: uuid.UUID
+    reference: str
+    title: str
+    organisation: str
+    service: str
+    deadline: dt.datetime
+    opening_window_ends: dt.datetime
+    envelopes: list[str]
+    status: str
+    launched_at: dt.datetime | None
+    closed_at: dt.datetime | None
+    key_pairs: list[RecipientOut]
+    """The definitive recipients, once launched."""
+
+
+def _recipient(assigned: AssignedKeyPair) -> RecipientOut:
+    return RecipientOut(
+        designation=assigned.designation,
+        role=assigned.role,
+        common_name=assigned.common_name,
+        fingerprint_sha256=assigned.fingerprint_sha256,
+        not_after=assigned.not_after,
+        certificate_pem=assigned.certificate_pem,
+    )
+
+
+def _out(tender: Tender) -> TenderOut:
+    return TenderOut(
+        id=tender.id,
+        reference=tender.reference,
+        title=tender.title,
+        organisation=tender.organisation.name,
+        service=tender.service.name,
+        deadline=tender.deadline,
+        opening_window_ends=services.opening_window_end(tender),
+        envelopes=list(tender.envelopes),
+        status=tender.status,
+        launched_at=tender.launched_at,
+        closed_at=tender.closed_at,
+        key_pairs=[_recipient(assigned) for assigned in tender.assigned_key_pairs.all()],
+    )
+
+
+@router.get("", response=responses({200: list[TenderOut]}, 403))
+def list_tenders(request: HttpRequest) -> list[TenderOut]:
+    """Agents: the tenders of their services. Companies: the launched tenders."""
+    found = services.visible_tenders(actor(request)).prefetch_related("assigned_key_pairs")
+    return [_out(tender) for tender in found]
+
+
+class TenderIn(Schema):
+    service: uuid.UUID
+    reference: str = Field(max_length=64)
+    title: str = Field(max_length=300)
+    deadline: dt.datetime
+    envelopes: list[str] = Field(default=["candidature", "offre"], max_length=3)
+
+
+@router.post("", response=responses({201: TenderOut}, 400, 403, 404, 409))
+def create(request: HttpRequest, payload: TenderIn) -> tuple[int, TenderOut]:
+    """A draft tender of a service."""
+    tender = services.create_tender(
+        actor(request),
+        service_id=payload.service,
+        reference=payload.reference,
+        title=payload.title,
+        deadline=payload.deadline,
+        envelopes=payload.envelopes,
+        now=now(),
+    )
+    return 201, _out(tender)
+
+
+@router.get("/{reference}", response=responses({200: TenderOut}, 403, 404))
+def show(request: HttpRequest, reference: str) -> TenderOut:
+    """One tender, with its key pairs once launched."""
+    return _out(services.tender_for(actor(request), reference))
+
+
+class LaunchIn(Schema):
+    key_pairs: list[str] = Field(min_length=1, max_length=50)
+    """Designations of the personal key pairs chosen; backup ones are added."""
+
+
+@router.post("/{reference}/launch", response=responses({200: TenderOut}, 400, 403, 404, 409))
+def launch(request: HttpRequest, reference: str, payload: LaunchIn) -> TenderOut:
+    """Publish a draft and assign its key pairs, definitively."""
+    return _out(services.launch_tender(actor(request), reference, payload.key_pairs, now=now()))
+
+
+@router.post("/{reference}/close", response=responses({200: TenderOut}, 403, 404, 409))
+def close(request: HttpRequest, reference: str) -> TenderOut:
+    """End a tender."""
+    return _out(services.close_tender(actor(request), reference, now=now()))
+
+
+@router.get("/{reference}/recipients", response=responses({200: list[RecipientOut]}, 403, 404, 409))
+def recipients(request: HttpRequest, reference: str) -> list[RecipientOut]:
+    """The certificates every envelope must be encrypted to."""
+    return [_recipient(assigned) for assigned in services.recipients(actor(request), reference)]

@@ -1,0 +1,97 @@
+"""Tenders (consultations) and the key pairs assigned to them at launch, for good."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, ClassVar, NoReturn
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from scelle.core.errors import RuleViolationError
+from scelle.platform.accounts.models import Organisation, Service, User
+
+ENVELOPE_KINDS = ("candidature", "offre", "anonymat")
+DEFINITIVE = "the key pairs of a launched tender are definitive: they never change"
+
+
+class Tender(models.Model):
+    """A call for tenders, with its deposit deadline."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("draft")
+        PUBLISHED = "published", _("published")
+        CLOSED = "closed", _("closed")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT)
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="tenders")
+    reference = models.CharField(_("reference"), max_length=64, unique=True)
+    title = models.CharField(_("title"), max_length=300)
+    deadline = models.DateTimeField(_("deposit deadline"))
+    envelopes = models.JSONField(_("envelopes"))
+    """The envelope kinds each deposit holds, in order (candidature, offre, anonymat)."""
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    created_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField()
+    launched_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    launched_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("deadline", "reference")
+
+    def __str__(self) -> str:
+        return self.reference
+
+
+class AssignmentQuerySet(models.QuerySet["AssignedKeyPair"]):
+    def update(self, **kwargs: Any) -> NoReturn:
+        raise RuleViolationError(DEFINITIVE)
+
+    def delete(self) -> NoReturn:
+        raise RuleViolationError(DEFINITIVE)
+
+
+class AssignedKeyPair(models.Model):
+    """A recipient of every envelope of a tender, fixed at launch.
+
+    It keeps its own copy of the certificate: the registry entry it came
+    from may be deleted once the tender is closed, the envelopes still name
+    this certificate. Rows are only ever inserted (a database trigger
+    refuses updates; the model refuses updates and deletes).
+    """
+
+    tender = models.ForeignKey(Tender, on_delete=models.PROTECT, related_name="assigned_key_pairs")
+    key_pair_id = models.UUIDField(db_index=True)
+    """The registry entry (keypairs.KeyPair) it was taken from."""
+    designation = models.CharField(max_length=100)
+    role = models.CharField(max_length=10)
+    common_name = models.CharField(max_length=64)
+    certificate_pem = models.TextField()
+    fingerprint_sha256 = models.CharField(max_length=95)
+    not_after = models.DateTimeField()
+
+    objects: ClassVar[models.Manager[AssignedKeyPair]] = AssignmentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("role", "designation")
+        constraints: ClassVar = [
+            models.UniqueConstraint("tender", "key_pair_id", name="assignment_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tender_id}: {self.designation}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise RuleViolationError(DEFINITIVE)
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise RuleViolationError(DEFINITIVE)

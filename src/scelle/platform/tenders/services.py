@@ -1,0 +1,276 @@
+"""Tenders: creating, launching with their definitive key pairs, closing (DESIGN.md, rule 3).
+
+Launching assigns at least one personal key pair chosen by the agent plus
+every backup key pair of the service; each must stay valid until the
+deadline plus the opening window. The assignment is written once and never
+changed: there is no function here, nor anywhere, that updates it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from collections.abc import Sequence
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import QuerySet
+
+from scelle.core.errors import (
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    RuleViolationError,
+)
+from scelle.platform.accounts.models import Permission, Service, User
+from scelle.platform.accounts.services import service_for
+from scelle.platform.audit.services import record
+from scelle.platform.keypairs.models import KeyPair
+from scelle.platform.tenders.models import ENVELOPE_KINDS, AssignedKeyPair, Tender
+
+MAX_TITLE_LENGTH = 300
+_REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def check_reference(value: str) -> str:
+    reference = value.strip()
+    if not _REFERENCE.fullmatch(reference):
+        raise InvalidInputError(
+            f"{value!r} cannot be a tender reference: use 1 to 64 letters, digits, "
+            "dots, dashes or underscores, starting with a letter or a digit"
+        )
+    return reference
+
+
+def check_envelopes(kinds: Sequence[str]) -> list[str]:
+    cleaned = [kind.strip().lower() for kind in kinds if kind.strip()]
+    if not cleaned:
+        raise InvalidInputError("a tender has at least one envelope")
+    for kind in cleaned:
+        if kind not in ENVELOPE_KINDS:
+            raise InvalidInputError(
+                f"unknown envelope {kind!r}; choose among {', '.join(ENVELOPE_KINDS)}"
+            )
+    if len(set(cleaned)) != len(cleaned):
+        raise InvalidInputError("each envelope appears once in a tender")
+    return cleaned
+
+
+def _check_deadline(deadline: dt.datetime, now: dt.datetime) -> None:
+    if deadline.tzinfo is None:
+        raise InvalidInputError("the deadline needs a time zone (e.g. 2027-03-01T12:00:00+01:00)")
+    if deadline <= now:
+        raise RuleViolationError(f"the deadline {deadline:%Y-%m-%d %H:%M %Z} is already past")
+
+
+def opening_window_end(tender: Tender) -> dt.datetime:
+    """Until when the tender's key pairs must stay valid."""
+    return tender.deadline + dt.timedelta(days=settings.SCELLE_OPENING_WINDOW_DAYS)
+
+
+def create_tender(
+    actor: User,
+    *,
+    service_id: uuid.UUID | str,
+    reference: str,
+    title: str,
+    deadline: dt.datetime,
+    envelopes: Sequence[str],
+    now: dt.datetime,
+) -> Tender:
+    """A draft tender of a service; needs `manage_tenders` on it."""
+    service = service_for(actor, service_id, Permission.Name.MANAGE_TENDERS)
+    reference = check_reference(reference)
+    title = title.strip()
+    if not title or len(title) > MAX_TITLE_LENGTH:
+        raise InvalidInputError(f"a tender's title has 1 to {MAX_TITLE_LENGTH} characters")
+    kinds = check_envelopes(envelopes)
+    _check_deadline(deadline, now)
+    with transaction.atomic():
+        if Tender.objects.filter(reference__iexact=reference).exists():
+            raise RuleViolationError(f"a tender with the reference {reference} already exists")
+        tender = Tender.objects.create(
+            organisation_id=service.organisation_id,
+            service=service,
+            reference=reference,
+            title=title,
+            deadline=deadline,
+            envelopes=kinds,
+            created_by=actor,
+            created_at=now,
+        )
+        record(
+            "tenders.tender.created",
+            actor=actor.email,
+            target=tender,
+            organisation_id=service.organisation_id,
+            details={
+                "reference": reference,
+                "service": service.name,
+                "deadline": deadline.isoformat(),
+                "envelopes": kinds,
+            },
+            now=now,
+        )
+    return tender
+
+
+def visible_tenders(actor: User) -> QuerySet[Tender]:
+    """Agents see the tenders of the services they work on; companies, the launched ones."""
+    tenders = Tender.objects.select_related("service", "organisation")
+    if actor.is_agent:
+        return tenders.filter(
+            organisation_id=actor.organisation_id, service__permissions__user=actor
+        ).distinct()
+    return tenders.exclude(status=Tender.Status.DRAFT)
+
+
+def tender_for(actor: User, reference: str, permission: str | None = None) -> Tender:
+    """The tender `reference` as `actor` may see it, with `permission` when one is needed.
+
+    What another organisation has, and drafts for companies, are "not found".
+    """
+    try:
+        tender = Tender.objects.select_related("service", "organisation").get(
+            reference__iexact=reference.strip()
+        )
+    except (Tender.DoesNotExist, ValidationError):
+        raise NotFoundError(f"no tender with the reference {reference}") from None
+    if actor.is_agent and tender.organisation_id == actor.organisation_id:
+        service_for(actor, tender.service_id, permission)
+        return tender
+    if actor.is_agent or tender.status == Tender.Status.DRAFT:
+        raise NotFoundError(f"no tender with the reference {reference}")
+    if permission is not None:
+        raise PermissionDeniedError("only the buyer's agents can do this")
+    return tender
+
+
+def _chosen_key_pairs(service: Service, chosen: Sequence[str]) -> list[KeyPair]:
+    found: list[KeyPair] = []
+    for wanted in chosen:
+        key_pair = (
+            KeyPair.objects.select_for_update()
+            .filter(service=service, designation__iexact=wanted.strip())
+            .first()
+        )
+        if key_pair is None:
+            raise NotFoundError(
+                f"the service {service.name} has no key pair designated {wanted!r}",
+                hint="`scelle service-keys list` shows them.",
+            )
+        if key_pair not in found:
+            found.append(key_pair)
+    return found
+
+
+def _check_valid_through(key_pair: KeyPair, until: dt.datetime, now: dt.datetime) -> None:
+    role = "backup key pair" if key_pair.role == KeyPair.Role.BACKUP else "key pair"
+    if key_pair.not_after <= now:
+        raise RuleViolationError(
+            f"the {role} {key_pair.designation!r} expired on {key_pair.not_after:%Y-%m-%d}",
+            hint="Replace it with a new key pair before launching.",
+        )
+    if key_pair.not_after < until:
+        raise RuleViolationError(
+            f"the {role} {key_pair.designation!r} expires on {key_pair.not_after:%Y-%m-%d}, "
+            f"before the opening window ends on {until:%Y-%m-%d}",
+            hint="Choose a key pair valid longer, or replace this one.",
+        )
+
+
+def launch_tender(
+    actor: User, reference: str, key_designations: Sequence[str], *, now: dt.datetime
+) -> Tender:
+    """Publish a draft and assign its key pairs, for good (rule 3)."""
+    tender = tender_for(actor, reference, Permission.Name.MANAGE_TENDERS)
+    with transaction.atomic():
+        tender = Tender.objects.select_for_update().get(id=tender.id)
+        if tender.status != Tender.Status.DRAFT:
+            raise RuleViolationError(
+                f"the tender {tender.reference} is {tender.status}: "
+                "its key pairs were assigned at launch and are definitive"
+            )
+        _check_deadline(tender.deadline, now)
+        chosen = _chosen_key_pairs(tender.service, key_designations)
+        if not any(key_pair.role == KeyPair.Role.PERSONAL for key_pair in chosen):
+            raise RuleViolationError(
+                "choose at least one personal key pair; the service's backup key pairs "
+                "are added to every tender"
+            )
+        backups = KeyPair.objects.select_for_update().filter(
+            service=tender.service, role=KeyPair.Role.BACKUP
+        )
+        assigned = chosen + [key_pair for key_pair in backups if key_pair not in chosen]
+        until = opening_window_end(tender)
+        for key_pair in assigned:
+            _check_valid_through(key_pair, until, now)
+        for key_pair in assigned:
+            AssignedKeyPair.objects.create(
+                tender=tender,
+                key_pair_id=key_pair.id,
+                designation=key_pair.designation,
+                role=key_pair.role,
+                common_name=key_pair.common_name,
+                certificate_pem=key_pair.certificate_pem,
+                fingerprint_sha256=key_pair.fingerprint_sha256,
+                not_after=key_pair.not_after,
+            )
+        tender.status = Tender.Status.PUBLISHED
+        tender.launched_by = actor
+        tender.launched_at = now
+        tender.save(update_fields=["status", "launched_by", "launched_at"])
+        record(
+            "tenders.tender.launched",
+            actor=actor.email,
+            target=tender,
+            organisation_id=tender.organisation_id,
+            details={
+                "reference": tender.reference,
+                "key_pairs": [
+                    {
+                        "designation": k.designation,
+                        "role": k.role,
+                        "fingerprint": k.fingerprint_sha256,
+                    }
+                    for k in assigned
+                ],
+            },
+            now=now,
+        )
+    return tender
+
+
+def close_tender(actor: User, reference: str, *, now: dt.datetime) -> Tender:
+    """End a tender; its key pairs may then be deleted."""
+    tender = tender_for(actor, reference, Permission.Name.MANAGE_TENDERS)
+    with transaction.atomic():
+        tender = Tender.objects.select_for_update().get(id=tender.id)
+        if tender.status == Tender.Status.CLOSED:
+            raise RuleViolationError(f"the tender {tender.reference} is already closed")
+        previous = tender.status
+        tender.status = Tender.Status.CLOSED
+        tender.closed_by = actor
+        tender.closed_at = now
+        tender.save(update_fields=["status", "closed_by", "closed_at"])
+        record(
+            "tenders.tender.closed",
+            actor=actor.email,
+            target=tender,
+            organisation_id=tender.organisation_id,
+            details={"reference": tender.reference, "was": previous},
+            now=now,
+        )
+    return tender
+
+
+def recipients(actor: User, reference: str) -> list[AssignedKeyPair]:
+    """The certificates every envelope of the tender is encrypted to."""
+    tender = tender_for(actor, reference)
+    if tender.status == Tender.Status.DRAFT:
+        raise RuleViolationError(
+            f"the tender {tender.reference} is not launched: its key pairs are not assigned yet"
+        )
+    return list(tender.assigned_key_pairs.all())
