@@ -63,9 +63,28 @@ def _print_summary(key: StoredKey) -> None:
     show_default=True,
     help="Validity of the certificate.",
 )
+@click.option("--publish", "then_publish", is_flag=True, help="Then publish it on the platform.")
+@click.option("--backup", is_flag=True, help="With --publish: as a backup key pair of the service.")
+@click.option("--designation", help="With --publish: its designation (default: the name).")
+@click.option("--service", help="With --publish: the service (default: your only one).")
 @pass_session
-def generate(session: Session, name: str, cn: str | None, bits: str, days: int) -> None:
-    """Generate a key pair in this workstation's store (self-signed certificate)."""
+def generate(
+    session: Session,
+    name: str,
+    cn: str | None,
+    bits: str,
+    days: int,
+    then_publish: bool,
+    backup: bool,
+    designation: str | None,
+    service: str | None,
+) -> None:
+    """Generate a key pair in this workstation's store (self-signed certificate).
+
+    With --publish, the platform CA then certifies it for one of your services.
+    """
+    if not then_publish and (backup or designation or service):
+        raise click.UsageError("--backup, --designation and --service go with --publish")
     name = check_key_name(name)
     common_name = certs.check_common_name(cn if cn is not None else name)
     store = session.store
@@ -85,6 +104,43 @@ def generate(session: Session, name: str, cn: str | None, bits: str, days: int) 
         )
     )
     _print_summary(stored)
+    if then_publish:
+        from scelle.cli.remote import publish as publish_key_pair
+
+        publish_key_pair(
+            session,
+            stored.name,
+            backup=backup,
+            designation=designation,
+            service_name=service,
+            as_is=False,
+        )
+
+
+@keys.command()
+@click.argument("name")
+@click.option("--backup", is_flag=True, help="A backup key pair of the service.")
+@click.option("--designation", help="Its designation on the platform (default: the name).")
+@click.option("--service", help="The service (default: your only one with manage_keys).")
+@click.option(
+    "--as-is", is_flag=True,
+    help="Reference the existing certificate instead of having the platform CA issue one.",
+)  # fmt: skip
+@pass_session
+def publish(
+    session: Session,
+    name: str,
+    backup: bool,
+    designation: str | None,
+    service: str | None,
+    as_is: bool,
+) -> None:
+    """Publish a key pair of the store on the platform, for one of your services."""
+    from scelle.cli.remote import publish as publish_key_pair
+
+    publish_key_pair(
+        session, name, backup=backup, designation=designation, service_name=service, as_is=as_is
+    )
 
 
 @keys.command(name="list")

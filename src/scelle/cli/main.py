@@ -64,10 +64,15 @@ def _register() -> None:
     from scelle.cli.crypt import decrypt, encrypt
     from scelle.cli.keys import keys
     from scelle.cli.platform import admin, serve
+    from scelle.cli.remote import login, logout, service_keys, tenders
 
     cli.add_command(keys)
     cli.add_command(serve)
     cli.add_command(admin)
+    cli.add_command(login)
+    cli.add_command(logout)
+    cli.add_command(service_keys)
+    cli.add_command(tenders)
     cli.add_command(encrypt)
     cli.add_command(decrypt)
 

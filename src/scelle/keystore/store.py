@@ -244,6 +244,24 @@ class KeyStore:
                 raise
         return self._read(self._keys_dir / key_id)
 
+    def replace_certificate(
+        self, name: str, certificate: x509.Certificate, chain: Sequence[x509.Certificate] = ()
+    ) -> StoredKey:
+        """Give a key pair a new certificate for the same key (the platform CA's, once
+        published): envelopes name their recipient by issuer and serial number, so the
+        store must hold the certificate the bidders encrypt to."""
+        with self._locked():
+            stored = self.get(name)
+            if stored.certificate.public_key() != certificate.public_key():
+                raise InvalidInputError(
+                    f"the new certificate does not belong to the key pair {stored.name!r}"
+                )
+            folder = self._keys_dir / stored.id
+            write_private_file(
+                folder / "cert.pem", certs.certificates_pem([certificate, *chain]), overwrite=True
+            )
+            return self._read(folder)
+
     def delete(self, name: str) -> StoredKey:
         """Remove a key pair for good; asks for the store passphrase first."""
         stored = self.get(name)

@@ -1,0 +1,434 @@
+"""Commands that talk to the platform: login, the service's key registry, tenders.
+
+Thin: resolve names to ids, call one client method, present the answer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from scelle.cli.console import ask_password, password_file_option, say
+from scelle.cli.i18n import _
+from scelle.cli.main import Session, pass_session
+from scelle.client import api
+from scelle.client.login import SavedLogin, forget_login, load_login, save_login
+from scelle.core import authority, certs
+from scelle.core.errors import (
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    PlatformUnavailableError,
+)
+from scelle.keystore import StoredKey, default_home
+
+
+def _home(session: Session) -> Path:
+    return session.home or default_home()
+
+
+def connect(session: Session) -> api.PlatformClient:
+    """A client for the platform this workstation is logged in to."""
+    saved = load_login(_home(session), now=session.clock())
+    return api.PlatformClient(saved.url, saved.token)
+
+
+def choose_service(client: api.PlatformClient, name: str | None, permission: str) -> api.Service:
+    """The service named `name`, or the only one where the user holds `permission`."""
+    services = client.me()["services"]
+    if name is not None:
+        for service in services:
+            if service.get("name", "").casefold() == name.strip().casefold():
+                return service
+        raise NotFoundError(f"you have no permission on a service named {name!r}")
+    allowed = [service for service in services if permission in service["permissions"]]
+    if len(allowed) == 1:
+        return allowed[0]
+    if not allowed:
+        raise PermissionDeniedError(f"you have the {permission} permission on no service")
+    names = ", ".join(service["name"] for service in allowed)
+    raise InvalidInputError(
+        f"you have the {permission} permission on several services: pass --service "
+        f"(one of: {names})"
+    )
+
+
+service_option = click.option("--service", help="The service (default: your only one).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+def _print_json(data: object) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for header in headers:
+        table.add_column(header)
+    for row in rows:
+        table.add_row(*row)
+    Console(soft_wrap=True).print(table)
+
+
+def _day(value: str) -> str:
+    return value[:10]
+
+
+# --- login ---------------------------------------------------------------------
+
+
+@click.command()
+@click.argument("url")
+@click.option("--email", required=True, help="Your e-mail address on the platform.")
+@password_file_option()
+@pass_session
+def login(session: Session, url: str, email: str, password_file: Path | None) -> None:
+    """Log in to the platform at URL; the token is kept in this workstation's $SCELLE_HOME."""
+    with api.PlatformClient(url) as client:
+        password = ask_password(
+            _("Password of {email} on {url}", email=email, url=client.url),
+            password_file=password_file,
+            confirm=False,
+        )
+        answer = client.login(email, password)
+    saved = SavedLogin(
+        url=client.url,
+        email=answer["user"]["email"],
+        token=answer["token"],
+        expires_at=dt.datetime.fromisoformat(answer["expires_at"]),
+    )
+    save_login(_home(session), saved)
+    say(
+        _(
+            "Logged in to {url} as {email} ({organisation}); the login expires on {date}.",
+            url=saved.url,
+            email=saved.email,
+            organisation=answer["user"]["organisation"]["name"],
+            date=f"{saved.expires_at:%Y-%m-%d}",
+        )
+    )
+
+
+@click.command()
+@pass_session
+def logout(session: Session) -> None:
+    """Revoke this workstation's token and forget it."""
+    home = _home(session)
+    saved = load_login(home, now=session.clock())
+    try:
+        with api.PlatformClient(saved.url, saved.token) as client:
+            client.logout()
+    except PlatformUnavailableError as error:
+        say(_("Warning: {message}; the token was only forgotten here.", message=error.message))
+    forget_login(home)
+    say(_("Logged out of {url}.", url=saved.url))
+
+
+# --- publishing a key pair of the store ------------------------------------------
+
+
+def publish(
+    session: Session,
+    name: str,
+    *,
+    backup: bool,
+    designation: str | None,
+    service_name: str | None,
+    as_is: bool,
+) -> None:
+    """Reference the store's key pair `name` on the platform (shared by generate --publish)."""
+    store = session.store
+    stored = store.get(name)
+    with connect(session) as client:
+        service = choose_service(client, service_name, "manage_keys")
+        # The request is signed by the private key: the platform's proof that
+        # this workstation holds it (DESIGN.md, threats: certificate swap).
+        request = authority.build_csr(store.private_key(stored.name), stored.cn)
+        published = client.publish_key_pair(
+            service=service["id"],
+            role="backup" if backup else "personal",
+            designation=designation or stored.name,
+            csr_pem=request,
+            certificate_pem=certs.certificate_pem(stored.certificate) if as_is else None,
+        )
+    if not as_is:
+        certificate = certs.load_certificate(published["certificate_pem"].encode())
+        chain = [certs.load_certificate(pem.encode()) for pem in published["chain_pem"]]
+        stored = store.replace_certificate(stored.name, certificate, chain)
+    say(
+        _(
+            "The key pair {name} is on the platform as {designation} ({role}, service {service}).",
+            name=stored.name,
+            designation=published["designation"],
+            role=_(published["role"]),
+            service=published["service_name"],
+        )
+    )
+    _print_published(stored)
+
+
+def _print_published(key: StoredKey) -> None:
+    say(f"  {_('Issued by')}: {key.issuer}")
+    say(f"  {_('Expires')}: {key.not_after:%Y-%m-%d}")
+    say(f"  {_('SHA-256 fingerprint')}: {key.fingerprint_sha256}")
+
+
+# --- the service's key registry --------------------------------------------------
+
+
+@click.group(name="service-keys")
+def service_keys() -> None:
+    """The key pairs of your services on the platform (the key page)."""
+
+
+def _find_key_pair(
+    client: api.PlatformClient, designation: str, service: str | None
+) -> api.KeyPair:
+    service_id = choose_service(client, service, "manage_keys")["id"] if service else None
+    wanted = designation.strip().casefold()
+    found = [
+        key_pair
+        for key_pair in client.key_pairs(service_id)["key_pairs"]
+        if key_pair["designation"].casefold() == wanted
+    ]
+    if not found:
+        raise NotFoundError(f"no key pair designated {designation!r} on your services")
+    if len(found) > 1:
+        names = ", ".join(key_pair["service_name"] for key_pair in found)
+        raise InvalidInputError(
+            f"several services have a key pair designated {designation!r} ({names}): pass --service"
+        )
+    return found[0]
+
+
+@service_keys.command(name="list")
+@service_option
+@json_option
+@pass_session
+def list_service_keys(session: Session, service: str | None, as_json: bool) -> None:
+    """List the key pairs of your services, with the tenders that use them."""
+    with connect(session) as client:
+        service_id = choose_service(client, service, "manage_keys")["id"] if service else None
+        registry = client.key_pairs(service_id)
+    if as_json:
+        _print_json(registry)
+        return
+    if not registry["key_pairs"]:
+        say(_("No key pair on the platform for your services yet."))
+    else:
+        _table(
+            [_("Designation"), _("CN"), _("Role"), _("Service"), _("Expires"),
+             _("Open tenders"), _("SHA-256 fingerprint")],
+            [
+                [k["designation"], k["common_name"], _(k["role"]), k["service_name"],
+                 _day(k["not_after"]), str(len(k["open_tenders"])), k["fingerprint_sha256"]]
+                for k in registry["key_pairs"]
+            ],
+        )  # fmt: skip
+    for warning in registry["warnings"]:
+        say(_("Warning: {message}", message=warning))
+
+
+@service_keys.command(name="rename")
+@click.argument("designation")
+@click.argument("new_designation")
+@service_option
+@pass_session
+def rename_service_key(
+    session: Session, designation: str, new_designation: str, service: str | None
+) -> None:
+    """Change the designation of a key pair on the platform."""
+    with connect(session) as client:
+        key_pair = _find_key_pair(client, designation, service)
+        renamed = client.rename_key_pair(key_pair["id"], new_designation)
+    say(
+        _(
+            "The key pair {old} is now designated {new}.",
+            old=key_pair["designation"],
+            new=renamed["designation"],
+        )
+    )
+
+
+@service_keys.command(name="delete")
+@click.argument("designation")
+@service_option
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_session
+def delete_service_key(session: Session, designation: str, service: str | None, yes: bool) -> None:
+    """Remove a key pair from the platform (refused while a tender not closed uses it)."""
+    with connect(session) as client:
+        key_pair = _find_key_pair(client, designation, service)
+        if not yes:
+            import sys
+
+            if not sys.stdin.isatty():
+                raise InvalidInputError("deleting a key pair needs --yes when not on a terminal")
+            question = _(
+                "Remove the key pair {designation} ({cn}) from the platform?",
+                designation=key_pair["designation"],
+                cn=key_pair["common_name"],
+            )
+            if not click.confirm(question, default=False, err=True):
+                say(_("Nothing deleted."))
+                return
+        client.delete_key_pair(key_pair["id"])
+    say(_("The key pair {designation} was removed from the platform.",
+          designation=key_pair["designation"]))  # fmt: skip
+
+
+# --- tenders ---------------------------------------------------------------------
+
+
+@click.group()
+def tenders() -> None:
+    """Tenders (consultations): create, launch with their key pairs, list, close."""
+
+
+def parse_deadline(value: str) -> dt.datetime:
+    """An ISO 8601 date and time; without a zone, this workstation's local time."""
+    try:
+        moment = dt.datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 date and time, such as 2027-03-01T12:00+01:00"
+        ) from None
+    return moment if moment.tzinfo else moment.astimezone()
+
+
+@tenders.command(name="create")
+@click.option("--reference", required=True, help="The tender's reference, unique on the platform.")
+@click.option("--title", required=True, help="The tender's title.")
+@click.option(
+    "--deadline", required=True, help="Deposit deadline, ISO 8601 (local time if no zone)."
+)
+@click.option(
+    "--envelopes", default="candidature,offre", show_default=True,
+    help="Envelope kinds, comma-separated: candidature, offre, anonymat.",
+)  # fmt: skip
+@service_option
+@pass_session
+def create_tender(
+    session: Session, reference: str, title: str, deadline: str, envelopes: str, service: str | None
+) -> None:
+    """Create a draft tender."""
+    moment = parse_deadline(deadline)
+    with connect(session) as client:
+        chosen = choose_service(client, service, "manage_tenders")
+        tender = client.create_tender(
+            service=chosen["id"],
+            reference=reference,
+            title=title,
+            deadline=moment,
+            envelopes=[kind.strip() for kind in envelopes.split(",") if kind.strip()],
+        )
+    say(
+        _(
+            "Draft tender {reference} created (deadline {deadline}); launch it with "
+            "`scelle tenders launch {reference} --key DESIGNATION`.",
+            reference=tender["reference"],
+            deadline=tender["deadline"],
+        )
+    )
+
+
+@tenders.command(name="launch")
+@click.argument("reference")
+@click.option(
+    "--key", "keys", multiple=True, required=True, metavar="DESIGNATION",
+    help="A personal key pair of the service; repeat for more. Backup key pairs are added.",
+)  # fmt: skip
+@pass_session
+def launch_tender(session: Session, reference: str, keys: tuple[str, ...]) -> None:
+    """Publish a draft tender; its key pairs become definitive."""
+    with connect(session) as client:
+        tender = client.launch_tender(reference, list(keys))
+    say(_("Tender {reference} is published. Its key pairs, definitive:",
+          reference=tender["reference"]))  # fmt: skip
+    _print_recipients(session, tender["key_pairs"])
+
+
+def _print_recipients(session: Session, recipients: list[api.Recipient]) -> None:
+    # The buyer's check against a swapped certificate (DESIGN.md, threats):
+    # say which recipients match a key pair of this workstation's store.
+    local = {key.fingerprint_sha256 for key in session.store.key_pairs()}
+    for recipient in recipients:
+        here = _("in this workstation's store") if recipient["fingerprint_sha256"] in local else ""
+        say(
+            f"  {recipient['designation']} ({_(recipient['role'])}, {recipient['common_name']}, "
+            f"{_('expires')} {_day(recipient['not_after'])}) "
+            f"{recipient['fingerprint_sha256']} {here}".rstrip()
+        )
+
+
+@tenders.command(name="list")
+@json_option
+@pass_session
+def list_tenders(session: Session, as_json: bool) -> None:
+    """List the tenders you can see."""
+    with connect(session) as client:
+        found = client.tenders()
+    if as_json:
+        _print_json(found)
+        return
+    if not found:
+        say(_("No tender."))
+        return
+    _table(
+        [_("Reference"), _("Title"), _("Service"), _("Deadline"), _("Status"), _("Key pairs")],
+        [
+            [t["reference"], t["title"], t["service"], t["deadline"], _(t["status"]),
+             str(len(t["key_pairs"]))]
+            for t in found
+        ],
+    )  # fmt: skip
+
+
+@tenders.command(name="show")
+@click.argument("reference")
+@json_option
+@pass_session
+def show_tender(session: Session, reference: str, as_json: bool) -> None:
+    """Show a tender, with its key pairs and their fingerprints."""
+    with connect(session) as client:
+        tender = client.tender(reference)
+    if as_json:
+        _print_json(tender)
+        return
+    rows = [
+        (_("Reference"), tender["reference"]),
+        (_("Title"), tender["title"]),
+        (_("Buyer"), f"{tender['organisation']} — {tender['service']}"),
+        (_("Deadline"), tender["deadline"]),
+        (_("Opening window ends"), tender["opening_window_ends"]),
+        (_("Envelopes"), ", ".join(tender["envelopes"])),
+        (_("Status"), _(tender["status"])),
+    ]
+    width = max(len(label) for label, _value in rows)
+    for label, value in rows:
+        click.echo(f"{label:<{width}}  {value}")
+    if tender["key_pairs"]:
+        click.echo(_("Key pairs:"))
+        for recipient in tender["key_pairs"]:
+            click.echo(
+                f"  {recipient['designation']} ({_(recipient['role'])}, "
+                f"{recipient['common_name']}, {_('expires')} {_day(recipient['not_after'])}) "
+                f"{recipient['fingerprint_sha256']}"
+            )
+
+
+@tenders.command(name="close")
+@click.argument("reference")
+@pass_session
+def close_tender(session: Session, reference: str) -> None:
+    """Close a tender; its key pairs may then be deleted."""
+    with connect(session) as client:
+        tender = client.close_tender(reference)
+    say(_("Tender {reference} is closed.", reference=tender["reference"]))

@@ -1,0 +1,294 @@
+"""`PlatformClient`: one method per API route, answers as typed dictionaries.
+
+HTTP errors come back as the core's errors, with the platform's own message:
+401 → NotAuthenticatedError, 403 → PermissionDeniedError, 404 → NotFoundError,
+409 → RuleViolationError, 429 → TooManyAttemptsError, 400/422 →
+InvalidInputError; no answer or a server error → PlatformUnavailableError.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import urllib.parse
+from typing import Any, TypedDict, cast
+
+import httpx
+
+from scelle.core.errors import (
+    InvalidInputError,
+    NotAuthenticatedError,
+    NotFoundError,
+    PermissionDeniedError,
+    PlatformUnavailableError,
+    RuleViolationError,
+    ScelleError,
+    TooManyAttemptsError,
+)
+
+TIMEOUT_SECONDS = 30.0
+_ERRORS: dict[int, type[ScelleError]] = {
+    400: InvalidInputError,
+    401: NotAuthenticatedError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: RuleViolationError,
+    422: InvalidInputError,
+    429: TooManyAttemptsError,
+}
+
+
+class Organisation(TypedDict):
+    id: str
+    name: str
+    kind: str
+
+
+class Service(TypedDict):
+    id: str
+    name: str
+    permissions: list[str]
+
+
+class Me(TypedDict):
+    email: str
+    organisation: Organisation
+    services: list[Service]
+
+
+class LoginAnswer(TypedDict):
+    token: str
+    expires_at: str
+    user: Me
+
+
+class KeyPair(TypedDict):
+    id: str
+    service: str
+    service_name: str
+    designation: str
+    role: str
+    common_name: str
+    fingerprint_sha256: str
+    not_before: str
+    not_after: str
+    issued_by_platform: bool
+    added_by: str | None
+    added_at: str
+    certificate_pem: str
+    open_tenders: list[str]
+
+
+class PublishedKeyPair(KeyPair):
+    chain_pem: list[str]
+
+
+class Registry(TypedDict):
+    key_pairs: list[KeyPair]
+    warnings: list[str]
+
+
+class Recipient(TypedDict):
+    designation: str
+    role: str
+    common_name: str
+    fingerprint_sha256: str
+    not_after: str
+    certificate_pem: str
+
+
+class Tender(TypedDict):
+    id: str
+    reference: str
+    title: str
+    organisation: str
+    service: str
+    deadline: str
+    opening_window_ends: str
+    envelopes: list[str]
+    status: str
+    launched_at: str | None
+    closed_at: str | None
+    key_pairs: list[Recipient]
+
+
+class Authority(TypedDict):
+    name: str
+    certificate_pem: str
+    fingerprint_sha256: str
+    not_after: str
+
+
+def check_platform_url(url: str) -> str:
+    """The platform's base URL without a trailing slash; plain HTTP only on loopback."""
+    parsed = urllib.parse.urlsplit(url.strip())
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise InvalidInputError(f"{url!r} is not a platform address such as https://host")
+    if parsed.scheme == "http" and not _is_loopback(parsed.hostname):
+        raise InvalidInputError(
+            f"refusing plain HTTP to {parsed.hostname}: passwords and tokens would travel in clear",
+            hint="Use the platform's https:// address.",
+        )
+    return urllib.parse.urlunsplit((parsed.scheme, parsed.netloc, parsed.path.rstrip("/"), "", ""))
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _error(response: httpx.Response) -> ScelleError:
+    try:
+        body = response.json()
+        message, hint = str(body["detail"]), body.get("hint")
+    except (ValueError, KeyError, TypeError):
+        message, hint = f"the platform answered HTTP {response.status_code}", None
+    kind = _ERRORS.get(response.status_code)
+    if kind is None:
+        return PlatformUnavailableError(
+            f"the platform failed to answer (HTTP {response.status_code}): {message}"
+        )
+    return kind(message, hint=hint)
+
+
+class PlatformClient:
+    """The platform's API, for one user's token (or none, to log in)."""
+
+    def __init__(
+        self, url: str, token: str | None = None, *, timeout: float = TIMEOUT_SECONDS
+    ) -> None:
+        self.url = check_platform_url(url)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(
+            base_url=f"{self.url}/api", headers=headers, timeout=timeout, follow_redirects=False
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> PlatformClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:  # noqa: ANN401 - JSON
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as error:
+            raise PlatformUnavailableError(
+                f"cannot reach the platform at {self.url}: {error}"
+            ) from None
+        if response.status_code >= 400:
+            raise _error(response)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise PlatformUnavailableError(
+                f"{self.url} answered something that is not the platform's API"
+            ) from None
+
+    # --- accounts ---------------------------------------------------------------
+
+    def health(self) -> bool:
+        return bool(self._call("GET", "/health").get("status") == "ok")
+
+    def login(self, email: str, password: str) -> LoginAnswer:
+        return cast(
+            LoginAnswer,
+            self._call("POST", "/auth/login", json={"email": email, "password": password}),
+        )
+
+    def logout(self) -> None:
+        self._call("POST", "/auth/logout")
+
+    def me(self) -> Me:
+        return cast(Me, self._call("GET", "/me"))
+
+    def platform_ca(self) -> Authority:
+        return cast(Authority, self._call("GET", "/platform/ca"))
+
+    # --- key registry -----------------------------------------------------------
+
+    def key_pairs(self, service: str | None = None) -> Registry:
+        params = {"service": service} if service else {}
+        return cast(Registry, self._call("GET", "/key-pairs", params=params))
+
+    def publish_key_pair(
+        self,
+        *,
+        service: str,
+        role: str,
+        designation: str | None,
+        csr_pem: bytes,
+        certificate_pem: bytes | None = None,
+    ) -> PublishedKeyPair:
+        body = {
+            "service": service,
+            "role": role,
+            "designation": designation,
+            "csr_pem": csr_pem.decode(),
+            "certificate_pem": certificate_pem.decode() if certificate_pem else None,
+        }
+        return cast(PublishedKeyPair, self._call("POST", "/key-pairs", json=body))
+
+    def rename_key_pair(self, key_pair_id: str, designation: str) -> KeyPair:
+        return cast(
+            KeyPair,
+            self._call("PATCH", f"/key-pairs/{key_pair_id}", json={"designation": designation}),
+        )
+
+    def delete_key_pair(self, key_pair_id: str) -> None:
+        self._call("DELETE", f"/key-pairs/{key_pair_id}")
+
+    # --- tenders ----------------------------------------------------------------
+
+    def tenders(self) -> list[Tender]:
+        return cast(list[Tender], self._call("GET", "/tenders"))
+
+    def create_tender(
+        self,
+        *,
+        service: str,
+        reference: str,
+        title: str,
+        deadline: dt.datetime,
+        envelopes: list[str],
+    ) -> Tender:
+        body = {
+            "service": service,
+            "reference": reference,
+            "title": title,
+            "deadline": deadline.isoformat(),
+            "envelopes": envelopes,
+        }
+        return cast(Tender, self._call("POST", "/tenders", json=body))
+
+    def tender(self, reference: str) -> Tender:
+        return cast(Tender, self._call("GET", f"/tenders/{_segment(reference)}"))
+
+    def launch_tender(self, reference: str, key_pairs: list[str]) -> Tender:
+        return cast(
+            Tender,
+            self._call(
+                "POST", f"/tenders/{_segment(reference)}/launch", json={"key_pairs": key_pairs}
+            ),
+        )
+
+    def close_tender(self, reference: str) -> Tender:
+        return cast(Tender, self._call("POST", f"/tenders/{_segment(reference)}/close"))
+
+    def recipients(self, reference: str) -> list[Recipient]:
+        return cast(
+            list[Recipient], self._call("GET", f"/tenders/{_segment(reference)}/recipients")
+        )
+
+
+def _segment(value: str) -> str:
+    return urllib.parse.quote(value, safe="")
