@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 
 from django.http import HttpRequest
-from ninja import Router, Schema
+from ninja import Router, Schema, Status
 from pydantic import Field
 
 from scelle.core import certs
@@ -89,10 +89,10 @@ def login(request: HttpRequest, payload: LoginIn) -> LoginOut:
 
 
 @router.post("/auth/logout", response=responses({204: None}))
-def logout(request: HttpRequest) -> tuple[int, None]:
+def logout(request: HttpRequest) -> Status[None]:
     """Revoke the token of this request."""
     services.revoke(current_token(request), now=now())
-    return 204, None
+    return Status(204, None)
 
 
 @router.get("/me", response=responses({200: MeOut}))

@@ -7,7 +7,7 @@ import uuid
 from typing import Literal
 
 from django.http import HttpRequest
-from ninja import Router, Schema
+from ninja import Router, Schema, Status
 from pydantic import Field
 
 from scelle.core import certs
@@ -89,7 +89,7 @@ class PublishIn(Schema):
 
 
 @router.post("", response=responses({201: PublishedOut}, 400, 403, 404, 409))
-def publish(request: HttpRequest, payload: PublishIn) -> tuple[int, PublishedOut]:
+def publish(request: HttpRequest, payload: PublishIn) -> Status[PublishedOut]:
     """Add a key pair generated on the agent's workstation to a service's registry."""
     key_pair = services.publish_key_pair(
         actor(request),
@@ -105,7 +105,7 @@ def publish(request: HttpRequest, payload: PublishIn) -> tuple[int, PublishedOut
         if key_pair.issued_by_platform
         else []
     )
-    return 201, PublishedOut(**_out(key_pair, []).dict(), chain_pem=chain)
+    return Status(201, PublishedOut(**_out(key_pair, []).model_dump(), chain_pem=chain))
 
 
 class RenameIn(Schema):
@@ -120,7 +120,7 @@ def rename(request: HttpRequest, key_pair_id: uuid.UUID, payload: RenameIn) -> K
 
 
 @router.delete("/{key_pair_id}", response=responses({204: None}, 403, 404, 409))
-def delete(request: HttpRequest, key_pair_id: uuid.UUID) -> tuple[int, None]:
+def delete(request: HttpRequest, key_pair_id: uuid.UUID) -> Status[None]:
     """Remove a key pair, unless a tender not closed uses it."""
     services.delete_key_pair(actor(request), key_pair_id, now=now())
-    return 204, None
+    return Status(204, None)

@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 
 from django.http import HttpRequest
-from ninja import Router, Schema
+from ninja import Router, Schema, Status
 from pydantic import Field
 
 from scelle.platform.api import actor
@@ -87,7 +87,7 @@ class TenderIn(Schema):
 
 
 @router.post("", response=responses({201: TenderOut}, 400, 403, 404, 409))
-def create(request: HttpRequest, payload: TenderIn) -> tuple[int, TenderOut]:
+def create(request: HttpRequest, payload: TenderIn) -> Status[TenderOut]:
     """A draft tender of a service."""
     tender = services.create_tender(
         actor(request),
@@ -98,7 +98,7 @@ def create(request: HttpRequest, payload: TenderIn) -> tuple[int, TenderOut]:
         envelopes=payload.envelopes,
         now=now(),
     )
-    return 201, _out(tender)
+    return Status(201, _out(tender))
 
 
 @router.get("/{reference}", response=responses({200: TenderOut}, 403, 404))
