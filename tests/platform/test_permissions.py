@@ -1,0 +1,186 @@
+"""Authorisation, from one table: every API route × every kind of caller → status.
+
+Callers: nobody (no token), a company's user, another buyer's agent (the
+outsider: what is not theirs is "not found"), an agent of the same buyer
+without a permission on the service, and the agent who holds it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from scelle.platform.api import api
+from tests.platform.conftest import (
+    Buyer,
+    MovableClock,
+    api_client,
+    create_tender,
+    launch,
+    make_user,
+    publish,
+)
+
+pytestmark = [pytest.mark.django_db, pytest.mark.platform]
+
+CALLERS = ("anonymous", "bidder", "outsider", "without_permission", "permitted")
+
+
+@dataclass
+class World:
+    """One buyer's service with key pairs and tenders, and a client per caller."""
+
+    buyer: Buyer
+    clients: dict[str, Client]
+    ids: dict[str, str]
+
+
+@pytest.fixture
+def world(rouen: Buyer, caen: Buyer, bidder, clock: MovableClock, rsa_keys) -> World:
+    owner = api_client(rouen.owner, clock)
+    ids: dict[str, str] = {"service": str(rouen.service.id)}
+    for index, (designation, role) in enumerate(
+        [("PERSO", "personal"), ("SECOURS", "backup"), ("LIBRE", "personal")]
+    ):
+        answer = publish(owner, rouen.service, rsa_keys[index], designation, role=role)
+        ids[designation] = answer.json()["id"]
+    create_tender(owner, rouen.service, "DRAFT-1")
+    create_tender(owner, rouen.service, "PUB-1")
+    assert launch(owner, "PUB-1", "PERSO").status_code == 200
+    # An agent of the same buyer whose only permission is on another service.
+    intern = make_user(
+        "stagiaire@rouen.fr", rouen.organisation, service=rouen.other_service, permissions=("open",)
+    )
+    clients = {
+        "anonymous": Client(),
+        "bidder": api_client(bidder, clock),
+        "outsider": api_client(caen.owner, clock),
+        "without_permission": api_client(intern, clock),
+        "permitted": owner,
+    }
+    return World(rouen, clients, ids)
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    """With {placeholders} filled from World.ids."""
+    openapi_path: str
+    body: dict[str, Any] | None
+    expected: tuple[int, int, int, int, int]
+    """Status for each of CALLERS, in order."""
+
+
+ROUTES = [
+    Route("get", "/api/health", "/api/health", None, (200, 200, 200, 200, 200)),
+    Route("get", "/api/platform/ca", "/api/platform/ca", None, (200, 200, 200, 200, 200)),
+    Route("get", "/api/me", "/api/me", None, (401, 200, 200, 200, 200)),
+    Route("post", "/api/auth/logout", "/api/auth/logout", None, (401, 204, 204, 204, 204)),
+    Route(
+        "get", "/api/key-pairs?service={service}", "/api/key-pairs", None,
+        (401, 403, 404, 403, 200),
+    ),
+    Route(
+        "post", "/api/key-pairs", "/api/key-pairs", {"publish": True},
+        (401, 403, 404, 403, 201),
+    ),
+    Route(
+        "patch", "/api/key-pairs/{LIBRE}", "/api/key-pairs/{key_pair_id}",
+        {"designation": "RENOMMÉ"}, (401, 403, 404, 403, 200),
+    ),
+    Route(
+        "delete", "/api/key-pairs/{LIBRE}", "/api/key-pairs/{key_pair_id}", None,
+        (401, 403, 404, 403, 204),
+    ),
+    Route("get", "/api/tenders", "/api/tenders", None, (401, 200, 200, 200, 200)),
+    Route(
+        "post", "/api/tenders", "/api/tenders", {"tender": True},
+        (401, 403, 404, 403, 201),
+    ),
+    Route(
+        "get", "/api/tenders/DRAFT-1", "/api/tenders/{reference}", None,
+        (401, 404, 404, 403, 200),
+    ),
+    Route(
+        "post", "/api/tenders/DRAFT-1/launch", "/api/tenders/{reference}/launch",
+        {"key_pairs": ["PERSO"]}, (401, 404, 404, 403, 200),
+    ),
+    Route(
+        "post", "/api/tenders/DRAFT-1/close", "/api/tenders/{reference}/close", None,
+        (401, 404, 404, 403, 200),
+    ),
+    Route(
+        "get", "/api/tenders/PUB-1/recipients", "/api/tenders/{reference}/recipients", None,
+        (401, 200, 404, 403, 200),
+    ),
+]  # fmt: skip
+# Login is the one route that takes no token: tested in test_accounts.py.
+UNGUARDED = {("post", "/api/auth/login")}
+
+
+def test_the_table_covers_every_route() -> None:
+    schema = api.get_openapi_schema(path_prefix="/api")
+    documented = {
+        (method, path) for path, operations in schema["paths"].items() for method in operations
+    }
+    covered = {(route.method, route.openapi_path) for route in ROUTES} | UNGUARDED
+    assert documented == covered
+
+
+def _body(route: Route, world: World, rsa_keys) -> dict[str, Any] | None:
+    if route.body == {"publish": True}:
+        from tests.platform.conftest import csr_for
+
+        return {
+            "service": world.ids["service"],
+            "role": "personal",
+            "designation": "NOUVEAU",
+            "csr_pem": csr_for(rsa_keys[5], "NOUVEAU"),
+        }
+    if route.body == {"tender": True}:
+        return {
+            "service": world.ids["service"],
+            "reference": "NEUF-1",
+            "title": "Nouveau marché",
+            "deadline": "2027-06-01T12:00:00+02:00",
+        }
+    return route.body
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: f"{r.method} {r.path}")
+def test_authorisation_matrix(route: Route, caller: str, world: World, rsa_keys) -> None:
+    client = world.clients[caller]
+    path = route.path.format(**world.ids)
+    body = _body(route, world, rsa_keys)
+    call = getattr(client, route.method)
+    if body is None:
+        response = call(path)
+    else:
+        response = call(path, body, content_type="application/json")
+    expected = route.expected[CALLERS.index(caller)]
+    assert response.status_code == expected, response.content
+    if response.status_code in (401, 403, 404):
+        # Refusals carry a message, never data.
+        answer = response.json()
+        assert set(answer) == {"detail", "hint"}
+        assert "PERSO" not in response.content.decode()
+
+
+def test_lists_show_only_what_the_caller_may_see(world: World) -> None:
+    tenders = {
+        caller: sorted(t["reference"] for t in world.clients[caller].get("/api/tenders").json())
+        for caller in CALLERS[1:]
+    }
+    assert tenders == {
+        "bidder": ["PUB-1"],  # launched tenders only, never drafts
+        "outsider": [],
+        "without_permission": [],
+        "permitted": ["DRAFT-1", "PUB-1"],
+    }
+    for caller in ("outsider", "without_permission"):
+        assert world.clients[caller].get("/api/key-pairs").json()["key_pairs"] == []
