@@ -15,5 +15,5 @@ class ErrorOut(Schema):
 
 
 def responses(ok: dict[int, Any], *errors: int) -> dict[int, Any]:
-    """`ok` plus the error statuses of an authenticated route (401 and 422 always)."""
-    return {**ok, **{status: ErrorOut for status in (401, 422, *errors)}}
+    """`ok` plus the error statuses of a route: 400 (unreadable body), 401 and 422 always."""
+    return {**ok, **{status: ErrorOut for status in (400, 401, 422, *errors)}}

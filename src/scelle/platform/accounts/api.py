@@ -15,7 +15,7 @@ from scelle.platform.accounts.models import Permission, Service, User
 from scelle.platform.api import actor, current_token
 from scelle.platform.clock import now
 from scelle.platform.keypairs.authority import platform_authority
-from scelle.platform.schemas import ErrorOut, responses
+from scelle.platform.schemas import responses
 
 router = Router(tags=["accounts"])
 
@@ -77,9 +77,7 @@ def _me(user: User) -> MeOut:
     )
 
 
-@router.post(
-    "/auth/login", auth=None, response={200: LoginOut, 401: ErrorOut, 422: ErrorOut, 429: ErrorOut}
-)
+@router.post("/auth/login", auth=None, response=responses({200: LoginOut}, 429))
 def login(request: HttpRequest, payload: LoginIn) -> LoginOut:
     """Exchange an e-mail address and a password for an API token."""
     issued = services.log_in(payload.email, payload.password, now=now())

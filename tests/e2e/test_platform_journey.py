@@ -1,0 +1,240 @@
+"""The README's journey on a real server: set up a buyer, log in, generate and publish key
+pairs, create and launch a tender, and see each rule refuse what it must.
+
+The platform runs as `scelle serve` in a subprocess (SQLite, then PostgreSQL);
+each workstation is a `scelle` command line with its own SCELLE_HOME.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from scelle.cli.main import EXIT_FAILURE, EXIT_OK, Session, run
+from tests.conftest import STORE_PASSPHRASE, require_tool
+from tests.e2e.conftest import Platform
+
+pytestmark = [pytest.mark.slow, pytest.mark.platform]
+
+PASSWORD = "Mot-de-passe-Agent-2026!"
+
+
+@dataclass
+class Workstation:
+    """One user's machine: its own store and login."""
+
+    home: Path
+    capsys: pytest.CaptureFixture[str]
+
+    def scelle(self, *args: str) -> tuple[int, str, str]:
+        status = run(list(args), Session(home=self.home))
+        captured = self.capsys.readouterr()
+        return status, captured.out, captured.err
+
+    def ok(self, *args: str) -> str:
+        status, out, err = self.scelle(*args)
+        assert status == EXIT_OK, f"scelle {' '.join(args)}: {err}"
+        return out + err
+
+    def refused(self, *args: str) -> str:
+        status, _, err = self.scelle(*args)
+        assert status == EXIT_FAILURE, f"scelle {' '.join(args)} should have failed"
+        assert "Traceback" not in err
+        return err
+
+
+@pytest.fixture
+def password_file(tmp_path: Path) -> Path:
+    path = tmp_path / "password.txt"
+    path.write_text(PASSWORD + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def stations(tmp_path: Path, capsys, monkeypatch) -> dict[str, Workstation]:
+    monkeypatch.setenv("SCELLE_STORE_PASSPHRASE", STORE_PASSPHRASE)
+    monkeypatch.setenv("SCELLE_LANG", "en")
+    return {
+        name: Workstation(tmp_path / f"home-{name}", capsys)
+        for name in ("agent", "colleague", "outsider", "bidder")
+    }
+
+
+def set_up(platform: Platform, password_file: Path) -> None:
+    pw = str(password_file)
+    platform.admin("create-organisation", "Ville de Rouen", "--kind", "buyer")
+    platform.admin("create-service", "Ville de Rouen", "Service des marchés")
+    platform.admin(
+        "create-user", "acheteur@rouen.fr", "--organisation", "Ville de Rouen",
+        "--password-file", pw, "--service", "Service des marchés",
+        "--permission", "manage_keys", "--permission", "manage_tenders", "--permission", "open",
+    )  # fmt: skip
+    platform.admin(
+        "create-user", "collegue@rouen.fr", "--organisation", "Ville de Rouen",
+        "--password-file", pw, "--service", "Service des marchés", "--permission", "open",
+    )  # fmt: skip
+    platform.admin("create-organisation", "Ville de Caen", "--kind", "buyer")
+    platform.admin("create-service", "Ville de Caen", "Achats")
+    platform.admin(
+        "create-user", "acheteur@caen.fr", "--organisation", "Ville de Caen",
+        "--password-file", pw, "--service", "Achats", "--permission", "manage_tenders",
+    )  # fmt: skip
+    platform.admin("create-organisation", "BTP Normandie", "--kind", "bidder")
+    platform.admin(
+        "create-user", "offres@btp.fr", "--organisation", "BTP Normandie", "--password-file", pw
+    )
+
+
+def test_the_newcomers_journey(
+    platform: Platform, stations: dict[str, Workstation], password_file: Path, tmp_path: Path
+) -> None:
+    set_up(platform, password_file)
+    listing = json.loads(platform.admin("list", "--json").stdout)
+    assert [o["name"] for o in listing] == ["BTP Normandie", "Ville de Caen", "Ville de Rouen"]
+    pw = str(password_file)
+    agent, colleague, outsider, bidder = (
+        stations[name] for name in ("agent", "colleague", "outsider", "bidder")
+    )
+    for station, email in [
+        (agent, "acheteur@rouen.fr"),
+        (colleague, "collegue@rouen.fr"),
+        (outsider, "acheteur@caen.fr"),
+        (bidder, "offres@btp.fr"),
+    ]:
+        said = station.ok("login", platform.url, "--email", email, "--password-file", pw)
+        assert f"as {email}" in said
+        assert (station.home / "platform.json").stat().st_mode & 0o777 == 0o600
+
+    # Key pairs: generated here, certified by the platform CA (rule 2).
+    said = agent.ok("keys", "generate", "BICLEVIDEOTUTO", "--publish")
+    assert "on the platform as BICLEVIDEOTUTO (personal" in said
+    agent.ok("keys", "generate", "SECOURS", "--publish", "--backup", "--designation", "Secours")
+    local = {k["name"]: k for k in json.loads(agent.ok("keys", "list", "--json"))}
+    assert local["BICLEVIDEOTUTO"]["issuer"].endswith("autorité de la plateforme")
+    registry = json.loads(agent.ok("service-keys", "list", "--json"))
+    by_name = {k["designation"]: k for k in registry["key_pairs"]}
+    assert by_name["Secours"]["role"] == "backup"
+    assert (
+        by_name["BICLEVIDEOTUTO"]["fingerprint_sha256"]
+        == (local["BICLEVIDEOTUTO"]["fingerprint_sha256"])
+    )
+    # OpenSSL checks the issued certificate against the platform CA.
+    _openssl_verifies(platform, agent, tmp_path)
+    # A colleague without manage_keys cannot publish.
+    colleague.ok("keys", "generate", "PERSO-COLLEGUE")
+    err = colleague.refused("keys", "publish", "PERSO-COLLEGUE", "--service", "Service des marchés")
+    assert "manage_keys" in err
+
+    # A tender, launched with its definitive key pairs (rule 3).
+    deadline = (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).isoformat()
+    agent.ok(
+        "tenders", "create", "--reference", "AO-2026-001", "--title", "Travaux de voirie",
+        "--deadline", deadline,
+    )  # fmt: skip
+    said = agent.ok("tenders", "launch", "AO-2026-001", "--key", "BICLEVIDEOTUTO")
+    assert "Secours (backup" in said and "in this workstation's store" in said
+    shown = json.loads(agent.ok("tenders", "show", "AO-2026-001", "--json"))
+    assert shown["status"] == "published"
+    assert {k["designation"] for k in shown["key_pairs"]} == {"BICLEVIDEOTUTO", "Secours"}
+    assert "definitive" in agent.refused("tenders", "launch", "AO-2026-001", "--key", "Secours")
+    agent.ok(
+        "tenders", "create", "--reference", "AO-2026-002", "--title", "Fournitures",
+        "--deadline", deadline,
+    )  # fmt: skip
+    assert "personal key pair" in agent.refused(
+        "tenders", "launch", "AO-2026-002", "--key", "Secours"
+    )
+    # A key pair that expires before the opening window ends is refused.
+    agent.ok("keys", "generate", "COURTE", "--days", "60")
+    agent.ok("keys", "publish", "COURTE", "--as-is")
+    err = agent.refused("tenders", "launch", "AO-2026-002", "--key", "COURTE")
+    assert "before the opening window ends" in err
+    past = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).isoformat()
+    err = agent.refused(
+        "tenders", "create", "--reference", "AO-PASSE", "--title", "Trop tard", "--deadline", past
+    )
+    assert "already past" in err
+
+    # Deleting a key pair in use is refused, naming the tender (rule 4).
+    err = agent.refused("service-keys", "delete", "BICLEVIDEOTUTO", "--yes")
+    assert "AO-2026-001" in err and "not closed" in err
+
+    # Companies see launched tenders and their recipients; another buyer sees nothing (rule 1).
+    seen = json.loads(bidder.ok("tenders", "list", "--json"))
+    assert [t["reference"] for t in seen] == ["AO-2026-001"]
+    shown_to_bidder = json.loads(bidder.ok("tenders", "show", "AO-2026-001", "--json"))
+    assert shown_to_bidder["key_pairs"] == shown["key_pairs"]
+    assert "only a public buyer's agents" in bidder.refused("service-keys", "list")
+    assert "no tender with the reference" in outsider.refused("tenders", "show", "AO-2026-001")
+    assert json.loads(outsider.ok("tenders", "list", "--json")) == []
+
+    # Closing frees the key pair; the audit log holds every step.
+    agent.ok("tenders", "close", "AO-2026-001")
+    agent.ok("service-keys", "rename", "BICLEVIDEOTUTO", "Ancienne clé")
+    agent.ok("service-keys", "delete", "Ancienne clé", "--yes")
+    verified = platform.admin("audit-verify")
+    assert "chain intact" in verified.stderr
+
+    agent.ok("logout")
+    assert "not logged in" in agent.refused("tenders", "list")
+
+
+def _openssl_verifies(platform: Platform, agent: Workstation, tmp_path: Path) -> None:
+    openssl = require_tool("openssl")
+    import httpx
+
+    ca = tmp_path / "ca.pem"
+    ca.write_text(httpx.get(f"{platform.url}/api/platform/ca").json()["certificate_pem"])
+    issued = tmp_path / "issued.pem"
+    agent.ok("keys", "cert", "BICLEVIDEOTUTO", "-o", str(issued))
+    result = subprocess.run(
+        [openssl, "verify", "-CAfile", str(ca), str(issued)], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and ": OK" in result.stdout, result.stderr
+    text = subprocess.run(
+        [openssl, "x509", "-in", str(issued), "-noout", "-text", "-nameopt", "oneline,-esc_msb"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "Key Encipherment" in text and "Digital Signature" not in text
+    assert "O = Ville de Rouen, OU = Service des marchés" in text
+    # An envelope sealed to the issued certificate opens with the store's key:
+    # the store holds the certificate bidders encrypt to.
+    plain = tmp_path / "offre.pdf"
+    plain.write_bytes(b"%PDF-1.7 offre de test\n" * 100)
+    agent.ok("encrypt", "-r", str(issued), str(plain))
+    agent.ok("decrypt", "-o", str(tmp_path / "back.pdf"), str(plain) + ".p7m")
+    assert (tmp_path / "back.pdf").read_bytes() == plain.read_bytes()
+
+
+def test_schemathesis_finds_no_server_error(
+    platform: Platform, password_file: Path, tmp_path: Path
+) -> None:
+    """Property-based requests from /api/openapi.json, authenticated as an agent."""
+    set_up(platform, password_file)
+    import httpx
+
+    token = httpx.post(
+        f"{platform.url}/api/auth/login",
+        json={"email": "acheteur@rouen.fr", "password": PASSWORD},
+    ).json()["token"]
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "schemathesis.cli", "run", f"{platform.url}/api/openapi.json",
+            "-H", f"Authorization: Bearer {token}",
+            "--max-examples", "25", "--seed", "20261122", "--no-color",
+            # Logging out would revoke the token the run uses.
+            "--exclude-path", "/api/auth/logout",
+            "--request-timeout", "30",
+        ],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "not_a_server_error" not in result.stdout
+    assert " passed" in result.stdout
