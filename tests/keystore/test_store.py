@@ -165,3 +165,22 @@ def test_store_document(store: KeyStore, alice: Identity) -> None:
     document = json.loads((store.home / "store.json").read_text())
     assert document["kdf"]["name"] == "argon2id"
     assert document["kdf"]["memory_kib"] >= 19 * 1024
+
+
+def test_replace_certificate_keeps_the_key(store, alice, bob) -> None:
+    from scelle.core import authority
+
+    store.add("BICLE", alice.key, alice.certificate, origin="generated", now=NOW)
+    ca = authority.create_authority("CA de test", now=NOW)
+    request = authority.load_csr(authority.build_csr(alice.key, "BICLE"))
+    issued = authority.issue_encryption_certificate(
+        ca, request, organisation="O", service="S", days=730, now=NOW
+    )
+    replaced = store.replace_certificate("bicle", issued, [ca.certificate])
+    assert replaced.certificate == issued and replaced.chain == (ca.certificate,)
+    assert replaced.issuer == "CA de test"
+    assert store.get("BICLE").certificate == issued
+    assert (store.home / "keys" / replaced.id / "cert.pem").stat().st_mode & 0o777 == 0o600
+    with pytest.raises(InvalidInputError, match="does not belong"):
+        store.replace_certificate("BICLE", bob.certificate)
+    assert store.get("BICLE").certificate == issued

@@ -14,7 +14,7 @@ if os.environ.get("SCELLE_TEST_DATABASE_URL"):
 else:
     os.environ.pop("SCELLE_DATABASE_URL", None)
 
-from scelle.platform.settings import *  # noqa: E402, F403
+from scelle.platform.settings import *  # noqa: F403
 
 # Argon2 at its production cost makes every test login take 50 ms; the
 # hasher is the same, only cheaper.

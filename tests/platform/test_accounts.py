@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.test import Client
 
@@ -11,7 +13,7 @@ from tests.platform.conftest import PASSWORD, Buyer, MovableClock, api_client
 pytestmark = [pytest.mark.django_db, pytest.mark.platform]
 
 
-def login(email: str, password: str) -> Client:
+def login(email: str, password: str) -> Any:
     return Client().post(
         "/api/auth/login", {"email": email, "password": password}, content_type="application/json"
     )

@@ -62,12 +62,15 @@ def test_the_chain_holds_and_events_cannot_be_changed(history: list[str]):
         event.save()
     with pytest.raises(RuleViolationError):
         Event.objects.filter(id=event.id).delete()
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("UPDATE audit_event SET actor = 'x'")
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("UPDATE audit_event SET actor = 'x'")
 
 
-def _without_update_trigger(sql: str, params: list[object]) -> None:
+def _without_update_trigger(sql: str, params: list[str | int]) -> None:
     """What someone with the database's owner rights could do: drop the guard, edit."""
     with connection.cursor() as cursor:
         cursor.execute(

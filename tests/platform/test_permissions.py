@@ -1,4 +1,4 @@
-"""Authorisation, from one table: every API route × every kind of caller → status.
+"""Authorisation, from one table: each API route, each kind of caller, one status.
 
 Callers: nobody (no token), a company's user, another buyer's agent (the
 outsider: what is not theirs is "not found"), an agent of the same buyer
@@ -158,10 +158,7 @@ def test_authorisation_matrix(route: Route, caller: str, world: World, rsa_keys)
     path = route.path.format(**world.ids)
     body = _body(route, world, rsa_keys)
     call = getattr(client, route.method)
-    if body is None:
-        response = call(path)
-    else:
-        response = call(path, body, content_type="application/json")
+    response = call(path) if body is None else call(path, body, content_type="application/json")
     expected = route.expected[CALLERS.index(caller)]
     assert response.status_code == expected, response.content
     if response.status_code in (401, 403, 404):

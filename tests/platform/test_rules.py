@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 from django.db import connection
 
@@ -118,16 +119,14 @@ def test_rule2_the_platform_ca_issues_an_encryption_certificate(rouen: Buyer, cl
 
 def test_rule2_a_request_not_signed_by_its_key_is_refused(rouen: Buyer, clock, rsa_keys):
     owner = api_client(rouen.owner, clock)
-    # A request for key 0 signed by key 1: no proof of possession.
-    forged = (
+    # A request whose signature does not verify proves nothing about its key.
+    request = (
         x509.CertificateSigningRequestBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "FORGED")]))
         .sign(rsa_keys[1], hashes.SHA256())
     )
-    der = bytearray(forged.public_bytes(certs.serialization.Encoding.DER))
-    der[-5] ^= 0x01  # damage the signature
-    import base64
-
+    der = bytearray(request.public_bytes(serialization.Encoding.DER))
+    der[-5] ^= 0x01  # the signature is the last field
     pem = (
         "-----BEGIN CERTIFICATE REQUEST-----\n"
         + base64.encodebytes(bytes(der)).decode()
@@ -242,9 +241,12 @@ def test_rule3_the_assignment_never_changes(registry, rouen: Buyer):
         AssignedKeyPair.objects.all().delete()
     from django.db import DatabaseError, transaction
 
-    with pytest.raises(DatabaseError, match="definitive"), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("UPDATE tenders_assignedkeypair SET designation = 'AUTRE'")
+    with (
+        pytest.raises(DatabaseError, match="definitive"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("UPDATE tenders_assignedkeypair SET designation = 'AUTRE'")
     assert list(AssignedKeyPair.objects.values_list("designation", "fingerprint_sha256")) == before
 
 

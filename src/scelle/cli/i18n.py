@@ -76,6 +76,83 @@ _FRENCH: dict[str, str] = {
     "Decrypting": "Déchiffrement",
     "Encrypted for {count} recipient(s): {path}": "Chiffré pour {count} destinataire(s) : {path}",
     "Decrypted: {path}": "Déchiffré : {path}",
+    # the platform: serve and admin
+    "Scellé platform running on {url} (Ctrl+C to stop).": (
+        "Plateforme Scellé en service sur {url} (Ctrl+C pour l'arrêter)."
+    ),
+    "Created the platform's certificate authority and receipt-signing key.": (
+        "Autorité de certification de la plateforme et clé de signature des accusés de "
+        "réception créées."
+    ),
+    "No organisation yet: create one with `scelle admin create-organisation`.": (
+        "Aucune organisation pour l'instant : créez-en une avec `scelle admin create-organisation`."
+    ),
+    "Organisation {name} created ({kind}).": "Organisation {name} créée ({kind}).",
+    "Service {name} created.": "Service {name} créé.",
+    "User {email} created in {organisation}.": "Utilisateur {email} créé dans {organisation}.",
+    "The audit log holds: {count} events, chain intact.": (
+        "Le journal d'audit est intègre : {count} événements, chaîne intacte."
+    ),
+    "service": "service",
+    "buyer": "entité publique",
+    "bidder": "entreprise",
+    # login
+    "Password of {email} on {url}": "Mot de passe de {email} sur {url}",
+    "Logged in to {url} as {email} ({organisation}); the login expires on {date}.": (
+        "Connecté à {url} en tant que {email} ({organisation}) ; la connexion expire le {date}."
+    ),
+    "Logged out of {url}.": "Déconnecté de {url}.",
+    "Warning: {message}; the token was only forgotten here.": (
+        "Attention : {message} ; le jeton a seulement été oublié sur ce poste."
+    ),
+    "Warning: {message}": "Attention : {message}",
+    # the service's key pairs
+    "The key pair {name} is on the platform as {designation} ({role}, service {service}).": (
+        "Le bi-clé {name} est sur la plateforme sous la désignation {designation} "
+        "({role}, service {service})."
+    ),
+    "No key pair on the platform for your services yet.": (
+        "Aucun bi-clé sur la plateforme pour vos services."
+    ),
+    "The key pair {old} is now designated {new}.": "Le bi-clé {old} est désormais désigné {new}.",
+    "Remove the key pair {designation} ({cn}) from the platform?": (
+        "Supprimer le bi-clé {designation} ({cn}) de la plateforme ?"
+    ),
+    "The key pair {designation} was removed from the platform.": (
+        "Le bi-clé {designation} a été supprimé de la plateforme."
+    ),
+    "Designation": "Désignation",
+    "CN": "CN",
+    "Role": "Rôle",
+    "Open tenders": "Consultations en cours",
+    "personal": "personnel",
+    "backup": "secours",
+    "expires": "expire le",
+    "in this workstation's store": "dans le magasin de ce poste",
+    # tenders
+    "Draft tender {reference} created (deadline {deadline}); launch it with "
+    "`scelle tenders launch {reference} --key DESIGNATION`.": (
+        "Consultation {reference} créée en brouillon (date limite {deadline}) ; lancez-la avec "
+        "`scelle tenders launch {reference} --key DÉSIGNATION`."
+    ),
+    "Tender {reference} is published. Its key pairs, definitive:": (
+        "La consultation {reference} est publiée. Ses bi-clés, définitifs :"
+    ),
+    "Tender {reference} is closed.": "La consultation {reference} est clôturée.",
+    "No tender.": "Aucune consultation.",
+    "Reference": "Référence",
+    "Title": "Intitulé",
+    "Service": "Service",
+    "Deadline": "Date limite de remise des plis",
+    "Status": "État",
+    "Key pairs": "Bi-clés",
+    "Key pairs:": "Bi-clés :",
+    "Buyer": "Acheteur",
+    "Opening window ends": "Fin de la période d'ouverture",
+    "Envelopes": "Enveloppes",
+    "draft": "brouillon",
+    "published": "publiée",
+    "closed": "clôturée",
 }
 
 

@@ -55,6 +55,10 @@ def serve(session: Session, data: Path | None, host: str, port: int, threads: in
     from scelle.platform import server
 
     _platform(session, data)
+    from scelle.platform.accounts.models import Organisation
+
+    if not Organisation.objects.exists():
+        say(_("No organisation yet: create one with `scelle admin create-organisation`."))
     server.serve(
         host,
         port,
@@ -150,7 +154,7 @@ def list_(session: Session, as_json: bool, data: Path | None) -> None:
         click.echo(json.dumps(listing, ensure_ascii=False, indent=2))
         return
     if not listing:
-        say(_("No organisation yet: start with `scelle admin create-organisation`."))
+        say(_("No organisation yet: create one with `scelle admin create-organisation`."))
     for organisation in listing:
         click.echo(f"{organisation['name']} ({_(organisation['kind'])})")
         for service in organisation["services"]:
