@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -74,7 +75,8 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         table.add_column(header)
     for row in rows:
         table.add_row(*row)
-    Console(soft_wrap=True).print(table)
+    # Piped, rich would squeeze the table into 80 columns: let lines be long.
+    Console(soft_wrap=True, width=None if sys.stdout.isatty() else 240).print(table)
 
 
 def _day(value: str) -> str:
@@ -225,10 +227,10 @@ def list_service_keys(session: Session, service: str | None, as_json: bool) -> N
     else:
         _table(
             [_("Designation"), _("CN"), _("Role"), _("Service"), _("Expires"),
-             _("Open tenders"), _("SHA-256 fingerprint")],
+             _("Open tenders")],
             [
                 [k["designation"], k["common_name"], _(k["role"]), k["service_name"],
-                 _day(k["not_after"]), str(len(k["open_tenders"])), k["fingerprint_sha256"]]
+                 _day(k["not_after"]), ", ".join(k["open_tenders"]) or "-"]
                 for k in registry["key_pairs"]
             ],
         )  # fmt: skip
@@ -267,8 +269,6 @@ def delete_service_key(session: Session, designation: str, service: str | None, 
     with connect(session) as client:
         key_pair = _find_key_pair(client, designation, service)
         if not yes:
-            import sys
-
             if not sys.stdin.isatty():
                 raise InvalidInputError("deleting a key pair needs --yes when not on a terminal")
             question = _(
