@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.hashers import Argon2PasswordHasher
+from scelle.platform.accounts.hashers import ScelleArgon2PasswordHasher
 
 
-class FastArgon2PasswordHasher(Argon2PasswordHasher):
+class FastArgon2PasswordHasher(ScelleArgon2PasswordHasher):
     time_cost = 1
     memory_cost = 64
     parallelism = 1

@@ -133,7 +133,7 @@ INSTALLED_APPS = [
 # enforce the domain rules and write the audit log.
 
 AUTH_USER_MODEL = "accounts.User"
-PASSWORD_HASHERS = ["django.contrib.auth.hashers.Argon2PasswordHasher"]
+PASSWORD_HASHERS = ["scelle.platform.accounts.hashers.ScelleArgon2PasswordHasher"]
 AUTH_PASSWORD_VALIDATORS: list[dict[str, Any]] = []  # the core's strength check applies
 
 MIDDLEWARE = [
