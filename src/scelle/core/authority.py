@@ -31,18 +31,6 @@ MAX_CSR_BYTES = 64 << 10
 MAX_NAME_ATTRIBUTE = 64  # ub-organization-name and ub-organizational-unit-name, RFC 5280 A.1
 _BACKDATE = dt.timedelta(minutes=5)
 
-_ENCIPHERMENT_ONLY = x509.KeyUsage(
-    digital_signature=False,
-    content_commitment=False,
-    key_encipherment=True,
-    data_encipherment=False,
-    key_agreement=False,
-    key_cert_sign=False,
-    crl_sign=False,
-    encipher_only=False,
-    decipher_only=False,
-)
-
 
 @dataclass(frozen=True)
 class Authority:
@@ -76,20 +64,7 @@ def create_authority(name: str, *, now: dt.datetime) -> Authority:
         .not_valid_before(now - _BACKDATE)
         .not_valid_after(now + dt.timedelta(days=AUTHORITY_VALIDITY_DAYS))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(certs.key_usage(key_cert_sign=True, crl_sign=True), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -133,18 +108,7 @@ def create_signing_identity(authority: Authority, name: str, *, now: dt.datetime
     certificate = (
         _issued_by(authority, subject, key.public_key(), days=SIGNING_VALIDITY_DAYS, now=now)
         .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=True,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
+            certs.key_usage(digital_signature=True, content_commitment=True), critical=True
         )
         .sign(authority.key, hashes.SHA256())
     )
@@ -213,7 +177,7 @@ def issue_encryption_certificate(
     )
     return (
         _issued_by(authority, subject, key, days=days, now=now)
-        .add_extension(_ENCIPHERMENT_ONLY, critical=True)
+        .add_extension(certs.ENCIPHERMENT_ONLY, critical=True)
         .sign(authority.key, hashes.SHA256())
     )
 

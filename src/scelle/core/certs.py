@@ -46,6 +46,32 @@ def check_common_name(common_name: str) -> str:
     return check_label(common_name, what="the CN (Common Name)", max_length=MAX_CN_LENGTH)
 
 
+def key_usage(**allowed: bool) -> x509.KeyUsage:
+    """A keyUsage extension allowing only the named uses (`key_encipherment=True`, …)."""
+    uses = dict.fromkeys(
+        (
+            "digital_signature",
+            "content_commitment",
+            "key_encipherment",
+            "data_encipherment",
+            "key_agreement",
+            "key_cert_sign",
+            "crl_sign",
+            "encipher_only",
+            "decipher_only",
+        ),
+        False,
+    )
+    unknown = set(allowed) - set(uses)
+    if unknown:
+        raise InvalidInputError(f"unknown key usage {sorted(unknown)[0]}")
+    return x509.KeyUsage(**{**uses, **allowed})
+
+
+ENCIPHERMENT_ONLY = key_usage(key_encipherment=True)
+"""What an encryption certificate allows: receiving envelopes, nothing else."""
+
+
 def self_signed_certificate(
     key: rsa.RSAPrivateKey, common_name: str, *, days: int, now: dt.datetime
 ) -> x509.Certificate:
@@ -67,20 +93,7 @@ def self_signed_certificate(
         .not_valid_before(now - _BACKDATE)
         .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=True,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(ENCIPHERMENT_ONLY, critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .sign(key, hashes.SHA256())
     )

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, NoReturn
-
 from django.db import models
 
-from scelle.core.errors import RuleViolationError
+from scelle.platform.insert_only import InsertOnlyModel
 
 APPEND_ONLY = "the audit log is append-only: its events are never changed or deleted"
 
 
-class EventQuerySet(models.QuerySet["Event"]):
-    def update(self, **kwargs: Any) -> NoReturn:
-        raise RuleViolationError(APPEND_ONLY)
-
-    def delete(self) -> NoReturn:
-        raise RuleViolationError(APPEND_ONLY)
-
-
-class Event(models.Model):
+class Event(InsertOnlyModel):
     """One thing that happened: who did what to which object, when.
 
     `hash` is the SHA-256 of the event's canonical form, which includes the
@@ -41,18 +31,10 @@ class Event(models.Model):
     previous_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
 
-    objects: ClassVar[models.Manager[Event]] = EventQuerySet.as_manager()
+    REFUSAL = APPEND_ONLY
 
     class Meta:
         ordering = ("id",)
 
     def __str__(self) -> str:
         return f"#{self.id} {self.action} by {self.actor}"
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding:
-            raise RuleViolationError(APPEND_ONLY)
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
-        raise RuleViolationError(APPEND_ONLY)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, ClassVar, NoReturn
+from typing import ClassVar
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from scelle.core.errors import RuleViolationError
 from scelle.platform.accounts.models import Organisation, Service, User
+from scelle.platform.insert_only import InsertOnlyModel
 
 ENVELOPE_KINDS = ("candidature", "offre", "anonymat")
 DEFINITIVE = "the key pairs of a launched tender are definitive: they never change"
@@ -50,15 +50,7 @@ class Tender(models.Model):
         return self.reference
 
 
-class AssignmentQuerySet(models.QuerySet["AssignedKeyPair"]):
-    def update(self, **kwargs: Any) -> NoReturn:
-        raise RuleViolationError(DEFINITIVE)
-
-    def delete(self) -> NoReturn:
-        raise RuleViolationError(DEFINITIVE)
-
-
-class AssignedKeyPair(models.Model):
+class AssignedKeyPair(InsertOnlyModel):
     """A recipient of every envelope of a tender, fixed at launch.
 
     It keeps its own copy of the certificate: the registry entry it came
@@ -77,7 +69,7 @@ class AssignedKeyPair(models.Model):
     fingerprint_sha256 = models.CharField(max_length=95)
     not_after = models.DateTimeField()
 
-    objects: ClassVar[models.Manager[AssignedKeyPair]] = AssignmentQuerySet.as_manager()
+    REFUSAL = DEFINITIVE
 
     class Meta:
         ordering = ("role", "designation")
@@ -87,11 +79,3 @@ class AssignedKeyPair(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tender_id}: {self.designation}"
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding:
-            raise RuleViolationError(DEFINITIVE)
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
-        raise RuleViolationError(DEFINITIVE)
