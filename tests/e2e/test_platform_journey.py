@@ -161,6 +161,9 @@ def test_the_newcomers_journey(
     )
     assert "already past" in err
 
+    page = agent.ok("service-keys", "list")  # the key page, as a table
+    assert by_name["BICLEVIDEOTUTO"]["fingerprint_sha256"] in page
+    assert "Open tenders" in page
     # Deleting a key pair in use is refused, naming the tender (rule 4).
     err = agent.refused("service-keys", "delete", "BICLEVIDEOTUTO", "--yes")
     assert "AO-2026-001" in err and "not closed" in err

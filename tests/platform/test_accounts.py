@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from scelle.platform.accounts.models import ApiToken, User
+from scelle.platform.accounts.models import ApiToken, LoginFailure, User
 from tests.platform.conftest import PASSWORD, Buyer, MovableClock, api_client
 
 pytestmark = [pytest.mark.django_db, pytest.mark.platform]
@@ -57,6 +57,9 @@ def test_login_is_slowed_down_after_failures(rouen: Buyer, clock: MovableClock, 
     assert login("collegue@rouen.fr", PASSWORD).status_code == 200
     clock.advance(minutes=16)
     assert login("acheteur@rouen.fr", PASSWORD).status_code == 200
+    # Failures past the window are dropped at the next failure: the table stays small.
+    assert login("acheteur@rouen.fr", "encore").status_code == 401
+    assert LoginFailure.objects.count() == 1
 
 
 def test_tokens_expire_and_can_be_revoked(rouen: Buyer, clock: MovableClock, settings):

@@ -227,10 +227,10 @@ def list_service_keys(session: Session, service: str | None, as_json: bool) -> N
     else:
         _table(
             [_("Designation"), _("CN"), _("Role"), _("Service"), _("Expires"),
-             _("Open tenders")],
+             _("Open tenders"), _("SHA-256 fingerprint")],
             [
                 [k["designation"], k["common_name"], _(k["role"]), k["service_name"],
-                 _day(k["not_after"]), ", ".join(k["open_tenders"]) or "-"]
+                 _day(k["not_after"]), str(len(k["open_tenders"])), k["fingerprint_sha256"]]
                 for k in registry["key_pairs"]
             ],
         )  # fmt: skip

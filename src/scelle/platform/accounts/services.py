@@ -13,7 +13,7 @@ import secrets
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import NoReturn, TypedDict
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -217,6 +217,13 @@ def _digest(value: str) -> str:
     return hmac.new(settings.SECRET_KEY.encode(), value.encode(), hashlib.sha256).hexdigest()
 
 
+def _failed(address: str, now: dt.datetime) -> NoReturn:
+    LoginFailure.objects.create(email=address, at=now)
+    # Failures only count within the window: older ones are of no use.
+    LoginFailure.objects.filter(at__lt=now - LOGIN_WINDOW).delete()
+    raise NotAuthenticatedError(WRONG_CREDENTIALS)
+
+
 def log_in(email: str, password: str, *, now: dt.datetime) -> IssuedToken:
     """Check the password and issue a token; refuse after too many failures."""
     address = email.strip().lower()
@@ -229,11 +236,9 @@ def log_in(email: str, password: str, *, now: dt.datetime) -> IssuedToken:
     user = User.objects.filter(email=address, is_active=True).first()
     if user is None:
         User().set_password(password)  # the same work as a real check: no timing oracle
-        LoginFailure.objects.create(email=address, at=now)
-        raise NotAuthenticatedError(WRONG_CREDENTIALS)
-    if not user.check_password(password):
-        LoginFailure.objects.create(email=address, at=now)
-        raise NotAuthenticatedError(WRONG_CREDENTIALS)
+        _failed(address, now)
+    elif not user.check_password(password):
+        _failed(address, now)
     prefix = secrets.token_hex(6)
     value = f"{TOKEN_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
     with transaction.atomic():

@@ -175,6 +175,10 @@ def delete_key_pair(actor: User, key_pair_id: uuid.UUID | str, *, now: dt.dateti
     """Remove a key pair from the registry, unless a tender not closed uses it (rule 4)."""
     key_pair = key_pair_for(actor, key_pair_id, Permission.Name.MANAGE_KEYS)
     with transaction.atomic():
+        # Lock the row before looking at its use: a launch locks the key pairs
+        # it assigns, so either it commits first and we see its tenders, or
+        # we delete first and it no longer finds the key pair.
+        KeyPair.objects.select_for_update().filter(id=key_pair.id).first()
         using = open_tenders_using([key_pair.id])[key_pair.id]
         if using:
             raise RuleViolationError(

@@ -90,7 +90,6 @@ class Migration(migrations.Migration):
                 ("created_at", models.DateTimeField()),
                 ("expires_at", models.DateTimeField()),
                 ("revoked_at", models.DateTimeField(blank=True, null=True)),
-                ("last_used_at", models.DateTimeField(blank=True, null=True)),
                 (
                     "user",
                     models.ForeignKey(
