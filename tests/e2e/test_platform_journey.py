@@ -186,6 +186,8 @@ def test_the_newcomers_journey(
 
     agent.ok("logout")
     assert "not logged in" in agent.refused("tenders", "list")
+    assert "not logged in" in agent.refused("keys", "generate", "APRES", "--publish")
+    assert "APRES" not in agent.ok("keys", "list")
 
 
 def _openssl_verifies(platform: Platform, agent: Workstation, tmp_path: Path) -> None:

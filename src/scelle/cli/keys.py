@@ -85,6 +85,10 @@ def generate(
     """
     if not then_publish and (backup or designation or service):
         raise click.UsageError("--backup, --designation and --service go with --publish")
+    if then_publish:
+        from scelle.cli.remote import connect
+
+        connect(session).close()  # not logged in: say so before the slow generation
     name = check_key_name(name)
     common_name = certs.check_common_name(cn if cn is not None else name)
     store = session.store
