@@ -55,6 +55,10 @@ class DecryptionError(ScelleError):
     """
 
 
+class ArchiveError(ScelleError):
+    """An envelope's content is not an archive Scellé can open safely."""
+
+
 class EncryptionError(ScelleError):
     """An envelope cannot be written."""
 

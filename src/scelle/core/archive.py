@@ -1,0 +1,524 @@
+"""What an envelope holds: a ZIP archive (stored, ZIP64 when needed) led by its manifest.
+
+Packing is deterministic, so that an interrupted deposit can re-create the
+very same bytes (DESIGN.md, Deposit flow): files are sorted by name, dated
+1980-01-01, and written with their sizes and CRC-32 in the local headers, no
+data descriptors. It takes two passes: the first hashes every file for the
+manifest (SHA-256) and the ZIP headers (CRC-32), which also gives the
+archive's exact size before a byte is written; the second streams the files
+and checks that none changed in between.
+
+Opening refuses anything the manifest does not describe exactly: absolute
+names, `..`, backslashes, links, duplicates, compressed or extra entries,
+sizes or hashes that differ. Files appear in the target folder only once
+every one has been checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+import struct
+import tempfile
+import unicodedata
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from scelle.core.errors import ArchiveError, InvalidInputError
+from scelle.core.files import Writable, write_all
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = "scelle-envelope/1"
+MAX_MANIFEST_BYTES = 16 << 20
+MAX_NAME_BYTES = 1024
+READ_SIZE = 1 << 20
+
+_ZIP32_LIMIT = 0xFFFFFFFF
+_DOS_DATE = (0 << 9) | (1 << 5) | 1  # 1980-01-01, the earliest a ZIP can say
+_DOS_TIME = 0
+_UTF8_NAMES = 0x0800
+_VERSION_ZIP32 = 20
+_VERSION_ZIP64 = 45
+_MADE_BY_UNIX = 3 << 8
+_REGULAR_FILE = (stat.S_IFREG | 0o644) << 16
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class ManifestFile:
+    """One file of an envelope, as the manifest lists it."""
+
+    name: str
+    """Path inside the envelope, POSIX separators, never absolute, never `..`."""
+    size: int
+    sha256: str
+    """Lower-case hex."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The first member of every envelope: what it is for and what it holds."""
+
+    tender: str
+    """The tender's reference."""
+    envelope: str
+    """The envelope kind: candidature, offre, anonymat."""
+    bidder: str
+    """The bidding company's name."""
+    files: tuple[ManifestFile, ...]
+
+    def to_json(self) -> bytes:
+        document = {
+            "format": MANIFEST_FORMAT,
+            "tender": self.tender,
+            "envelope": self.envelope,
+            "bidder": self.bidder,
+            "files": [{"name": f.name, "size": f.size, "sha256": f.sha256} for f in self.files],
+        }
+        return json.dumps(document, ensure_ascii=False, indent=1, sort_keys=True).encode()
+
+    @property
+    def total_size(self) -> int:
+        return sum(file.size for file in self.files)
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Manifest:
+        try:
+            document = json.loads(data.decode("utf-8"))
+            if document["format"] != MANIFEST_FORMAT:
+                raise ArchiveError(f"unknown envelope format {document['format']!r}")
+            files = tuple(
+                ManifestFile(str(f["name"]), int(f["size"]), str(f["sha256"]))
+                for f in document["files"]
+            )
+            manifest = cls(
+                str(document["tender"]), str(document["envelope"]), str(document["bidder"]), files
+            )
+        except ArchiveError:
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
+            raise ArchiveError("the envelope's manifest is damaged") from None
+        seen: set[str] = set()
+        for file in manifest.files:
+            check_member_name(file.name)
+            folded = unicodedata.normalize("NFC", file.name).casefold()
+            if folded in seen:
+                raise ArchiveError(f"the envelope lists {file.name!r} twice")
+            seen.add(folded)
+            if file.size < 0 or len(file.sha256) != 64:
+                raise ArchiveError(f"the manifest's entry for {file.name!r} is damaged")
+        return manifest
+
+
+def check_member_name(name: str) -> str:
+    """Refuse a name that could land outside the target folder, or be read two ways."""
+    encoded = name.encode("utf-8", "surrogatepass")
+    if not name or len(encoded) > MAX_NAME_BYTES:
+        raise ArchiveError(f"the envelope holds a file with an unusable name: {name!r}")
+    path = PurePosixPath(name)
+    if (
+        "\\" in name
+        or "\x00" in name
+        or path.is_absolute()
+        or name.startswith("/")
+        or (len(name) > 1 and name[1] == ":")  # a Windows drive
+        or any(part in ("", ".", "..") for part in name.split("/"))
+        or any(ord(char) < 0x20 for char in name)
+    ):
+        raise ArchiveError(f"the envelope holds a file with an unsafe name: {name!r}")
+    return name
+
+
+# --- packing -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PackedFile:
+    """A file to pack: where it is, and what pass 1 found."""
+
+    source: Path
+    entry: ManifestFile
+    crc32: int
+
+
+@dataclass(frozen=True)
+class PackPlan:
+    """Everything pass 2 needs, and the archive's exact size."""
+
+    manifest: Manifest
+    files: tuple[PackedFile, ...]
+
+    @property
+    def manifest_bytes(self) -> bytes:
+        return self.manifest.to_json()
+
+    @property
+    def size(self) -> int:
+        """The archive's length in bytes, known before it is written."""
+        return sum(len(part) for part in _layout(self, sizes_only=True))
+
+
+def _members(source: Path) -> list[tuple[str, Path]]:
+    """(name in the envelope, path) of every file under `source`, sorted by name."""
+    try:
+        info = source.lstat()
+    except OSError as error:
+        raise InvalidInputError(f"cannot read {source}: {error.strerror}") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise InvalidInputError(f"{source} is a link: give the file or folder it points to")
+    if stat.S_ISREG(info.st_mode):
+        return [(source.name, source)]
+    if not stat.S_ISDIR(info.st_mode):
+        raise InvalidInputError(f"{source} is neither a file nor a folder")
+    found: list[tuple[str, Path]] = []
+    for folder, subfolders, names in os.walk(source, onerror=_walk_error):
+        subfolders.sort()
+        for name in [*names, *subfolders]:
+            path = Path(folder) / name
+            mode = path.lstat().st_mode
+            if stat.S_ISLNK(mode):
+                raise InvalidInputError(
+                    f"{path} is a link: links are not packed (copy the file into the folder)"
+                )
+            if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+                raise InvalidInputError(f"{path} is not a regular file")
+            if stat.S_ISREG(mode):
+                found.append((path.relative_to(source).as_posix(), path))
+    if not found:
+        raise InvalidInputError(f"the folder {source} holds no file")
+    return sorted(found, key=lambda member: member[0].encode("utf-8", "surrogatepass"))
+
+
+def _walk_error(error: OSError) -> None:
+    raise InvalidInputError(f"cannot read {error.filename}: {error.strerror}")
+
+
+def _hash_file(path: Path, progress: Progress | None) -> tuple[int, str, int]:
+    digest = hashlib.sha256()
+    crc = 0
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(READ_SIZE):
+            digest.update(chunk)
+            crc = zlib.crc32(chunk, crc)
+            size += len(chunk)
+            if progress is not None:
+                progress(len(chunk))
+    return size, digest.hexdigest(), crc
+
+
+def plan_archive(
+    source: Path,
+    *,
+    tender: str,
+    envelope: str,
+    bidder: str,
+    progress: Progress | None = None,
+) -> PackPlan:
+    """Pass 1: list and hash the file or folder `source`."""
+    files: list[PackedFile] = []
+    seen: set[str] = set()
+    for name, path in _members(source):
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInputError(f"the name of {path} is not valid text; rename it") from None
+        try:
+            check_member_name(name)
+        except ArchiveError as error:
+            raise InvalidInputError(error.message) from None
+        if name == MANIFEST_NAME:
+            raise InvalidInputError(
+                f"{path} would clash with the envelope's own {MANIFEST_NAME}: rename it"
+            )
+        folded = unicodedata.normalize("NFC", name).casefold()
+        if folded in seen:
+            raise InvalidInputError(f"two files would be named {name!r} on Windows: rename one")
+        seen.add(folded)
+        try:
+            size, sha256, crc = _hash_file(path, progress)
+        except OSError as error:
+            raise InvalidInputError(f"cannot read {path}: {error.strerror}") from None
+        files.append(PackedFile(path, ManifestFile(name, size, sha256), crc))
+    manifest = Manifest(tender, envelope, bidder, tuple(file.entry for file in files))
+    return PackPlan(manifest, tuple(files))
+
+
+def _local_header(name: bytes, size: int, crc: int) -> bytes:
+    zip64 = size >= _ZIP32_LIMIT
+    extra = struct.pack("<HHQQ", 0x0001, 16, size, size) if zip64 else b""
+    shown = _ZIP32_LIMIT if zip64 else size
+    return (
+        struct.pack(
+            "<IHHHHHIIIHH",
+            0x04034B50,
+            _VERSION_ZIP64 if zip64 else _VERSION_ZIP32,
+            _UTF8_NAMES,
+            0,  # stored
+            _DOS_TIME,
+            _DOS_DATE,
+            crc,
+            shown,
+            shown,
+            len(name),
+            len(extra),
+        )
+        + name
+        + extra
+    )
+
+
+def _central_header(name: bytes, size: int, crc: int, offset: int) -> bytes:
+    extra_values = []
+    if size >= _ZIP32_LIMIT:
+        extra_values += [size, size]
+    if offset >= _ZIP32_LIMIT:
+        extra_values.append(offset)
+    extra = (
+        struct.pack(f"<HH{len(extra_values)}Q", 0x0001, 8 * len(extra_values), *extra_values)
+        if extra_values
+        else b""
+    )
+    version = _VERSION_ZIP64 if extra_values else _VERSION_ZIP32
+    return (
+        struct.pack(
+            "<IHHHHHHIIIHHHHHII",
+            0x02014B50,
+            _MADE_BY_UNIX | version,
+            version,
+            _UTF8_NAMES,
+            0,
+            _DOS_TIME,
+            _DOS_DATE,
+            crc,
+            min(size, _ZIP32_LIMIT),
+            min(size, _ZIP32_LIMIT),
+            len(name),
+            len(extra),
+            0,  # comment
+            0,  # disk
+            0,  # internal attributes
+            _REGULAR_FILE,
+            min(offset, _ZIP32_LIMIT),
+        )
+        + name
+        + extra
+    )
+
+
+def _end_records(entries: int, directory_size: int, directory_offset: int) -> bytes:
+    needs_zip64 = (
+        entries >= 0xFFFF or directory_size >= _ZIP32_LIMIT or directory_offset >= _ZIP32_LIMIT
+    )
+    records = b""
+    if needs_zip64:
+        zip64_offset = directory_offset + directory_size
+        records += struct.pack(
+            "<IQHHIIQQQQ",
+            0x06064B50,
+            44,
+            _MADE_BY_UNIX | _VERSION_ZIP64,
+            _VERSION_ZIP64,
+            0,
+            0,
+            entries,
+            entries,
+            directory_size,
+            directory_offset,
+        )
+        records += struct.pack("<IIQI", 0x07064B50, 0, zip64_offset, 1)
+    records += struct.pack(
+        "<IHHHHIIH",
+        0x06054B50,
+        0,
+        0,
+        min(entries, 0xFFFF),
+        min(entries, 0xFFFF),
+        min(directory_size, _ZIP32_LIMIT),
+        min(directory_offset, _ZIP32_LIMIT),
+        0,
+    )
+    return records
+
+
+class _Data:
+    """A placeholder in the layout for `size` bytes of a member's content."""
+
+    def __init__(self, size: int, source: Path | bytes) -> None:
+        self.size = size
+        self.source = source
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def _layout(plan: PackPlan, *, sizes_only: bool = False) -> Iterator[bytes | _Data]:
+    """The archive as a sequence of header bytes and member contents."""
+    manifest = plan.manifest_bytes
+    members: list[tuple[bytes, int, int, Path | bytes]] = [
+        (MANIFEST_NAME.encode(), len(manifest), zlib.crc32(manifest), manifest)
+    ]
+    members += [
+        (file.entry.name.encode(), file.entry.size, file.crc32, file.source) for file in plan.files
+    ]
+    offset = 0
+    central = []
+    for name, size, crc, source in members:
+        central.append(_central_header(name, size, crc, offset))
+        header = _local_header(name, size, crc)
+        offset += len(header) + size
+        yield header
+        yield _Data(size, source)
+    directory = b"".join(central)
+    yield directory
+    yield _end_records(len(members), len(directory), offset)
+
+
+def write_archive(plan: PackPlan, sink: Writable, *, progress: Progress | None = None) -> int:
+    """Pass 2: stream the archive into `sink`; returns its length.
+
+    Refuses a file that changed since pass 1 (its size or SHA-256 differ):
+    the manifest would lie, and a resumed deposit would not match.
+    """
+    written = 0
+    entries = {file.source: file.entry for file in plan.files}
+    for part in _layout(plan):
+        if isinstance(part, bytes):
+            write_all(sink, part)
+            written += len(part)
+        elif isinstance(part.source, bytes):
+            write_all(sink, part.source)
+            written += part.size
+        else:
+            written += _copy_checked(part.source, entries[part.source], sink, progress)
+    return written
+
+
+def _copy_checked(
+    path: Path, entry: ManifestFile, sink: Writable, progress: Progress | None
+) -> int:
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with path.open("rb") as handle:
+            while size < entry.size and (chunk := handle.read(min(READ_SIZE, entry.size - size))):
+                digest.update(chunk)
+                write_all(sink, chunk)
+                size += len(chunk)
+                if progress is not None:
+                    progress(len(chunk))
+            grew = bool(handle.read(1))
+    except OSError as error:
+        raise InvalidInputError(f"cannot read {path}: {error.strerror}") from None
+    if size != entry.size or grew or digest.hexdigest() != entry.sha256:
+        raise InvalidInputError(
+            f"{path} changed while it was being deposited: deposit again once it is final"
+        )
+    return size
+
+
+# --- opening -------------------------------------------------------------------
+
+
+def _is_link(info: zipfile.ZipInfo) -> bool:
+    return stat.S_ISLNK(info.external_attr >> 16)
+
+
+def read_manifest(archive: zipfile.ZipFile) -> Manifest:
+    """The manifest, checked against the archive's directory entry by entry."""
+    members = archive.infolist()
+    if not members or members[0].filename != MANIFEST_NAME:
+        raise ArchiveError(f"the envelope does not start with its {MANIFEST_NAME}")
+    if members[0].file_size > MAX_MANIFEST_BYTES:
+        raise ArchiveError("the envelope's manifest is too large")
+    manifest = Manifest.from_json(archive.read(members[0]))
+    listed = [info.filename for info in members[1:]]
+    if listed != [file.name for file in manifest.files]:
+        raise ArchiveError("the envelope's files differ from its manifest")
+    for info, file in zip(members[1:], manifest.files, strict=True):
+        if info.is_dir() or _is_link(info):
+            raise ArchiveError(f"the envelope holds a folder or a link: {info.filename!r}")
+        if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
+            raise ArchiveError(f"{info.filename!r} is stored in a way Scellé never writes")
+        if info.file_size != file.size:
+            raise ArchiveError(f"{info.filename!r} has not the size its manifest says")
+    return manifest
+
+
+# What zipfile raises on archives it cannot read: all mean "not a usable archive".
+_UNREADABLE = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    EOFError,
+    ValueError,
+    OSError,
+    NotImplementedError,  # a compression method zipfile does not know
+    RuntimeError,  # an encrypted member
+    zlib.error,
+    struct.error,
+)
+
+
+def open_archive(path: Path, target: Path, *, progress: Progress | None = None) -> Manifest:
+    """Extract the archive at `path` into the new folder `target`, checking everything.
+
+    The files are written in a temporary folder beside `target`, which is
+    renamed into place only when every file matched its manifest entry; on
+    any failure nothing is left.
+    """
+    if target.exists():
+        raise InvalidInputError(f"{target} already exists")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        try:
+            with zipfile.ZipFile(path) as archive:
+                manifest = read_manifest(archive)
+                for info, entry in zip(archive.infolist()[1:], manifest.files, strict=True):
+                    _extract_checked(archive, info, entry, staging, progress)
+        except _UNREADABLE as error:
+            if isinstance(error, OSError) and error.filename:
+                raise  # our own disk, not the archive: say so as it is
+            raise ArchiveError(
+                f"the envelope's content is not a readable archive ({error})"
+            ) from None
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _extract_checked(
+    archive: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    entry: ManifestFile,
+    staging: Path,
+    progress: Progress | None,
+) -> None:
+    destination = staging.joinpath(*entry.name.split("/"))
+    # Belt and braces after check_member_name: the path must stay inside.
+    if not destination.resolve().is_relative_to(staging.resolve()):
+        raise ArchiveError(f"the envelope holds a file with an unsafe name: {entry.name!r}")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    size = 0
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    with archive.open(info) as member, os.fdopen(os.open(destination, flags, 0o600), "wb") as out:
+        while chunk := member.read(READ_SIZE):
+            size += len(chunk)
+            if size > entry.size:
+                raise ArchiveError(f"{entry.name!r} is longer than its manifest says")
+            digest.update(chunk)
+            out.write(chunk)
+            if progress is not None:
+                progress(len(chunk))
+    if size != entry.size or digest.hexdigest() != entry.sha256:
+        raise ArchiveError(f"{entry.name!r} does not match its manifest's SHA-256")
