@@ -229,3 +229,16 @@ def test_mutated_envelopes_give_a_scelle_error(alice: Identity, position: int, v
     sealed[index] = value
     with pytest.raises(DecryptionError):
         unseal(bytes(sealed), alice.decryption_key)
+
+
+@pytest.mark.parametrize(
+    "size", [0, 1, 127, 128, 255, 256, 65535, 65536, (1 << 20) - 1, 1 << 20, (1 << 20) + 1, 3 << 20]
+)
+def test_envelope_size_is_known_in_advance(alice: Identity, bob: Identity, size: int) -> None:
+    keys = envelope.EnvelopeKeys.for_recipients([alice.certificate, bob.certificate])
+    sink = io.BytesIO()
+    envelope.encrypt_stream(io.BytesIO(b"\x5a" * size), sink, keys)
+    assert envelope.envelope_size(keys, size) == len(sink.getvalue())
+    small = io.BytesIO()
+    envelope.encrypt_stream(io.BytesIO(b"\x5a" * size), small, keys, chunk_size=1000)
+    assert envelope.envelope_size(keys, size, chunk_size=1000) == len(small.getvalue())

@@ -303,6 +303,22 @@ def encrypt_stream(
     return total
 
 
+_TRAILER_BYTES = 2 + 2 + (2 + _TAG_BYTES) + 2 + 2 + 2  # EOCs around the tag, as written above
+
+
+def envelope_size(keys: EnvelopeKeys, plaintext_size: int, *, chunk_size: int = CHUNK_SIZE) -> int:
+    """The exact length of the envelope `encrypt_stream` writes for `plaintext_size` bytes.
+
+    An upload announces its length before the first byte (tus), and the
+    framing is fixed: the prefix, one OCTET STRING per chunk, the trailer.
+    """
+    full, rest = divmod(plaintext_size, chunk_size)
+    segments = full * (1 + len(ber.encode_length(chunk_size)) + chunk_size)
+    if rest:
+        segments += 1 + len(ber.encode_length(rest)) + rest
+    return len(_envelope_prefix(keys)) + segments + _TRAILER_BYTES
+
+
 @dataclass(frozen=True)
 class DecryptionKey:
     """A private key that may open envelopes, with its certificate when known."""

@@ -59,6 +59,10 @@ class ArchiveError(ScelleError):
     """An envelope's content is not an archive Scellé can open safely."""
 
 
+class ReceiptError(ScelleError):
+    """A deposit receipt that does not verify."""
+
+
 class EncryptionError(ScelleError):
     """An envelope cannot be written."""
 
