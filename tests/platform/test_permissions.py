@@ -117,6 +117,16 @@ ROUTES = [
         "get", "/api/tenders/PUB-1/recipients", "/api/tenders/{reference}/recipients", None,
         (401, 200, 404, 403, 200),
     ),
+    # Deposits: companies make and list their own; agents allowed to open list a tender's.
+    Route("get", "/api/deposits", "/api/deposits", None, (401, 200, 403, 403, 403)),
+    Route(
+        "get", "/api/tenders/PUB-1/deposits", "/api/tenders/{reference}/deposits", None,
+        (401, 403, 404, 403, 200),
+    ),
+    Route(
+        "post", "/api/tenders/PUB-1/deposits", "/api/tenders/{reference}/deposits",
+        {"deposit": True}, (401, 404, 403, 403, 403),
+    ),
 ]  # fmt: skip
 # Login is the one route that takes no token: tested in test_accounts.py.
 UNGUARDED = {("post", "/api/auth/login")}
@@ -140,6 +150,13 @@ def _body(route: Route, world: World, rsa_keys) -> dict[str, Any] | None:
             "role": "personal",
             "designation": "NOUVEAU",
             "csr_pem": csr_for(rsa_keys[5], "NOUVEAU"),
+        }
+    if route.body == {"deposit": True}:  # uploads that are not the caller's
+        return {
+            "envelopes": [
+                {"kind": "candidature", "upload": "6f1d2c3b-0000-4000-8000-000000000001"},
+                {"kind": "offre", "upload": "6f1d2c3b-0000-4000-8000-000000000002"},
+            ]
         }
     if route.body == {"tender": True}:
         return {

@@ -102,6 +102,10 @@ class NotFoundError(ScelleError):
     """Nothing of that name or id that the user may see (HTTP 404)."""
 
 
+class ChecksumMismatchError(InvalidInputError):
+    """A chunk arrived with a checksum that does not match its bytes (tus: HTTP 460)."""
+
+
 class RuleViolationError(ScelleError):
     """A domain rule refuses the change, and says which (HTTP 409)."""
 

@@ -13,6 +13,7 @@ from ninja.security import HttpBearer
 
 from scelle import __version__
 from scelle.core.errors import (
+    ChecksumMismatchError,
     NotAuthenticatedError,
     NotFoundError,
     PermissionDeniedError,
@@ -27,12 +28,18 @@ from scelle.platform.clock import now
 # The only place where an error becomes an HTTP status. Anything else that
 # is a ScelleError is the caller's input: 400.
 _STATUS: tuple[tuple[type[ScelleError], int], ...] = (
+    (ChecksumMismatchError, 460),  # tus checksum extension
     (NotAuthenticatedError, 401),
     (PermissionDeniedError, 403),
     (NotFoundError, 404),
     (RuleViolationError, 409),
     (TooManyAttemptsError, 429),
 )
+
+
+def status_for(error: ScelleError) -> int:
+    """The HTTP status of an error, for the API and the upload routes alike."""
+    return next((code for kind, code in _STATUS if isinstance(error, kind)), 400)
 
 
 class TokenAuth(HttpBearer):
@@ -65,7 +72,7 @@ def error_body(message: str, hint: str | None = None) -> dict[str, str | None]:
 
 @api.exception_handler(ScelleError)
 def _scelle_error(request: HttpRequest, error: ScelleError) -> HttpResponse:
-    status = next((code for kind, code in _STATUS if isinstance(error, kind)), 400)
+    status = status_for(error)
     response = api.create_response(request, error_body(error.message, error.hint), status=status)
     if status == 429:
         response["Retry-After"] = "900"
@@ -104,12 +111,14 @@ def actor(request: HttpRequest) -> User:
 
 def _register() -> None:
     from scelle.platform.accounts.api import router as accounts
+    from scelle.platform.deposits.api import router as deposits
     from scelle.platform.keypairs.api import router as keypairs
     from scelle.platform.tenders.api import router as tenders
 
     api.add_router("", accounts)
     api.add_router("/key-pairs", keypairs)
     api.add_router("/tenders", tenders)
+    api.add_router("", deposits)
 
 
 _register()

@@ -1,6 +1,9 @@
 """The platform's one settings file: every value comes from a `SCELLE_*` variable.
 
-- SCELLE_DATA_DIR (./scelle-data): the embedded database and, later, the envelopes.
+- SCELLE_DATA_DIR (./scelle-data): the embedded database and the envelopes.
+- SCELLE_ENVELOPES_DIR (DATA_DIR/envelopes): the sealed envelopes, a folder shared by
+  every app process.
+- SCELLE_MAX_DEPOSIT_BYTES (20 GiB): the largest deposit, all envelopes together.
 - SCELLE_DATABASE_URL (SQLite in the data folder): postgresql://user@host:port/name.
 - SCELLE_KEYS_DIR (DATA_DIR/platform-keys): the CA's and the receipt signer's keys;
   keep it outside the data folder in production.
@@ -85,6 +88,10 @@ SCELLE_OPENING_WINDOW_DAYS = _env_int("SCELLE_OPENING_WINDOW_DAYS", 90, minimum=
 SCELLE_CERTIFICATE_DAYS = _env_int("SCELLE_CERTIFICATE_DAYS", 730)
 SCELLE_TOKEN_DAYS = _env_int("SCELLE_TOKEN_DAYS", 30)
 SCELLE_LOGIN_MAX_FAILURES = _env_int("SCELLE_LOGIN_MAX_FAILURES", 5)
+SCELLE_ENVELOPES_DIR = (
+    Path(_env("SCELLE_ENVELOPES_DIR", str(DATA_DIR / "envelopes"))).expanduser().resolve()
+)
+SCELLE_MAX_DEPOSIT_BYTES = _env_int("SCELLE_MAX_DEPOSIT_BYTES", 20 << 30)
 SCELLE_CLOCK = system_clock
 """Where the platform reads the time; tests put a movable clock here."""
 
@@ -128,6 +135,7 @@ INSTALLED_APPS = [
     "scelle.platform.audit",
     "scelle.platform.keypairs",
     "scelle.platform.tenders",
+    "scelle.platform.deposits",
 ]
 # No django.contrib.admin: every change goes through the services, which
 # enforce the domain rules and write the audit log.

@@ -1,9 +1,16 @@
-"""The platform's URLs: the JSON API under /api/ (its OpenAPI document at /api/openapi.json)."""
+"""The platform's URLs: the JSON API under /api/ (its OpenAPI document at /api/openapi.json)
+and the tus upload routes under /api/uploads/."""
 
 from __future__ import annotations
 
 from django.urls import path
 
 from scelle.platform.api import api
+from scelle.platform.deposits import tus
 
-urlpatterns = [path("api/", api.urls)]
+urlpatterns = [
+    # Resumable uploads speak tus, not JSON: plain views beside the API.
+    path("api/uploads/", tus.uploads),
+    path("api/uploads/<str:upload_id>", tus.upload),
+    path("api/", api.urls),
+]

@@ -54,6 +54,7 @@ def ensure_platform_keys(clock: Clock) -> bool:
     signer = create_signing_identity(ca, f"{name} — accusés de réception", now=clock())
     _write(signer, SIGNER_FILES)
     platform_authority.cache_clear()
+    receipt_signer.cache_clear()
     return True
 
 
@@ -68,3 +69,9 @@ def _load(files: tuple[str, str]) -> Authority:
 def platform_authority() -> Authority:
     """The platform CA, loaded once per process."""
     return _load(CA_FILES)
+
+
+@functools.cache
+def receipt_signer() -> Authority:
+    """The key that signs deposit receipts, loaded once per process."""
+    return _load(SIGNER_FILES)

@@ -1,0 +1,75 @@
+"""Uploads in progress, and deposits: what a bidder handed in, sealed, with its receipt."""
+
+from __future__ import annotations
+
+import uuid
+from typing import ClassVar
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from scelle.platform.accounts.models import Organisation, User
+from scelle.platform.tenders.models import Tender
+
+
+class Upload(models.Model):
+    """A tus upload of one envelope's ciphertext; not a deposit until finalised."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tender = models.ForeignKey(Tender, on_delete=models.PROTECT, related_name="uploads")
+    bidder = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    envelope = models.CharField(max_length=20)
+    length = models.BigIntegerField()
+    """Bytes announced at creation (Upload-Length)."""
+    offset = models.BigIntegerField(default=0)
+    """Bytes received and fsynced; the file may hold more, not yet acknowledged."""
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"upload {self.id} ({self.offset}/{self.length})"
+
+    @property
+    def complete(self) -> bool:
+        return self.offset == self.length
+
+
+class Deposit(models.Model):
+    """A pli: every envelope fully received, hashed and stored; the receipt issued."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tender = models.ForeignKey(Tender, on_delete=models.PROTECT, related_name="deposits")
+    bidder = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="deposits")
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    received_at = models.DateTimeField(_("received at"))
+    late = models.BooleanField(_("late"))
+    """Completed after the tender's deadline: kept, not opened by default."""
+    receipt = models.TextField()
+    """The signed receipt, as returned to the bidder."""
+
+    class Meta:
+        ordering = ("received_at",)
+
+    def __str__(self) -> str:
+        return f"deposit {self.id}"
+
+
+class Envelope(models.Model):
+    """One sealed envelope of a deposit, stored as its uploader sent it."""
+
+    deposit = models.ForeignKey(Deposit, on_delete=models.PROTECT, related_name="envelopes")
+    kind = models.CharField(max_length=20)
+    size = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    storage_name = models.CharField(max_length=100)
+    """The file's name in the envelopes folder."""
+
+    class Meta:
+        ordering = ("id",)
+        constraints: ClassVar = [
+            models.UniqueConstraint("deposit", "kind", name="envelope_kind_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.deposit_id} {self.kind}"

@@ -1,0 +1,292 @@
+"""Deposits (DESIGN.md, rules 5 and 6): uploads, then one transaction that makes a deposit.
+
+A company's user uploads each envelope's ciphertext (tus); an upload may
+start only while the tender is published and before its deadline. Once every
+envelope is complete, `finalise_deposit` hashes what was stored, and in one
+transaction records the deposit, marks it late when the deadline has passed,
+signs its receipt and writes the audit events. Before that, nothing of it
+appears anywhere as a deposit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import QuerySet
+
+from scelle.core.errors import (
+    ChecksumMismatchError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    RuleViolationError,
+)
+from scelle.core.receipt import Receipt, ReceivedEnvelope, sign_receipt
+from scelle.platform.accounts.models import Permission, User
+from scelle.platform.audit.services import record
+from scelle.platform.deposits import storage
+from scelle.platform.deposits.models import Deposit, Envelope, Upload
+from scelle.platform.keypairs.authority import platform_authority, receipt_signer
+from scelle.platform.tenders.models import Tender
+from scelle.platform.tenders.services import tender_for
+
+
+def _require_bidder(actor: User) -> None:
+    if actor.is_agent:
+        raise PermissionDeniedError("only companies deposit; buyers' agents cannot")
+
+
+def _open_for_deposits(tender: Tender) -> None:
+    if tender.status != Tender.Status.PUBLISHED:
+        raise RuleViolationError(
+            f"the tender {tender.reference} is {tender.status}: it takes no deposit"
+        )
+
+
+def _too_large(size: int) -> RuleViolationError:
+    limit = settings.SCELLE_MAX_DEPOSIT_BYTES
+    return RuleViolationError(
+        f"a deposit holds at most {limit / (1 << 30):.1f} GiB; this one would hold "
+        f"{size / (1 << 30):.1f} GiB"
+    )
+
+
+def create_upload(
+    actor: User, *, reference: str, envelope: str, length: int, now: dt.datetime
+) -> Upload:
+    """Open a tus upload for one envelope of a deposit (rule 5: before the deadline)."""
+    _require_bidder(actor)
+    tender = tender_for(actor, reference)
+    _open_for_deposits(tender)
+    if now >= tender.deadline:
+        raise RuleViolationError(
+            f"the deadline of {tender.reference} ({tender.deadline:%Y-%m-%d %H:%M} UTC) "
+            "has passed: deposits are closed"
+        )
+    if envelope not in tender.envelopes:
+        raise InvalidInputError(
+            f"{tender.reference} has no envelope {envelope!r}; "
+            f"its envelopes are {', '.join(tender.envelopes)}"
+        )
+    if length < 0:
+        raise InvalidInputError("an upload's length cannot be negative")
+    if length > settings.SCELLE_MAX_DEPOSIT_BYTES:
+        raise _too_large(length)
+    upload = Upload(
+        tender=tender,
+        bidder_id=actor.organisation_id,
+        user=actor,
+        envelope=envelope,
+        length=length,
+        created_at=now,
+        updated_at=now,
+    )
+    storage.create(f"{upload.id}.p7m")
+    with transaction.atomic():
+        upload.save()
+        record(
+            "deposits.upload.created",
+            actor=actor.email,
+            target=upload,
+            organisation_id=actor.organisation_id,
+            details={"tender": tender.reference, "envelope": envelope, "length": length},
+            now=now,
+        )
+    return upload
+
+
+def upload_for(actor: User, upload_id: uuid.UUID | str) -> Upload:
+    """An upload of the actor's company; anyone else's is "not found"."""
+    _require_bidder(actor)
+    try:
+        return Upload.objects.select_related("tender").get(
+            id=upload_id, bidder_id=actor.organisation_id
+        )
+    except (Upload.DoesNotExist, ValidationError, ValueError):
+        raise NotFoundError("no such upload") from None
+
+
+def append_to_upload(
+    actor: User,
+    upload_id: uuid.UUID | str,
+    *,
+    offset: int,
+    body: storage.BodyStream,
+    count: int,
+    checksum: tuple[str, bytes] | None,
+    now: dt.datetime,
+) -> Upload:
+    """Store `count` bytes at `offset` (tus PATCH); the offset must be the one acknowledged."""
+    upload = upload_for(actor, upload_id)
+    _open_for_deposits(upload.tender)
+    if offset != upload.offset:
+        raise RuleViolationError(
+            f"the platform holds {upload.offset} bytes of this upload, not {offset}: "
+            "resume from there"
+        )
+    if count < 0 or count > upload.length - upload.offset:
+        raise InvalidInputError(
+            f"{count} bytes would go past the upload's announced length ({upload.length})"
+        )
+
+    def check(digest: bytes) -> None:
+        if checksum is not None and digest != checksum[1]:
+            raise ChecksumMismatchError("the chunk's checksum does not match its bytes")
+
+    received = storage.append(
+        f"{upload.id}.p7m",
+        offset,
+        body,
+        count,
+        check=check,
+        algorithm=checksum[0] if checksum else None,
+    )
+    with transaction.atomic():
+        # Only one request writes an upload at a time (the file lock), so
+        # this update cannot race another append.
+        Upload.objects.filter(id=upload.id, offset=offset).update(
+            offset=offset + received, updated_at=now
+        )
+        upload.offset = offset + received
+        if upload.complete:
+            record(
+                "deposits.upload.completed",
+                actor=actor.email,
+                target=upload,
+                organisation_id=actor.organisation_id,
+                details={"tender": upload.tender.reference, "envelope": upload.envelope},
+                now=now,
+            )
+    return upload
+
+
+def terminate_upload(actor: User, upload_id: uuid.UUID | str, *, now: dt.datetime) -> None:
+    """Abandon an upload (tus termination): its bytes are removed."""
+    upload = upload_for(actor, upload_id)
+    with transaction.atomic():
+        record(
+            "deposits.upload.terminated",
+            actor=actor.email,
+            target=upload,
+            organisation_id=actor.organisation_id,
+            details={"tender": upload.tender.reference, "envelope": upload.envelope},
+            now=now,
+        )
+        upload.delete()
+    storage.remove(f"{upload.id}.p7m")
+
+
+def finalise_deposit(
+    actor: User,
+    reference: str,
+    uploads: Sequence[tuple[str, uuid.UUID | str]],
+    *,
+    now: dt.datetime,
+) -> Deposit:
+    """Make the deposit out of one complete upload per envelope of the tender (rule 6)."""
+    _require_bidder(actor)
+    tender = tender_for(actor, reference)
+    _open_for_deposits(tender)
+    kinds = [kind for kind, _ in uploads]
+    if sorted(kinds) != sorted(tender.envelopes):
+        raise InvalidInputError(
+            f"a deposit to {tender.reference} holds exactly one of each envelope: "
+            f"{', '.join(tender.envelopes)}"
+        )
+    found = []
+    for kind, upload_id in uploads:
+        upload = upload_for(actor, upload_id)
+        if upload.tender_id != tender.id or upload.envelope != kind:
+            raise InvalidInputError(f"the upload for {kind} belongs to another envelope")
+        if not upload.complete:
+            raise RuleViolationError(
+                f"the envelope {kind} is not fully uploaded ({upload.offset} of "
+                f"{upload.length} bytes)"
+            )
+        found.append(upload)
+    total = sum(upload.length for upload in found)
+    if total > settings.SCELLE_MAX_DEPOSIT_BYTES:
+        raise _too_large(total)
+    # Hash what is on disk, outside the transaction: long, and read-only.
+    hashed = {}
+    for upload in found:
+        size, sha256 = storage.sha256_of(f"{upload.id}.p7m")
+        if size != upload.length:
+            raise RuleViolationError(f"the stored envelope {upload.envelope} is damaged")
+        hashed[upload.id] = sha256
+    with transaction.atomic():
+        locked = Upload.objects.select_for_update().filter(id__in=[u.id for u in found])
+        if locked.count() != len(found):
+            raise RuleViolationError("these uploads were already made into a deposit")
+        deposit = Deposit(
+            tender=tender,
+            bidder_id=actor.organisation_id,
+            user=actor,
+            received_at=now,
+            late=now > tender.deadline,
+        )
+        envelopes = [
+            Envelope(
+                deposit=deposit,
+                kind=upload.envelope,
+                size=upload.length,
+                sha256=hashed[upload.id],
+                storage_name=f"{upload.id}.p7m",
+            )
+            for upload in sorted(found, key=lambda u: tender.envelopes.index(u.envelope))
+        ]
+        receipt = Receipt(
+            platform=settings.SCELLE_PLATFORM_NAME,
+            tender=tender.reference,
+            bidder=actor.organisation.name,
+            deposit=str(deposit.id),
+            received_at=now,
+            late=deposit.late,
+            envelopes=tuple(ReceivedEnvelope(e.kind, e.size, e.sha256) for e in envelopes),
+        )
+        deposit.receipt = sign_receipt(
+            receipt, receipt_signer(), [platform_authority().certificate]
+        ).decode()
+        deposit.save()
+        Envelope.objects.bulk_create(envelopes)
+        locked.delete()
+        record(
+            "deposits.deposit.received",
+            actor=actor.email,
+            target=deposit,
+            organisation_id=tender.organisation_id,
+            details={
+                "tender": tender.reference,
+                "bidder": actor.organisation.name,
+                "late": deposit.late,
+                "envelopes": [
+                    {"kind": e.kind, "size": e.size, "sha256": e.sha256} for e in envelopes
+                ],
+            },
+            now=now,
+        )
+    return deposit
+
+
+def deposits_of_my_company(actor: User) -> QuerySet[Deposit]:
+    _require_bidder(actor)
+    return (
+        Deposit.objects.filter(bidder_id=actor.organisation_id)
+        .select_related("tender")
+        .prefetch_related("envelopes")
+    )
+
+
+def deposits_of_tender(actor: User, reference: str) -> QuerySet[Deposit]:
+    """Who deposited, when, sizes, late or not: for agents allowed to open (never content)."""
+    tender = tender_for(actor, reference, Permission.Name.OPEN)
+    return (
+        Deposit.objects.filter(tender=tender)
+        .select_related("bidder", "tender")
+        .prefetch_related("envelopes")
+    )

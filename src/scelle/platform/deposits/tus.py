@@ -1,0 +1,160 @@
+"""Resumable uploads, tus 1.0.0 (https://tus.io/protocols/resumable-upload):
+core, creation, checksum and termination, under /api/uploads/.
+
+    POST   /api/uploads/       Upload-Length, Upload-Metadata "tender <b64>,envelope <b64>"
+    HEAD   /api/uploads/<id>   → Upload-Offset, Upload-Length
+    PATCH  /api/uploads/<id>   Upload-Offset, application/offset+octet-stream,
+                               Content-Length, optional Upload-Checksum "sha256 <b64>"
+    DELETE /api/uploads/<id>   abandon
+
+Every request carries `Authorization: Bearer <token>` as the JSON API does.
+The body of a PATCH streams to disk piece by piece: never the whole chunk in
+memory. Errors answer with the API's JSON error body and status.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from scelle.core.errors import InvalidInputError, NotAuthenticatedError, ScelleError
+from scelle.platform.accounts.models import User
+from scelle.platform.accounts.services import token_for
+from scelle.platform.api import error_body, status_for
+from scelle.platform.clock import now
+from scelle.platform.deposits import services
+
+VERSION = "1.0.0"
+EXTENSIONS = "creation,checksum,termination"
+CHECKSUMS = {"sha1": "sha1", "sha256": "sha256"}
+
+
+def _user(request: HttpRequest) -> User:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    token = token_for(value.strip(), now=now()) if scheme.lower() == "bearer" else None
+    if token is None:
+        raise NotAuthenticatedError(
+            "log in first: this needs a valid token", hint="Run `scelle login URL`."
+        )
+    return token.user
+
+
+def _tus(response: HttpResponse) -> HttpResponse:
+    response["Tus-Resumable"] = VERSION
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _integer(request: HttpRequest, header: str) -> int:
+    value = request.headers.get(header)
+    if value is None or not value.isdigit():
+        raise InvalidInputError(f"the {header} header must be a whole number")
+    return int(value)
+
+
+def _metadata(request: HttpRequest) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for pair in request.headers.get("Upload-Metadata", "").split(","):
+        key, _, encoded = pair.strip().partition(" ")
+        if not key:
+            continue
+        try:
+            found[key] = base64.b64decode(encoded, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise InvalidInputError(f"Upload-Metadata: {key} is not base64 UTF-8") from None
+    return found
+
+
+def _checksum(request: HttpRequest) -> tuple[str, bytes] | None:
+    header = request.headers.get("Upload-Checksum")
+    if header is None:
+        return None
+    name, _, encoded = header.strip().partition(" ")
+    if name not in CHECKSUMS:
+        raise InvalidInputError(f"unsupported checksum algorithm {name!r}: use sha1 or sha256")
+    try:
+        return CHECKSUMS[name], base64.b64decode(encoded, validate=True)
+    except binascii.Error:
+        raise InvalidInputError("Upload-Checksum is not base64") from None
+
+
+def _handled(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    def wrapper(request: HttpRequest, **kwargs: str) -> HttpResponse:
+        if request.method != "OPTIONS" and request.headers.get("Tus-Resumable") != VERSION:
+            response = JsonResponse(error_body(f"this server speaks tus {VERSION}"), status=412)
+            response["Tus-Version"] = VERSION
+            return _tus(response)
+        try:
+            return _tus(view(request, **kwargs))
+        except ScelleError as error:
+            return _tus(
+                JsonResponse(error_body(error.message, error.hint), status=status_for(error))
+            )
+
+    wrapper.__name__ = view.__name__
+    wrapper.__doc__ = view.__doc__
+    return csrf_exempt(wrapper)
+
+
+@_handled
+def uploads(request: HttpRequest) -> HttpResponse:
+    """OPTIONS: what this server supports. POST: create an upload."""
+    if request.method == "OPTIONS":
+        response = HttpResponse(status=204)
+        response["Tus-Version"] = VERSION
+        response["Tus-Extension"] = EXTENSIONS
+        response["Tus-Checksum-Algorithm"] = ",".join(CHECKSUMS)
+        response["Tus-Max-Size"] = str(settings.SCELLE_MAX_DEPOSIT_BYTES)
+        return response
+    if request.method != "POST":
+        return HttpResponse(status=405, headers={"Allow": "OPTIONS, POST"})
+    user = _user(request)
+    metadata = _metadata(request)
+    upload = services.create_upload(
+        user,
+        reference=metadata.get("tender", ""),
+        envelope=metadata.get("envelope", ""),
+        length=_integer(request, "Upload-Length"),
+        now=now(),
+    )
+    response = HttpResponse(status=201)
+    response["Location"] = request.build_absolute_uri(f"/api/uploads/{upload.id}")
+    response["Upload-Offset"] = "0"
+    return response
+
+
+@_handled
+def upload(request: HttpRequest, upload_id: str) -> HttpResponse:
+    """HEAD: where the upload stands. PATCH: append. DELETE: abandon."""
+    user = _user(request)
+    if request.method == "HEAD":
+        found = services.upload_for(user, upload_id)
+        response = HttpResponse(status=200)
+        response["Upload-Offset"] = str(found.offset)
+        response["Upload-Length"] = str(found.length)
+        return response
+    if request.method == "PATCH":
+        if request.content_type != "application/offset+octet-stream":
+            return HttpResponse(status=415)
+        stored = services.append_to_upload(
+            user,
+            upload_id,
+            offset=_integer(request, "Upload-Offset"),
+            body=request,
+            count=_integer(request, "Content-Length"),
+            checksum=_checksum(request),
+            now=now(),
+        )
+        response = HttpResponse(status=204)
+        response["Upload-Offset"] = str(stored.offset)
+        return response
+    if request.method == "DELETE":
+        services.terminate_upload(user, upload_id, now=now())
+        return HttpResponse(status=204)
+    return HttpResponse(status=405, headers={"Allow": "HEAD, PATCH, DELETE"})

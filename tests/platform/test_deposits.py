@@ -1,0 +1,240 @@
+"""Deposits through tus uploads (DESIGN.md, rules 5 and 6), with the platform's clock moved."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from scelle.core.receipt import verify_receipt
+from scelle.platform.accounts.models import Organisation
+from scelle.platform.deposits.models import Deposit, Envelope, Upload
+from scelle.platform.keypairs.authority import platform_authority
+from tests.conftest import NOW
+from tests.platform.conftest import (
+    Buyer,
+    MovableClock,
+    api_client,
+    create_tender,
+    launch,
+    make_user,
+    publish,
+)
+
+pytestmark = [pytest.mark.django_db, pytest.mark.platform]
+
+TUS = {"Tus-Resumable": "1.0.0"}
+DEADLINE = NOW + dt.timedelta(days=30)
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+@dataclass
+class Bidder:
+    client: Client
+
+    def create(self, tender: str, envelope: str, length: int) -> Any:
+        return self.client.post(
+            "/api/uploads/",
+            headers={
+                **TUS,
+                "Upload-Length": str(length),
+                "Upload-Metadata": f"tender {b64(tender)},envelope {b64(envelope)}",
+            },
+        )
+
+    def patch(self, location: str, offset: int, data: bytes, **headers: str) -> Any:
+        return self.client.generic(
+            "PATCH",
+            location,
+            data,
+            content_type="application/offset+octet-stream",
+            headers={**TUS, "Upload-Offset": str(offset), **headers},
+        )
+
+    def head(self, location: str) -> Any:
+        return self.client.head(location, headers=TUS)
+
+    def upload(self, tender: str, envelope: str, data: bytes, *, chunk: int = 1000) -> str:
+        created = self.create(tender, envelope, len(data))
+        assert created.status_code == 201, created.content
+        location = created["Location"]
+        for start in range(0, len(data), chunk):
+            answer = self.patch(location, start, data[start : start + chunk])
+            assert answer.status_code == 204, answer.content
+        return str(location.rsplit("/", 1)[1])
+
+    def finalise(self, tender: str, uploads: dict[str, str]) -> Any:
+        body = {"envelopes": [{"kind": k, "upload": u} for k, u in uploads.items()]}
+        return self.client.post(
+            f"/api/tenders/{tender}/deposits", body, content_type="application/json"
+        )
+
+
+@pytest.fixture
+def tender(rouen: Buyer, clock: MovableClock, rsa_keys) -> str:
+    owner = api_client(rouen.owner, clock)
+    publish(owner, rouen.service, rsa_keys[0], "PERSO")
+    create_tender(owner, rouen.service, "AO-DEPOT", deadline=DEADLINE)
+    assert launch(owner, "AO-DEPOT", "PERSO").status_code == 200
+    return "AO-DEPOT"
+
+
+@pytest.fixture
+def company(bidder, clock: MovableClock) -> Bidder:
+    return Bidder(api_client(bidder, clock))
+
+
+def test_a_deposit_from_uploads_to_its_receipt(tender: str, company: Bidder, clock, rouen):
+    candidature, offre = os.urandom(2500), os.urandom(7001)
+    uploads = {
+        "candidature": company.upload(tender, "candidature", candidature),
+        "offre": company.upload(tender, "offre", offre),
+    }
+    assert not Deposit.objects.exists()  # complete uploads are not yet a deposit
+    clock.advance(hours=1)
+    answer = company.finalise(tender, uploads)
+    assert answer.status_code == 201, answer.content
+    body = answer.json()
+    assert body["late"] is False
+    assert [(e["kind"], e["size"]) for e in body["envelopes"]] == [
+        ("candidature", 2500),
+        ("offre", 7001),
+    ]
+    verified = verify_receipt(
+        body["receipt"].encode(), trusted_authority=platform_authority().certificate
+    )
+    assert verified.receipt.deposit == body["id"]
+    assert verified.receipt.received_at == NOW + dt.timedelta(hours=1)
+    assert [e.sha256 for e in verified.receipt.envelopes] == [
+        hashlib.sha256(candidature).hexdigest(),
+        hashlib.sha256(offre).hexdigest(),
+    ]
+    assert not Upload.objects.exists()
+    listed = company.client.get("/api/deposits").json()
+    assert [d["id"] for d in listed] == [body["id"]]
+    buyer = api_client(rouen.owner, clock).get(f"/api/tenders/{tender}/deposits").json()
+    assert buyer[0]["bidder"] == "BTP Normandie SARL" and "receipt" not in buyer[0]
+
+
+def test_resuming_after_an_interruption(tender: str, company: Bidder):
+    data = os.urandom(5000)
+    location = company.create(tender, "offre", len(data))["Location"]
+    assert company.patch(location, 0, data[:1200]).status_code == 204
+    head = company.head(location)
+    assert head.status_code == 200
+    assert (head["Upload-Offset"], head["Upload-Length"]) == ("1200", "5000")
+    assert head["Tus-Resumable"] == "1.0.0" and head["Cache-Control"] == "no-store"
+    assert company.patch(location, 1200, data[1200:]).status_code == 204
+    assert Upload.objects.get().complete
+
+
+def test_forged_offsets_oversize_and_bad_checksums(tender: str, company: Bidder):
+    data = os.urandom(3000)
+    location = company.create(tender, "offre", len(data))["Location"]
+    company.patch(location, 0, data[:1000])
+    skipped = company.patch(location, 2000, data[2000:])
+    assert skipped.status_code == 409 and "holds 1000 bytes" in skipped.json()["detail"]
+    rewind = company.patch(location, 0, data[:1000])
+    assert rewind.status_code == 409
+    too_long = company.patch(location, 1000, data[1000:] + b"extra")
+    assert too_long.status_code == 400 and "announced length" in too_long.json()["detail"]
+    wrong = base64.b64encode(hashlib.sha256(b"other").digest()).decode()
+    mismatch = company.patch(
+        location, 1000, data[1000:2000], **{"Upload-Checksum": f"sha256 {wrong}"}
+    )
+    assert mismatch.status_code == 460
+    assert company.head(location)["Upload-Offset"] == "1000"  # nothing kept
+    right = base64.b64encode(hashlib.sha1(data[1000:2000]).digest()).decode()  # noqa: S324 - tus requires sha1
+    good = company.patch(location, 1000, data[1000:2000], **{"Upload-Checksum": f"sha1 {right}"})
+    assert good.status_code == 204 and good["Upload-Offset"] == "2000"
+    assert (
+        company.client.generic(
+            "PATCH",
+            location,
+            b"x",
+            content_type="text/plain",
+            headers={**TUS, "Upload-Offset": "2000"},
+        ).status_code
+        == 415
+    )
+    no_version = company.client.head(location)
+    assert no_version.status_code == 412 and no_version["Tus-Version"] == "1.0.0"
+
+
+def test_who_may_upload(tender: str, company: Bidder, rouen: Buyer, clock, bidder):
+    anonymous = Bidder(Client()).create(tender, "offre", 10)
+    assert anonymous.status_code == 401
+    agent = Bidder(api_client(rouen.owner, clock)).create(tender, "offre", 10)
+    assert agent.status_code == 403 and "only companies" in agent.json()["detail"]
+    location = company.create(tender, "offre", 10)["Location"]
+    rival_user = make_user("offres@rival.fr", _rival(clock))
+    rival = Bidder(api_client(rival_user, clock))
+    assert rival.head(location).status_code == 404
+    assert rival.patch(location, 0, b"0123456789").status_code == 404
+    assert rival.client.delete(location, headers=TUS).status_code == 404
+    assert company.client.delete(location, headers=TUS).status_code == 204
+    assert company.head(location).status_code == 404
+
+
+def _rival(clock: MovableClock) -> Organisation:
+    from scelle.platform.accounts import services
+
+    return services.create_organisation("Rival SAS", "bidder", now=clock())
+
+
+def test_tender_state_and_size(tender: str, company: Bidder, rouen: Buyer, clock, settings):
+    assert company.create("AO-INCONNU", "offre", 10).status_code == 404
+    assert company.create(tender, "anonymat", 10).status_code == 400
+    settings.SCELLE_MAX_DEPOSIT_BYTES = 100
+    too_big = company.create(tender, "offre", 101)
+    assert too_big.status_code == 409 and "at most" in too_big.json()["detail"]
+    settings.SCELLE_MAX_DEPOSIT_BYTES = 20 << 30
+    owner = api_client(rouen.owner, clock)
+    create_tender(owner, rouen.service, "AO-BROUILLON")
+    assert company.create("AO-BROUILLON", "offre", 10).status_code == 404  # drafts are unseen
+
+
+def test_chunks_before_the_deadline_completion_after_is_late(
+    tender: str, company: Bidder, clock, bidder
+):
+    candidature, offre = os.urandom(100), os.urandom(200)
+    uploads = {"candidature": company.upload(tender, "candidature", candidature)}
+    location = company.create(tender, "offre", len(offre))["Location"]
+    company.patch(location, 0, offre[:100])
+    clock.advance(days=30, seconds=1)  # past the deadline
+    company = Bidder(api_client(bidder, clock))  # the first token has expired too
+    refused = company.create(tender, "offre", 10)
+    assert refused.status_code == 409 and "has passed" in refused.json()["detail"]
+    assert company.patch(location, 100, offre[100:]).status_code == 204
+    uploads["offre"] = location.rsplit("/", 1)[1]
+    answer = company.finalise(tender, uploads)
+    assert answer.status_code == 201 and answer.json()["late"] is True
+    assert verify_receipt(answer.json()["receipt"].encode()).receipt.late is True
+
+
+def test_incomplete_or_wrong_deposits_record_nothing(tender: str, company: Bidder, rouen, clock):
+    whole = company.upload(tender, "candidature", b"c" * 100)
+    location = company.create(tender, "offre", 100)["Location"]
+    company.patch(location, 0, b"o" * 50)
+    partial = location.rsplit("/", 1)[1]
+    answer = company.finalise(tender, {"candidature": whole, "offre": partial})
+    assert answer.status_code == 409 and "not fully uploaded" in answer.json()["detail"]
+    missing = company.finalise(tender, {"candidature": whole})
+    assert missing.status_code == 400 and "exactly one of each" in missing.json()["detail"]
+    swapped = company.finalise(tender, {"candidature": partial, "offre": whole})
+    assert swapped.status_code == 400
+    owner = api_client(rouen.owner, clock)
+    owner.post(f"/api/tenders/{tender}/close")
+    company.patch(location, 50, b"o" * 50)
+    closed = company.finalise(tender, {"candidature": whole, "offre": partial})
+    assert closed.status_code == 409 and "closed" in closed.json()["detail"]
+    assert not Deposit.objects.exists() and not Envelope.objects.exists()
