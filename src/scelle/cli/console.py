@@ -124,6 +124,41 @@ def progress_bar(description: str, total: int | None) -> Iterator[ProgressCallba
         yield lambda done: progress.advance(task, done)
 
 
+ProgressFactory = Callable[[str, int], ProgressCallback | None]
+
+
+@contextlib.contextmanager
+def progress_bars() -> Iterator[ProgressFactory]:
+    """A factory of progress bars, one per phase (label, total bytes), on a terminal only."""
+    if not sys.stderr.isatty():
+        yield lambda _label, _total: None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+
+        def bar(label: str, total: int) -> ProgressCallback:
+            task = progress.add_task(_(label), total=total)
+            return lambda done: progress.advance(task, done)
+
+        yield bar
+
+
 @contextlib.contextmanager
 def spinner(description: str) -> Iterator[None]:
     """A spinner on a terminal while something slow and unmeasurable runs."""

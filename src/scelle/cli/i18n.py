@@ -153,6 +153,32 @@ _FRENCH: dict[str, str] = {
     "draft": "brouillon",
     "published": "publiée",
     "closed": "clôturée",
+    # deposits and receipts
+    "Hashing": "Calcul des empreintes",
+    "Sealing and sending": "Chiffrement et envoi",
+    "The files changed since the interrupted deposit: starting it again.": (
+        "Les fichiers ont changé depuis le dépôt interrompu : il reprend depuis le début."
+    ),
+    " (late: after the deadline)": " (hors délai : après la date limite)",
+    "Deposited to {tender} on {at}{late}; receipt: {path}": (
+        "Pli déposé pour {tender} le {at}{late} ; accusé de réception : {path}"
+    ),
+    "No deposit yet.": "Aucun dépôt pour l'instant.",
+    "Tender": "Consultation",
+    "Received": "Reçu le",
+    "State": "État",
+    "Deposit (receipt id)": "Dépôt (n° d'accusé de réception)",
+    "Deposit": "Dépôt",
+    "Company": "Entreprise",
+    "late": "hors délai",
+    "on time": "dans les délais",
+    "The receipt is valid: signed by {signer}.": (
+        "L'accusé de réception est valide : signé par {signer}."
+    ),
+    "Platform CA": "AC de la plateforme",
+    "Compare the platform CA's fingerprint with the one the platform publishes.": (
+        "Comparez l'empreinte de l'AC de la plateforme avec celle qu'elle publie."
+    ),
 }
 
 

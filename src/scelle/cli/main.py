@@ -62,6 +62,7 @@ def cli(context: click.Context, debug: bool) -> None:
 
 def _register() -> None:
     from scelle.cli.crypt import decrypt, encrypt
+    from scelle.cli.deposits import deposit, deposits, receipts, tender_deposits
     from scelle.cli.keys import keys
     from scelle.cli.platform import admin, serve
     from scelle.cli.remote import login, logout, service_keys, tenders
@@ -73,6 +74,10 @@ def _register() -> None:
     cli.add_command(logout)
     cli.add_command(service_keys)
     cli.add_command(tenders)
+    tenders.add_command(tender_deposits)
+    cli.add_command(deposit)
+    cli.add_command(deposits)
+    cli.add_command(receipts)
     cli.add_command(encrypt)
     cli.add_command(decrypt)
 

@@ -100,11 +100,13 @@ def login(session: Session, url: str, email: str, password_file: Path | None) ->
             confirm=False,
         )
         answer = client.login(email, password)
+        authority = client.platform_ca()["certificate_pem"]
     saved = SavedLogin(
         url=client.url,
         email=answer["user"]["email"],
         token=answer["token"],
         expires_at=dt.datetime.fromisoformat(answer["expires_at"]),
+        authority_pem=authority,
     )
     save_login(_home(session), saved)
     say(

@@ -8,7 +8,9 @@ InvalidInputError; no answer or a server error → PlatformUnavailableError.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 import ipaddress
 import urllib.parse
 from typing import Any, TypedDict, cast
@@ -16,6 +18,7 @@ from typing import Any, TypedDict, cast
 import httpx
 
 from scelle.core.errors import (
+    ChecksumMismatchError,
     InvalidInputError,
     NotAuthenticatedError,
     NotFoundError,
@@ -34,8 +37,12 @@ _ERRORS: dict[int, type[ScelleError]] = {
     404: NotFoundError,
     409: RuleViolationError,
     422: InvalidInputError,
+    412: InvalidInputError,
+    415: InvalidInputError,
     429: TooManyAttemptsError,
+    460: ChecksumMismatchError,
 }
+TUS = {"Tus-Resumable": "1.0.0"}
 
 
 class Organisation(TypedDict):
@@ -95,6 +102,7 @@ class Recipient(TypedDict):
     fingerprint_sha256: str
     not_after: str
     certificate_pem: str
+    issued_by_platform: bool
 
 
 class Tender(TypedDict):
@@ -110,6 +118,26 @@ class Tender(TypedDict):
     launched_at: str | None
     closed_at: str | None
     key_pairs: list[Recipient]
+    max_deposit_bytes: int
+
+
+class ReceivedEnvelope(TypedDict):
+    kind: str
+    size: int
+    sha256: str
+
+
+class Deposit(TypedDict):
+    id: str
+    tender: str
+    bidder: str
+    received_at: str
+    late: bool
+    envelopes: list[ReceivedEnvelope]
+
+
+class DepositReceipt(Deposit):
+    receipt: str
 
 
 class Authority(TypedDict):
@@ -176,7 +204,7 @@ class PlatformClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:  # noqa: ANN401 - JSON
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:  # noqa: ANN401
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as error:
@@ -185,6 +213,10 @@ class PlatformClient:
             ) from None
         if response.status_code >= 400:
             raise _error(response)
+        return response
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:  # noqa: ANN401 - JSON
+        response = self._send(method, path, **kwargs)
         if response.status_code == 204 or not response.content:
             return None
         try:
@@ -288,6 +320,61 @@ class PlatformClient:
         return cast(
             list[Recipient], self._call("GET", f"/tenders/{_segment(reference)}/recipients")
         )
+
+    # --- deposits: tus uploads, then the deposit ---------------------------------------
+
+    def create_upload(self, *, tender: str, envelope: str, length: int) -> str:
+        """A tus upload for one envelope; returns its path on the platform."""
+        metadata = ",".join(
+            f"{key} {base64.b64encode(value.encode()).decode()}"
+            for key, value in (("tender", tender), ("envelope", envelope))
+        )
+        response = self._send(
+            "POST",
+            "/uploads/",
+            headers={**TUS, "Upload-Length": str(length), "Upload-Metadata": metadata},
+        )
+        location = str(urllib.parse.urlsplit(str(response.headers.get("Location", ""))).path)
+        if not location.startswith("/api/uploads/"):
+            raise PlatformUnavailableError("the platform did not say where to upload")
+        return location
+
+    def upload_offset(self, upload: str) -> int:
+        """How many bytes of the upload the platform holds (tus HEAD)."""
+        response = self._send("HEAD", f"{self.url}{upload}", headers=TUS)
+        return int(response.headers["Upload-Offset"])
+
+    def send_chunk(self, upload: str, offset: int, data: bytes) -> int:
+        """Append `data` at `offset` (tus PATCH, with its SHA-256); returns the new offset."""
+        checksum = base64.b64encode(hashlib.sha256(data).digest()).decode()
+        response = self._send(
+            "PATCH",
+            f"{self.url}{upload}",
+            content=data,
+            headers={
+                **TUS,
+                "Upload-Offset": str(offset),
+                "Content-Type": "application/offset+octet-stream",
+                "Upload-Checksum": f"sha256 {checksum}",
+            },
+        )
+        return int(response.headers["Upload-Offset"])
+
+    def terminate_upload(self, upload: str) -> None:
+        self._send("DELETE", f"{self.url}{upload}", headers=TUS)
+
+    def finalise_deposit(self, reference: str, uploads: list[tuple[str, str]]) -> DepositReceipt:
+        body = {"envelopes": [{"kind": kind, "upload": upload} for kind, upload in uploads]}
+        return cast(
+            DepositReceipt,
+            self._call("POST", f"/tenders/{_segment(reference)}/deposits", json=body),
+        )
+
+    def my_deposits(self) -> list[Deposit]:
+        return cast(list[Deposit], self._call("GET", "/deposits"))
+
+    def tender_deposits(self, reference: str) -> list[Deposit]:
+        return cast(list[Deposit], self._call("GET", f"/tenders/{_segment(reference)}/deposits"))
 
 
 def _segment(value: str) -> str:

@@ -30,6 +30,9 @@ class SavedLogin:
     """The API token (a secret)."""
     expires_at: dt.datetime
     """When the platform stops accepting the token."""
+    authority_pem: str | None = None
+    """The platform CA's certificate as seen at login: receipts and recipients are
+    checked against it, so that a CA swapped later is noticed."""
 
 
 def save_login(home: Path, login: SavedLogin) -> Path:
@@ -39,6 +42,7 @@ def save_login(home: Path, login: SavedLogin) -> Path:
         "email": login.email,
         "token": login.token,
         "expires_at": login.expires_at.isoformat(),
+        "authority_pem": login.authority_pem,
     }
     path = home / LOGIN_FILE
     write_private_file(path, json.dumps(document, indent=2).encode(), overwrite=True)
@@ -59,6 +63,7 @@ def load_login(home: Path, *, now: dt.datetime) -> SavedLogin:
             email=str(data["email"]),
             token=str(data["token"]),
             expires_at=dt.datetime.fromisoformat(data["expires_at"]),
+            authority_pem=data.get("authority_pem"),
         )
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise StoreError(f"{path} is damaged: log in again") from error

@@ -6,6 +6,8 @@ Layout under the store's home (`$SCELLE_HOME`), folders 0700, files 0600:
     keys/<id>/meta.json     name, origin, exportable flag, creation time
     keys/<id>/key.sealed    the PKCS#8 private key sealed with the store key
     keys/<id>/cert.pem      the certificate, then its chain
+    pending/<name>.sealed   work in progress that holds secrets (a deposit's content
+                            keys until its receipt arrives), sealed like the keys
     .lock                   serialises changes between concurrent commands
 
 A key pair's folder is written under a temporary name and renamed into
@@ -274,6 +276,29 @@ class KeyStore:
             folder.rename(doomed)
             shutil.rmtree(doomed)
         return stored
+
+    # --- sealed work in progress ---------------------------------------------------
+
+    def _pending(self, name: str) -> Path:
+        if not name.isalnum():
+            raise InvalidInputError(f"{name!r} cannot name a pending record")
+        return self.home / "pending" / f"{name}.sealed"
+
+    def save_pending(self, name: str, data: bytes) -> None:
+        """Keep `data` sealed with the store key (0600, written atomically)."""
+        sealed = self.unlock().seal(data, f"scelle:pending:{name}".encode())
+        ensure_private_dir(self.home / "pending")
+        write_private_file(self._pending(name), sealed, overwrite=True)
+
+    def load_pending(self, name: str) -> bytes | None:
+        """The record saved under `name`, or None."""
+        path = self._pending(name)
+        if not path.is_file():
+            return None
+        return self.unlock().unseal(path.read_bytes(), f"scelle:pending:{name}".encode())
+
+    def delete_pending(self, name: str) -> None:
+        self._pending(name).unlink(missing_ok=True)
 
     # --- the store passphrase --------------------------------------------------
 

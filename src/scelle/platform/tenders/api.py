@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+from django.conf import settings
 from django.http import HttpRequest
 from ninja import Router, Schema, Status
 from pydantic import Field
@@ -25,6 +26,8 @@ class RecipientOut(Schema):
     fingerprint_sha256: str
     not_after: dt.datetime
     certificate_pem: str
+    issued_by_platform: bool
+    """False when referenced as it is: then not issued by the platform CA."""
 
 
 class TenderOut(Schema):
@@ -41,6 +44,8 @@ class TenderOut(Schema):
     closed_at: dt.datetime | None
     key_pairs: list[RecipientOut]
     """The definitive recipients, once launched."""
+    max_deposit_bytes: int
+    """The largest deposit the platform takes, all envelopes together."""
 
 
 def _recipient(assigned: AssignedKeyPair) -> RecipientOut:
@@ -51,6 +56,7 @@ def _recipient(assigned: AssignedKeyPair) -> RecipientOut:
         fingerprint_sha256=assigned.fingerprint_sha256,
         not_after=assigned.not_after,
         certificate_pem=assigned.certificate_pem,
+        issued_by_platform=assigned.issued_by_platform,
     )
 
 
@@ -68,6 +74,7 @@ def _out(tender: Tender) -> TenderOut:
         launched_at=tender.launched_at,
         closed_at=tender.closed_at,
         key_pairs=[_recipient(assigned) for assigned in tender.assigned_key_pairs.all()],
+        max_deposit_bytes=settings.SCELLE_MAX_DEPOSIT_BYTES,
     )
 
 

@@ -68,6 +68,8 @@ class AssignedKeyPair(InsertOnlyModel):
     certificate_pem = models.TextField()
     fingerprint_sha256 = models.CharField(max_length=95)
     not_after = models.DateTimeField()
+    issued_by_platform = models.BooleanField()
+    """False for a certificate referenced as it is: bidders then skip the CA check."""
 
     REFUSAL = DEFINITIVE
 

@@ -217,6 +217,7 @@ def launch_tender(
                 certificate_pem=key_pair.certificate_pem,
                 fingerprint_sha256=key_pair.fingerprint_sha256,
                 not_after=key_pair.not_after,
+                issued_by_platform=key_pair.issued_by_platform,
             )
         tender.status = Tender.Status.PUBLISHED
         tender.launched_by = actor

@@ -110,6 +110,7 @@ class Migration(migrations.Migration):
                 ("certificate_pem", models.TextField()),
                 ("fingerprint_sha256", models.CharField(max_length=95)),
                 ("not_after", models.DateTimeField()),
+                ("issued_by_platform", models.BooleanField()),
                 (
                     "tender",
                     models.ForeignKey(

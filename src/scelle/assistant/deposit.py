@@ -1,0 +1,307 @@
+"""Depositing a bid from the bidder's machine (DESIGN.md, Deposit flow).
+
+For each envelope: pack the files (core.archive, pass 1 hashes them), encrypt
+the archive to every recipient of the tender while it is being written, and
+send the ciphertext in tus chunks. Nothing unencrypted leaves the machine and
+nothing is staged on disk: the archive flows through a pipe into the
+encryptor, whose output goes straight to the upload.
+
+An interrupted deposit resumes: the envelopes' content keys and nonces stay
+sealed in the local store (`KeyStore.save_pending`) until the receipt
+arrives, so a new run re-creates the very same ciphertext from the start
+(cheap) and sends only the bytes the platform lacks. The receipt is checked
+against the platform's CA and against the SHA-256 of what was sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from scelle.client import api
+from scelle.core import archive, certs, envelope
+from scelle.core.authority import issued_by
+from scelle.core.errors import (
+    CertificateError,
+    InvalidInputError,
+    NotFoundError,
+    ReceiptError,
+    RuleViolationError,
+)
+from scelle.core.receipt import Receipt, verify_receipt
+from scelle.keystore import KeyStore
+
+CHUNK_BYTES = 16 << 20
+"""Bytes per tus PATCH: the most that is sent again after an interruption."""
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Deposited:
+    """A finished deposit: the signed receipt as received, and what it says."""
+
+    receipt_document: bytes
+    receipt: Receipt
+
+
+@dataclass
+class _Envelope:
+    kind: str
+    source: Path
+    plan: archive.PackPlan
+    keys: envelope.EnvelopeKeys
+    upload: str = ""
+
+    @property
+    def size(self) -> int:
+        return envelope.envelope_size(self.keys, self.plan.size)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "source": str(self.source),
+            "upload": self.upload,
+            "manifest": json.loads(self.plan.manifest_bytes),
+            "content_key": self.keys.content_key.hex(),
+            "nonce": self.keys.nonce.hex(),
+            "recipient_infos": base64.b64encode(self.keys.recipient_infos).decode(),
+        }
+
+
+def check_recipients(
+    tender: api.Tender, authority: x509.Certificate, *, now: dt.datetime
+) -> list[x509.Certificate]:
+    """The tender's recipient certificates, each checked before anything is sealed to it."""
+    if not tender["key_pairs"]:
+        raise RuleViolationError(f"the tender {tender['reference']} has no key pair assigned")
+    deadline = dt.datetime.fromisoformat(tender["deadline"])
+    checked = []
+    for recipient in tender["key_pairs"]:
+        certificate = certs.load_certificate(recipient["certificate_pem"].encode())
+        name = recipient["designation"]
+        if certs.fingerprint_sha256(certificate) != recipient["fingerprint_sha256"]:
+            raise CertificateError(f"the certificate of {name} does not match its fingerprint")
+        certs.check_recipient(certificate, now=now, until=deadline)
+        if recipient["issued_by_platform"] and not issued_by(certificate, authority):
+            raise CertificateError(
+                f"the certificate of {name} was not issued by the platform's CA: "
+                "refusing to seal the bid to it"
+            )
+        checked.append(certificate)
+    return checked
+
+
+def _pending_name(platform: str, reference: str) -> str:
+    return hashlib.sha256(f"{platform}\n{reference.casefold()}".encode()).hexdigest()[:32]
+
+
+class _UploadSink:
+    """Receives the envelope as it is encrypted; sends it in chunks past `skip` bytes."""
+
+    def __init__(
+        self, client: api.PlatformClient, upload: str, *, skip: int, progress: Progress | None
+    ) -> None:
+        self._client = client
+        self._upload = upload
+        self._skip = skip
+        self._position = 0
+        self._buffer = bytearray()
+        self._progress = progress
+        self.digest = hashlib.sha256()
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        view = memoryview(data)
+        self.digest.update(view)
+        start = self._position
+        self._position += len(view)
+        if self._position <= self._skip:
+            return len(view)
+        self._buffer += view[max(0, self._skip - start) :]
+        while len(self._buffer) >= CHUNK_BYTES:
+            self._send(CHUNK_BYTES)
+        return len(view)
+
+    def _send(self, count: int) -> None:
+        offset = self._position - len(self._buffer)
+        chunk = bytes(self._buffer[:count])
+        self._client.send_chunk(self._upload, offset, chunk)
+        del self._buffer[:count]
+        if self._progress is not None:
+            self._progress(count)
+
+    def finish(self) -> int:
+        if self._buffer:
+            self._send(len(self._buffer))
+        return self._position
+
+
+def _seal_and_send(item: _Envelope, sink: _UploadSink) -> None:
+    """archive → pipe → encrypt → sink, with the archive written on its own thread."""
+    read_fd, write_fd = os.pipe()
+    failure: list[BaseException] = []
+
+    def pack() -> None:
+        try:
+            with os.fdopen(write_fd, "wb") as pipe:
+                archive.write_archive(item.plan, pipe)
+        except BaseException as error:  # noqa: BLE001 - handed to the main thread below
+            failure.append(error)
+
+    packer = threading.Thread(target=pack, name=f"pack-{item.kind}", daemon=True)
+    packer.start()
+    try:
+        with io.BufferedReader(io.FileIO(read_fd, "r"), buffer_size=1 << 20) as pipe:
+            envelope.encrypt_stream(pipe, sink, item.keys)
+    finally:
+        packer.join()
+    if failure and not isinstance(failure[0], BrokenPipeError):
+        raise failure[0]
+
+
+def _restore(
+    saved: dict[str, Any], plans: dict[str, archive.PackPlan], sources: dict[str, Path]
+) -> list[_Envelope] | None:
+    """The saved envelopes, if they are for exactly the same files; else None."""
+    restored = []
+    for entry in saved["envelopes"]:
+        kind = entry["kind"]
+        plan = plans.get(kind)
+        if plan is None or Path(entry["source"]) != sources[kind]:
+            return None
+        if entry["manifest"] != json.loads(plan.manifest_bytes):
+            return None
+        keys = envelope.EnvelopeKeys(
+            bytes.fromhex(entry["content_key"]),
+            bytes.fromhex(entry["nonce"]),
+            base64.b64decode(entry["recipient_infos"]),
+        )
+        restored.append(_Envelope(kind, sources[kind], plan, keys, entry["upload"]))
+    return restored if len(restored) == len(plans) else None
+
+
+def deposit(
+    client: api.PlatformClient,
+    store: KeyStore,
+    reference: str,
+    sources: Sequence[tuple[str, Path]],
+    *,
+    authority: x509.Certificate,
+    now: dt.datetime,
+    progress: Callable[[str, int], Progress | None] = lambda _label, _total: None,
+    say: Callable[[str], None] = lambda _message: None,
+) -> Deposited:
+    """Seal and deposit `sources` ((envelope kind, file or folder), …) to the tender."""
+    tender = client.tender(reference)
+    if tender["status"] != "published":
+        raise RuleViolationError(f"the tender {tender['reference']} takes no deposit now")
+    by_kind = dict(sources)
+    if len(by_kind) != len(sources) or sorted(by_kind) != sorted(tender["envelopes"]):
+        raise InvalidInputError(
+            f"{tender['reference']} takes exactly one of each envelope: "
+            + ", ".join(f"--envelope {kind}=FILE_OR_FOLDER" for kind in tender["envelopes"])
+        )
+    recipients = check_recipients(tender, authority, now=now)
+    bidder = client.me()["organisation"]["name"]
+    total_plain = 0
+    for path in by_kind.values():
+        total_plain += sum(f.stat().st_size for f in _files(path))
+    hashing = progress("Hashing", total_plain)
+    plans = {
+        kind: archive.plan_archive(
+            path, tender=tender["reference"], envelope=kind, bidder=bidder, progress=hashing
+        )
+        for kind, path in by_kind.items()
+    }
+    name = _pending_name(client.url, tender["reference"])
+    saved = store.load_pending(name)
+    items = _restore(json.loads(saved), plans, by_kind) if saved else None
+    if saved and items is None:
+        say("The files changed since the interrupted deposit: starting it again.")
+        for entry in json.loads(saved)["envelopes"]:
+            _abandon(client, entry["upload"])
+    if items is None:
+        items = [
+            _Envelope(
+                kind, by_kind[kind], plans[kind], envelope.EnvelopeKeys.for_recipients(recipients)
+            )
+            for kind in tender["envelopes"]
+        ]
+        total = sum(item.size for item in items)
+        if total > tender["max_deposit_bytes"]:
+            raise RuleViolationError(
+                f"this deposit would hold {total / (1 << 30):.2f} GiB; the platform takes at "
+                f"most {tender['max_deposit_bytes'] / (1 << 30):.2f} GiB"
+            )
+        for item in items:
+            item.upload = client.create_upload(
+                tender=tender["reference"], envelope=item.kind, length=item.size
+            )
+        _save(store, name, client.url, tender["reference"], items)
+    offsets = {}
+    for item in items:
+        try:
+            offsets[item.kind] = client.upload_offset(item.upload)
+        except NotFoundError:
+            store.delete_pending(name)
+            raise RuleViolationError(
+                "the platform no longer has this deposit's uploads: they were abandoned or "
+                "already deposited",
+                hint="Check `scelle deposits list`, then run the command again to deposit anew.",
+            ) from None
+    sending = progress("Sealing and sending", sum(i.size - offsets[i.kind] for i in items))
+    hashes = {}
+    for item in items:
+        sink = _UploadSink(client, item.upload, skip=offsets[item.kind], progress=sending)
+        _seal_and_send(item, sink)
+        sent = sink.finish()
+        if sent != item.size:
+            raise InvalidInputError(f"the envelope {item.kind} came out at an unexpected size")
+        hashes[item.kind] = (sent, sink.digest.hexdigest())
+    answer = client.finalise_deposit(
+        tender["reference"], [(item.kind, item.upload.rsplit("/", 1)[1]) for item in items]
+    )
+    document = answer["receipt"].encode()
+    verified = verify_receipt(document, trusted_authority=authority).receipt
+    got = {e.kind: (e.size, e.sha256) for e in verified.envelopes}
+    if got != hashes or verified.deposit != answer["id"]:
+        raise ReceiptError(
+            "the platform's receipt does not match what was sent: keep the receipt, and "
+            "contact the buyer",
+        )
+    store.delete_pending(name)
+    return Deposited(document, verified)
+
+
+def _files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return [p for p in path.rglob("*") if p.is_file() and not p.is_symlink()]
+    return [path] if path.is_file() else []
+
+
+def _abandon(client: api.PlatformClient, upload: str) -> None:
+    with contextlib.suppress(NotFoundError):
+        client.terminate_upload(upload)
+
+
+def _save(
+    store: KeyStore, name: str, platform: str, reference: str, items: list[_Envelope]
+) -> None:
+    document = {
+        "platform": platform,
+        "tender": reference,
+        "envelopes": [item.to_json() for item in items],
+    }
+    store.save_pending(name, json.dumps(document).encode())

@@ -1,0 +1,207 @@
+"""`scelle deposit`, `scelle deposits list`, `scelle receipts verify`, `scelle tenders deposits`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from cryptography import x509
+
+from scelle.cli.console import progress_bars, say
+from scelle.cli.i18n import _
+from scelle.cli.main import Session, pass_session
+from scelle.cli.remote import _home, _table, connect, json_option
+from scelle.client.login import load_login
+from scelle.core import certs
+from scelle.core.errors import CertificateError, InvalidInputError, ScelleError
+from scelle.core.files import atomic_output, write_all
+from scelle.core.receipt import verify_receipt
+
+PUBLIC_FILE_MODE = 0o644
+
+
+def _envelope(value: str) -> tuple[str, Path]:
+    kind, sep, path = value.partition("=")
+    if not sep or not kind.strip() or not path:
+        raise click.BadParameter(f"{value!r}: write KIND=FILE_OR_FOLDER, e.g. offre=./offre")
+    return kind.strip().lower(), Path(path)
+
+
+@click.command(name="deposit")
+@click.argument("reference")
+@click.option(
+    "--envelope", "envelopes", multiple=True, required=True, metavar="KIND=PATH",
+    help="An envelope (candidature, offre, anonymat) and the file or folder it holds; "
+    "one per envelope of the tender.",
+)  # fmt: skip
+@click.option(
+    "--receipt", type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the receipt (default: ./receipt-<deposit id>.json).",
+)  # fmt: skip
+@pass_session
+def deposit(
+    session: Session, reference: str, envelopes: tuple[str, ...], receipt: Path | None
+) -> None:
+    """Seal the envelopes on this machine and deposit them to the tender REFERENCE.
+
+    Run it again after an interruption: it continues where the upload stopped.
+    """
+    from scelle.assistant.deposit import deposit as seal_and_deposit
+
+    sources = [_envelope(value) for value in envelopes]
+    if receipt is not None and receipt.exists():
+        raise InvalidInputError(f"{receipt} already exists", hint="Choose another --receipt.")
+    saved = load_login(_home(session), now=session.clock())
+    with connect(session) as client:
+        authority = _authority(saved.authority_pem, client.platform_ca()["certificate_pem"])
+        with progress_bars() as bars:
+            done = seal_and_deposit(
+                client,
+                session.store,
+                reference,
+                sources,
+                authority=authority,
+                now=session.clock(),
+                progress=bars,
+                say=lambda message: say(_(message)),
+            )
+    target = receipt or Path(f"receipt-{done.receipt.deposit}.json")
+    with atomic_output(target, mode=PUBLIC_FILE_MODE) as handle:
+        write_all(handle, done.receipt_document)
+    late = _(" (late: after the deadline)") if done.receipt.late else ""
+    say(
+        _(
+            "Deposited to {tender} on {at}{late}; receipt: {path}",
+            tender=done.receipt.tender,
+            at=f"{done.receipt.received_at:%Y-%m-%d %H:%M:%S} UTC",
+            late=late,
+            path=target,
+        )
+    )
+    click.echo(target)
+
+
+def _authority(saved_pem: str | None, current_pem: str) -> x509.Certificate:
+    current = certs.load_certificate(current_pem.encode())
+    if saved_pem is None:
+        return current
+    saved = certs.load_certificate(saved_pem.encode())
+    if saved != current:
+        raise CertificateError(
+            "the platform's CA is not the one it had when you logged in: refusing to deposit",
+            hint="If the platform announced a new CA, log in again to accept it.",
+        )
+    return saved
+
+
+@click.group(name="deposits")
+def deposits() -> None:
+    """Your company's deposits."""
+
+
+@deposits.command(name="list")
+@json_option
+@pass_session
+def list_deposits(session: Session, as_json: bool) -> None:
+    """List your company's deposits, with their state and receipt ids."""
+    with connect(session) as client:
+        found = client.my_deposits()
+    if as_json:
+        click.echo(json.dumps(found, ensure_ascii=False, indent=2))
+        return
+    if not found:
+        say(_("No deposit yet."))
+        return
+    _table(
+        [_("Tender"), _("Received"), _("State"), _("Envelopes"), _("Deposit (receipt id)")],
+        [
+            [d["tender"], d["received_at"], _("late") if d["late"] else _("on time"),
+             ", ".join(f"{e['kind']} {e['size']} B" for e in d["envelopes"]), d["id"]]
+            for d in found
+        ],
+    )  # fmt: skip
+
+
+@click.group(name="receipts")
+def receipts() -> None:
+    """Deposit receipts (accusés de réception)."""
+
+
+@receipts.command(name="verify")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@json_option
+@pass_session
+def verify(session: Session, file: Path, as_json: bool) -> None:
+    """Check a receipt offline: signature, platform certificate, envelope hashes.
+
+    The CA is compared with the one saved at login when this workstation has one.
+    """
+    trusted = None
+    try:
+        saved = load_login(_home(session), now=session.clock())
+    except ScelleError:  # not logged in here: check without the saved CA
+        saved = None
+    if saved is not None and saved.authority_pem:
+        trusted = certs.load_certificate(saved.authority_pem.encode())
+    verified = verify_receipt(file.read_bytes(), trusted_authority=trusted)
+    receipt = verified.receipt
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    **receipt.to_json(),
+                    "signer": certs.common_name(verified.signer.subject),
+                    "authority": certs.common_name(verified.authority.subject),
+                    "authority_fingerprint_sha256": certs.fingerprint_sha256(verified.authority),
+                    "authority_checked_against_login": trusted is not None,
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        return
+    say(
+        _(
+            "The receipt is valid: signed by {signer}.",
+            signer=verified.signer.subject.rfc4514_string(),
+        )
+    )
+    rows = [
+        (_("Tender"), receipt.tender),
+        (_("Company"), receipt.bidder),
+        (_("Deposit (receipt id)"), receipt.deposit),
+        (_("Received"), f"{receipt.received_at:%Y-%m-%d %H:%M:%S} UTC"),
+        (_("State"), _("late") if receipt.late else _("on time")),
+        (_("Platform CA"), certs.fingerprint_sha256(verified.authority)),
+    ]
+    rows += [(e.kind, f"{e.size} B, SHA-256 {e.sha256}") for e in receipt.envelopes]
+    width = max(len(label) for label, _value in rows)
+    for label, value in rows:
+        click.echo(f"{label:<{width}}  {value}")
+    if trusted is None:
+        say(_("Compare the platform CA's fingerprint with the one the platform publishes."))
+
+
+@click.command(name="deposits")
+@click.argument("reference")
+@json_option
+@pass_session
+def tender_deposits(session: Session, reference: str, as_json: bool) -> None:
+    """Who deposited to a tender, when, sizes, late or not (never the content)."""
+    with connect(session) as client:
+        found = client.tender_deposits(reference)
+    if as_json:
+        click.echo(json.dumps(found, ensure_ascii=False, indent=2))
+        return
+    if not found:
+        say(_("No deposit yet."))
+        return
+    _table(
+        [_("Company"), _("Received"), _("State"), _("Envelopes"), _("Deposit")],
+        [
+            [d["bidder"], d["received_at"], _("late") if d["late"] else _("on time"),
+             ", ".join(f"{e['kind']} {e['size']} B" for e in d["envelopes"]), d["id"]]
+            for d in found
+        ],
+    )  # fmt: skip
