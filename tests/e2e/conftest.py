@@ -3,6 +3,7 @@ on SQLite in a temporary folder or on a fresh PostgreSQL database."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -43,6 +44,46 @@ class Platform:
     data: Path
     env: dict[str, str]
     process: subprocess.Popen[bytes]
+    database: str | None = None
+    """The PostgreSQL database's name, None on SQLite."""
+
+    def query(self, sql: str) -> list[tuple[object, ...]]:
+        """Read the platform's database directly, as an operator could."""
+        if self.database is None:
+            import sqlite3
+
+            with contextlib.closing(sqlite3.connect(self.data / "scelle.sqlite3")) as db:
+                return list(db.execute(sql))
+        import psycopg
+
+        with psycopg.connect(f"{POSTGRES_SERVER}/{self.database}") as db:
+            return list(db.execute(sql))  # type: ignore[arg-type]
+
+    def dump(self) -> bytes:
+        """The whole database as bytes: the SQLite file, or pg_dump's output."""
+        if self.database is None:
+            return b"".join(
+                path.read_bytes() for path in self.data.glob("scelle.sqlite3*") if path.is_file()
+            )
+        return subprocess.run(
+            ["pg_dump", f"{POSTGRES_SERVER}/{self.database}"],
+            capture_output=True,
+            check=True,
+            timeout=120,
+        ).stdout
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to clean up, as in a crash."""
+        self.process.kill()
+        self.process.wait()
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+
+    def restart(self) -> None:
+        """Start again on the same data and the same port."""
+        port = self.url.rsplit(":", 1)[1]
+        self.process, url = _start(self.data, self.env, port=port)
+        assert url == self.url
 
     def admin(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
@@ -66,9 +107,11 @@ def _server_env(database_url: str | None) -> dict[str, str]:
     return env
 
 
-def _start(data: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+def _start(
+    data: Path, env: dict[str, str], *, port: str = "0"
+) -> tuple[subprocess.Popen[bytes], str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "scelle.cli", "serve", "--data", str(data), "--port", "0"],
+        [sys.executable, "-m", "scelle.cli", "serve", "--data", str(data), "--port", port],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -107,9 +150,11 @@ def platform(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Platfor
     env = _server_env(database_url)
     data = tmp_path / "scelle-data"
     process, url = _start(data, env)
+    running = Platform(url, data, env, process, name if database_url else None)
     try:
-        yield Platform(url, data, env, process)
+        yield running
     finally:
+        process = running.process
         process.terminate()
         try:
             process.wait(timeout=20)
