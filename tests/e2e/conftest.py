@@ -57,7 +57,7 @@ class Platform:
         import psycopg
 
         with psycopg.connect(f"{POSTGRES_SERVER}/{self.database}") as db:
-            return list(db.execute(sql))  # type: ignore[arg-type]
+            return list(db.execute(sql))
 
     def dump(self) -> bytes:
         """The whole database as bytes: the SQLite file, or pg_dump's output."""
