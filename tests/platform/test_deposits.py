@@ -238,3 +238,38 @@ def test_incomplete_or_wrong_deposits_record_nothing(tender: str, company: Bidde
     closed = company.finalise(tender, {"candidature": whole, "offre": partial})
     assert closed.status_code == 409 and "closed" in closed.json()["detail"]
     assert not Deposit.objects.exists() and not Envelope.objects.exists()
+
+
+def test_envelopes_stay_sealed_until_the_deadline(tender: str, company: Bidder, rouen, clock):
+    offre = os.urandom(5000)
+    uploads = {
+        "candidature": company.upload(tender, "candidature", b"c" * 10),
+        "offre": company.upload(tender, "offre", offre),
+    }
+    deposit = company.finalise(tender, uploads).json()["id"]
+    path = f"/api/deposits/{deposit}/envelopes/offre"
+    sealed = api_client(rouen.owner, clock).get(path)
+    assert sealed.status_code == 409 and "stay sealed" in sealed.json()["detail"]
+    clock.advance(days=30, seconds=1)
+    owner = api_client(rouen.owner, clock)
+    whole = owner.get(path)
+    assert whole.status_code == 200 and b"".join(whole.streaming_content) == offre
+    assert whole["X-Envelope-SHA256"] == hashlib.sha256(offre).hexdigest()
+    whole.close()
+    rest = owner.get(path, headers={"Range": "bytes=4000-"})
+    assert rest.status_code == 206 and rest["Content-Range"] == "bytes 4000-4999/5000"
+    assert b"".join(rest.streaming_content) == offre[4000:]
+    rest.close()
+    assert owner.get(path, headers={"Range": "bytes=6000-"}).status_code == 400
+    assert owner.get(f"/api/deposits/{deposit}/envelopes/anonymat").status_code == 404
+    opened = owner.post(f"{path}/opened", {"files": 3}, content_type="application/json")
+    assert opened.status_code == 204
+    from scelle.platform.audit.models import Event
+
+    event = Event.objects.get(action="opening.envelope.opened")
+    assert event.actor == "acheteur@rouen.fr"
+    assert event.details == {
+        "tender": tender, "bidder": "BTP Normandie SARL", "envelope": "offre", "files": 3,
+        "late": False,
+    }  # fmt: skip
+    assert Event.objects.filter(action="deposits.envelope.downloaded").count() == 2

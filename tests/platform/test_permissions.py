@@ -7,13 +7,19 @@ without a permission on the service, and the agent who holds it.
 
 from __future__ import annotations
 
+import datetime as dt
+import io
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from django.test import Client
 
+from scelle.platform.accounts.models import User
 from scelle.platform.api import api
+from scelle.platform.deposits import services as deposits
+from scelle.platform.deposits.models import Deposit
+from tests.conftest import NOW
 from tests.platform.conftest import (
     Buyer,
     MovableClock,
@@ -48,8 +54,9 @@ def world(rouen: Buyer, caen: Buyer, bidder, clock: MovableClock, rsa_keys) -> W
         answer = publish(owner, rouen.service, rsa_keys[index], designation, role=role)
         ids[designation] = answer.json()["id"]
     create_tender(owner, rouen.service, "DRAFT-1")
-    create_tender(owner, rouen.service, "PUB-1")
+    create_tender(owner, rouen.service, "PUB-1", deadline=NOW + dt.timedelta(days=1))
     assert launch(owner, "PUB-1", "PERSO").status_code == 200
+    ids["deposit"] = str(_deposit(bidder, "PUB-1").id)
     # An agent of the same buyer whose only permission is on another service.
     intern = make_user(
         "stagiaire@rouen.fr", rouen.organisation, service=rouen.other_service, permissions=("open",)
@@ -64,6 +71,18 @@ def world(rouen: Buyer, caen: Buyer, bidder, clock: MovableClock, rsa_keys) -> W
     return World(rouen, clients, ids)
 
 
+def _deposit(user: User, reference: str) -> Deposit:
+    """A company's deposit made through the services, as the tus routes do."""
+    made = []
+    for kind in ("candidature", "offre"):
+        upload = deposits.create_upload(user, reference=reference, envelope=kind, length=3, now=NOW)
+        deposits.append_to_upload(
+            user, upload.id, offset=0, body=io.BytesIO(b"abc"), count=3, checksum=None, now=NOW
+        )
+        made.append((kind, upload.id))
+    return deposits.finalise_deposit(user, reference, made, now=NOW)
+
+
 @dataclass(frozen=True)
 class Route:
     method: str
@@ -73,6 +92,8 @@ class Route:
     body: dict[str, Any] | None
     expected: tuple[int, int, int, int, int]
     """Status for each of CALLERS, in order."""
+    after_deadline: bool = False
+    """Call it once PUB-1's deadline has passed (opening routes)."""
 
 
 ROUTES = [
@@ -127,6 +148,17 @@ ROUTES = [
         "post", "/api/tenders/PUB-1/deposits", "/api/tenders/{reference}/deposits",
         {"deposit": True}, (401, 404, 403, 403, 403),
     ),
+    # Opening: after the deadline, agents with `open` on the tender's service.
+    Route(
+        "get", "/api/deposits/{deposit}/envelopes/offre",
+        "/api/deposits/{deposit_id}/envelopes/{kind}",
+        None, (401, 403, 404, 403, 200), after_deadline=True,
+    ),
+    Route(
+        "post", "/api/deposits/{deposit}/envelopes/offre/opened",
+        "/api/deposits/{deposit_id}/envelopes/{kind}/opened",
+        {"files": 1}, (401, 403, 404, 403, 204), after_deadline=True,
+    ),
 ]  # fmt: skip
 # Login is the one route that takes no token: tested in test_accounts.py.
 UNGUARDED = {("post", "/api/auth/login")}
@@ -170,14 +202,21 @@ def _body(route: Route, world: World, rsa_keys) -> dict[str, Any] | None:
 
 @pytest.mark.parametrize("caller", CALLERS)
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: f"{r.method} {r.path}")
-def test_authorisation_matrix(route: Route, caller: str, world: World, rsa_keys) -> None:
+def test_authorisation_matrix(
+    route: Route, caller: str, world: World, rsa_keys, clock: MovableClock
+) -> None:
+    if route.after_deadline:
+        clock.advance(days=2)
     client = world.clients[caller]
     path = route.path.format(**world.ids)
     body = _body(route, world, rsa_keys)
     call = getattr(client, route.method)
     response = call(path) if body is None else call(path, body, content_type="application/json")
     expected = route.expected[CALLERS.index(caller)]
-    assert response.status_code == expected, response.content
+    if response.streaming:  # an envelope: read it through, and close the file
+        assert b"".join(response.streaming_content) == b"abc"
+        response.close()
+    assert response.status_code == expected, response
     if response.status_code in (401, 403, 404):
         # Refusals carry a message, never data.
         answer = response.json()

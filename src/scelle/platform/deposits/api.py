@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 
-from django.http import HttpRequest
+from django.http import FileResponse, HttpRequest
 from ninja import Router, Schema, Status
 from pydantic import Field
 
 from scelle.platform.api import actor
 from scelle.platform.clock import now
-from scelle.platform.deposits import services
+from scelle.platform.deposits import services, storage
 from scelle.platform.deposits.models import Deposit
 from scelle.platform.schemas import responses
 
@@ -70,6 +71,45 @@ def finalise(request: HttpRequest, reference: str, payload: FinaliseIn) -> Statu
         now=now(),
     )
     return Status(201, ReceiptOut(**_out(deposit).model_dump(), receipt=deposit.receipt))
+
+
+_RANGE = re.compile(r"bytes=(\d+)-")
+
+
+@router.get(
+    "/deposits/{deposit_id}/envelopes/{kind}",
+    response=responses({200: None, 206: None}, 403, 404, 409),
+)
+def download(request: HttpRequest, deposit_id: uuid.UUID, kind: str) -> FileResponse:
+    """The sealed envelope, streamed (`Range: bytes=N-` resumes); after the deadline only."""
+    wanted = _RANGE.fullmatch(request.headers.get("Range", "").strip())
+    start = int(wanted.group(1)) if wanted else 0
+    found = services.envelope_for_download(actor(request), deposit_id, kind, start=start, now=now())
+    handle = storage.path_of(found.storage_name).open("rb")  # closed by FileResponse
+    handle.seek(start)
+    response = FileResponse(handle, content_type="application/pkcs7-mime")
+    response["X-Envelope-SHA256"] = found.sha256
+    if wanted:
+        response.status_code = 206
+        response["Content-Range"] = f"bytes {start}-{max(found.size - 1, start)}/{found.size}"
+    return response
+
+
+class OpenedIn(Schema):
+    files: int = Field(ge=0)
+    """How many files the envelope held."""
+
+
+@router.post(
+    "/deposits/{deposit_id}/envelopes/{kind}/opened",
+    response=responses({204: None}, 403, 404, 409),
+)
+def opened(
+    request: HttpRequest, deposit_id: uuid.UUID, kind: str, payload: OpenedIn
+) -> Status[None]:
+    """Record that this envelope was opened on the agent's workstation."""
+    services.report_opened(actor(request), deposit_id, kind, files=payload.files, now=now())
+    return Status(204, None)
 
 
 @router.get("/deposits", response=responses({200: list[DepositOut]}, 403))

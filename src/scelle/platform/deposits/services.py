@@ -290,3 +290,64 @@ def deposits_of_tender(actor: User, reference: str) -> QuerySet[Deposit]:
         .select_related("bidder", "tender")
         .prefetch_related("envelopes")
     )
+
+
+def _envelope_to_open(
+    actor: User, deposit_id: uuid.UUID | str, kind: str, *, now: dt.datetime
+) -> Envelope:
+    """An envelope the actor may download and open (rule 7): after the deadline, `open`."""
+    try:
+        deposit = Deposit.objects.select_related("tender").get(id=deposit_id)
+    except (Deposit.DoesNotExist, ValidationError, ValueError):
+        raise NotFoundError("no such deposit") from None
+    tender_for(actor, deposit.tender.reference, Permission.Name.OPEN)
+    if now < deposit.tender.deadline:
+        raise RuleViolationError(
+            f"the envelopes of {deposit.tender.reference} stay sealed until its deadline, "
+            f"{deposit.tender.deadline:%Y-%m-%d %H:%M} UTC"
+        )
+    try:
+        return deposit.envelopes.select_related("deposit__tender", "deposit__bidder").get(kind=kind)
+    except Envelope.DoesNotExist:
+        raise NotFoundError(f"this deposit has no envelope {kind!r}") from None
+
+
+def envelope_for_download(
+    actor: User, deposit_id: uuid.UUID | str, kind: str, *, start: int, now: dt.datetime
+) -> Envelope:
+    """The envelope to stream from byte `start`; every download is an audit event."""
+    found = _envelope_to_open(actor, deposit_id, kind, now=now)
+    if not 0 <= start <= found.size:
+        raise InvalidInputError(f"the envelope has {found.size} bytes; cannot start at {start}")
+    with transaction.atomic():
+        record(
+            "deposits.envelope.downloaded",
+            actor=actor.email,
+            target=found.deposit,
+            organisation_id=actor.organisation_id,
+            details={"envelope": kind, "from_byte": start, "bidder": found.deposit.bidder.name},
+            now=now,
+        )
+    return found
+
+
+def report_opened(
+    actor: User, deposit_id: uuid.UUID | str, kind: str, *, files: int, now: dt.datetime
+) -> None:
+    """Record that the actor opened an envelope on their workstation (rule 7: who, when)."""
+    found = _envelope_to_open(actor, deposit_id, kind, now=now)
+    with transaction.atomic():
+        record(
+            "opening.envelope.opened",
+            actor=actor.email,
+            target=found.deposit,
+            organisation_id=actor.organisation_id,
+            details={
+                "tender": found.deposit.tender.reference,
+                "bidder": found.deposit.bidder.name,
+                "envelope": kind,
+                "files": files,
+                "late": found.deposit.late,
+            },
+            now=now,
+        )
