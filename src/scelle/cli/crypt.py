@@ -106,7 +106,7 @@ def _default_plaintext_name(source: str) -> str:
     )
 
 
-def _decryption_keys(
+def decryption_keys(
     session: Session, names: tuple[str, ...], pfx: Path | None, password_file: Path | None
 ) -> list[envelope.DecryptionKey]:
     if pfx is not None:
@@ -154,7 +154,7 @@ def decrypt(
         output = STDIO if source == STDIO else _default_plaintext_name(source)
     if output != STDIO and Path(output).exists() and not force:
         raise InvalidInputError(f"{output} already exists", hint="Choose -o FILE or --force.")
-    keys = _decryption_keys(session, names, pfx, password_file)
+    keys = decryption_keys(session, names, pfx, password_file)
     with _input(source) as (stream, size):
         try:
             with progress_bar(_("Decrypting"), size) as progress:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from cryptography import x509
 
-from scelle.cli.console import progress_bars, say
+from scelle.cli.console import password_file_option, progress_bars, say
 from scelle.cli.i18n import _
 from scelle.cli.main import Session, pass_session
 from scelle.cli.remote import _home, _table, connect, json_option
@@ -205,3 +205,71 @@ def tender_deposits(session: Session, reference: str, as_json: bool) -> None:
             for d in found
         ],
     )  # fmt: skip
+
+
+@click.command(name="open")
+@click.argument("reference")
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path),
+    help="Where the opened envelopes go (default: ./plis-REFERENCE).",
+)  # fmt: skip
+@click.option(
+    "--envelope", "kinds", multiple=True, metavar="KIND",
+    help="Open only this envelope (candidature, offre, anonymat); repeat for more.",
+)  # fmt: skip
+@click.option("-k", "--key", "names", multiple=True, metavar="NAME",
+              help="A key pair of the store (default: try every one).")  # fmt: skip
+@click.option(
+    "--pfx", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Use the key pair of this .pfx file instead of the store.",
+)  # fmt: skip
+@password_file_option("With --pfx: read its password from the first line of this file.")
+@click.option("--include-late", is_flag=True, help="Open late deposits too.")
+@pass_session
+def open_(
+    session: Session,
+    reference: str,
+    out: Path | None,
+    kinds: tuple[str, ...],
+    names: tuple[str, ...],
+    pfx: Path | None,
+    password_file: Path | None,
+    include_late: bool,
+) -> None:
+    """Open the deposits of a tender on this workstation, after its deadline.
+
+    Each company's last deposit on time is opened (late ones with
+    --include-late) into OUT/<company>/<deposit>/<envelope>/. An envelope
+    that fails is reported and the others still open; run the command again
+    to retry: what was opened is kept.
+    """
+    from scelle.assistant.opening import open_tender
+    from scelle.cli.crypt import decryption_keys
+
+    if names and pfx is not None:
+        raise click.UsageError("use either -k/--key or --pfx, not both")
+    keys = decryption_keys(session, names, pfx, password_file)
+    target = out or Path(f"plis-{reference}")
+    with connect(session) as client, progress_bars() as bars:
+        report = open_tender(
+            client, keys, reference, target, kinds=kinds, include_late=include_late, progress=bars
+        )
+    for done in report.opened:
+        late = _(" (late)") if done.late else ""
+        say(
+            _(
+                "Opened {bidder} — {kind}{late}: {files} file(s) in {folder}",
+                bidder=done.bidder, kind=done.kind, late=late, files=done.files, folder=done.folder,
+            )
+        )  # fmt: skip
+    for done in report.already:
+        say(_("Already opened: {bidder} — {kind} in {folder}",
+              bidder=done.bidder, kind=done.kind, folder=done.folder))  # fmt: skip
+    for failed in report.failed:
+        say(_("FAILED {bidder} — {kind} (deposit {deposit}): {reason}",
+              bidder=failed.bidder, kind=failed.kind, deposit=failed.deposit,
+              reason=failed.reason))  # fmt: skip
+    if not (report.opened or report.already or report.failed):
+        say(_("No deposit to open."))
+    if report.failed:
+        raise ScelleError(_("{count} envelope(s) could not be opened", count=len(report.failed)))

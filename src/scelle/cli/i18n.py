@@ -179,6 +179,19 @@ _FRENCH: dict[str, str] = {
     "Compare the platform CA's fingerprint with the one the platform publishes.": (
         "Comparez l'empreinte de l'AC de la plateforme avec celle qu'elle publie."
     ),
+    # opening
+    " (late)": " (hors délai)",
+    "Opened {bidder} — {kind}{late}: {files} file(s) in {folder}": (
+        "Ouvert : {bidder} — {kind}{late} : {files} fichier(s) dans {folder}"
+    ),
+    "Already opened: {bidder} — {kind} in {folder}": (
+        "Déjà ouvert : {bidder} — {kind} dans {folder}"
+    ),
+    "FAILED {bidder} — {kind} (deposit {deposit}): {reason}": (
+        "ÉCHEC {bidder} — {kind} (dépôt {deposit}) : {reason}"
+    ),
+    "No deposit to open.": "Aucun pli à ouvrir.",
+    "{count} envelope(s) could not be opened": "{count} enveloppe(s) n'ont pas pu être ouvertes",
 }
 
 

@@ -62,7 +62,7 @@ def cli(context: click.Context, debug: bool) -> None:
 
 def _register() -> None:
     from scelle.cli.crypt import decrypt, encrypt
-    from scelle.cli.deposits import deposit, deposits, receipts, tender_deposits
+    from scelle.cli.deposits import deposit, deposits, open_, receipts, tender_deposits
     from scelle.cli.keys import keys
     from scelle.cli.platform import admin, serve
     from scelle.cli.remote import login, logout, service_keys, tenders
@@ -78,6 +78,7 @@ def _register() -> None:
     cli.add_command(deposit)
     cli.add_command(deposits)
     cli.add_command(receipts)
+    cli.add_command(open_)
     cli.add_command(encrypt)
     cli.add_command(decrypt)
 

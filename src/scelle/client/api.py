@@ -13,7 +13,7 @@ import datetime as dt
 import hashlib
 import ipaddress
 import urllib.parse
-from typing import Any, TypedDict, cast
+from typing import Any, BinaryIO, TypedDict, cast
 
 import httpx
 
@@ -369,6 +369,26 @@ class PlatformClient:
             DepositReceipt,
             self._call("POST", f"/tenders/{_segment(reference)}/deposits", json=body),
         )
+
+    def download_envelope(self, deposit: str, kind: str, sink: BinaryIO, *, start: int) -> None:
+        """Stream an envelope's ciphertext into `sink`, from byte `start` (a resumed download)."""
+        headers = {"Range": f"bytes={start}-"} if start else {}
+        path = f"/deposits/{_segment(deposit)}/envelopes/{_segment(kind)}"
+        try:
+            with self._http.stream("GET", path, headers=headers) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error(response)
+                for piece in response.iter_bytes(1 << 20):
+                    sink.write(piece)
+        except httpx.HTTPError as error:
+            raise PlatformUnavailableError(
+                f"cannot reach the platform at {self.url}: {error}"
+            ) from None
+
+    def report_opened(self, deposit: str, kind: str, *, files: int) -> None:
+        path = f"/deposits/{_segment(deposit)}/envelopes/{_segment(kind)}/opened"
+        self._call("POST", path, json={"files": files})
 
     def my_deposits(self) -> list[Deposit]:
         return cast(list[Deposit], self._call("GET", "/deposits"))

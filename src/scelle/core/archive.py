@@ -29,6 +29,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from scelle.core.errors import ArchiveError, InvalidInputError
 from scelle.core.files import Writable, write_all
@@ -466,8 +467,15 @@ _UNREADABLE = (
 )
 
 
-def open_archive(path: Path, target: Path, *, progress: Progress | None = None) -> Manifest:
-    """Extract the archive at `path` into the new folder `target`, checking everything.
+def open_archive(
+    path: Path | BinaryIO,
+    target: Path,
+    *,
+    expect: Callable[[Manifest], None] | None = None,
+    progress: Progress | None = None,
+) -> Manifest:
+    """Extract the archive at `path` (a file or a seekable file object) into the new
+    folder `target`, checking everything; `expect` may refuse the manifest first.
 
     The files are written in a temporary folder beside `target`, which is
     renamed into place only when every file matched its manifest entry; on
@@ -481,6 +489,8 @@ def open_archive(path: Path, target: Path, *, progress: Progress | None = None) 
         try:
             with zipfile.ZipFile(path) as archive:
                 manifest = read_manifest(archive)
+                if expect is not None:
+                    expect(manifest)
                 for info, entry in zip(archive.infolist()[1:], manifest.files, strict=True):
                     _extract_checked(archive, info, entry, staging, progress)
         except _UNREADABLE as error:
