@@ -110,10 +110,10 @@ def open_tender(
         return _open_all(client, keys, tender, chosen, out, work, kinds, progress)
     finally:
         # Keep partial downloads to resume from; leave no empty folder behind.
-        if not any(work.iterdir()):
+        if work.is_dir() and not any(work.iterdir()):
             work.rmdir()
-            if not existed and not any(out.iterdir()):
-                out.rmdir()
+        if not existed and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
 
 
 def _open_all(
@@ -146,8 +146,6 @@ def _open_all(
                 continue
             client.report_opened(deposit["id"], item["kind"], files=len(manifest.files))
             report.opened.append(Opened(*entry, target, len(manifest.files), deposit["late"]))
-    if not any(work.iterdir()):
-        work.rmdir()
     return report
 
 
