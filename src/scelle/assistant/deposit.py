@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import os
+import queue
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -109,7 +110,11 @@ def _pending_name(platform: str, reference: str) -> str:
 
 
 class _UploadSink:
-    """Receives the envelope as it is encrypted; sends it in chunks past `skip` bytes."""
+    """Receives the envelope as it is encrypted; sends it in chunks past `skip` bytes.
+
+    A sender thread does the HTTP, with at most two chunks waiting, so that
+    encryption goes on while a chunk is on the wire and the platform fsyncs it.
+    """
 
     def __init__(
         self, client: api.PlatformClient, upload: str, *, skip: int, progress: Progress | None
@@ -120,7 +125,31 @@ class _UploadSink:
         self._position = 0
         self._buffer = bytearray()
         self._progress = progress
+        self._chunks: queue.Queue[tuple[int, bytes] | None] = queue.Queue(maxsize=2)
+        self._failure: list[BaseException] = []
+        self._sender = threading.Thread(target=self._send_all, name="upload", daemon=True)
+        self._sender.start()
         self.digest = hashlib.sha256()
+
+    def _send_all(self) -> None:
+        while (item := self._chunks.get()) is not None:
+            if self._failure:
+                continue  # drain: the writer learns of the failure at its next put
+            offset, chunk = item
+            try:
+                self._client.send_chunk(self._upload, offset, chunk)
+            except BaseException as error:  # noqa: BLE001 - re-raised by the writer
+                self._failure.append(error)
+                continue
+            if self._progress is not None:
+                self._progress(len(chunk))
+
+    def _queue(self, count: int) -> None:
+        if self._failure:
+            raise self._failure[0]
+        offset = self._position - len(self._buffer)
+        self._chunks.put((offset, bytes(self._buffer[:count])))
+        del self._buffer[:count]
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         view = memoryview(data)
@@ -131,21 +160,26 @@ class _UploadSink:
             return len(view)
         self._buffer += view[max(0, self._skip - start) :]
         while len(self._buffer) >= CHUNK_BYTES:
-            self._send(CHUNK_BYTES)
+            self._queue(CHUNK_BYTES)
         return len(view)
 
-    def _send(self, count: int) -> None:
-        offset = self._position - len(self._buffer)
-        chunk = bytes(self._buffer[:count])
-        self._client.send_chunk(self._upload, offset, chunk)
-        del self._buffer[:count]
-        if self._progress is not None:
-            self._progress(count)
-
     def finish(self) -> int:
-        if self._buffer:
-            self._send(len(self._buffer))
+        """Send what is left and wait for every chunk; returns the envelope's size."""
+        try:
+            if self._buffer:
+                self._queue(len(self._buffer))
+        finally:
+            self._chunks.put(None)
+            self._sender.join()
+        if self._failure:
+            raise self._failure[0]
         return self._position
+
+    def abandon(self) -> None:
+        """Stop the sender after a failure upstream."""
+        self._failure.append(RuntimeError("abandoned"))
+        self._chunks.put(None)
+        self._sender.join()
 
 
 def _seal_and_send(item: _Envelope, sink: _UploadSink) -> None:
@@ -265,7 +299,11 @@ def deposit(
     hashes = {}
     for item in items:
         sink = _UploadSink(client, item.upload, skip=offsets[item.kind], progress=sending)
-        _seal_and_send(item, sink)
+        try:
+            _seal_and_send(item, sink)
+        except BaseException:
+            sink.abandon()
+            raise
         sent = sink.finish()
         if sent != item.size:
             raise InvalidInputError(f"the envelope {item.kind} came out at an unexpected size")

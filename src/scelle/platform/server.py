@@ -50,6 +50,7 @@ def serve(host: str, port: int, *, threads: int, ready: Callable[[str], None]) -
         ident="Scelle",
         # Deposits (next issue) are large: stream request bodies to disk, not memory.
         inbuf_overflow=1 << 20,
+        recv_bytes=1 << 18,
         max_request_body_size=1 << 30,
     )
     shown = f"[{host}]" if ":" in host else host
