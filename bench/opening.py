@@ -1,0 +1,125 @@
+"""Opening benchmark: a buyer opens 200 deposits of 5 MB from `scelle serve` on 127.0.0.1.
+
+`scelle open`'s path (download, SHA-256 check against the deposit record,
+decrypt to a temporary file, manifest check, safe extraction, report to the
+platform) against the reference: decrypting the same envelope files with
+`scelle decrypt`'s code alone, in the same run. Prints envelopes/s, MB/s and
+the ratio.
+
+    python bench/opening.py [--deposits 200] [--mb 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import datetime as dt
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from deposit import PASSWORD, STORE, seed, start
+from scelle.client.api import PlatformClient
+from scelle.core import certs, envelope
+from scelle.core.authority import build_csr
+from scelle.keystore import KeyStore
+
+MB = 1_000_000
+DEPOSIT_WINDOW = dt.timedelta(seconds=90)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--deposits", type=int, default=200)
+    parser.add_argument("--mb", type=int, default=5)
+    options = parser.parse_args()
+    print(f"opening benchmark: {options.deposits} deposits of {options.mb} MB, scelle serve "
+          f"on 127.0.0.1 (SQLite), {os.cpu_count()} cores")  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="scelle-bench-", dir="/var/tmp") as name:
+        folder = Path(name)
+        data = folder / "data"
+        seed(data, options.deposits)
+        process, url = start(data)
+        try:
+            run(url, folder, options.deposits, options.mb * MB)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def run(url: str, folder: Path, count: int, size: int) -> None:
+    from scelle.assistant.deposit import deposit
+    from scelle.assistant.opening import open_tender
+
+    with PlatformClient(url) as anonymous:
+        token = anonymous.login("acheteur@rouen.fr", PASSWORD)["token"]
+        authority = certs.load_certificate(anonymous.platform_ca()["certificate_pem"].encode())
+    agent = PlatformClient(url, token)
+    store = KeyStore(folder / "agent", lambda _new: STORE)
+    service = agent.me()["services"][0]["id"]
+    key = certs.generate_private_key()
+    now = dt.datetime.now(dt.UTC)
+    store.add("PERSO", key, certs.self_signed_certificate(key, "PERSO", days=30, now=now),
+              origin="generated", now=now)  # fmt: skip
+    issued = agent.publish_key_pair(
+        service=service, role="personal", designation="PERSO", csr_pem=build_csr(key, "PERSO")
+    )
+    store.replace_certificate("PERSO", certs.load_certificate(issued["certificate_pem"].encode()))
+    deadline = dt.datetime.now(dt.UTC) + DEPOSIT_WINDOW
+    agent.create_tender(service=service, reference="BENCH-OPEN", title="Bench",
+                        deadline=deadline, envelopes=["offre"])  # fmt: skip
+    agent.launch_tender("BENCH-OPEN", ["PERSO"])
+
+    source = Path(tempfile.mkdtemp(prefix="scelle-bench-src-", dir="/dev/shm"))
+    (source / "offre.bin").write_bytes(os.urandom(size))
+
+    def one(index: int) -> None:
+        with PlatformClient(url) as anonymous:
+            company = anonymous.login(f"offres@e{index:03d}.fr", PASSWORD)["token"]
+        with PlatformClient(url, company) as client:
+            deposit(client, KeyStore(folder / "homes" / str(index), lambda _new: STORE),
+                    "BENCH-OPEN", [("offre", source)], authority=authority,
+                    now=dt.datetime.now(dt.UTC))  # fmt: skip
+
+    began = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(one, range(count)))
+    print(f"  (setup: {count} deposits made in {time.perf_counter() - began:.1f} s)")
+    shutil.rmtree(source)
+    wait = (deadline - dt.datetime.now(dt.UTC)).total_seconds()
+    if wait < 0:
+        raise SystemExit("the deposits took longer than the window: raise DEPOSIT_WINDOW")
+    time.sleep(wait + 1)
+
+    keys = store.decryption_keys(["PERSO"])
+    out = folder / "ouverture"
+    began = time.perf_counter()
+    report = open_tender(agent, keys, "BENCH-OPEN", out)
+    opening = time.perf_counter() - began
+    assert len(report.opened) == count and not report.failed, report.failed
+    total = sum(d["envelopes"][0]["size"] for d in agent.tender_deposits("BENCH-OPEN"))
+
+    stored = sorted((folder / "data" / "envelopes").glob("*.p7m"))
+    plain = folder / "plain"
+    plain.mkdir()
+    began = time.perf_counter()
+    for index, path in enumerate(stored):
+        with path.open("rb") as handle:
+            envelope.open_envelope_to_file(handle, plain / f"{index}.zip", keys)
+    reference = time.perf_counter() - began
+    agent.close()
+
+    print(
+        f"  scelle open      {count / opening:7.1f} envelopes/s  {total / opening / MB:7.1f} MB/s"
+    )
+    print(f"  scelle decrypt   {count / reference:7.1f} envelopes/s  "
+          f"{total / reference / MB:7.1f} MB/s  (the same files, decryption alone)")  # fmt: skip
+    print(f"  ratio            {reference / opening:7.2f}  (open's speed / decrypt's)")
+
+
+if __name__ == "__main__":
+    main()
