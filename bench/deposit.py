@@ -130,7 +130,7 @@ def ingest_only(url: str, first: int, count: int, reference: str, sealed: Path) 
             offset = 0
             while chunk := source.read(16 << 20):
                 offset = client.send_chunk(upload, offset, chunk)
-            client.finalise_deposit(reference, [("offre", upload.rsplit("/", 1)[1])])
+            client.finalise_deposit(reference, [("offre", upload.rsplit("/", 1)[1], None)])
 
     began = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(count) as pool:

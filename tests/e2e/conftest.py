@@ -168,3 +168,14 @@ def platform(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Platfor
 
             with psycopg.connect(admin_url, autocommit=True) as connection:
                 connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+PASSWORD = "Mot-de-passe-Agent-2026!"
+
+
+@pytest.fixture
+def password_file(tmp_path: Path) -> Path:
+    """The users' password, in a file as `--password-file` reads it."""
+    path = tmp_path / "password.txt"
+    path.write_text(PASSWORD + "\n", encoding="utf-8")
+    return path

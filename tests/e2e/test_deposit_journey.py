@@ -16,18 +16,11 @@ import pytest
 
 from tests.conftest import STORE_PASSPHRASE
 from tests.e2e.conftest import Platform
-from tests.e2e.test_platform_journey import PASSWORD, Workstation, set_up
+from tests.e2e.test_platform_journey import Workstation, set_up
 
 pytestmark = [pytest.mark.slow, pytest.mark.platform]
 
 MARKER = b"MARQUEUR-CONFIDENTIEL-OFFRE-7f3a9c"
-
-
-@pytest.fixture
-def password_file(tmp_path: Path) -> Path:
-    path = tmp_path / "password.txt"
-    path.write_text(PASSWORD + "\n", encoding="utf-8")
-    return path
 
 
 @pytest.fixture

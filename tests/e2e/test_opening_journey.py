@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PFX_PASSWORD, STORE_PASSPHRASE
-from tests.e2e.conftest import Platform
+from tests.e2e.conftest import PASSWORD, Platform
 from tests.e2e.test_deposit_journey import _big_bid, _deposit_process, _wait_for_upload
-from tests.e2e.test_platform_journey import PASSWORD, Workstation, set_up
+from tests.e2e.test_platform_journey import Workstation, set_up
 
 pytestmark = [pytest.mark.slow, pytest.mark.platform]
 

@@ -18,11 +18,9 @@ import pytest
 
 from scelle.cli.main import EXIT_FAILURE, EXIT_OK, Session, run
 from tests.conftest import STORE_PASSPHRASE, require_tool
-from tests.e2e.conftest import Platform
+from tests.e2e.conftest import PASSWORD, Platform
 
 pytestmark = [pytest.mark.slow, pytest.mark.platform]
-
-PASSWORD = "Mot-de-passe-Agent-2026!"
 
 
 @dataclass
@@ -47,13 +45,6 @@ class Workstation:
         assert status == EXIT_FAILURE, f"scelle {' '.join(args)} should have failed"
         assert "Traceback" not in err
         return err
-
-
-@pytest.fixture
-def password_file(tmp_path: Path) -> Path:
-    path = tmp_path / "password.txt"
-    path.write_text(PASSWORD + "\n", encoding="utf-8")
-    return path
 
 
 @pytest.fixture

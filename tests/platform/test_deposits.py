@@ -72,8 +72,12 @@ class Bidder:
             assert answer.status_code == 204, answer.content
         return str(location.rsplit("/", 1)[1])
 
-    def finalise(self, tender: str, uploads: dict[str, str]) -> Any:
-        body = {"envelopes": [{"kind": k, "upload": u} for k, u in uploads.items()]}
+    def finalise(self, tender: str, uploads: dict[str, str], **sha256: str) -> Any:
+        body = {
+            "envelopes": [
+                {"kind": k, "upload": u, "sha256": sha256.get(k)} for k, u in uploads.items()
+            ]
+        }
         return self.client.post(
             f"/api/tenders/{tender}/deposits", body, content_type="application/json"
         )
@@ -273,3 +277,23 @@ def test_envelopes_stay_sealed_until_the_deadline(tender: str, company: Bidder, 
         "late": False,
     }  # fmt: skip
     assert Event.objects.filter(action="deposits.envelope.downloaded").count() == 2
+
+
+def test_a_stored_envelope_that_is_not_what_was_sent(tender: str, company: Bidder):
+    candidature, offre = b"c" * 100, b"o" * 100
+    uploads = {
+        "candidature": company.upload(tender, "candidature", candidature),
+        "offre": company.upload(tender, "offre", offre),
+    }
+    wrong = company.finalise(
+        tender, uploads, candidature=hashlib.sha256(candidature).hexdigest(), offre="0" * 64
+    )
+    assert wrong.status_code == 409 and "not the one sent" in wrong.json()["detail"]
+    assert not Deposit.objects.exists() and Upload.objects.count() == 2
+    right = company.finalise(
+        tender,
+        uploads,
+        candidature=hashlib.sha256(candidature).hexdigest(),
+        offre=hashlib.sha256(offre).hexdigest(),
+    )
+    assert right.status_code == 201

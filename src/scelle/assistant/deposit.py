@@ -309,7 +309,8 @@ def deposit(
             raise InvalidInputError(f"the envelope {item.kind} came out at an unexpected size")
         hashes[item.kind] = (sent, sink.digest.hexdigest())
     answer = client.finalise_deposit(
-        tender["reference"], [(item.kind, item.upload.rsplit("/", 1)[1]) for item in items]
+        tender["reference"],
+        [(item.kind, item.upload.rsplit("/", 1)[1], hashes[item.kind][1]) for item in items],
     )
     document = answer["receipt"].encode()
     verified = verify_receipt(document, trusted_authority=authority).receipt

@@ -96,35 +96,7 @@ def say(message: str) -> None:
     click.echo(message, err=True)
 
 
-@contextlib.contextmanager
-def progress_bar(description: str, total: int | None) -> Iterator[ProgressCallback | None]:
-    """A progress bar on a terminal; nothing (None) when stderr is not one."""
-    if not sys.stderr.isatty():
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task(description, total=total)
-        yield lambda done: progress.advance(task, done)
-
-
-ProgressFactory = Callable[[str, int], ProgressCallback | None]
+ProgressFactory = Callable[[str, int | None], ProgressCallback | None]
 
 
 @contextlib.contextmanager
@@ -152,11 +124,18 @@ def progress_bars() -> Iterator[ProgressFactory]:
     )
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
 
-        def bar(label: str, total: int) -> ProgressCallback:
+        def bar(label: str, total: int | None) -> ProgressCallback:
             task = progress.add_task(_(label), total=total)
             return lambda done: progress.advance(task, done)
 
         yield bar
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, total: int | None) -> Iterator[ProgressCallback | None]:
+    """One progress bar on a terminal; nothing (None) when stderr is not one."""
+    with progress_bars() as bars:
+        yield bars(description, total)
 
 
 @contextlib.contextmanager

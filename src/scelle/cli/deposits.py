@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 import click
 from cryptography import x509
@@ -12,6 +13,7 @@ from scelle.cli.console import password_file_option, progress_bars, say
 from scelle.cli.i18n import _
 from scelle.cli.main import Session, pass_session
 from scelle.cli.remote import _home, _table, connect, json_option
+from scelle.client.api import Deposit
 from scelle.client.login import load_login
 from scelle.core import certs
 from scelle.core.errors import CertificateError, InvalidInputError, ScelleError
@@ -107,6 +109,13 @@ def list_deposits(session: Session, as_json: bool) -> None:
     """List your company's deposits, with their state and receipt ids."""
     with connect(session) as client:
         found = client.my_deposits()
+    _print_deposits(found, as_json, _("Tender"), "tender")
+
+
+def _print_deposits(
+    found: list[Deposit], as_json: bool, first: str, key: Literal["tender", "bidder"]
+) -> None:
+    """Deposits as JSON or a table whose first column is the tender or the company."""
     if as_json:
         click.echo(json.dumps(found, ensure_ascii=False, indent=2))
         return
@@ -114,9 +123,9 @@ def list_deposits(session: Session, as_json: bool) -> None:
         say(_("No deposit yet."))
         return
     _table(
-        [_("Tender"), _("Received"), _("State"), _("Envelopes"), _("Deposit (receipt id)")],
+        [first, _("Received"), _("State"), _("Envelopes"), _("Deposit (receipt id)")],
         [
-            [d["tender"], d["received_at"], _("late") if d["late"] else _("on time"),
+            [d[key], d["received_at"], _("late") if d["late"] else _("on time"),
              ", ".join(f"{e['kind']} {e['size']} B" for e in d["envelopes"]), d["id"]]
             for d in found
         ],
@@ -191,20 +200,7 @@ def tender_deposits(session: Session, reference: str, as_json: bool) -> None:
     """Who deposited to a tender, when, sizes, late or not (never the content)."""
     with connect(session) as client:
         found = client.tender_deposits(reference)
-    if as_json:
-        click.echo(json.dumps(found, ensure_ascii=False, indent=2))
-        return
-    if not found:
-        say(_("No deposit yet."))
-        return
-    _table(
-        [_("Company"), _("Received"), _("State"), _("Envelopes"), _("Deposit")],
-        [
-            [d["bidder"], d["received_at"], _("late") if d["late"] else _("on time"),
-             ", ".join(f"{e['kind']} {e['size']} B" for e in d["envelopes"]), d["id"]]
-            for d in found
-        ],
-    )  # fmt: skip
+    _print_deposits(found, as_json, _("Company"), "bidder")
 
 
 @click.command(name="open")

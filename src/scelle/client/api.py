@@ -366,8 +366,16 @@ class PlatformClient:
     def terminate_upload(self, upload: str) -> None:
         self._send("DELETE", f"{self.url}{upload}", headers=TUS)
 
-    def finalise_deposit(self, reference: str, uploads: list[tuple[str, str]]) -> DepositReceipt:
-        body = {"envelopes": [{"kind": kind, "upload": upload} for kind, upload in uploads]}
+    def finalise_deposit(
+        self, reference: str, uploads: list[tuple[str, str, str | None]]
+    ) -> DepositReceipt:
+        """Make the deposit of complete uploads: (kind, upload id, SHA-256 sent or None)."""
+        body = {
+            "envelopes": [
+                {"kind": kind, "upload": upload, "sha256": sha256}
+                for kind, upload, sha256 in uploads
+            ]
+        }
         return cast(
             DepositReceipt,
             self._call("POST", f"/tenders/{_segment(reference)}/deposits", json=body),

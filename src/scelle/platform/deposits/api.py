@@ -55,6 +55,9 @@ def _out(deposit: Deposit) -> DepositOut:
 class UploadedEnvelope(Schema):
     kind: str = Field(max_length=20)
     upload: uuid.UUID
+    sha256: str | None = Field(default=None, pattern="^[0-9a-fA-F]{64}$")
+    """The SHA-256 of the ciphertext sent; the platform refuses a stored envelope
+    that does not match it."""
 
 
 class FinaliseIn(Schema):
@@ -68,6 +71,7 @@ def finalise(request: HttpRequest, reference: str, payload: FinaliseIn) -> Statu
         actor(request),
         reference,
         [(envelope.kind, envelope.upload) for envelope in payload.envelopes],
+        expected_sha256={e.kind: e.sha256 for e in payload.envelopes if e.sha256},
         now=now(),
     )
     return Status(201, ReceiptOut(**_out(deposit).model_dump(), receipt=deposit.receipt))

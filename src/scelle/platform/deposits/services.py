@@ -186,9 +186,14 @@ def finalise_deposit(
     reference: str,
     uploads: Sequence[tuple[str, uuid.UUID | str]],
     *,
+    expected_sha256: dict[str, str] | None = None,
     now: dt.datetime,
 ) -> Deposit:
-    """Make the deposit out of one complete upload per envelope of the tender (rule 6)."""
+    """Make the deposit out of one complete upload per envelope of the tender (rule 6).
+
+    `expected_sha256` ({kind: hex}) is what the company sent: a stored envelope
+    that hashes otherwise is refused, and nothing is recorded.
+    """
     _require_bidder(actor)
     tender = tender_for(actor, reference)
     _open_for_deposits(tender)
@@ -218,6 +223,13 @@ def finalise_deposit(
         size, sha256 = storage.sha256_of(f"{upload.id}.p7m")
         if size != upload.length:
             raise RuleViolationError(f"the stored envelope {upload.envelope} is damaged")
+        wanted = (expected_sha256 or {}).get(upload.envelope)
+        if wanted is not None and wanted.lower() != sha256:
+            raise RuleViolationError(
+                f"the envelope {upload.envelope} the platform holds is not the one sent "
+                "(SHA-256 differs): nothing was deposited",
+                hint="Abandon this deposit and deposit again.",
+            )
         hashed[upload.id] = sha256
     with transaction.atomic():
         locked = Upload.objects.select_for_update().filter(id__in=[u.id for u in found])
