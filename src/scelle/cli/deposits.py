@@ -12,7 +12,7 @@ from cryptography import x509
 from scelle.cli.console import password_file_option, progress_bars, say
 from scelle.cli.i18n import _
 from scelle.cli.main import Session, pass_session
-from scelle.cli.remote import _home, _table, connect, json_option
+from scelle.cli.remote import connect, home_of, json_option, print_table
 from scelle.client.api import Deposit
 from scelle.client.login import load_login
 from scelle.core import certs
@@ -54,7 +54,7 @@ def deposit(
     sources = [_envelope(value) for value in envelopes]
     if receipt is not None and receipt.exists():
         raise InvalidInputError(f"{receipt} already exists", hint="Choose another --receipt.")
-    saved = load_login(_home(session), now=session.clock())
+    saved = load_login(home_of(session), now=session.clock())
     with connect(session) as client:
         authority = _authority(saved.authority_pem, client.platform_ca()["certificate_pem"])
         with progress_bars() as bars:
@@ -122,7 +122,7 @@ def _print_deposits(
     if not found:
         say(_("No deposit yet."))
         return
-    _table(
+    print_table(
         [first, _("Received"), _("State"), _("Envelopes"), _("Deposit (receipt id)")],
         [
             [d[key], d["received_at"], _("late") if d["late"] else _("on time"),
@@ -148,7 +148,7 @@ def verify(session: Session, file: Path, as_json: bool) -> None:
     """
     trusted = None
     try:
-        saved = load_login(_home(session), now=session.clock())
+        saved = load_login(home_of(session), now=session.clock())
     except ScelleError:  # not logged in here: check without the saved CA
         saved = None
     if saved is not None and saved.authority_pem:

@@ -28,13 +28,14 @@ from scelle.core.errors import (
 from scelle.keystore import StoredKey, default_home
 
 
-def _home(session: Session) -> Path:
+def home_of(session: Session) -> Path:
+    """This workstation's SCELLE_HOME: the store and the saved login."""
     return session.home or default_home()
 
 
 def connect(session: Session) -> api.PlatformClient:
     """A client for the platform this workstation is logged in to."""
-    saved = load_login(_home(session), now=session.clock())
+    saved = load_login(home_of(session), now=session.clock())
     return api.PlatformClient(saved.url, saved.token)
 
 
@@ -66,7 +67,8 @@ def _print_json(data: object) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A table on stdout, as wide as it needs when piped."""
     from rich.console import Console
     from rich.table import Table
 
@@ -108,7 +110,7 @@ def login(session: Session, url: str, email: str, password_file: Path | None) ->
         expires_at=dt.datetime.fromisoformat(answer["expires_at"]),
         authority_pem=authority,
     )
-    save_login(_home(session), saved)
+    save_login(home_of(session), saved)
     say(
         _(
             "Logged in to {url} as {email} ({organisation}); the login expires on {date}.",
@@ -124,7 +126,7 @@ def login(session: Session, url: str, email: str, password_file: Path | None) ->
 @pass_session
 def logout(session: Session) -> None:
     """Revoke this workstation's token and forget it."""
-    home = _home(session)
+    home = home_of(session)
     saved = load_login(home, now=session.clock())
     try:
         with api.PlatformClient(saved.url, saved.token) as client:
@@ -227,7 +229,7 @@ def list_service_keys(session: Session, service: str | None, as_json: bool) -> N
     if not registry["key_pairs"]:
         say(_("No key pair on the platform for your services yet."))
     else:
-        _table(
+        print_table(
             [_("Designation"), _("CN"), _("Role"), _("Service"), _("Expires"),
              _("Open tenders"), _("SHA-256 fingerprint")],
             [
@@ -383,7 +385,7 @@ def list_tenders(session: Session, as_json: bool) -> None:
     if not found:
         say(_("No tender."))
         return
-    _table(
+    print_table(
         [_("Reference"), _("Title"), _("Service"), _("Deadline"), _("Status"), _("Key pairs")],
         [
             [t["reference"], t["title"], t["service"], t["deadline"], _(t["status"]),
