@@ -44,7 +44,8 @@ def _open_exclusive(path: Path, mode: int) -> BinaryIO:
     return os.fdopen(fd, "wb", buffering=0)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a folder's entries durable (after creating or renaming a file in it)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -93,7 +94,7 @@ def atomic_output(
                 raise OutputExistsError(f"{target} already exists") from error
             temp.unlink()
         committed = True
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     except OSError as error:
         raise InvalidInputError(f"cannot write {target}: {error.strerror}") from error
     finally:

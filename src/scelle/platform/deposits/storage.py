@@ -20,7 +20,7 @@ from typing import BinaryIO, Protocol
 from django.conf import settings
 
 from scelle.core.errors import InvalidInputError, RuleViolationError
-from scelle.core.files import ensure_private_dir
+from scelle.core.files import ensure_private_dir, fsync_dir
 
 PIECE = 1 << 20
 
@@ -42,15 +42,7 @@ def create(name: str) -> None:
     target = path_of(name)
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     os.close(fd)
-    _fsync_folder(target.parent)
-
-
-def _fsync_folder(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(target.parent)
 
 
 def append(
