@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import io
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -138,7 +139,7 @@ def test_resuming_after_an_interruption(tender: str, company: Bidder):
     assert (head["Upload-Offset"], head["Upload-Length"]) == ("1200", "5000")
     assert head["Tus-Resumable"] == "1.0.0" and head["Cache-Control"] == "no-store"
     assert company.patch(location, 1200, data[1200:]).status_code == 204
-    assert Upload.objects.get().complete
+    assert company.head(location)["Upload-Offset"] == "5000"
 
 
 def test_forged_offsets_oversize_and_bad_checksums(tender: str, company: Bidder):
@@ -297,3 +298,83 @@ def test_a_stored_envelope_that_is_not_what_was_sent(tender: str, company: Bidde
         offre=hashlib.sha256(offre).hexdigest(),
     )
     assert right.status_code == 201
+
+
+def _tamper(upload_id: str, data: bytes) -> None:
+    """Overwrite a stored upload behind the platform's back (same size)."""
+    from scelle.platform.deposits import storage
+
+    storage.path_of(f"{upload_id}.p7m").write_bytes(data)
+
+
+def test_finalisation_hashes_what_arrived_without_reading_it_again(tender: str, company: Bidder):
+    candidature, offre = os.urandom(3000), os.urandom(4000)
+    uploads = {
+        "candidature": company.upload(tender, "candidature", candidature),
+        "offre": company.upload(tender, "offre", offre),
+    }
+    # The chunks came in order: their SHA-256 was computed as they were written,
+    # so what is on disk now is not read again (this proves the running hash is used).
+    _tamper(uploads["offre"], bytes(4000))
+    answer = company.finalise(tender, uploads)
+    assert answer.status_code == 201, answer.content
+    assert [e["sha256"] for e in answer.json()["envelopes"]] == [
+        hashlib.sha256(candidature).hexdigest(),
+        hashlib.sha256(offre).hexdigest(),
+    ]
+
+
+def test_without_a_running_hash_finalisation_reads_the_file(
+    tender: str, company: Bidder, monkeypatch
+):
+    from scelle.platform.deposits import storage
+
+    data = os.urandom(5000)
+    location = company.create(tender, "offre", len(data))["Location"]
+    assert company.patch(location, 0, data[:2000]).status_code == 204
+    # A restarted server has no running hash: the rest arrives, and the file is read.
+    monkeypatch.setattr(storage, "_running", storage._RunningHashes(storage.RUNNING_HASHES))
+    assert company.patch(location, 2000, data[2000:]).status_code == 204
+    other = company.upload(tender, "candidature", b"c" * 10)
+    answer = company.finalise(
+        tender,
+        {"candidature": other, "offre": location.rsplit("/", 1)[1]},
+        offre=hashlib.sha256(data).hexdigest(),
+    )
+    assert answer.status_code == 201, answer.content
+
+
+def test_refused_and_cut_chunks_leave_the_hash_right(tender: str, company: Bidder, bidder):
+    from scelle.platform.deposits import services
+
+    data = os.urandom(6000)
+    location = company.create(tender, "offre", len(data))["Location"]
+    assert company.patch(location, 0, data[:2000]).status_code == 204
+    wrong = base64.b64encode(hashlib.sha256(b"other").digest()).decode()
+    refused = company.patch(location, 2000, b"x" * 1000, **{"Upload-Checksum": f"sha256 {wrong}"})
+    assert refused.status_code == 460
+    # A company that went away in the middle: its request said 3000 bytes, 1000 came,
+    # and the platform keeps them (tus).
+    upload_id = location.rsplit("/", 1)[1]
+    held = services.append_to_upload(
+        bidder, upload_id, offset=2000, body=io.BytesIO(data[2000:3000]), count=3000,
+        checksum=None,
+    )  # fmt: skip
+    assert held == 3000 and company.head(location)["Upload-Offset"] == "3000"
+    assert company.patch(location, 3000, data[3000:]).status_code == 204
+    other = company.upload(tender, "candidature", b"c" * 10)
+    answer = company.finalise(
+        tender,
+        {"candidature": other, "offre": upload_id},
+        offre=hashlib.sha256(data).hexdigest(),
+    )
+    assert answer.status_code == 201, answer.content
+
+
+def test_an_incomplete_upload_is_no_deposit(tender: str, company: Bidder):
+    location = company.create(tender, "offre", 100)["Location"]
+    assert company.patch(location, 0, b"a" * 60).status_code == 204
+    other = company.upload(tender, "candidature", b"c" * 10)
+    answer = company.finalise(tender, {"candidature": other, "offre": location.rsplit("/", 1)[1]})
+    assert answer.status_code == 409 and "60 of 100 bytes" in answer.json()["detail"]
+    assert not Deposit.objects.exists()

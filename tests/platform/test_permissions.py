@@ -77,7 +77,7 @@ def _deposit(user: User, reference: str) -> Deposit:
     for kind in ("candidature", "offre"):
         upload = deposits.create_upload(user, reference=reference, envelope=kind, length=3, now=NOW)
         deposits.append_to_upload(
-            user, upload.id, offset=0, body=io.BytesIO(b"abc"), count=3, checksum=None, now=NOW
+            user, upload.id, offset=0, body=io.BytesIO(b"abc"), count=3, checksum=None
         )
         made.append((kind, upload.id))
     return deposits.finalise_deposit(user, reference, made, now=NOW)

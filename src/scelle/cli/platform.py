@@ -16,6 +16,7 @@ from scelle.cli.console import password_file_option, read_password_file, say
 from scelle.cli.i18n import _
 from scelle.cli.main import Session, pass_session
 from scelle.core.errors import InvalidInputError
+from scelle.platform.server import DEFAULT_THREADS
 
 _Command = TypeVar("_Command", bound=Callable[..., Any])
 
@@ -46,7 +47,7 @@ def _platform(session: Session, data: Path | None) -> None:
     help="Port to listen on (0: any free port).",
 )  # fmt: skip
 @click.option(
-    "--threads", type=click.IntRange(1, 256), default=8, show_default=True,
+    "--threads", type=click.IntRange(1, 256), default=DEFAULT_THREADS, show_default=True,
     help="Requests served at once.",
 )  # fmt: skip
 @pass_session

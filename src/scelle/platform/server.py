@@ -7,12 +7,17 @@ WSGI server of one's own runs `scelle.platform.wsgi` (after `prepare`).
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
 from scelle.core.clock import Clock, system_clock
 
 DEFAULT_THREADS = 8
+"""Requests served at once; a deposit's chunk holds a thread while it arrives."""
+BACKLOG = 256
+SOCKET_TIMEOUT = 60
+"""Seconds a request may stay silent before the server drops it."""
 
 
 def configure(data_dir: Path | None) -> None:
@@ -37,25 +42,39 @@ def prepare(clock: Clock = system_clock) -> bool:
 
 
 def serve(host: str, port: int, *, threads: int, ready: Callable[[str], None]) -> None:
-    """Serve the platform with waitress until interrupted; `ready` gets the URL once bound."""
-    from waitress import create_server
+    """Serve the platform with cheroot until interrupted; `ready` gets the URL once bound.
+
+    cheroot hands each request to a worker thread that reads the body from the
+    socket itself, so a deposit's chunk streams to its file as it arrives
+    (waitress, before, read every body on one thread into a temporary file).
+    """
+    from cheroot import wsgi
 
     from scelle.platform.wsgi import application
 
-    server = create_server(
+    server = wsgi.Server(
+        (host, port),
         application,
-        host=host,
-        port=port,
-        threads=threads,
-        ident="Scelle",
-        # Deposits (next issue) are large: stream request bodies to disk, not memory.
-        inbuf_overflow=1 << 20,
-        recv_bytes=1 << 18,
-        max_request_body_size=1 << 30,
+        numthreads=threads,
+        server_name="Scelle",
+        # The listen backlog: many companies may connect in the same second.
+        request_queue_size=BACKLOG,
+        timeout=SOCKET_TIMEOUT,
     )
+    # No limit on a request's body here: tus chunks stream to disk whatever their
+    # size, and the JSON API has Django's own limit (DATA_UPLOAD_MAX_MEMORY_SIZE).
+    server.max_request_body_size = 0
+    server.prepare()
+    if os.name != "nt" and server.socket is not None:
+        # cheroot sets this for a fixed port only; with it on the listener, every
+        # accepted connection carries it too, and a server restarted after a crash
+        # may bind the same port while the dead one's connections wind down.
+        server.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    bound = server.bind_addr
+    assert isinstance(bound, tuple)
     shown = f"[{host}]" if ":" in host else host
-    ready(f"http://{shown}:{server.effective_port}")
+    ready(f"http://{shown}:{bound[1]}")
     try:
-        server.run()
+        server.serve()
     finally:
-        server.close()
+        server.stop()

@@ -111,8 +111,11 @@ def _database() -> dict[str, Any]:
     # gives its -wal and -shm files the database file's mode).
     os.close(os.open(name, os.O_RDWR | os.O_CREAT, 0o600))
     return {
-        "ENGINE": "django.db.backends.sqlite3",
+        "ENGINE": "scelle.platform.sqlite",
         "NAME": name,
+        # One connection per server thread, kept between requests: opening one
+        # (and its PRAGMAs) cost more than many a request's queries.
+        "CONN_MAX_AGE": None,
         "OPTIONS": {
             # WAL lets readers run beside the one writer; IMMEDIATE takes the
             # write lock when a transaction starts, so two writers queue on

@@ -22,17 +22,15 @@ class Upload(models.Model):
     envelope = models.CharField(max_length=20)
     length = models.BigIntegerField()
     """Bytes announced at creation (Upload-Length)."""
-    offset = models.BigIntegerField(default=0)
-    """Bytes received and fsynced; the file may hold more, not yet acknowledged."""
     created_at = models.DateTimeField()
-    updated_at = models.DateTimeField()
+    # No offset column: the envelope's file holds the progress (deposits.storage).
 
     def __str__(self) -> str:
-        return f"upload {self.id} ({self.offset}/{self.length})"
+        return f"upload {self.id} ({self.length} bytes)"
 
     @property
-    def complete(self) -> bool:
-        return self.offset == self.length
+    def file_name(self) -> str:
+        return f"{self.id}.p7m"
 
 
 class Deposit(models.Model):

@@ -84,9 +84,8 @@ def create_upload(
         envelope=envelope,
         length=length,
         created_at=now,
-        updated_at=now,
     )
-    storage.create(f"{upload.id}.p7m")
+    storage.create(upload.file_name)
     with transaction.atomic():
         upload.save()
         record(
@@ -119,50 +118,31 @@ def append_to_upload(
     body: storage.BodyStream,
     count: int,
     checksum: tuple[str, bytes] | None,
-    now: dt.datetime,
-) -> Upload:
-    """Store `count` bytes at `offset` (tus PATCH); the offset must be the one acknowledged."""
+) -> int:
+    """Store `count` bytes at `offset` (tus PATCH), which must be what the platform holds;
+    returns the bytes held now. No database write: the file is the progress."""
     upload = upload_for(actor, upload_id)
     _open_for_deposits(upload.tender)
-    if offset != upload.offset:
-        raise RuleViolationError(
-            f"the platform holds {upload.offset} bytes of this upload, not {offset}: "
-            "resume from there"
-        )
-    if count < 0 or count > upload.length - upload.offset:
-        raise InvalidInputError(
-            f"{count} bytes would go past the upload's announced length ({upload.length})"
-        )
 
     def check(digest: bytes) -> None:
         if checksum is not None and digest != checksum[1]:
             raise ChecksumMismatchError("the chunk's checksum does not match its bytes")
 
-    received = storage.append(
-        f"{upload.id}.p7m",
+    return storage.append(
+        upload.file_name,
         offset,
         body,
         count,
+        length=upload.length,
         check=check,
         algorithm=checksum[0] if checksum else None,
     )
-    with transaction.atomic():
-        # Only one request writes an upload at a time (the file lock), so
-        # this update cannot race another append.
-        Upload.objects.filter(id=upload.id, offset=offset).update(
-            offset=offset + received, updated_at=now
-        )
-        upload.offset = offset + received
-        if upload.complete:
-            record(
-                "deposits.upload.completed",
-                actor=actor.email,
-                target=upload,
-                organisation_id=actor.organisation_id,
-                details={"tender": upload.tender.reference, "envelope": upload.envelope},
-                now=now,
-            )
-    return upload
+
+
+def upload_offset(actor: User, upload_id: uuid.UUID | str) -> tuple[int, int]:
+    """(bytes held, bytes announced) of one of the actor's uploads (tus HEAD)."""
+    upload = upload_for(actor, upload_id)
+    return storage.size_of(upload.file_name), upload.length
 
 
 def terminate_upload(actor: User, upload_id: uuid.UUID | str, *, now: dt.datetime) -> None:
@@ -178,7 +158,7 @@ def terminate_upload(actor: User, upload_id: uuid.UUID | str, *, now: dt.datetim
             now=now,
         )
         upload.delete()
-    storage.remove(f"{upload.id}.p7m")
+    storage.remove(upload.file_name)
 
 
 def finalise_deposit(
@@ -208,21 +188,20 @@ def finalise_deposit(
         upload = upload_for(actor, upload_id)
         if upload.tender_id != tender.id or upload.envelope != kind:
             raise InvalidInputError(f"the upload for {kind} belongs to another envelope")
-        if not upload.complete:
-            raise RuleViolationError(
-                f"the envelope {kind} is not fully uploaded ({upload.offset} of "
-                f"{upload.length} bytes)"
-            )
         found.append(upload)
     total = sum(upload.length for upload in found)
     if total > settings.SCELLE_MAX_DEPOSIT_BYTES:
         raise _too_large(total)
-    # Hash what is on disk, outside the transaction: long, and read-only.
+    # Hash what is on disk (from the running hash when the chunks came in order),
+    # sign the receipt: both before the transaction, which holds the write lock.
     hashed = {}
     for upload in found:
-        size, sha256 = storage.sha256_of(f"{upload.id}.p7m")
+        size, sha256 = storage.sha256_of(upload.file_name)
         if size != upload.length:
-            raise RuleViolationError(f"the stored envelope {upload.envelope} is damaged")
+            raise RuleViolationError(
+                f"the envelope {upload.envelope} is not fully uploaded ({size} of "
+                f"{upload.length} bytes)"
+            )
         wanted = (expected_sha256 or {}).get(upload.envelope)
         if wanted is not None and wanted.lower() != sha256:
             raise RuleViolationError(
@@ -231,39 +210,39 @@ def finalise_deposit(
                 hint="Abandon this deposit and deposit again.",
             )
         hashed[upload.id] = sha256
+    deposit = Deposit(
+        tender=tender,
+        bidder_id=actor.organisation_id,
+        user=actor,
+        received_at=now,
+        late=now > tender.deadline,
+    )
+    envelopes = [
+        Envelope(
+            deposit=deposit,
+            kind=upload.envelope,
+            size=upload.length,
+            sha256=hashed[upload.id],
+            storage_name=upload.file_name,
+        )
+        for upload in sorted(found, key=lambda u: tender.envelopes.index(u.envelope))
+    ]
+    receipt = Receipt(
+        platform=settings.SCELLE_PLATFORM_NAME,
+        tender=tender.reference,
+        bidder=actor.organisation.name,
+        deposit=str(deposit.id),
+        received_at=now,
+        late=deposit.late,
+        envelopes=tuple(ReceivedEnvelope(e.kind, e.size, e.sha256) for e in envelopes),
+    )
+    deposit.receipt = sign_receipt(
+        receipt, receipt_signer(), [platform_authority().certificate]
+    ).decode()
     with transaction.atomic():
         locked = Upload.objects.select_for_update().filter(id__in=[u.id for u in found])
         if locked.count() != len(found):
             raise RuleViolationError("these uploads were already made into a deposit")
-        deposit = Deposit(
-            tender=tender,
-            bidder_id=actor.organisation_id,
-            user=actor,
-            received_at=now,
-            late=now > tender.deadline,
-        )
-        envelopes = [
-            Envelope(
-                deposit=deposit,
-                kind=upload.envelope,
-                size=upload.length,
-                sha256=hashed[upload.id],
-                storage_name=f"{upload.id}.p7m",
-            )
-            for upload in sorted(found, key=lambda u: tender.envelopes.index(u.envelope))
-        ]
-        receipt = Receipt(
-            platform=settings.SCELLE_PLATFORM_NAME,
-            tender=tender.reference,
-            bidder=actor.organisation.name,
-            deposit=str(deposit.id),
-            received_at=now,
-            late=deposit.late,
-            envelopes=tuple(ReceivedEnvelope(e.kind, e.size, e.sha256) for e in envelopes),
-        )
-        deposit.receipt = sign_receipt(
-            receipt, receipt_signer(), [platform_authority().certificate]
-        ).decode()
         deposit.save()
         Envelope.objects.bulk_create(envelopes)
         locked.delete()

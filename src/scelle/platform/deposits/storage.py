@@ -1,18 +1,29 @@
 """Envelope files on the platform's disk: appended in place, fsynced, never held in memory.
 
 Each upload is one file, `<upload id>.p7m` in SCELLE_ENVELOPES_DIR, created
-0600. A PATCH appends at the offset the database acknowledges: bytes past it
-(written by a request that died before its commit) are cut off first, so
-the file and the acknowledged offset always agree. An exclusive lock on the
-file keeps two requests from writing the same upload at once.
+0600. The file is the upload's progress: its size is the offset tus
+acknowledges, because a PATCH fsyncs what it wrote before it answers. A
+request cut short keeps the bytes it received (tus asks servers to), and a
+server killed in the middle leaves the bytes the kernel had, each one as the
+company sent it: the company resumes from the file's size, and the SHA-256
+checked at finalisation catches anything a power cut might have spoilt.
+Appending needs no database write, so concurrent deposits do not queue on
+the database's single writer.
+
+An exclusive lock on the file keeps two requests from writing the same
+upload at once. While the chunks of an upload arrive in order in this
+process, their SHA-256 is computed as they are written, so finalisation
+need not read the envelope again (`sha256_of`).
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import fcntl
 import hashlib
 import os
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -23,10 +34,47 @@ from scelle.core.errors import InvalidInputError, RuleViolationError
 from scelle.core.files import ensure_private_dir, fsync_dir
 
 PIECE = 1 << 20
+RUNNING_HASHES = 4096
+"""Uploads whose SHA-256 is kept up to date in memory; the oldest are dropped
+(finalisation then reads the file)."""
 
 
 class BodyStream(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
+
+
+class _RunningHashes:
+    """{file name: (bytes hashed, SHA-256 so far)} for uploads written in order here."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._entries: collections.OrderedDict[str, tuple[int, hashlib._Hash]] = (
+            collections.OrderedDict()
+        )
+        self._lock = threading.Lock()
+
+    def resume(self, name: str, offset: int) -> hashlib._Hash | None:
+        """A hash to continue from `offset` (a copy: the stored one changes only on `keep`)."""
+        if offset == 0:
+            return hashlib.sha256()
+        with self._lock:
+            entry = self._entries.get(name)
+        return entry[1].copy() if entry is not None and entry[0] == offset else None
+
+    def keep(self, name: str, offset: int, digest: hashlib._Hash) -> None:
+        with self._lock:
+            self._entries[name] = (offset, digest)
+            self._entries.move_to_end(name)
+            while len(self._entries) > self._limit:
+                self._entries.popitem(last=False)
+
+    def take(self, name: str, size: int) -> str | None:
+        with self._lock:
+            entry = self._entries.pop(name, None)
+        return entry[1].hexdigest() if entry is not None and entry[0] == size else None
+
+
+_running = _RunningHashes(RUNNING_HASHES)
 
 
 def folder() -> Path:
@@ -45,43 +93,66 @@ def create(name: str) -> None:
     fsync_dir(target.parent)
 
 
+def size_of(name: str) -> int:
+    """Bytes the platform holds of an upload: the offset a resume starts from."""
+    try:
+        return path_of(name).stat().st_size
+    except FileNotFoundError:
+        raise InvalidInputError("the upload's file is missing on the platform") from None
+
+
 def append(
     name: str,
     offset: int,
     body: BodyStream,
     count: int,
     *,
+    length: int,
     check: Callable[[bytes], None] | None = None,
     algorithm: str | None = None,
 ) -> int:
-    """Write `count` bytes of `body` at `offset` of the upload `name`; return how many
-    arrived (fewer when the client went away). fsync before returning.
+    """Write `count` bytes of `body` at `offset` of the upload `name`, which takes
+    `length` bytes in all; fsync, and return the bytes held now (fewer than
+    `offset + count` when the company went away in the middle).
 
-    With `algorithm`, the bytes of this request are hashed and `check` gets
-    the raw digest; if it raises, the file is cut back to `offset` (tus checksum).
+    `offset` must be what the file holds. With `algorithm`, the bytes of this
+    request are hashed and `check` gets the raw digest; if it raises, the file
+    is cut back to `offset` (tus checksum).
     """
     with _locked(path_of(name)) as handle:
-        handle.truncate(offset)  # drop bytes no commit acknowledged
+        held = os.fstat(handle.fileno()).st_size
+        if offset != held:
+            raise RuleViolationError(
+                f"the platform holds {held} bytes of this upload, not {offset}: resume from there"
+            )
+        if count < 0 or count > length - held:
+            raise InvalidInputError(
+                f"{count} bytes would go past the upload's announced length ({length})"
+            )
         handle.seek(offset)
-        digest = hashlib.new(algorithm) if algorithm else None
+        chunk = hashlib.new(algorithm) if algorithm else None
+        running = _running.resume(name, offset)
         received = 0
         while received < count:
             piece = body.read(min(PIECE, count - received))
             if not piece:
                 break
-            if digest is not None:
-                digest.update(piece)
+            if chunk is not None:
+                chunk.update(piece)
+            if running is not None:
+                running.update(piece)
             handle.write(piece)
             received += len(piece)
-        handle.flush()
-        if digest is not None and check is not None:
+        if chunk is not None and check is not None:
             try:
-                check(digest.digest())
+                check(chunk.digest())
             except BaseException:
                 handle.truncate(offset)
                 raise
         os.fsync(handle.fileno())
-        return received
+        if running is not None:
+            _running.keep(name, offset + received, running)
+        return offset + received
 
 
 @contextlib.contextmanager
@@ -104,15 +175,20 @@ def _locked(path: Path) -> Iterator[BinaryIO]:
 
 
 def sha256_of(name: str) -> tuple[int, str]:
-    """(size, SHA-256) of a stored file, read in pieces."""
-    digest = hashlib.sha256()
-    size = 0
-    with path_of(name).open("rb", buffering=0) as handle:
+    """(size, SHA-256) of a stored upload: from the running hash when every chunk
+    came in order to this process, else read in pieces."""
+    path = path_of(name)
+    with _locked(path) as handle:  # no append may run meanwhile
+        size = os.fstat(handle.fileno()).st_size
+        known = _running.take(name, size)
+        if known is not None:
+            return size, known
+        digest = hashlib.sha256()
         while piece := handle.read(PIECE * 4):
             digest.update(piece)
-            size += len(piece)
-    return size, digest.hexdigest()
+        return size, digest.hexdigest()
 
 
 def remove(name: str) -> None:
+    _running.take(name, -1)
     path_of(name).unlink(missing_ok=True)

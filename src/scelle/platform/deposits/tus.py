@@ -134,25 +134,24 @@ def upload(request: HttpRequest, upload_id: str) -> HttpResponse:
     """HEAD: where the upload stands. PATCH: append. DELETE: abandon."""
     user = _user(request)
     if request.method == "HEAD":
-        found = services.upload_for(user, upload_id)
+        held, length = services.upload_offset(user, upload_id)
         response = HttpResponse(status=200)
-        response["Upload-Offset"] = str(found.offset)
-        response["Upload-Length"] = str(found.length)
+        response["Upload-Offset"] = str(held)
+        response["Upload-Length"] = str(length)
         return response
     if request.method == "PATCH":
         if request.content_type != "application/offset+octet-stream":
             return HttpResponse(status=415)
-        stored = services.append_to_upload(
+        held = services.append_to_upload(
             user,
             upload_id,
             offset=_integer(request, "Upload-Offset"),
             body=request,
             count=_integer(request, "Content-Length"),
             checksum=_checksum(request),
-            now=now(),
         )
         response = HttpResponse(status=204)
-        response["Upload-Offset"] = str(stored.offset)
+        response["Upload-Offset"] = str(held)
         return response
     if request.method == "DELETE":
         services.terminate_upload(user, upload_id, now=now())
