@@ -375,6 +375,15 @@ def test_an_incomplete_upload_is_no_deposit(tender: str, company: Bidder):
     location = company.create(tender, "offre", 100)["Location"]
     assert company.patch(location, 0, b"a" * 60).status_code == 204
     other = company.upload(tender, "candidature", b"c" * 10)
-    answer = company.finalise(tender, {"candidature": other, "offre": location.rsplit("/", 1)[1]})
+    offre = location.rsplit("/", 1)[1]
+    answer = company.finalise(tender, {"candidature": other, "offre": offre})
     assert answer.status_code == 409 and "60 of 100 bytes" in answer.json()["detail"]
     assert not Deposit.objects.exists()
+    # The refusal read nothing and kept the running hash: the bytes on disk, altered
+    # meanwhile, are not what the receipt hashes once the rest has arrived.
+    _tamper(offre, bytes(60))
+    assert company.patch(location, 60, b"b" * 40).status_code == 204
+    answer = company.finalise(tender, {"candidature": other, "offre": offre})
+    assert answer.status_code == 201, answer.content
+    sha256 = hashlib.sha256(b"a" * 60 + b"b" * 40).hexdigest()
+    assert answer.json()["envelopes"][1]["sha256"] == sha256

@@ -196,12 +196,10 @@ def finalise_deposit(
     # sign the receipt: both before the transaction, which holds the write lock.
     hashed = {}
     for upload in found:
-        size, sha256 = storage.sha256_of(upload.file_name)
-        if size != upload.length:
-            raise RuleViolationError(
-                f"the envelope {upload.envelope} is not fully uploaded ({size} of "
-                f"{upload.length} bytes)"
-            )
+        try:
+            sha256 = storage.sha256_of(upload.file_name, upload.length)
+        except RuleViolationError as error:
+            raise RuleViolationError(f"the envelope {upload.envelope}: {error.message}") from None
         wanted = (expected_sha256 or {}).get(upload.envelope)
         if wanted is not None and wanted.lower() != sha256:
             raise RuleViolationError(

@@ -69,9 +69,14 @@ class _RunningHashes:
                 self._entries.popitem(last=False)
 
     def take(self, name: str, size: int) -> str | None:
+        """The hex SHA-256 of the first `size` bytes, if known; forgotten either way."""
         with self._lock:
             entry = self._entries.pop(name, None)
         return entry[1].hexdigest() if entry is not None and entry[0] == size else None
+
+    def forget(self, name: str) -> None:
+        with self._lock:
+            self._entries.pop(name, None)
 
 
 _running = _RunningHashes(RUNNING_HASHES)
@@ -174,21 +179,23 @@ def _locked(path: Path) -> Iterator[BinaryIO]:
         handle.close()
 
 
-def sha256_of(name: str) -> tuple[int, str]:
-    """(size, SHA-256) of a stored upload: from the running hash when every chunk
-    came in order to this process, else read in pieces."""
-    path = path_of(name)
-    with _locked(path) as handle:  # no append may run meanwhile
+def sha256_of(name: str, length: int) -> str:
+    """SHA-256 of a stored upload of `length` bytes: from the running hash when every
+    chunk came in order to this process, else read in pieces. An upload not yet
+    complete is refused before anything is read (its running hash kept for the rest)."""
+    with _locked(path_of(name)) as handle:  # no append may run meanwhile
         size = os.fstat(handle.fileno()).st_size
+        if size != length:
+            raise RuleViolationError(f"not fully uploaded yet ({size} of {length} bytes)")
         known = _running.take(name, size)
         if known is not None:
-            return size, known
+            return known
         digest = hashlib.sha256()
         while piece := handle.read(PIECE * 4):
             digest.update(piece)
-        return size, digest.hexdigest()
+        return digest.hexdigest()
 
 
 def remove(name: str) -> None:
-    _running.take(name, -1)
+    _running.forget(name)
     path_of(name).unlink(missing_ok=True)
