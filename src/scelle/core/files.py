@@ -40,12 +40,17 @@ def _open_exclusive(path: Path, mode: int) -> BinaryIO:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(path, flags, PRIVATE_FILE_MODE)
     if mode != PRIVATE_FILE_MODE:
-        os.fchmod(fd, mode)
+        path.chmod(mode)  # os.fchmod is POSIX-only before Python 3.13
     return os.fdopen(fd, "wb", buffering=0)
 
 
 def fsync_dir(path: Path) -> None:
-    """Make a folder's entries durable (after creating or renaming a file in it)."""
+    """Make a folder's entries durable (after creating or renaming a file in it).
+
+    Windows cannot open a folder as a file; NTFS journals its entries itself.
+    """
+    if os.name == "nt":
+        return
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

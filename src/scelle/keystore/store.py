@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import json
-import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -30,6 +28,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
+from filelock import FileLock
 
 from scelle.core import certs
 from scelle.core.envelope import DecryptionKey
@@ -339,11 +338,8 @@ class KeyStore:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
+        # filelock: flock on POSIX, msvcrt.locking on Windows (buyers' workstations).
         ensure_private_dir(self.home)
         ensure_private_dir(self._keys_dir)
-        fd = os.open(self.home / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with FileLock(self.home / ".lock", mode=0o600):
             yield
-        finally:
-            os.close(fd)
