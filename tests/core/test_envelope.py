@@ -242,3 +242,31 @@ def test_envelope_size_is_known_in_advance(alice: Identity, bob: Identity, size:
     small = io.BytesIO()
     envelope.encrypt_stream(io.BytesIO(b"\x5a" * size), small, keys, chunk_size=1000)
     assert envelope.envelope_size(keys, size, chunk_size=1000) == len(small.getvalue())
+
+
+def test_read_recipients_names_each_certificate(identities: dict[str, Identity]) -> None:
+    alice, bob, carol = identities["alice"], identities["bob"], identities["carol"]
+    found = envelope.read_recipients(io.BytesIO(seal(b"x" * 100, alice, bob)))
+    assert len(found) == 2
+    # Each recipient info names exactly one of the two (a SET OF: any order).
+    assert sorted([r.matches(alice.certificate), r.matches(bob.certificate)] for r in found) == [
+        [False, True],
+        [True, False],
+    ]
+    assert not any(r.matches(carol.certificate) for r in found)
+    assert {"alice" in r.description for r in found} == {True, False}
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.binary(max_size=1024))
+def test_read_recipients_of_any_bytes_gives_a_scelle_error(data: bytes) -> None:
+    with contextlib.suppress(DecryptionError):
+        envelope.read_recipients(io.BytesIO(data))
+
+
+def test_deposit_mode_opens_ours(alice: Identity) -> None:
+    sink = io.BytesIO()
+    decrypt_stream(io.BytesIO(seal(b"pli", alice)), sink, [alice.decryption_key], deposit=True)
+    assert sink.getvalue() == b"pli"

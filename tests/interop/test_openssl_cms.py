@@ -90,6 +90,9 @@ def test_we_open_other_openssl_envelopes(
     extra = ["-stream"] if stream else []
     sealed = openssl_encrypt(tmp_path, data, [alice], cipher, keyopts, *extra)
     assert scelle_decrypt(sealed, alice.decryption_key) == data
+    # Never accepted as a deposit: bids are only ever AES-256-GCM with RSA-OAEP.
+    with pytest.raises(DecryptionError):
+        decrypt_stream(io.BytesIO(sealed), io.BytesIO(), [alice.decryption_key], deposit=True)
 
 
 def test_we_open_openssl_pem_output(tmp_path: Path, alice: Identity) -> None:
@@ -168,3 +171,11 @@ def test_pyca_enveloped_vectors(name: str, plaintext: bytes) -> None:
 def test_pyca_vectors_we_cannot_open_fail_cleanly(name: str) -> None:
     with pytest.raises(DecryptionError):
         scelle_decrypt((VECTORS / "pkcs7" / name).read_bytes(), vector_key())
+
+
+def test_deposit_mode_refuses_pkcs1_v15_key_transport(tmp_path: Path, alice: Identity) -> None:
+    # AES-256-GCM content, but the content key under PKCS#1 v1.5 (openssl's default).
+    sealed = openssl_encrypt(tmp_path, b"pli", [alice], "aes-256-gcm", [])
+    assert scelle_decrypt(sealed, alice.decryption_key) == b"pli"
+    with pytest.raises(DecryptionError):
+        decrypt_stream(io.BytesIO(sealed), io.BytesIO(), [alice.decryption_key], deposit=True)

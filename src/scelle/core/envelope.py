@@ -372,7 +372,7 @@ def _key_transport_padding(algorithm: cms.KeyEncryptionAlgorithm) -> OAEP | PKCS
 
 
 def _unwrap_content_key(
-    recipient_infos: bytes, keys: Sequence[DecryptionKey], key_bytes: int
+    recipient_infos: bytes, keys: Sequence[DecryptionKey], key_bytes: int, *, oaep_only: bool
 ) -> bytes:
     """The content key, or a random one when no recipient info yields a plausible key.
 
@@ -394,6 +394,8 @@ def _unwrap_content_key(
                 continue
             try:
                 padding_ = _key_transport_padding(ktri["key_encryption_algorithm"])
+                if oaep_only and not isinstance(padding_, OAEP):
+                    continue
                 content_key = key.private_key.decrypt(ktri["encrypted_key"].native, padding_)
             except (ValueError, _Failed):
                 continue
@@ -498,12 +500,23 @@ def _content_cipher(
     )
 
 
-def _decrypt(
-    reader: ber.BerReader,
-    sink: Writable,
-    keys: Sequence[DecryptionKey],
-    progress: ProgressCallback | None,
-) -> int:
+@dataclass(frozen=True)
+class _Header:
+    content_info: ber.Header
+    content_info_start: int
+    explicit: ber.Header
+    explicit_start: int
+    enveloped: ber.Header
+    enveloped_start: int
+    authenticated: bool
+    recipient_infos: bytes
+    content_info_header: ber.Header
+    eci_start: int
+    algorithm: _AlgorithmIdentifier
+
+
+def _read_header(reader: ber.BerReader) -> _Header:
+    """Everything before the encrypted content: the type, the recipients, the algorithm."""
     content_info = reader.read_header()
     _check(content_info.is_(ber.UNIVERSAL, 16, constructed=True))
     content_info_start = reader.position
@@ -526,7 +539,6 @@ def _decrypt(
     if header.is_(ber.CONTEXT, 0):  # originatorInfo: certificates for key agreement, unused
         header, raw = reader.read_tlv(limit=_MAX_RECIPIENT_INFOS)
     _check(header.is_(ber.UNIVERSAL, 17, constructed=True))
-    recipient_infos = raw
 
     content_info_header = reader.read_header()
     _check(content_info_header.is_(ber.UNIVERSAL, 16, constructed=True))
@@ -535,9 +547,40 @@ def _decrypt(
     _check(_read_oid(reader) == _OID_DATA)
     _, algorithm_raw = reader.read_tlv(limit=_MAX_SMALL_FIELD)
     algorithm = _AlgorithmIdentifier.load(algorithm_raw, strict=True)
-    key_bytes, make_cipher, tag_or_block = _content_cipher(algorithm, authenticated)
+    return _Header(
+        content_info,
+        content_info_start,
+        explicit,
+        explicit_start,
+        enveloped,
+        enveloped_start,
+        authenticated,
+        raw,
+        content_info_header,
+        eci_start,
+        algorithm,
+    )
 
-    content_key = _unwrap_content_key(recipient_infos, keys, key_bytes)
+
+def _decrypt(
+    reader: ber.BerReader,
+    sink: Writable,
+    keys: Sequence[DecryptionKey],
+    progress: ProgressCallback | None,
+    deposit: bool,
+) -> int:
+    head = _read_header(reader)
+    authenticated = head.authenticated
+    # A deposit is only ever what Scellé writes: AES-GCM content, RSA-OAEP key transport.
+    _check(not deposit or (authenticated and head.algorithm["algorithm"].dotted == _OID_AES256_GCM))
+    key_bytes, make_cipher, tag_or_block = _content_cipher(head.algorithm, authenticated)
+    recipient_infos = head.recipient_infos
+    content_info, content_info_start = head.content_info, head.content_info_start
+    explicit, explicit_start = head.explicit, head.explicit_start
+    enveloped, enveloped_start = head.enveloped, head.enveloped_start
+    content_info_header, eci_start = head.content_info_header, head.eci_start
+
+    content_key = _unwrap_content_key(recipient_infos, keys, key_bytes, oaep_only=deposit)
     cipher = make_cipher(content_key)
     # CBC: the padding is only known at the end, so an unpadder holding the
     # last block back stands in front of the sink.
@@ -605,12 +648,15 @@ def decrypt_stream(
     keys: Sequence[DecryptionKey],
     *,
     progress: ProgressCallback | None = None,
+    deposit: bool = False,
 ) -> int:
     """Open the envelope in `source`, writing its plaintext to `sink`.
 
     Plaintext reaches `sink` before the tag is verified: write to a temporary
     place and use it only when this returns. Any failure raises the one
     `DecryptionError`. Returns the number of plaintext bytes written.
+    `deposit` accepts only what Scellé seals bids with (AuthEnvelopedData,
+    AES-256-GCM, RSA-OAEP): the weaker formats are for foreign files only.
     """
     wrapper = None
     if not hasattr(source, "peek"):
@@ -618,7 +664,7 @@ def decrypt_stream(
         source = wrapper
     try:
         reader = ber.BerReader(_unarmoured(source))
-        return _decrypt(reader, sink, keys, progress)
+        return _decrypt(reader, sink, keys, progress, deposit)
     except (
         _Failed,
         ber.BerError,
@@ -636,6 +682,56 @@ def decrypt_stream(
     finally:
         if wrapper is not None:
             wrapper.detach()  # the caller's stream stays the caller's to close
+
+
+@dataclass(frozen=True)
+class EnvelopeRecipient:
+    """One RecipientInfo of an envelope: whom its content key was encrypted to."""
+
+    identifier: bytes = field(repr=False)
+    """The recipient identifier (issuerAndSerialNumber or subjectKeyIdentifier), DER;
+    empty for a recipient info that is not key transport."""
+    description: str
+    """How a person reads it: the issuer and serial number, or the key identifier."""
+
+    def matches(self, certificate: x509.Certificate) -> bool:
+        """True when this recipient info names `certificate`."""
+        if not self.identifier:
+            return False  # not key transport: never one of ours
+        return _matches(cms.RecipientIdentifier.load(self.identifier), certificate)
+
+
+def _describe(rid: cms.RecipientIdentifier) -> str:
+    if rid.name == "issuer_and_serial_number":
+        chosen = rid.chosen
+        return f"{chosen['issuer'].human_friendly}, serial {chosen['serial_number'].native:x}"
+    return f"key identifier {rid.chosen.native.hex()}"
+
+
+def read_recipients(source: Readable) -> list[EnvelopeRecipient]:
+    """The recipients an envelope's content key was encrypted to, from its header only.
+
+    Raises the one `DecryptionError` for anything that is not an envelope.
+    """
+    wrapper = None
+    if not hasattr(source, "peek"):
+        wrapper = io.BufferedReader(source)  # type: ignore[type-var]
+        source = wrapper
+    try:
+        head = _read_header(ber.BerReader(_unarmoured(source)))
+        found = []
+        for info in cms.RecipientInfos.load(head.recipient_infos, strict=True):
+            if info.name != "ktri":
+                found.append(EnvelopeRecipient(b"", f"a {info.name} recipient"))
+                continue
+            rid = info.chosen["rid"]
+            found.append(EnvelopeRecipient(rid.dump(), _describe(rid)))
+        return found
+    except (_Failed, ber.BerError, ValueError, TypeError, KeyError, IndexError, AttributeError):
+        raise DecryptionError(DECRYPTION_FAILED) from None
+    finally:
+        if wrapper is not None:
+            wrapper.detach()
 
 
 def open_envelope_to_file(
