@@ -9,6 +9,8 @@ plus a company's user (bidder).
 from __future__ import annotations
 
 import datetime as dt
+import io
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -175,3 +177,20 @@ def launch(client: Client, reference: str, *designations: str) -> Any:
 @pytest.fixture
 def owner_client(rouen: Buyer, clock: MovableClock) -> Iterator[Client]:
     yield api_client(rouen.owner, clock)
+
+
+def sealed(plaintext_bytes: int, reference: str = "AO-DEPOT") -> bytes:
+    """A real envelope of random content, encrypted to the tender's key pairs: the
+    platform reads its recipients at finalisation."""
+    from scelle.core.envelope import EnvelopeKeys, encrypt_stream
+    from scelle.platform.tenders.models import AssignedKeyPair
+
+    recipients = [
+        certs.load_certificate(a.certificate_pem.encode())
+        for a in AssignedKeyPair.objects.filter(tender__reference=reference)
+    ]
+    sink = io.BytesIO()
+    encrypt_stream(
+        io.BytesIO(os.urandom(plaintext_bytes)), sink, EnvelopeKeys.for_recipients(recipients)
+    )
+    return sink.getvalue()

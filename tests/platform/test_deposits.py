@@ -13,10 +13,15 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from scelle.core import certs
+from scelle.core.envelope import EnvelopeKeys, encrypt_stream
 from scelle.core.receipt import verify_receipt
+from scelle.core.rsf import recipient_set_fingerprint
 from scelle.platform.accounts.models import Organisation
+from scelle.platform.audit.models import Event
 from scelle.platform.deposits.models import Deposit, Envelope, Upload
 from scelle.platform.keypairs.authority import platform_authority
+from scelle.platform.tenders.models import AssignedKeyPair
 from tests.conftest import NOW
 from tests.platform.conftest import (
     Buyer,
@@ -26,6 +31,7 @@ from tests.platform.conftest import (
     launch,
     make_user,
     publish,
+    sealed,
 )
 
 pytestmark = [pytest.mark.django_db, pytest.mark.platform]
@@ -99,7 +105,7 @@ def company(bidder, clock: MovableClock) -> Bidder:
 
 
 def test_a_deposit_from_uploads_to_its_receipt(tender: str, company: Bidder, clock, rouen):
-    candidature, offre = os.urandom(2500), os.urandom(7001)
+    candidature, offre = sealed(2500), sealed(7001)
     uploads = {
         "candidature": company.upload(tender, "candidature", candidature),
         "offre": company.upload(tender, "offre", offre),
@@ -111,8 +117,8 @@ def test_a_deposit_from_uploads_to_its_receipt(tender: str, company: Bidder, clo
     body = answer.json()
     assert body["late"] is False
     assert [(e["kind"], e["size"]) for e in body["envelopes"]] == [
-        ("candidature", 2500),
-        ("offre", 7001),
+        ("candidature", len(candidature)),
+        ("offre", len(offre)),
     ]
     verified = verify_receipt(
         body["receipt"].encode(), trusted_authority=platform_authority().certificate
@@ -131,19 +137,19 @@ def test_a_deposit_from_uploads_to_its_receipt(tender: str, company: Bidder, clo
 
 
 def test_resuming_after_an_interruption(tender: str, company: Bidder):
-    data = os.urandom(5000)
+    data = sealed(5000)
     location = company.create(tender, "offre", len(data))["Location"]
     assert company.patch(location, 0, data[:1200]).status_code == 204
     head = company.head(location)
     assert head.status_code == 200
-    assert (head["Upload-Offset"], head["Upload-Length"]) == ("1200", "5000")
+    assert (head["Upload-Offset"], head["Upload-Length"]) == ("1200", str(len(data)))
     assert head["Tus-Resumable"] == "1.0.0" and head["Cache-Control"] == "no-store"
     assert company.patch(location, 1200, data[1200:]).status_code == 204
-    assert company.head(location)["Upload-Offset"] == "5000"
+    assert company.head(location)["Upload-Offset"] == str(len(data))
 
 
 def test_forged_offsets_oversize_and_bad_checksums(tender: str, company: Bidder):
-    data = os.urandom(3000)
+    data = sealed(3000)
     location = company.create(tender, "offre", len(data))["Location"]
     company.patch(location, 0, data[:1000])
     skipped = company.patch(location, 2000, data[2000:])
@@ -211,7 +217,7 @@ def test_tender_state_and_size(tender: str, company: Bidder, rouen: Buyer, clock
 def test_chunks_before_the_deadline_completion_after_is_late(
     tender: str, company: Bidder, clock, bidder
 ):
-    candidature, offre = os.urandom(100), os.urandom(200)
+    candidature, offre = sealed(100), sealed(200)
     uploads = {"candidature": company.upload(tender, "candidature", candidature)}
     location = company.create(tender, "offre", len(offre))["Location"]
     company.patch(location, 0, offre[:100])
@@ -246,15 +252,15 @@ def test_incomplete_or_wrong_deposits_record_nothing(tender: str, company: Bidde
 
 
 def test_envelopes_stay_sealed_until_the_deadline(tender: str, company: Bidder, rouen, clock):
-    offre = os.urandom(5000)
+    offre = sealed(5000)
     uploads = {
-        "candidature": company.upload(tender, "candidature", b"c" * 10),
+        "candidature": company.upload(tender, "candidature", sealed(10)),
         "offre": company.upload(tender, "offre", offre),
     }
     deposit = company.finalise(tender, uploads).json()["id"]
     path = f"/api/deposits/{deposit}/envelopes/offre"
-    sealed = api_client(rouen.owner, clock).get(path)
-    assert sealed.status_code == 409 and "stay sealed" in sealed.json()["detail"]
+    early = api_client(rouen.owner, clock).get(path)
+    assert early.status_code == 409 and "stay sealed" in early.json()["detail"]
     clock.advance(days=30, seconds=1)
     owner = api_client(rouen.owner, clock)
     whole = owner.get(path)
@@ -263,7 +269,10 @@ def test_envelopes_stay_sealed_until_the_deadline(tender: str, company: Bidder, 
     # closing it again would end the test's database connection on PostgreSQL.
     assert whole["X-Envelope-SHA256"] == hashlib.sha256(offre).hexdigest()
     rest = owner.get(path, headers={"Range": "bytes=4000-"})
-    assert rest.status_code == 206 and rest["Content-Range"] == "bytes 4000-4999/5000"
+    assert (
+        rest.status_code == 206
+        and rest["Content-Range"] == f"bytes 4000-{len(offre) - 1}/{len(offre)}"
+    )
     assert rest.getvalue() == offre[4000:]
     assert owner.get(path, headers={"Range": "bytes=6000-"}).status_code == 400
     assert owner.get(f"/api/deposits/{deposit}/envelopes/anonymat").status_code == 404
@@ -281,7 +290,7 @@ def test_envelopes_stay_sealed_until_the_deadline(tender: str, company: Bidder, 
 
 
 def test_a_stored_envelope_that_is_not_what_was_sent(tender: str, company: Bidder):
-    candidature, offre = b"c" * 100, b"o" * 100
+    candidature, offre = sealed(100), sealed(100)
     uploads = {
         "candidature": company.upload(tender, "candidature", candidature),
         "offre": company.upload(tender, "offre", offre),
@@ -308,14 +317,14 @@ def _tamper(upload_id: str, data: bytes) -> None:
 
 
 def test_finalisation_hashes_what_arrived_without_reading_it_again(tender: str, company: Bidder):
-    candidature, offre = os.urandom(3000), os.urandom(4000)
+    candidature, offre = sealed(3000), sealed(4000)
     uploads = {
         "candidature": company.upload(tender, "candidature", candidature),
         "offre": company.upload(tender, "offre", offre),
     }
     # The chunks came in order: their SHA-256 was computed as they were written,
     # so what is on disk now is not read again (this proves the running hash is used).
-    _tamper(uploads["offre"], bytes(4000))
+    _tamper(uploads["offre"], offre[:1000] + bytes(len(offre) - 1000))
     answer = company.finalise(tender, uploads)
     assert answer.status_code == 201, answer.content
     assert [e["sha256"] for e in answer.json()["envelopes"]] == [
@@ -329,13 +338,13 @@ def test_without_a_running_hash_finalisation_reads_the_file(
 ):
     from scelle.platform.deposits import storage
 
-    data = os.urandom(5000)
+    data = sealed(5000)
     location = company.create(tender, "offre", len(data))["Location"]
     assert company.patch(location, 0, data[:2000]).status_code == 204
     # A restarted server has no running hash: the rest arrives, and the file is read.
     monkeypatch.setattr(storage, "_running", storage._RunningHashes(storage.RUNNING_HASHES))
     assert company.patch(location, 2000, data[2000:]).status_code == 204
-    other = company.upload(tender, "candidature", b"c" * 10)
+    other = company.upload(tender, "candidature", sealed(10))
     answer = company.finalise(
         tender,
         {"candidature": other, "offre": location.rsplit("/", 1)[1]},
@@ -347,7 +356,7 @@ def test_without_a_running_hash_finalisation_reads_the_file(
 def test_refused_and_cut_chunks_leave_the_hash_right(tender: str, company: Bidder, bidder):
     from scelle.platform.deposits import services
 
-    data = os.urandom(6000)
+    data = sealed(6000)
     location = company.create(tender, "offre", len(data))["Location"]
     assert company.patch(location, 0, data[:2000]).status_code == 204
     wrong = base64.b64encode(hashlib.sha256(b"other").digest()).decode()
@@ -362,7 +371,7 @@ def test_refused_and_cut_chunks_leave_the_hash_right(tender: str, company: Bidde
     )  # fmt: skip
     assert held == 3000 and company.head(location)["Upload-Offset"] == "3000"
     assert company.patch(location, 3000, data[3000:]).status_code == 204
-    other = company.upload(tender, "candidature", b"c" * 10)
+    other = company.upload(tender, "candidature", sealed(10))
     answer = company.finalise(
         tender,
         {"candidature": other, "offre": upload_id},
@@ -372,18 +381,74 @@ def test_refused_and_cut_chunks_leave_the_hash_right(tender: str, company: Bidde
 
 
 def test_an_incomplete_upload_is_no_deposit(tender: str, company: Bidder):
-    location = company.create(tender, "offre", 100)["Location"]
-    assert company.patch(location, 0, b"a" * 60).status_code == 204
-    other = company.upload(tender, "candidature", b"c" * 10)
+    data = sealed(100)
+    cut = len(data) - 40
+    location = company.create(tender, "offre", len(data))["Location"]
+    assert company.patch(location, 0, data[:cut]).status_code == 204
+    other = company.upload(tender, "candidature", sealed(10))
     offre = location.rsplit("/", 1)[1]
     answer = company.finalise(tender, {"candidature": other, "offre": offre})
-    assert answer.status_code == 409 and "60 of 100 bytes" in answer.json()["detail"]
+    assert answer.status_code == 409
+    assert f"{cut} of {len(data)} bytes" in answer.json()["detail"]
     assert not Deposit.objects.exists()
     # The refusal read nothing and kept the running hash: the bytes on disk, altered
-    # meanwhile, are not what the receipt hashes once the rest has arrived.
-    _tamper(offre, bytes(60))
-    assert company.patch(location, 60, b"b" * 40).status_code == 204
+    # meanwhile (past the header), are not what the receipt hashes once the rest arrived.
+    _tamper(offre, data[: cut - 10] + bytes(10))
+    assert company.patch(location, cut, data[cut:]).status_code == 204
     answer = company.finalise(tender, {"candidature": other, "offre": offre})
     assert answer.status_code == 201, answer.content
-    sha256 = hashlib.sha256(b"a" * 60 + b"b" * 40).hexdigest()
-    assert answer.json()["envelopes"][1]["sha256"] == sha256
+    assert answer.json()["envelopes"][1]["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_receipts_name_the_recipients_and_can_be_fetched_again(
+    tender: str, company: Bidder, rouen: Buyer, clock
+):
+    candidature, offre = sealed(10), sealed(20)
+    uploads = {
+        "candidature": company.upload(tender, "candidature", candidature),
+        "offre": company.upload(tender, "offre", offre),
+    }
+    body = company.finalise(tender, uploads).json()
+    shown = api_client(rouen.owner, clock).get(f"/api/tenders/{tender}").json()
+    fingerprints = sorted(k["fingerprint_sha256"] for k in shown["key_pairs"])
+    assert shown["rsf"] == recipient_set_fingerprint(fingerprints)
+    receipt = verify_receipt(body["receipt"].encode()).receipt
+    assert receipt.rsf == shown["rsf"]
+    assert [list(e.recipients) for e in receipt.envelopes] == [fingerprints, fingerprints]
+    head = receipt.audit_head
+    assert head is not None and Event.objects.get(id=head.sequence).hash == head.hash
+    assert [e["upload"] for e in body["envelopes"]] == [
+        uploads["candidature"],
+        uploads["offre"],
+    ]
+    # The answer was lost: the company finds the deposit, and the same signed receipt.
+    again = company.client.get(f"/api/deposits/{body['id']}")
+    assert again.status_code == 200 and again.json()["receipt"] == body["receipt"]
+    rival = Bidder(api_client(make_user("x@rival.fr", _rival(clock)), clock))
+    assert rival.client.get(f"/api/deposits/{body['id']}").status_code == 404
+    assert company.client.get("/api/deposits/not-a-uuid").status_code in (404, 422)
+
+
+def test_an_envelope_to_a_recipient_outside_the_set_is_refused(
+    tender: str, company: Bidder, rsa_keys
+):
+    intruder = certs.self_signed_certificate(rsa_keys[5], "OPERATEUR", days=30, now=NOW)
+    assigned = [
+        certs.load_certificate(a.certificate_pem.encode())
+        for a in AssignedKeyPair.objects.filter(tender__reference=tender)
+    ]
+    sink = io.BytesIO()
+    keys = EnvelopeKeys.for_recipients([*assigned, intruder])
+    encrypt_stream(io.BytesIO(b"offre"), sink, keys)
+    uploads = {
+        "candidature": company.upload(tender, "candidature", sealed(10)),
+        "offre": company.upload(tender, "offre", sink.getvalue()),
+    }
+    answer = company.finalise(tender, uploads)
+    assert answer.status_code == 409
+    assert "outside the tender's set" in answer.json()["detail"]
+    assert "OPERATEUR" in answer.json()["detail"]
+    not_an_envelope = company.upload(tender, "offre", os.urandom(700))
+    answer = company.finalise(tender, {**uploads, "offre": not_an_envelope})
+    assert answer.status_code == 409 and "not an envelope" in answer.json()["detail"]
+    assert not Deposit.objects.exists()

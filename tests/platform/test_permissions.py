@@ -8,6 +8,7 @@ without a permission on the service, and the agent who holds it.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,7 @@ from django.test import Client
 from scelle.platform.accounts.models import User
 from scelle.platform.api import api
 from scelle.platform.deposits import services as deposits
-from scelle.platform.deposits.models import Deposit
+from scelle.platform.deposits.models import Deposit, Envelope
 from tests.conftest import NOW
 from tests.platform.conftest import (
     Buyer,
@@ -28,6 +29,7 @@ from tests.platform.conftest import (
     launch,
     make_user,
     publish,
+    sealed,
 )
 
 pytestmark = [pytest.mark.django_db, pytest.mark.platform]
@@ -75,9 +77,12 @@ def _deposit(user: User, reference: str) -> Deposit:
     """A company's deposit made through the services, as the tus routes do."""
     made = []
     for kind in ("candidature", "offre"):
-        upload = deposits.create_upload(user, reference=reference, envelope=kind, length=3, now=NOW)
+        data = sealed(3, reference)
+        upload = deposits.create_upload(
+            user, reference=reference, envelope=kind, length=len(data), now=NOW
+        )
         deposits.append_to_upload(
-            user, upload.id, offset=0, body=io.BytesIO(b"abc"), count=3, checksum=None
+            user, upload.id, offset=0, body=io.BytesIO(data), count=len(data), checksum=None
         )
         made.append((kind, upload.id))
     return deposits.finalise_deposit(user, reference, made, now=NOW)
@@ -140,6 +145,10 @@ ROUTES = [
     ),
     # Deposits: companies make and list their own; agents allowed to open list a tender's.
     Route("get", "/api/deposits", "/api/deposits", None, (401, 200, 403, 403, 403)),
+    Route(
+        "get", "/api/deposits/{deposit}", "/api/deposits/{deposit_id}", None,
+        (401, 200, 403, 403, 403),
+    ),
     Route(
         "get", "/api/tenders/PUB-1/deposits", "/api/tenders/{reference}/deposits", None,
         (401, 403, 404, 403, 200),
@@ -214,7 +223,8 @@ def test_authorisation_matrix(
     response = call(path) if body is None else call(path, body, content_type="application/json")
     expected = route.expected[CALLERS.index(caller)]
     if response.streaming:  # an envelope: reading it through closes the file
-        assert b"".join(response.streaming_content) == b"abc"
+        stored = Envelope.objects.get(deposit_id=world.ids["deposit"], kind="offre")
+        assert hashlib.sha256(b"".join(response.streaming_content)).hexdigest() == stored.sha256
     assert response.status_code == expected, response
     if response.status_code in (401, 403, 404):
         # Refusals carry a message, never data.

@@ -93,6 +93,17 @@ _FRENCH: dict[str, str] = {
     "The audit log holds: {count} events, chain intact.": (
         "Le journal d'audit est intègre : {count} événements, chaîne intacte."
     ),
+    "Anchors checked: {checkpoints} signed checkpoints, {receipts} receipts; "
+    "all agree with the log.": (
+        "Ancres vérifiées : {checkpoints} points de contrôle signés, {receipts} accusés de "
+        "réception ; tous concordent avec le journal."
+    ),
+    "Nothing new in the audit log since the last checkpoint.": (
+        "Rien de nouveau dans le journal d'audit depuis le dernier point de contrôle."
+    ),
+    "Checkpoint #{id} signed at event #{sequence}.": (
+        "Point de contrôle n° {id} signé à l'événement n° {sequence}."
+    ),
     "service": "service",
     "buyer": "entité publique",
     "bidder": "entreprise",

@@ -64,6 +64,7 @@ def serve(session: Session, data: Path | None, host: str, port: int, threads: in
         host,
         port,
         threads=threads,
+        clock=session.clock,
         ready=lambda url: say(_("Scellé platform running on {url} (Ctrl+C to stop).", url=url)),
     )
 
@@ -167,14 +168,52 @@ def list_(session: Session, as_json: bool, data: Path | None) -> None:
 
 @admin.command("audit-verify")
 @data_option
+@click.option(
+    "--receipts", "receipts_dir", type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="A folder of deposit receipts (receipt-*.json) to check the log against too.",
+)  # fmt: skip
 @pass_session
-def audit_verify(session: Session, data: Path | None) -> None:
-    """Check the hash chain of the audit log; name the first event that breaks it."""
+def audit_verify(session: Session, data: Path | None, receipts_dir: Path | None) -> None:
+    """Check the audit log: its hash chain, its signed checkpoints, and receipts if given."""
     _platform(session, data)
     from scelle.core.errors import ScelleError
+    from scelle.platform.audit.anchors import verify_anchors
     from scelle.platform.audit.services import verify_chain
 
+    receipts = []
+    if receipts_dir is not None:
+        for path in sorted(receipts_dir.glob("*.json")):
+            receipts.append((path.name, path.read_bytes()[: 1 << 21]))
     report = verify_chain()
+    anchors = verify_anchors(receipts)
+    problems = list(anchors.problems)
     if report.broken_at is not None:
-        raise ScelleError(f"the audit log is broken at event #{report.broken_at}: {report.reason}")
+        problems.insert(0, f"the chain is broken at event #{report.broken_at}: {report.reason}")
+    for problem in problems:
+        say(f"- {problem}")
+    if problems:
+        raise ScelleError(f"the audit log does not hold: {len(problems)} problem(s), listed above")
     say(_("The audit log holds: {count} events, chain intact.", count=report.events))
+    say(
+        _(
+            "Anchors checked: {checkpoints} signed checkpoints, {receipts} receipts; "
+            "all agree with the log.",
+            checkpoints=anchors.checkpoints,
+            receipts=anchors.receipts,
+        )
+    )
+
+
+@admin.command("checkpoint")
+@data_option
+@pass_session
+def audit_checkpoint(session: Session, data: Path | None) -> None:
+    """Sign a checkpoint of the audit log's head now (`scelle serve` does it hourly)."""
+    _platform(session, data)
+    from scelle.platform.audit.anchors import checkpoint
+
+    made = checkpoint(now=session.clock(), reason="admin")
+    if made is None:
+        say(_("Nothing new in the audit log since the last checkpoint."))
+    else:
+        say(_("Checkpoint #{id} signed at event #{sequence}.", id=made.id, sequence=made.sequence))

@@ -2,8 +2,9 @@
 
 A receipt is a JSON document:
 
-    {"receipt": {tender, bidder, deposit, received_at, late, envelopes: [
-                  {kind, size, sha256}]},
+    {"receipt": {tender, bidder, deposit, received_at, late, rsf,
+                 audit_head: {sequence, hash},
+                 envelopes: [{kind, size, sha256, recipients: [SHA-256 fingerprints]}]},
      "signature": {"algorithm": "ecdsa-with-SHA256", "value": base64 DER,
                    "certificate": PEM of the signer, "chain": [PEM of the CA]}}
 
@@ -11,6 +12,13 @@ The signature covers the canonical form of "receipt" (keys sorted, no spaces,
 UTF-8): any change to a field breaks it. Verification checks the signature,
 that the signer's certificate allows signing and was issued by the CA in the
 chain, and, when the caller knows the platform's CA, that it is that one.
+
+`rsf` and each envelope's `recipients` say to whom the envelopes were
+encrypted (the platform reads them from the envelopes' headers); `audit_head`
+anchors the platform's audit log: the event of that sequence number must
+keep that hash for as long as the log exists. Receipts from before these
+fields verify as they are. The platform's audit checkpoints are signed the
+same way (`sign_document`, `verify_document`).
 """
 
 from __future__ import annotations
@@ -44,6 +52,34 @@ class ReceivedEnvelope:
     """Bytes of ciphertext."""
     sha256: str
     """SHA-256 of the ciphertext, lower-case hex."""
+    recipients: tuple[str, ...] = ()
+    """SHA-256 fingerprints of the certificates it was encrypted to (empty: not said)."""
+
+    def to_json(self) -> dict[str, Any]:
+        document: dict[str, Any] = {"kind": self.kind, "size": self.size, "sha256": self.sha256}
+        if self.recipients:
+            document["recipients"] = list(self.recipients)
+        return document
+
+
+@dataclass(frozen=True)
+class AuditHead:
+    """The last event of the platform's audit log at some moment: an anchor."""
+
+    sequence: int
+    hash: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sequence": self.sequence, "hash": self.hash}
+
+    @classmethod
+    def from_json(cls, data: Any) -> AuditHead | None:  # noqa: ANN401 - parsed JSON
+        if data is None:
+            return None
+        sequence, digest = data["sequence"], data["hash"]
+        if not isinstance(sequence, int) or not isinstance(digest, str):
+            raise TypeError("audit head")
+        return cls(sequence, digest)
 
 
 @dataclass(frozen=True)
@@ -59,19 +95,26 @@ class Receipt:
     late: bool
     """True when the deposit completed after the deadline."""
     envelopes: tuple[ReceivedEnvelope, ...]
+    rsf: str | None = None
+    """The tender's recipient-set fingerprint (core.rsf)."""
+    audit_head: AuditHead | None = None
+    """The audit log's head when the receipt was signed."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        document: dict[str, Any] = {
             "platform": self.platform,
             "tender": self.tender,
             "bidder": self.bidder,
             "deposit": self.deposit,
             "received_at": self.received_at.astimezone(dt.UTC).isoformat(),
             "late": self.late,
-            "envelopes": [
-                {"kind": e.kind, "size": e.size, "sha256": e.sha256} for e in self.envelopes
-            ],
+            "envelopes": [e.to_json() for e in self.envelopes],
         }
+        if self.rsf is not None:
+            document["rsf"] = self.rsf
+        if self.audit_head is not None:
+            document["audit_head"] = self.audit_head.to_json()
+        return document
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Receipt:
@@ -83,9 +126,16 @@ class Receipt:
             received_at=dt.datetime.fromisoformat(data["received_at"]),
             late=bool(data["late"]),
             envelopes=tuple(
-                ReceivedEnvelope(str(e["kind"]), int(e["size"]), str(e["sha256"]))
+                ReceivedEnvelope(
+                    str(e["kind"]),
+                    int(e["size"]),
+                    str(e["sha256"]),
+                    tuple(str(f) for f in e.get("recipients", ())),
+                )
                 for e in data["envelopes"]
             ),
+            rsf=None if data.get("rsf") is None else str(data["rsf"]),
+            audit_head=AuditHead.from_json(data.get("audit_head")),
         )
 
 
@@ -93,14 +143,15 @@ def _canonical(document: dict[str, Any]) -> bytes:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def sign_receipt(receipt: Receipt, signer: Authority, chain: list[x509.Certificate]) -> bytes:
-    """The signed receipt document, as the bidder keeps it."""
+def sign_document(
+    body: dict[str, Any], signer: Authority, chain: list[x509.Certificate], *, name: str
+) -> bytes:
+    """`{name: body, "signature": …}`: the body signed in its canonical form."""
     if not isinstance(signer.key, ec.EllipticCurvePrivateKey):
-        raise CertificateError("receipts are signed with the platform's ECDSA key")
-    body = receipt.to_json()
+        raise CertificateError("the platform signs with its ECDSA key")
     signature = signer.key.sign(_canonical(body), ec.ECDSA(hashes.SHA256()))
     document = {
-        "receipt": body,
+        name: body,
         "signature": {
             "algorithm": ALGORITHM,
             "value": base64.b64encode(signature).decode(),
@@ -109,6 +160,21 @@ def sign_receipt(receipt: Receipt, signer: Authority, chain: list[x509.Certifica
         },
     }
     return json.dumps(document, ensure_ascii=False, indent=2).encode()
+
+
+def sign_receipt(receipt: Receipt, signer: Authority, chain: list[x509.Certificate]) -> bytes:
+    """The signed receipt document, as the bidder keeps it."""
+    return sign_document(receipt.to_json(), signer, chain, name="receipt")
+
+
+@dataclass(frozen=True)
+class VerifiedDocument:
+    """A signed document whose signature and certificates checked out."""
+
+    body: dict[str, Any]
+    signer: x509.Certificate
+    authority: x509.Certificate
+    """The CA that issued the signer's certificate: compare its fingerprint."""
 
 
 @dataclass(frozen=True)
@@ -121,49 +187,77 @@ class VerifiedReceipt:
     """The CA that issued the signer's certificate: compare its fingerprint."""
 
 
-def verify_receipt(
-    data: bytes, *, trusted_authority: x509.Certificate | None = None
-) -> VerifiedReceipt:
-    """Check a receipt offline; refuse it with one message naming what is wrong."""
+def verify_document(
+    data: bytes,
+    *,
+    name: str,
+    what: str,
+    trusted_authority: x509.Certificate | None = None,
+) -> VerifiedDocument:
+    """Check a document signed by `sign_document`; `what` names it in errors ("receipt")."""
     if len(data) > MAX_RECEIPT_BYTES:
-        raise ReceiptError("this is not a receipt: the file is too large")
+        raise ReceiptError(f"this is not a {what}: the file is too large")
     try:
         document = json.loads(data.decode("utf-8"))
-        body = document["receipt"]
+        body = document[name]
         seal = document["signature"]
+        if not isinstance(body, dict):
+            raise TypeError(name)
         if seal["algorithm"] != ALGORITHM:
-            raise ReceiptError(f"unknown signature algorithm {seal['algorithm']!r}")
+            raise ReceiptError(f"unknown signature algorithm {str(seal['algorithm'])[:40]!r}")
         signature = base64.b64decode(seal["value"], validate=True)
         signer = certs.load_certificate(seal["certificate"].encode(), source="the signer")
         chain = [certs.load_certificate(pem.encode(), source="the chain") for pem in seal["chain"]]
-        receipt = Receipt.from_json(body)
     except ReceiptError:
         raise
-    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error, CertificateError):
-        raise ReceiptError("this is not a Scellé receipt, or it is damaged") from None
+    except (
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        RecursionError,
+        binascii.Error,
+        CertificateError,
+    ):
+        raise ReceiptError(f"this is not a Scellé {what}, or it is damaged") from None
     key = signer.public_key()
     if not isinstance(key, ec.EllipticCurvePublicKey):
-        raise ReceiptError("the receipt's signer does not hold an ECDSA key")
+        raise ReceiptError(f"the {what}'s signer does not hold an ECDSA key")
     try:
         key.verify(signature, _canonical(body), ec.ECDSA(hashes.SHA256()))
     except InvalidSignature:
         raise ReceiptError(
-            "the receipt's signature does not verify: it was altered or not signed by the platform"
+            f"the {what}'s signature does not verify: it was altered or not signed by the platform"
         ) from None
     try:
         usage = signer.extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
         usage = None
     if usage is None or not usage.digital_signature:
-        raise ReceiptError("the receipt's signer certificate does not allow signing")
+        raise ReceiptError(f"the {what}'s signer certificate does not allow signing")
     if not chain or not issued_by(signer, chain[0]):
-        raise ReceiptError("the receipt's signer certificate was not issued by the chain's CA")
+        raise ReceiptError(f"the {what}'s signer certificate was not issued by the chain's CA")
     if trusted_authority is not None and chain[0] != trusted_authority:
         raise ReceiptError(
-            "the receipt was signed under another CA than the platform's you know",
+            f"the {what} was signed under another CA than the platform's you know",
             hint=f"Its CA's fingerprint is {certs.fingerprint_sha256(chain[0])}.",
         )
+    return VerifiedDocument(body, signer, chain[0])
+
+
+def verify_receipt(
+    data: bytes, *, trusted_authority: x509.Certificate | None = None
+) -> VerifiedReceipt:
+    """Check a receipt offline; refuse it with one message naming what is wrong."""
+    verified = verify_document(
+        data, name="receipt", what="receipt", trusted_authority=trusted_authority
+    )
+    try:
+        receipt = Receipt.from_json(verified.body)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise ReceiptError("this is not a Scellé receipt, or it is damaged") from None
     at = receipt.received_at
-    if not signer.not_valid_before_utc <= at <= signer.not_valid_after_utc:
+    signer = verified.signer
+    if at.tzinfo is None or not signer.not_valid_before_utc <= at <= signer.not_valid_after_utc:
         raise ReceiptError("the receipt's time lies outside its signer certificate's validity")
-    return VerifiedReceipt(receipt, signer, chain[0])
+    return VerifiedReceipt(receipt, signer, verified.authority)

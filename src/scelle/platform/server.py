@@ -6,8 +6,10 @@ WSGI server of one's own runs `scelle.platform.wsgi` (after `prepare`).
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +20,10 @@ DEFAULT_THREADS = 8
 BACKLOG = 256
 SOCKET_TIMEOUT = 60
 """Seconds a request may stay silent before the server drops it."""
+CHECKPOINT_POLL_SECONDS = 60
+"""How often the server looks whether the hourly audit checkpoint is due."""
+
+_log = logging.getLogger("scelle.platform")
 
 
 def configure(data_dir: Path | None) -> None:
@@ -41,7 +47,37 @@ def prepare(clock: Clock = system_clock) -> bool:
     return ensure_platform_keys(clock)
 
 
-def serve(host: str, port: int, *, threads: int, ready: Callable[[str], None]) -> None:
+def start_checkpoints(clock: Clock, stop: threading.Event) -> threading.Thread:
+    """Sign an audit checkpoint every hour while the server runs (audit.anchors)."""
+    from django.db import DatabaseError, connection
+
+    from scelle.core.errors import ScelleError
+    from scelle.platform.audit.anchors import checkpoint_if_due
+
+    def run() -> None:
+        while True:
+            try:
+                checkpoint_if_due(now=clock())
+            except (DatabaseError, ScelleError, OSError):
+                _log.exception("the hourly audit checkpoint failed; trying again later")
+            finally:
+                connection.close()
+            if stop.wait(CHECKPOINT_POLL_SECONDS):
+                return
+
+    thread = threading.Thread(target=run, name="audit-checkpoints", daemon=True)
+    thread.start()
+    return thread
+
+
+def serve(
+    host: str,
+    port: int,
+    *,
+    threads: int,
+    ready: Callable[[str], None],
+    clock: Clock = system_clock,
+) -> None:
     """Serve the platform with cheroot until interrupted; `ready` gets the URL once bound.
 
     cheroot hands each request to a worker thread that reads the body from the
@@ -73,8 +109,11 @@ def serve(host: str, port: int, *, threads: int, ready: Callable[[str], None]) -
     bound = server.bind_addr
     assert isinstance(bound, tuple)
     shown = f"[{host}]" if ":" in host else host
+    stop = threading.Event()
+    start_checkpoints(clock, stop)
     ready(f"http://{shown}:{bound[1]}")
     try:
         server.serve()
     finally:
+        stop.set()
         server.stop()

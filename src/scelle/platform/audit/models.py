@@ -38,3 +38,30 @@ class Event(InsertOnlyModel):
 
     def __str__(self) -> str:
         return f"#{self.id} {self.action} by {self.actor}"
+
+
+class Checkpoint(InsertOnlyModel):
+    """The audit log's head (sequence number and hash) signed by the platform.
+
+    Each checkpoint also names the previous one, and its signing is itself an
+    event of the log (`audit.checkpoint.signed`): cutting the log short or
+    rewriting it, even with every later hash recomputed, disagrees with a
+    checkpoint or a receipt made after the change point (`anchors.verify_anchors`).
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    at = models.DateTimeField()
+    sequence = models.BigIntegerField()
+    """The id of the event that was the log's head."""
+    hash = models.CharField(max_length=64)
+    """That event's hash."""
+    document = models.TextField()
+    """The signed checkpoint (core.receipt.sign_document), verifiable offline."""
+
+    REFUSAL = APPEND_ONLY
+
+    class Meta:
+        ordering = ("id",)
+
+    def __str__(self) -> str:
+        return f"checkpoint #{self.id} at event #{self.sequence}"

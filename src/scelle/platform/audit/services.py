@@ -59,7 +59,7 @@ def _event_hash(event: Event) -> str:
     ).hexdigest()
 
 
-def _lock_chain() -> None:
+def lock_chain() -> None:
     """Serialise appends, so that two events never claim the same predecessor."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
@@ -79,7 +79,7 @@ def record(
 ) -> Event:
     """Append an event; call it inside the transaction of the change it records."""
     with transaction.atomic():
-        _lock_chain()
+        lock_chain()
         last = Event.objects.order_by("-id").values_list("hash", flat=True).first()
         event = Event(
             at=now,

@@ -23,6 +23,10 @@ class EnvelopeOut(Schema):
     kind: str
     size: int
     sha256: str
+    recipients: list[str]
+    """SHA-256 fingerprints of the certificates it is encrypted to."""
+    upload: uuid.UUID | None
+    """The tus upload it came through."""
 
 
 class DepositOut(Schema):
@@ -47,7 +51,14 @@ def _out(deposit: Deposit) -> DepositOut:
         received_at=deposit.received_at,
         late=deposit.late,
         envelopes=[
-            EnvelopeOut(kind=e.kind, size=e.size, sha256=e.sha256) for e in deposit.envelopes.all()
+            EnvelopeOut(
+                kind=e.kind,
+                size=e.size,
+                sha256=e.sha256,
+                recipients=list(e.recipients),
+                upload=e.upload_id,
+            )
+            for e in deposit.envelopes.all()
         ],
     )
 
@@ -120,6 +131,13 @@ def opened(
 def my_deposits(request: HttpRequest) -> list[DepositOut]:
     """A company's deposits, every tender."""
     return [_out(deposit) for deposit in services.deposits_of_my_company(actor(request))]
+
+
+@router.get("/deposits/{deposit_id}", response=responses({200: ReceiptOut}, 403, 404))
+def my_deposit(request: HttpRequest, deposit_id: uuid.UUID) -> ReceiptOut:
+    """One of a company's deposits with its signed receipt, fetched again at will."""
+    deposit = services.deposit_of_my_company(actor(request), deposit_id)
+    return ReceiptOut(**_out(deposit).model_dump(), receipt=deposit.receipt)
 
 
 @router.get("/tenders/{reference}/deposits", response=responses({200: list[DepositOut]}, 403, 404))

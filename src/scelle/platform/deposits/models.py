@@ -62,6 +62,11 @@ class Envelope(models.Model):
     sha256 = models.CharField(max_length=64)
     storage_name = models.CharField(max_length=100)
     """The file's name in the envelopes folder."""
+    upload_id = models.UUIDField(null=True, blank=True, db_index=True)
+    """The tus upload it was received through: a company that lost the answer to its
+    finalisation finds its deposit, and its receipt, by it."""
+    recipients = models.JSONField(default=list)
+    """SHA-256 fingerprints of the certificates it is encrypted to, read from its header."""
 
     class Meta:
         ordering = ("id",)

@@ -19,8 +19,11 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
 
+from scelle.core.certs import load_certificate
+from scelle.core.envelope import read_recipients
 from scelle.core.errors import (
     ChecksumMismatchError,
+    DecryptionError,
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
@@ -28,12 +31,13 @@ from scelle.core.errors import (
 )
 from scelle.core.receipt import Receipt, ReceivedEnvelope, sign_receipt
 from scelle.platform.accounts.models import Permission, User
+from scelle.platform.audit.anchors import audit_head, checkpoint
 from scelle.platform.audit.services import record
 from scelle.platform.deposits import storage
 from scelle.platform.deposits.models import Deposit, Envelope, Upload
 from scelle.platform.keypairs.authority import platform_authority, receipt_signer
 from scelle.platform.tenders.models import Tender
-from scelle.platform.tenders.services import tender_for
+from scelle.platform.tenders.services import tender_for, tender_rsf
 
 
 def _require_bidder(actor: User) -> None:
@@ -208,6 +212,7 @@ def finalise_deposit(
                 hint="Abandon this deposit and deposit again.",
             )
         hashed[upload.id] = sha256
+    recipients = {upload.id: _recipients_of(tender, upload) for upload in found}
     deposit = Deposit(
         tender=tender,
         bidder_id=actor.organisation_id,
@@ -222,6 +227,8 @@ def finalise_deposit(
             size=upload.length,
             sha256=hashed[upload.id],
             storage_name=upload.file_name,
+            upload_id=upload.id,
+            recipients=recipients[upload.id],
         )
         for upload in sorted(found, key=lambda u: tender.envelopes.index(u.envelope))
     ]
@@ -232,7 +239,11 @@ def finalise_deposit(
         deposit=str(deposit.id),
         received_at=now,
         late=deposit.late,
-        envelopes=tuple(ReceivedEnvelope(e.kind, e.size, e.sha256) for e in envelopes),
+        envelopes=tuple(
+            ReceivedEnvelope(e.kind, e.size, e.sha256, tuple(e.recipients)) for e in envelopes
+        ),
+        rsf=tender_rsf(tender),
+        audit_head=audit_head(),
     )
     deposit.receipt = sign_receipt(
         receipt, receipt_signer(), [platform_authority().certificate]
@@ -260,6 +271,44 @@ def finalise_deposit(
             now=now,
         )
     return deposit
+
+
+def _recipients_of(tender: Tender, upload: Upload) -> list[str]:
+    """The fingerprints of the certificates an uploaded envelope is encrypted to.
+
+    Read from the envelope's header; each must be one of the tender's key pairs
+    (an envelope that another key could open is refused, whoever sealed it).
+    """
+    assigned = [
+        (load_certificate(a.certificate_pem.encode()), a.fingerprint_sha256)
+        for a in tender.assigned_key_pairs.all()
+    ]
+    try:
+        with storage.path_of(upload.file_name).open("rb") as handle:
+            found = read_recipients(handle)
+    except DecryptionError:
+        raise RuleViolationError(
+            f"the envelope {upload.envelope} is not an envelope the platform can accept: "
+            "nothing was deposited"
+        ) from None
+    fingerprints = []
+    for recipient in found:
+        matching = [fp for certificate, fp in assigned if recipient.matches(certificate)]
+        if not matching:
+            raise RuleViolationError(
+                f"the envelope {upload.envelope} is encrypted to a recipient outside the "
+                f"tender's set ({recipient.description}): nothing was deposited"
+            )
+        fingerprints.append(matching[0])
+    return sorted(set(fingerprints))
+
+
+def deposit_of_my_company(actor: User, deposit_id: uuid.UUID | str) -> Deposit:
+    """One of the company's deposits, with its signed receipt, as often as asked."""
+    try:
+        return deposits_of_my_company(actor).get(id=deposit_id)
+    except (Deposit.DoesNotExist, ValidationError, ValueError):
+        raise NotFoundError("no such deposit") from None
 
 
 def deposits_of_my_company(actor: User) -> QuerySet[Deposit]:
@@ -340,3 +389,4 @@ def report_opened(
             },
             now=now,
         )
+    checkpoint(now=now, reason="opening")

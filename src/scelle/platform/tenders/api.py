@@ -46,6 +46,8 @@ class TenderOut(Schema):
     """The definitive recipients, once launched."""
     max_deposit_bytes: int
     """The largest deposit the platform takes, all envelopes together."""
+    rsf: str | None
+    """The recipient-set fingerprint of `key_pairs`, once launched (RSF XXXX-…)."""
 
 
 def _recipient(assigned: AssignedKeyPair) -> RecipientOut:
@@ -75,6 +77,7 @@ def _out(tender: Tender) -> TenderOut:
         closed_at=tender.closed_at,
         key_pairs=[_recipient(assigned) for assigned in tender.assigned_key_pairs.all()],
         max_deposit_bytes=settings.SCELLE_MAX_DEPOSIT_BYTES,
+        rsf=services.tender_rsf(tender),
     )
 
 

@@ -24,8 +24,10 @@ from scelle.core.errors import (
     PermissionDeniedError,
     RuleViolationError,
 )
+from scelle.core.rsf import recipient_set_fingerprint
 from scelle.platform.accounts.models import Permission, Service, User
 from scelle.platform.accounts.services import service_for
+from scelle.platform.audit.anchors import checkpoint
 from scelle.platform.audit.services import record
 from scelle.platform.keypairs.models import KeyPair
 from scelle.platform.tenders.models import ENVELOPE_KINDS, AssignedKeyPair, Tender
@@ -241,7 +243,14 @@ def launch_tender(
             },
             now=now,
         )
+    checkpoint(now=now, reason="launch")
     return tender
+
+
+def tender_rsf(tender: Tender) -> str | None:
+    """The recipient-set fingerprint of a launched tender (core.rsf); None for a draft."""
+    fingerprints = [assigned.fingerprint_sha256 for assigned in tender.assigned_key_pairs.all()]
+    return recipient_set_fingerprint(fingerprints) if fingerprints else None
 
 
 def close_tender(actor: User, reference: str, *, now: dt.datetime) -> Tender:
@@ -264,6 +273,7 @@ def close_tender(actor: User, reference: str, *, now: dt.datetime) -> Tender:
             details={"reference": tender.reference, "was": previous},
             now=now,
         )
+    checkpoint(now=now, reason="close")
     return tender
 
 
