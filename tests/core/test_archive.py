@@ -252,3 +252,30 @@ def test_zip64_for_a_file_over_4_gib(tmp_path: Path) -> None:
         assert reader.read("z-apres.txt") == b"after the big one"
         manifest = archive.read_manifest(reader)
     assert manifest == plan.manifest
+
+
+def test_before_publish_runs_before_any_file_appears(tmp_path: Path) -> None:
+    _, data = pack(make_folder(tmp_path))
+    seen = []
+
+    def report(manifest: archive.Manifest) -> None:
+        seen.append((tmp_path / "ouvert").exists())
+        raise InvalidInputError("the platform did not record the opening")
+
+    with pytest.raises(InvalidInputError, match="did not record"):
+        archive.open_archive(io.BytesIO(data), tmp_path / "ouvert", before_publish=report)
+    assert seen == [False]
+    assert not (tmp_path / "ouvert").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["dossier"]  # no staging left either
+
+
+def test_too_many_files_are_refused_on_both_sides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = make_folder(tmp_path)
+    _, data = pack(folder)
+    monkeypatch.setattr(archive, "MAX_FILES", 3)
+    with pytest.raises(InvalidInputError, match="at most 3"):
+        pack(folder)
+    with pytest.raises(ArchiveError, match="at most 3"):
+        archive.open_archive(io.BytesIO(data), tmp_path / "ouvert")

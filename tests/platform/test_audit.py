@@ -122,7 +122,7 @@ def _drop_guards() -> None:
             )
 
 
-def _rewrite_from(event_id: int, details: dict) -> None:
+def _rewrite_from(event_id: int, details: dict[str, object]) -> None:
     """Rewrite one event and recompute every later hash: the chain alone still holds."""
     _drop_guards()
     events = list(Event.objects.filter(id__gte=event_id).order_by("id"))

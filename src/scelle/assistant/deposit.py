@@ -31,6 +31,7 @@ from typing import Any
 
 from cryptography import x509
 
+from scelle.assistant.tenders import tender_rsf
 from scelle.client import api
 from scelle.core import archive, certs, envelope
 from scelle.core.authority import issued_by
@@ -42,6 +43,7 @@ from scelle.core.errors import (
     RuleViolationError,
 )
 from scelle.core.receipt import Receipt, verify_receipt
+from scelle.core.rsf import normalise_rsf
 from scelle.keystore import KeyStore
 
 CHUNK_BYTES = 16 << 20
@@ -83,26 +85,51 @@ class _Envelope:
 
 
 def check_recipients(
-    tender: api.Tender, authority: x509.Certificate, *, now: dt.datetime
-) -> list[x509.Certificate]:
-    """The tender's recipient certificates, each checked before anything is sealed to it."""
+    tender: api.Tender,
+    authority: x509.Certificate,
+    *,
+    now: dt.datetime,
+    expect_rsf: str | None = None,
+) -> tuple[list[x509.Certificate], str]:
+    """The tender's recipient certificates, each checked before anything is sealed to
+    it, and their recipient-set fingerprint, recomputed here (DESIGN.md, "Trust").
+
+    A certificate not issued by the platform CA pinned at login is accepted only
+    when the tender says it was referenced as it is *and* the company confirmed
+    the RSF published in the tender notice (`expect_rsf`): otherwise a server
+    could add its own key to the recipients and read the bid.
+    """
     if not tender["key_pairs"]:
         raise RuleViolationError(f"the tender {tender['reference']} has no key pair assigned")
     deadline = dt.datetime.fromisoformat(tender["deadline"])
+    rsf = tender_rsf(tender)
+    assert rsf is not None  # there are key pairs
+    if expect_rsf is not None and normalise_rsf(expect_rsf) != rsf:
+        raise RuleViolationError(
+            f"the tender's recipients give {rsf}, not the {normalise_rsf(expect_rsf)} expected: "
+            "nothing was sent",
+            hint="Do not deposit: tell the buyer, whose tender notice gives the fingerprint.",
+        )
     checked = []
     for recipient in tender["key_pairs"]:
         certificate = certs.load_certificate(recipient["certificate_pem"].encode())
         name = recipient["designation"]
-        if certs.fingerprint_sha256(certificate) != recipient["fingerprint_sha256"]:
-            raise CertificateError(f"the certificate of {name} does not match its fingerprint")
         certs.check_recipient(certificate, now=now, until=deadline)
-        if recipient["issued_by_platform"] and not issued_by(certificate, authority):
-            raise CertificateError(
-                f"the certificate of {name} was not issued by the platform's CA: "
-                "refusing to seal the bid to it"
-            )
+        if not issued_by(certificate, authority):
+            if recipient["issued_by_platform"]:
+                raise CertificateError(
+                    f"the certificate of {name} was not issued by the platform's CA: "
+                    "refusing to seal the bid to it"
+                )
+            if expect_rsf is None:
+                raise CertificateError(
+                    f"the certificate of {name} was not issued by the platform's CA (the buyer "
+                    f"referenced it as it is): Scellé seals to it only once you have checked "
+                    f"that the tender notice gives {rsf}",
+                    hint=f'Check the notice, then run the command again with --expect-rsf "{rsf}".',
+                )
         checked.append(certificate)
-    return checked
+    return checked, rsf
 
 
 def _pending_name(platform: str, reference: str) -> str:
@@ -234,10 +261,16 @@ def deposit(
     *,
     authority: x509.Certificate,
     now: dt.datetime,
+    expect_rsf: str | None = None,
     progress: Callable[[str, int], Progress | None] = lambda _label, _total: None,
     say: Callable[[str], None] = lambda _message: None,
+    show_recipients: Callable[[str, list[api.Recipient]], None] = lambda _rsf, _list: None,
 ) -> Deposited:
-    """Seal and deposit `sources` ((envelope kind, file or folder), …) to the tender."""
+    """Seal and deposit `sources` ((envelope kind, file or folder), …) to the tender.
+
+    `show_recipients` is told the recipient-set fingerprint, as recomputed here,
+    before anything is sent; `expect_rsf` refuses to send when it differs.
+    """
     tender = client.tender(reference)
     if tender["status"] != "published":
         raise RuleViolationError(f"the tender {tender['reference']} takes no deposit now")
@@ -247,7 +280,9 @@ def deposit(
             f"{tender['reference']} takes exactly one of each envelope: "
             + ", ".join(f"--envelope {kind}=FILE_OR_FOLDER" for kind in tender["envelopes"])
         )
-    recipients = check_recipients(tender, authority, now=now)
+    recipients, rsf = check_recipients(tender, authority, now=now, expect_rsf=expect_rsf)
+    show_recipients(rsf, tender["key_pairs"])
+    fingerprints = sorted(certs.fingerprint_sha256(c) for c in recipients)
     bidder = client.me()["organisation"]["name"]
     total_plain = 0
     for path in by_kind.values():
@@ -261,6 +296,11 @@ def deposit(
     }
     name = _pending_name(client.url, tender["reference"])
     saved = store.load_pending(name)
+    if saved:
+        recovered = _recover_receipt(client, store, name, json.loads(saved), authority)
+        if recovered is not None:
+            say("The platform had recorded this deposit: its receipt was fetched again.")
+            return recovered
     items = _restore(json.loads(saved), plans, by_kind) if saved else None
     if saved and items is None:
         say("The files changed since the interrupted deposit: starting it again.")
@@ -308,10 +348,30 @@ def deposit(
         if sent != item.size:
             raise InvalidInputError(f"the envelope {item.kind} came out at an unexpected size")
         hashes[item.kind] = (sent, sink.digest.hexdigest())
+    # Kept before finalising: if its answer is lost, a new run finds the deposit by
+    # its uploads and checks the receipt fetched again against these.
+    _save(store, name, client.url, tender["reference"], items, hashes, rsf, fingerprints)
     answer = client.finalise_deposit(
         tender["reference"],
-        [(item.kind, item.upload.rsplit("/", 1)[1], hashes[item.kind][1]) for item in items],
+        [(item.kind, _upload_id(item.upload), hashes[item.kind][1]) for item in items],
     )
+    verified = _check_receipt(answer, hashes, rsf, fingerprints, authority)
+    store.delete_pending(name)
+    return verified
+
+
+def _upload_id(upload: str) -> str:
+    return upload.rsplit("/", 1)[1]
+
+
+def _check_receipt(
+    answer: api.DepositReceipt,
+    hashes: dict[str, tuple[int, str]],
+    rsf: str | None,
+    fingerprints: list[str],
+    authority: x509.Certificate,
+) -> Deposited:
+    """The signed receipt, checked against what was sent and to whom it was sealed."""
     document = answer["receipt"].encode()
     verified = verify_receipt(document, trusted_authority=authority).receipt
     got = {e.kind: (e.size, e.sha256) for e in verified.envelopes}
@@ -320,8 +380,34 @@ def deposit(
             "the platform's receipt does not match what was sent: keep the receipt, and "
             "contact the buyer",
         )
-    store.delete_pending(name)
+    sealed_to = {tuple(e.recipients) for e in verified.envelopes}
+    if (verified.rsf is not None and verified.rsf != rsf) or sealed_to - {(), tuple(fingerprints)}:
+        raise ReceiptError(
+            "the platform's receipt names other recipients than those the envelopes were "
+            "sealed to: keep the receipt, and contact the buyer",
+        )
     return Deposited(document, verified)
+
+
+def _recover_receipt(
+    client: api.PlatformClient,
+    store: KeyStore,
+    name: str,
+    saved: dict[str, Any],
+    authority: x509.Certificate,
+) -> Deposited | None:
+    """The receipt of a deposit finalised by an earlier run whose answer was lost."""
+    if "hashes" not in saved:
+        return None  # the earlier run stopped before finalising
+    uploads = {_upload_id(entry["upload"]) for entry in saved["envelopes"]}
+    for found in client.my_deposits():
+        if {e["upload"] for e in found["envelopes"]} == uploads:
+            answer = client.my_deposit(found["id"])
+            hashes = {kind: (int(v[0]), str(v[1])) for kind, v in saved["hashes"].items()}
+            done = _check_receipt(answer, hashes, saved["rsf"], saved["fingerprints"], authority)
+            store.delete_pending(name)
+            return done
+    return None
 
 
 def _files(path: Path) -> list[Path]:
@@ -336,11 +422,20 @@ def _abandon(client: api.PlatformClient, upload: str) -> None:
 
 
 def _save(
-    store: KeyStore, name: str, platform: str, reference: str, items: list[_Envelope]
+    store: KeyStore,
+    name: str,
+    platform: str,
+    reference: str,
+    items: list[_Envelope],
+    hashes: dict[str, tuple[int, str]] | None = None,
+    rsf: str | None = None,
+    fingerprints: list[str] | None = None,
 ) -> None:
-    document = {
+    document: dict[str, Any] = {
         "platform": platform,
         "tender": reference,
         "envelopes": [item.to_json() for item in items],
     }
+    if hashes is not None:
+        document |= {"hashes": hashes, "rsf": rsf, "fingerprints": fingerprints}
     store.save_pending(name, json.dumps(document).encode())

@@ -1,34 +1,52 @@
 """Opening a tender's deposits on the buyer's workstation (DESIGN.md, Opening flow).
 
 For each chosen deposit and envelope: download the ciphertext (resumable),
-check it against the SHA-256 the platform recorded at deposit, decrypt it
-with the workstation's keys into a temporary file (plaintext is used only
-once the tag verified), check the manifest is for this tender, envelope and
-company, extract it safely into OUT/<company>/<deposit>/<envelope>/, and
-report the opening to the platform. A failing envelope is reported and the
-others still open.
+check it against the SHA-256 the platform recorded at deposit, check whom it
+was encrypted to against the tender's recipient set, decrypt it with the
+workstation's keys into a temporary file (plaintext is used only once the
+tag verified), check the manifest is for this tender, envelope and company,
+extract it into a staging folder, report the opening to the platform, and
+only then rename it into OUT/<company>/<deposit>/<envelope>/.
+
+Nothing the server says becomes a path unchecked (DESIGN.md, "Trust"):
+deposit ids are UUIDs (validated by the client), envelope kinds must be the
+tender's, company names are cleaned into unique folder names. No envelope
+can stop the others: any failure of one, the network's, the archive's or the
+disk's, is reported for that envelope, and the others open. Envelopes are
+opened a few at a time, so that one downloads while another decrypts.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import re
+import threading
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cryptography import x509
+
 from scelle.client import api
-from scelle.core import archive, envelope
+from scelle.core import archive, certs, envelope
 from scelle.core.errors import (
     ArchiveError,
-    DecryptionError,
     InvalidInputError,
+    PlatformAnswerError,
     ScelleError,
 )
 from scelle.core.files import ensure_private_dir, private_temporary_file
+from scelle.core.rsf import recipient_set_fingerprint
 
 Progress = Callable[[int], None]
 WORK_FOLDER = ".scelle-work"
+WORKERS = 3
+"""Envelopes opened at once: enough to overlap download, decryption and extraction
+on two cores, few enough to keep memory and disk traffic flat."""
+OUTSIDE_THE_SET = "encrypted to a recipient outside the tender's set"
+MAX_FOLDER_CHARACTERS = 80
 
 
 @dataclass(frozen=True)
@@ -41,6 +59,8 @@ class Opened:
     folder: Path
     files: int
     late: bool
+    outside: tuple[str, ...] = ()
+    """Recipients of the envelope outside the tender's set (it opened all the same)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +79,25 @@ class OpeningReport:
     already: list[Opened] = field(default_factory=list)
     """Opened by an earlier run: their folders exist."""
     failed: list[Failed] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """About the tender as a whole (its recipient set)."""
+
+    @property
+    def outside(self) -> list[Opened]:
+        """Envelopes encrypted to a recipient outside the tender's set."""
+        return [done for done in self.opened + self.already if done.outside]
+
+    @property
+    def ok(self) -> bool:
+        return not (self.failed or self.outside or self.warnings)
+
+
+@dataclass(frozen=True)
+class LaunchRecord:
+    """What the launching agent's workstation recorded of the tender's recipients."""
+
+    rsf: str
+    fingerprints: frozenset[str]
 
 
 def choose_deposits(deposits: Sequence[api.Deposit], *, include_late: bool) -> list[api.Deposit]:
@@ -76,13 +115,212 @@ def choose_deposits(deposits: Sequence[api.Deposit], *, include_late: bool) -> l
     return sorted(chosen, key=lambda d: (d["bidder"].casefold(), d["received_at"]))
 
 
-_UNSAFE = re.compile(r'[\x00-\x1f<>:"/\\|?*]+')
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
+_WINDOWS_RESERVED = re.compile(r"(CON|PRN|AUX|NUL|COM[0-9¹²³]|LPT[0-9¹²³])(\..*)?", re.IGNORECASE)
 
 
 def folder_name(value: str) -> str:
     """A company's name as a folder name that every system accepts."""
-    cleaned = _UNSAFE.sub("_", value).strip(" .")[:100]
-    return cleaned or "_"
+    cleaned = unicodedata.normalize("NFC", value)
+    cleaned = _UNSAFE.sub("_", cleaned).strip(" .")[:MAX_FOLDER_CHARACTERS].strip(" .")
+    if not cleaned or set(cleaned) <= {"."}:
+        return "_"
+    if _WINDOWS_RESERVED.fullmatch(cleaned):
+        return f"_{cleaned}"
+    return cleaned
+
+
+def folder_names(bidders: Sequence[str]) -> dict[str, str]:
+    """A folder name for each company, unique even where two names clean alike
+    (compared as Windows and macOS compare them: case-insensitively)."""
+    taken: set[str] = set()
+    names = {}
+    for bidder in sorted(set(bidders)):
+        base = folder_name(bidder)
+        candidate, number = base, 2
+        while candidate.casefold() in taken:
+            candidate, number = f"{base} ({number})", number + 1
+        taken.add(candidate.casefold())
+        names[bidder] = candidate
+    return names
+
+
+class _Mismatch(ScelleError):
+    """The downloaded envelope is not the one the platform recorded."""
+
+
+@dataclass(frozen=True)
+class _Job:
+    deposit: api.Deposit
+    item: api.ReceivedEnvelope
+    target: Path
+
+    @property
+    def entry(self) -> tuple[str, str, str]:
+        return (self.deposit["bidder"], self.deposit["id"], self.item["kind"])
+
+
+class _Opening:
+    """One run of `open_tender`: the tender, the keys, the recipient set, the folders."""
+
+    def __init__(
+        self,
+        client: api.PlatformClient,
+        keys: Sequence[envelope.DecryptionKey],
+        tender: api.Tender,
+        recipients: list[x509.Certificate],
+        work: Path,
+        progress: Callable[[str, int], Progress | None],
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self.tender = tender
+        self.recipients = recipients
+        self.work = work
+        self.progress = progress
+        self._lock = threading.Lock()
+
+    def open(self, job: _Job) -> Opened | Failed:
+        try:
+            return self._open(job)
+        except (ScelleError, OSError) as error:
+            # Whatever went wrong, with this envelope only: the others go on.
+            reason = error.message if isinstance(error, ScelleError) else _disk_error(error)
+            _remove_empty(job.target.parent, job.target.parent.parent)
+            return Failed(*job.entry, reason)
+
+    def already_opened(self, job: _Job) -> Opened | Failed:
+        """An envelope opened by an earlier run: reported (rule 7) and counted."""
+        try:
+            files = sum(1 for path in job.target.rglob("*") if path.is_file())
+            self.client.report_opened(job.deposit["id"], job.item["kind"], files=files)
+        except (ScelleError, OSError) as error:
+            reason = error.message if isinstance(error, ScelleError) else _disk_error(error)
+            return Failed(*job.entry, reason)
+        return Opened(*job.entry, job.target, files, job.deposit["late"])
+
+    def _open(self, job: _Job) -> Opened:
+        deposit, item = job.deposit, job.item
+        label = f"{deposit['bidder']} — {item['kind']}"
+        ciphertext = self._download(deposit, item, self.progress(label, item["size"]))
+        with ciphertext.open("rb") as source:
+            found = envelope.read_recipients(source)
+        outside = tuple(
+            recipient.description
+            for recipient in found
+            if not any(recipient.matches(c) for c in self.recipients)
+        )
+        bidder = deposit["bidder"]
+
+        def expect(manifest: archive.Manifest) -> None:
+            sealed_for = (manifest.tender, manifest.envelope, manifest.bidder)
+            if sealed_for != (self.tender["reference"], item["kind"], bidder):
+                raise ArchiveError(
+                    f"this envelope was sealed for {manifest.tender} / {manifest.envelope} / "
+                    f"{manifest.bidder}, not for this deposit: refusing it"
+                )
+
+        def report(manifest: archive.Manifest) -> None:
+            # Rule 7: the platform records the opening before any file appears.
+            self.client.report_opened(deposit["id"], item["kind"], files=len(manifest.files))
+
+        with private_temporary_file(self.work) as plaintext:
+            with ciphertext.open("rb") as source:
+                envelope.decrypt_stream(source, plaintext, self.keys, deposit=True)
+            plaintext.flush()
+            plaintext.seek(0)
+            manifest = archive.open_archive(
+                plaintext, job.target, expect=expect, before_publish=report
+            )
+        ciphertext.unlink()
+        return Opened(*job.entry, job.target, len(manifest.files), deposit["late"], outside)
+
+    def _download(
+        self, deposit: api.Deposit, item: api.ReceivedEnvelope, progress: Progress | None
+    ) -> Path:
+        """The envelope's ciphertext in the work folder, resumed if an earlier run got part."""
+        # Both parts of the name were validated (a UUID, an envelope kind of the tender).
+        part = self.work / f"{deposit['id']}-{item['kind']}.p7m"
+        start = part.stat().st_size if part.exists() else 0
+        if start > item["size"]:
+            part.unlink()
+            start = 0
+        if start < item["size"]:
+            try:
+                with part.open("ab") as sink:
+                    self.client.download_envelope(
+                        deposit["id"], item["kind"], sink, start=start, size=item["size"]
+                    )
+            except PlatformAnswerError:
+                part.unlink(missing_ok=True)  # what came is not to be trusted
+                raise
+            except ScelleError:
+                if part.exists() and part.stat().st_size == 0:
+                    part.unlink()  # nothing to resume from
+                raise
+        digest = hashlib.sha256()
+        with part.open("rb") as handle:
+            while piece := handle.read(1 << 20):
+                digest.update(piece)
+        if digest.hexdigest() != item["sha256"]:
+            part.unlink()
+            raise _Mismatch(
+                "the downloaded envelope is not the one the platform recorded at deposit "
+                "(SHA-256 differs)"
+            )
+        if progress is not None:
+            progress(item["size"])
+        return part
+
+
+def _remove_empty(*folders: Path) -> None:
+    """Leave no empty company or deposit folder behind a failed envelope."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return  # not empty (another envelope, or another deposit), or never made
+
+
+def _disk_error(error: OSError) -> str:
+    name = Path(str(error.filename)).name[:80] if error.filename else ""
+    where = f" ({name})" if name else ""
+    return f"cannot write this envelope's files on this workstation: {error.strerror}{where}"
+
+
+def tender_recipients(
+    tender: api.Tender, record: LaunchRecord | None
+) -> tuple[list[x509.Certificate], list[str]]:
+    """The certificates envelopes may be encrypted to, and warnings about them.
+
+    With the launching workstation's record, only the certificates it names;
+    otherwise the tender's, checked against the RSF the platform states.
+    """
+    warnings = []
+    loaded = {}
+    for recipient in tender["key_pairs"]:
+        try:
+            certificate = certs.load_certificate(recipient["certificate_pem"].encode())
+        except ScelleError:
+            warnings.append(f"the certificate of {recipient['designation']} cannot be read")
+            continue
+        loaded[certs.fingerprint_sha256(certificate)] = certificate
+    if not loaded:
+        return [], warnings
+    computed = recipient_set_fingerprint(loaded)
+    if record is not None:
+        if record.rsf != computed:
+            warnings.append(
+                f"the platform's key pairs for this tender ({computed}) differ from those "
+                f"recorded on this workstation at launch ({record.rsf})"
+            )
+        return [c for fp, c in loaded.items() if fp in record.fingerprints], warnings
+    if tender["rsf"] is not None and tender["rsf"] != computed:
+        warnings.append(
+            f"the platform states {tender['rsf']} for this tender, but its key pairs give "
+            f"{computed}"
+        )
+    return list(loaded.values()), warnings
 
 
 def open_tender(
@@ -93,9 +331,12 @@ def open_tender(
     *,
     kinds: Sequence[str] = (),
     include_late: bool = False,
+    record: LaunchRecord | None = None,
+    workers: int = WORKERS,
     progress: Callable[[str, int], Progress | None] = lambda _label, _total: None,
 ) -> OpeningReport:
-    """Open the tender's chosen deposits into `out`."""
+    """Open the tender's chosen deposits into `out`; `record` is the launch set kept
+    by this workstation's store, when it launched the tender."""
     tender = client.tender(reference)
     unknown = [kind for kind in kinds if kind not in tender["envelopes"]]
     if unknown:
@@ -104,10 +345,14 @@ def open_tender(
             f"its envelopes are {', '.join(tender['envelopes'])}"
         )
     chosen = choose_deposits(client.tender_deposits(reference), include_late=include_late)
+    report = OpeningReport()
+    recipients, report.warnings = tender_recipients(tender, record)
     existed = out.exists()
     work = ensure_private_dir(out / WORK_FOLDER)
     try:
-        return _open_all(client, keys, tender, chosen, out, work, kinds, progress)
+        opening = _Opening(client, keys, tender, recipients, work, progress)
+        _open_all(opening, chosen, out, kinds, report, workers)
+        return report
     finally:
         # Keep partial downloads to resume from; leave no empty folder behind.
         if work.is_dir() and not any(work.iterdir()):
@@ -117,104 +362,41 @@ def open_tender(
 
 
 def _open_all(
-    client: api.PlatformClient,
-    keys: Sequence[envelope.DecryptionKey],
-    tender: api.Tender,
+    opening: _Opening,
     chosen: list[api.Deposit],
     out: Path,
-    work: Path,
     kinds: Sequence[str],
-    progress: Callable[[str, int], Progress | None],
-) -> OpeningReport:
-    report = OpeningReport()
+    report: OpeningReport,
+    workers: int,
+) -> None:
+    folders = folder_names([deposit["bidder"] for deposit in chosen])
+    root = out.resolve()
+    jobs, already = [], []
     for deposit in chosen:
         for item in deposit["envelopes"]:
             if kinds and item["kind"] not in kinds:
                 continue
-            target = out / folder_name(deposit["bidder"]) / deposit["id"] / item["kind"]
-            entry = (deposit["bidder"], deposit["id"], item["kind"])
-            if target.exists():
-                files = sum(1 for path in target.rglob("*") if path.is_file())
-                report.already.append(Opened(*entry, target, files, deposit["late"]))
-                continue
-            try:
-                manifest = _open_one(
-                    client, keys, tender["reference"], deposit, item, target, work, progress
+            target = out / folders[deposit["bidder"]] / deposit["id"] / item["kind"]
+            job = _Job(deposit, item, target)
+            if item["kind"] not in opening.tender["envelopes"]:
+                report.failed.append(
+                    Failed(*job.entry, "the platform lists an envelope this tender does not have")
                 )
-            except (DecryptionError, ArchiveError, _Mismatch) as error:
-                report.failed.append(Failed(*entry, error.message))
-                continue
-            client.report_opened(deposit["id"], item["kind"], files=len(manifest.files))
-            report.opened.append(Opened(*entry, target, len(manifest.files), deposit["late"]))
-    return report
+            elif not target.parent.resolve().is_relative_to(root):
+                report.failed.append(Failed(*job.entry, "its folder would lie outside OUT"))
+            elif target.exists():
+                already.append(job)
+            else:
+                jobs.append(job)
+    for job in already:
+        _file(report, opening.already_opened(job), report.already)
+    with concurrent.futures.ThreadPoolExecutor(max(1, workers), "opening") as pool:
+        for result in pool.map(opening.open, jobs):
+            _file(report, result, report.opened)
 
 
-class _Mismatch(ScelleError):
-    """The downloaded envelope is not the one the platform recorded."""
-
-
-def _download(
-    client: api.PlatformClient,
-    deposit: api.Deposit,
-    item: api.ReceivedEnvelope,
-    work: Path,
-    progress: Progress | None,
-) -> Path:
-    """The envelope's ciphertext in `work`, resumed if an earlier run got part of it."""
-    part = work / f"{deposit['id']}-{item['kind']}.p7m"
-    start = part.stat().st_size if part.exists() else 0
-    if start > item["size"]:
-        part.unlink()
-        start = 0
-    if start < item["size"]:
-        try:
-            with part.open("ab") as sink:
-                client.download_envelope(deposit["id"], item["kind"], sink, start=start)
-        except ScelleError:
-            if part.stat().st_size == 0:
-                part.unlink()  # nothing to resume from
-            raise
-    digest = hashlib.sha256()
-    with part.open("rb") as handle:
-        while piece := handle.read(1 << 20):
-            digest.update(piece)
-    if digest.hexdigest() != item["sha256"]:
-        part.unlink()
-        raise _Mismatch(
-            "the downloaded envelope is not the one the platform recorded at deposit "
-            "(SHA-256 differs)"
-        )
-    if progress is not None:
-        progress(item["size"])
-    return part
-
-
-def _open_one(
-    client: api.PlatformClient,
-    keys: Sequence[envelope.DecryptionKey],
-    reference: str,
-    deposit: api.Deposit,
-    item: api.ReceivedEnvelope,
-    target: Path,
-    work: Path,
-    progress: Callable[[str, int], Progress | None],
-) -> archive.Manifest:
-    label = f"{deposit['bidder']} — {item['kind']}"
-    ciphertext = _download(client, deposit, item, work, progress(label, item["size"]))
-
-    def expect(manifest: archive.Manifest) -> None:
-        sealed_for = (manifest.tender, manifest.envelope, manifest.bidder)
-        if sealed_for != (reference, item["kind"], deposit["bidder"]):
-            raise ArchiveError(
-                f"this envelope was sealed for {manifest.tender} / {manifest.envelope} / "
-                f"{manifest.bidder}, not for this deposit: refusing it"
-            )
-
-    with private_temporary_file(work) as plaintext:
-        with ciphertext.open("rb") as source:
-            envelope.decrypt_stream(source, plaintext, keys)
-        plaintext.flush()
-        plaintext.seek(0)
-        manifest = archive.open_archive(plaintext, target, expect=expect)
-    ciphertext.unlink()
-    return manifest
+def _file(report: OpeningReport, result: Opened | Failed, into: list[Opened]) -> None:
+    if isinstance(result, Failed):
+        report.failed.append(result)
+    else:
+        into.append(result)

@@ -13,7 +13,7 @@ from scelle.cli.console import password_file_option, progress_bars, say
 from scelle.cli.i18n import _
 from scelle.cli.main import Session, pass_session
 from scelle.cli.remote import connect, home_of, json_option, print_table
-from scelle.client.api import Deposit
+from scelle.client.api import Deposit, Recipient
 from scelle.client.login import load_login
 from scelle.core import certs
 from scelle.core.errors import CertificateError, InvalidInputError, ScelleError
@@ -41,13 +41,25 @@ def _envelope(value: str) -> tuple[str, Path]:
     "--receipt", type=click.Path(dir_okay=False, path_type=Path),
     help="Where to write the receipt (default: ./receipt-<deposit id>.json).",
 )  # fmt: skip
+@click.option(
+    "--expect-rsf", metavar="CODE",
+    help="The recipient-set fingerprint printed in the tender notice: nothing is sent "
+    "when the tender's recipients give another.",
+)  # fmt: skip
 @pass_session
 def deposit(
-    session: Session, reference: str, envelopes: tuple[str, ...], receipt: Path | None
+    session: Session,
+    reference: str,
+    envelopes: tuple[str, ...],
+    receipt: Path | None,
+    expect_rsf: str | None,
 ) -> None:
     """Seal the envelopes on this machine and deposit them to the tender REFERENCE.
 
-    Run it again after an interruption: it continues where the upload stopped.
+    Before sending, it shows the recipient-set fingerprint (RSF) of the
+    certificates it encrypts to: compare it with the tender notice. Run it
+    again after an interruption: it continues where the upload stopped, and
+    fetches the receipt again if the platform recorded the deposit.
     """
     from scelle.assistant.deposit import deposit as seal_and_deposit
 
@@ -65,12 +77,13 @@ def deposit(
                 sources,
                 authority=authority,
                 now=session.clock(),
+                expect_rsf=expect_rsf,
                 progress=bars,
                 say=lambda message: say(_(message)),
+                show_recipients=_show_recipients,
             )
     target = receipt or Path(f"receipt-{done.receipt.deposit}.json")
-    with atomic_output(target, mode=PUBLIC_FILE_MODE) as handle:
-        write_all(handle, done.receipt_document)
+    _save_receipt(done.receipt_document, target)
     late = _(" (late: after the deadline)") if done.receipt.late else ""
     say(
         _(
@@ -82,6 +95,20 @@ def deposit(
         )
     )
     click.echo(target)
+
+
+def _show_recipients(rsf: str, recipients: list[Recipient]) -> None:
+    say(_("Sealing for {count} key pair(s) of the buyer:", count=len(recipients)))
+    for recipient in recipients:
+        say(f"  {recipient['designation']} (CN {recipient['common_name']}) "
+            f"{recipient['fingerprint_sha256']}")  # fmt: skip
+    say(_("Recipient-set fingerprint: {rsf}", rsf=rsf))
+    say(_("Check that the tender notice gives this fingerprint."))
+
+
+def _save_receipt(document: bytes, target: Path) -> None:
+    with atomic_output(target, mode=PUBLIC_FILE_MODE) as handle:
+        write_all(handle, document)
 
 
 def _authority(saved_pem: str | None, current_pem: str) -> x509.Certificate:
@@ -130,6 +157,35 @@ def _print_deposits(
             for d in found
         ],
     )  # fmt: skip
+
+
+@deposits.command(name="receipt")
+@click.argument("deposit_id", metavar="DEPOSIT")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write it (default: ./receipt-<deposit id>.json).",
+)  # fmt: skip
+@click.option("--force", is_flag=True, help="Replace the file if it exists.")
+@pass_session
+def fetch_receipt(session: Session, deposit_id: str, output: Path | None, force: bool) -> None:
+    """Fetch the signed receipt of one of your deposits again, and check it."""
+    saved = load_login(home_of(session), now=session.clock())
+    with connect(session) as client:
+        authority = _authority(saved.authority_pem, client.platform_ca()["certificate_pem"])
+        answer = client.my_deposit(deposit_id)
+    document = answer["receipt"].encode()
+    verified = verify_receipt(document, trusted_authority=authority).receipt
+    if verified.deposit != answer["id"]:
+        raise ScelleError("the platform sent the receipt of another deposit")
+    target = output or Path(f"receipt-{verified.deposit}.json")
+    if target.exists() and not force:
+        raise InvalidInputError(f"{target} already exists", hint="Pass --force to replace it.")
+    if force:
+        target.unlink(missing_ok=True)
+    _save_receipt(document, target)
+    say(_("The receipt of deposit {deposit} is valid; saved in {path}",
+          deposit=verified.deposit, path=target))  # fmt: skip
+    click.echo(target)
 
 
 @click.group(name="receipts")
@@ -184,7 +240,14 @@ def verify(session: Session, file: Path, as_json: bool) -> None:
         (_("State"), _("late") if receipt.late else _("on time")),
         (_("Platform CA"), certs.fingerprint_sha256(verified.authority)),
     ]
-    rows += [(e.kind, f"{e.size} B, SHA-256 {e.sha256}") for e in receipt.envelopes]
+    if receipt.rsf is not None:
+        rows.append((_("Recipient set"), receipt.rsf))
+    if receipt.audit_head is not None:
+        head = receipt.audit_head
+        rows.append((_("Audit log"), f"#{head.sequence} {head.hash}"))
+    for e in receipt.envelopes:
+        rows.append((e.kind, f"{e.size} B, SHA-256 {e.sha256}"))
+        rows += [("", f"{_('encrypted to')} {fingerprint}") for fingerprint in e.recipients]
     width = max(len(label) for label, _value in rows)
     for label, value in rows:
         click.echo(f"{label:<{width}}  {value}")
@@ -239,7 +302,7 @@ def open_(
     that fails is reported and the others still open; run the command again
     to retry: what was opened is kept.
     """
-    from scelle.assistant.opening import open_tender
+    from scelle.assistant.opening import LaunchRecord, open_tender
     from scelle.cli.crypt import decryption_keys
 
     if names and pfx is not None:
@@ -247,8 +310,17 @@ def open_(
     keys = decryption_keys(session, names, pfx, password_file)
     target = out or Path(f"plis-{reference}")
     with connect(session) as client, progress_bars() as bars:
+        kept = session.store.tender_record(client.url, reference)
+        record = LaunchRecord(kept[0], frozenset(kept[1])) if kept else None
         report = open_tender(
-            client, keys, reference, target, kinds=kinds, include_late=include_late, progress=bars
+            client,
+            keys,
+            reference,
+            target,
+            kinds=kinds,
+            include_late=include_late,
+            record=record,
+            progress=bars,
         )
     for done in report.opened:
         late = _(" (late)") if done.late else ""
@@ -265,7 +337,28 @@ def open_(
         say(_("FAILED {bidder} — {kind} (deposit {deposit}): {reason}",
               bidder=failed.bidder, kind=failed.kind, deposit=failed.deposit,
               reason=failed.reason))  # fmt: skip
+    for done in report.outside:
+        say(_("WARNING {bidder} — {kind} (deposit {deposit}): {problem}: {who}",
+              bidder=done.bidder, kind=done.kind, deposit=done.deposit,
+              problem=_("encrypted to a recipient outside the tender's set"),
+              who="; ".join(done.outside)))  # fmt: skip
+    for warning in report.warnings:
+        say(_("WARNING: {message}", message=warning))
     if not (report.opened or report.already or report.failed):
         say(_("No deposit to open."))
+    total = len(report.opened) + len(report.already) + len(report.failed)
+    if total:
+        say(
+            _(
+                "Summary: {opened} opened, {already} already opened, {failed} failed, "
+                "{outside} outside the tender's set.",
+                opened=len(report.opened),
+                already=len(report.already),
+                failed=len(report.failed),
+                outside=len(report.outside),
+            )
+        )
     if report.failed:
         raise ScelleError(_("{count} envelope(s) could not be opened", count=len(report.failed)))
+    if not report.ok:
+        raise ScelleError(_("the opening found envelopes or key pairs outside the tender's set"))

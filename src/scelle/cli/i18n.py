@@ -90,6 +90,63 @@ _FRENCH: dict[str, str] = {
     "Organisation {name} created ({kind}).": "Organisation {name} créée ({kind}).",
     "Service {name} created.": "Service {name} créé.",
     "User {email} created in {organisation}.": "Utilisateur {email} créé dans {organisation}.",
+    # the recipient-set fingerprint
+    "Recipient-set fingerprint: {rsf}": "Empreinte de l'ensemble des destinataires : {rsf}",
+    "Recipient set": "Destinataires",
+    "Warning: the personal key pair {designation} is not in this workstation's "
+    "store: Scellé cannot vouch that it is your service's own.": (
+        "Attention : le bi-clé personnel {designation} n'est pas dans le magasin de "
+        "certificats de ce poste : Scellé ne peut pas garantir qu'il est celui de votre service."
+    ),
+    "Publish the notice text in the tender notice (`scelle tenders notice {reference}`): "
+    "companies check the fingerprint before they deposit.": (
+        "Publiez le texte d'avis dans l'avis de marché (`scelle tenders notice {reference}`) : "
+        "les entreprises vérifient l'empreinte avant de déposer."
+    ),
+    "Electronic deposit of offers for {reference} ({title}): offers are encrypted on "
+    "the company's computer for the buyer's encryption key pairs below, and stay "
+    "unreadable, by the platform too, until they are opened after the deadline.": (
+        "Dépôt électronique des plis pour la consultation {reference} ({title}) : les plis "
+        "sont chiffrés sur l'ordinateur de l'entreprise pour les bi-clés de chiffrement de "
+        "l'acheteur ci-dessous, et restent illisibles, y compris pour la plateforme, jusqu'à "
+        "leur ouverture après la date limite."
+    ),
+    "Before depositing, check that your deposit tool shows this fingerprint "
+    '(scelle deposit {reference} --expect-rsf "{rsf}"); if it differs, do not deposit '
+    "and tell the buyer.": (
+        "Avant de déposer, vérifiez que votre outil de dépôt affiche cette empreinte "
+        '(scelle deposit {reference} --expect-rsf "{rsf}") ; si elle diffère, ne déposez pas '
+        "et prévenez l'acheteur."
+    ),
+    "Sealing for {count} key pair(s) of the buyer:": (
+        "Chiffrement pour {count} bi-clé(s) de l'acheteur :"
+    ),
+    "Check that the tender notice gives this fingerprint.": (
+        "Vérifiez que l'avis de marché donne cette empreinte."
+    ),
+    "The platform had recorded this deposit: its receipt was fetched again.": (
+        "La plateforme avait enregistré ce dépôt : son accusé de réception a été récupéré."
+    ),
+    "The receipt of deposit {deposit} is valid; saved in {path}": (
+        "L'accusé de réception du dépôt {deposit} est valide ; enregistré dans {path}"
+    ),
+    "Audit log": "Journal d'audit",
+    "encrypted to": "chiffré pour",
+    "WARNING {bidder} — {kind} (deposit {deposit}): {problem}: {who}": (
+        "ATTENTION {bidder} — {kind} (dépôt {deposit}) : {problem} : {who}"
+    ),
+    "encrypted to a recipient outside the tender's set": (
+        "chiffré pour un destinataire hors de l'ensemble de la consultation"
+    ),
+    "WARNING: {message}": "ATTENTION : {message}",
+    "Summary: {opened} opened, {already} already opened, {failed} failed, "
+    "{outside} outside the tender's set.": (
+        "Bilan : {opened} ouvert(s), {already} déjà ouvert(s), {failed} en échec, "
+        "{outside} hors de l'ensemble des destinataires."
+    ),
+    "the opening found envelopes or key pairs outside the tender's set": (
+        "l'ouverture a trouvé des plis ou des bi-clés hors de l'ensemble des destinataires"
+    ),
     "The audit log holds: {count} events, chain intact.": (
         "Le journal d'audit est intègre : {count} événements, chaîne intacte."
     ),

@@ -351,12 +351,35 @@ def create_tender(
 )  # fmt: skip
 @pass_session
 def launch_tender(session: Session, reference: str, keys: tuple[str, ...]) -> None:
-    """Publish a draft tender; its key pairs become definitive."""
+    """Publish a draft tender; its key pairs become definitive.
+
+    This workstation checks that the personal key pairs assigned are ones its
+    store holds, and keeps the tender's recipient set for the opening.
+    """
+    from scelle.assistant.tenders import launch
+
     with connect(session) as client:
-        tender = client.launch_tender(reference, list(keys))
+        launched = launch(client, session.store, reference, list(keys))
+    tender = launched.tender
     say(_("Tender {reference} is published. Its key pairs, definitive:",
           reference=tender["reference"]))  # fmt: skip
     _print_recipients(session, tender["key_pairs"])
+    say(_("Recipient-set fingerprint: {rsf}", rsf=launched.rsf))
+    for designation in launched.not_vouched:
+        say(
+            _(
+                "Warning: the personal key pair {designation} is not in this workstation's "
+                "store: Scellé cannot vouch that it is your service's own.",
+                designation=designation,
+            )
+        )
+    say(
+        _(
+            "Publish the notice text in the tender notice (`scelle tenders notice {reference}`): "
+            "companies check the fingerprint before they deposit.",
+            reference=tender["reference"],
+        )
+    )
 
 
 def _print_recipients(session: Session, recipients: list[api.Recipient]) -> None:
@@ -401,8 +424,11 @@ def list_tenders(session: Session, as_json: bool) -> None:
 @pass_session
 def show_tender(session: Session, reference: str, as_json: bool) -> None:
     """Show a tender, with its key pairs and their fingerprints."""
+    from scelle.assistant.tenders import tender_rsf
+
     with connect(session) as client:
         tender = client.tender(reference)
+    rsf = tender_rsf(tender)  # recomputed here, checked against what the platform says
     if as_json:
         _print_json(tender)
         return
@@ -415,6 +441,8 @@ def show_tender(session: Session, reference: str, as_json: bool) -> None:
         (_("Envelopes"), ", ".join(tender["envelopes"])),
         (_("Status"), _(tender["status"])),
     ]
+    if rsf is not None:
+        rows.append((_("Recipient set"), rsf))
     width = max(len(label) for label, _value in rows)
     for label, value in rows:
         click.echo(f"{label:<{width}}  {value}")
@@ -426,6 +454,47 @@ def show_tender(session: Session, reference: str, as_json: bool) -> None:
                 f"{recipient['common_name']}, {_('expires')} {_day(recipient['not_after'])}) "
                 f"{recipient['fingerprint_sha256']}"
             )
+
+
+@tenders.command(name="notice")
+@click.argument("reference")
+@pass_session
+def tender_notice(session: Session, reference: str) -> None:
+    """Print the text to publish in the tender notice (BOAMP, JOUE): the key pairs'
+    fingerprints and the recipient-set fingerprint companies check."""
+    from scelle.assistant.tenders import tender_rsf
+
+    with connect(session) as client:
+        tender = client.tender(reference)
+    rsf = tender_rsf(tender)
+    if rsf is None:
+        raise InvalidInputError(
+            f"{tender['reference']} is not launched: its key pairs are not fixed yet"
+        )
+    click.echo(
+        _(
+            "Electronic deposit of offers for {reference} ({title}): offers are encrypted on "
+            "the company's computer for the buyer's encryption key pairs below, and stay "
+            "unreadable, by the platform too, until they are opened after the deadline.",
+            reference=tender["reference"],
+            title=tender["title"],
+        )
+    )
+    for recipient in tender["key_pairs"]:
+        click.echo(
+            f"  - {recipient['designation']} ({_(recipient['role'])}, "
+            f"CN {recipient['common_name']}) SHA-256 {recipient['fingerprint_sha256']}"
+        )
+    click.echo(_("Recipient-set fingerprint: {rsf}", rsf=rsf))
+    click.echo(
+        _(
+            "Before depositing, check that your deposit tool shows this fingerprint "
+            '(scelle deposit {reference} --expect-rsf "{rsf}"); if it differs, do not deposit '
+            "and tell the buyer.",
+            reference=tender["reference"],
+            rsf=rsf,
+        )
+    )
 
 
 @tenders.command(name="close")

@@ -1,4 +1,12 @@
-"""`PlatformClient`: one method per API route, answers as typed dictionaries.
+"""`PlatformClient`: one method per API route, answers validated and typed.
+
+The workstation never trusts the server (DESIGN.md, "Trust"): every answer is
+validated against the shape the API documents before any of it is used
+(pydantic, strict: no coercion), with bounded sizes and depths. Ids that the
+workstation may turn into folder names must be UUIDs, envelope kinds match a
+fixed pattern, text carries no control characters (nothing to rewrite the
+terminal with). Anything else is one `PlatformAnswerError`: "the platform
+sent an answer Scellé does not understand".
 
 HTTP errors come back as the core's errors, with the platform's own message:
 401 → NotAuthenticatedError, 403 → PermissionDeniedError, 404 → NotFoundError,
@@ -12,10 +20,14 @@ import base64
 import datetime as dt
 import hashlib
 import ipaddress
+import re
 import urllib.parse
-from typing import Any, BinaryIO, TypedDict, cast
+from typing import Annotated, Any, BinaryIO, TypeVar, cast
 
 import httpx
+import pydantic
+from pydantic import AfterValidator, Field, StringConstraints
+from typing_extensions import TypedDict
 
 from scelle.core.errors import (
     ChecksumMismatchError,
@@ -23,6 +35,7 @@ from scelle.core.errors import (
     NotAuthenticatedError,
     NotFoundError,
     PermissionDeniedError,
+    PlatformAnswerError,
     PlatformUnavailableError,
     RuleViolationError,
     ScelleError,
@@ -30,6 +43,9 @@ from scelle.core.errors import (
 )
 
 TIMEOUT_SECONDS = 30.0
+MAX_ANSWER_BYTES = 32 << 20
+"""The largest JSON answer read: a tender list with its certificates fits many times."""
+MAX_MESSAGE_CHARACTERS = 500
 _ERRORS: dict[int, type[ScelleError]] = {
     400: InvalidInputError,
     401: NotAuthenticatedError,
@@ -38,113 +54,178 @@ _ERRORS: dict[int, type[ScelleError]] = {
     409: RuleViolationError,
     422: InvalidInputError,
     412: InvalidInputError,
+    413: InvalidInputError,
     415: InvalidInputError,
     429: TooManyAttemptsError,
     460: ChecksumMismatchError,
 }
 TUS = {"Tus-Resumable": "1.0.0"}
+UNDERSTOOD = "the platform sent an answer Scellé does not understand"
+
+# --- the shapes of the answers ------------------------------------------------------
+
+_UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+ENVELOPE_KIND_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
+_NO_CONTROLS = r"^[^\x00-\x1f\x7f-\x9f]*$"
+
+
+def _aware_iso_datetime(value: str) -> str:
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("not an ISO 8601 date and time") from None
+    if parsed.tzinfo is None:
+        raise ValueError("a date and time without its offset")
+    return value
+
+
+Uuid = Annotated[str, StringConstraints(pattern=_UUID_PATTERN)]
+"""An id that may name a folder on the workstation: a UUID, lower-case, nothing else."""
+EnvelopeKind = Annotated[str, StringConstraints(pattern=ENVELOPE_KIND_PATTERN)]
+Text = Annotated[str, StringConstraints(max_length=1000, pattern=_NO_CONTROLS)]
+Fingerprint = Annotated[str, StringConstraints(pattern=r"^[0-9A-F]{2}(:[0-9A-F]{2}){31}$")]
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+Pem = Annotated[str, StringConstraints(max_length=64 << 10)]
+Timestamp = Annotated[str, StringConstraints(max_length=40), AfterValidator(_aware_iso_datetime)]
+Size = Annotated[int, Field(ge=0, le=1 << 40)]
+Rsf = Annotated[str, StringConstraints(pattern=r"^RSF [0-9A-Z]{4}(-[0-9A-Z]{4}){4}$")]
 
 
 class Organisation(TypedDict):
-    id: str
-    name: str
-    kind: str
+    id: Uuid
+    name: Text
+    kind: Text
 
 
 class Service(TypedDict):
-    id: str
-    name: str
-    permissions: list[str]
+    id: Uuid
+    name: Text
+    permissions: Annotated[list[Text], Field(max_length=50)]
 
 
 class Me(TypedDict):
-    email: str
+    email: Text
     organisation: Organisation
-    services: list[Service]
+    services: Annotated[list[Service], Field(max_length=1000)]
 
 
 class LoginAnswer(TypedDict):
-    token: str
-    expires_at: str
+    token: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]{1,200}$")]
+    expires_at: Timestamp
     user: Me
 
 
 class KeyPair(TypedDict):
-    id: str
-    service: str
-    service_name: str
-    designation: str
-    role: str
-    common_name: str
-    fingerprint_sha256: str
-    not_before: str
-    not_after: str
+    id: Uuid
+    service: Uuid
+    service_name: Text
+    designation: Text
+    role: Text
+    common_name: Text
+    fingerprint_sha256: Fingerprint
+    not_before: Timestamp
+    not_after: Timestamp
     issued_by_platform: bool
-    added_by: str | None
-    added_at: str
-    certificate_pem: str
-    open_tenders: list[str]
+    added_by: Text | None
+    added_at: Timestamp
+    certificate_pem: Pem
+    open_tenders: Annotated[list[Text], Field(max_length=10_000)]
 
 
 class PublishedKeyPair(KeyPair):
-    chain_pem: list[str]
+    chain_pem: Annotated[list[Pem], Field(max_length=10)]
 
 
 class Registry(TypedDict):
-    key_pairs: list[KeyPair]
-    warnings: list[str]
+    key_pairs: Annotated[list[KeyPair], Field(max_length=10_000)]
+    warnings: Annotated[list[Text], Field(max_length=10_000)]
 
 
 class Recipient(TypedDict):
-    designation: str
-    role: str
-    common_name: str
-    fingerprint_sha256: str
-    not_after: str
-    certificate_pem: str
+    designation: Text
+    role: Text
+    common_name: Text
+    fingerprint_sha256: Fingerprint
+    not_after: Timestamp
+    certificate_pem: Pem
     issued_by_platform: bool
 
 
 class Tender(TypedDict):
-    id: str
-    reference: str
-    title: str
-    organisation: str
-    service: str
-    deadline: str
-    opening_window_ends: str
-    envelopes: list[str]
-    status: str
-    launched_at: str | None
-    closed_at: str | None
-    key_pairs: list[Recipient]
-    max_deposit_bytes: int
+    id: Uuid
+    reference: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    title: Text
+    organisation: Text
+    service: Text
+    deadline: Timestamp
+    opening_window_ends: Timestamp
+    envelopes: Annotated[list[EnvelopeKind], Field(min_length=1, max_length=10)]
+    status: Text
+    launched_at: Timestamp | None
+    closed_at: Timestamp | None
+    key_pairs: Annotated[list[Recipient], Field(max_length=100)]
+    max_deposit_bytes: Size
+    rsf: Rsf | None
 
 
 class ReceivedEnvelope(TypedDict):
-    kind: str
-    size: int
-    sha256: str
+    kind: EnvelopeKind
+    size: Size
+    sha256: Sha256
+    recipients: Annotated[list[Fingerprint], Field(max_length=100)]
+    upload: Uuid | None
 
 
 class Deposit(TypedDict):
-    id: str
-    tender: str
-    bidder: str
-    received_at: str
+    id: Uuid
+    tender: Text
+    bidder: Text
+    received_at: Timestamp
     late: bool
-    envelopes: list[ReceivedEnvelope]
+    envelopes: Annotated[list[ReceivedEnvelope], Field(max_length=10)]
 
 
 class DepositReceipt(Deposit):
-    receipt: str
+    receipt: Annotated[str, StringConstraints(max_length=1 << 20)]
 
 
 class Authority(TypedDict):
-    name: str
-    certificate_pem: str
-    fingerprint_sha256: str
-    not_after: str
+    name: Text
+    certificate_pem: Pem
+    fingerprint_sha256: Fingerprint
+    not_after: Timestamp
+
+
+class Health(TypedDict):
+    status: Text
+
+
+_Answer = TypeVar("_Answer")
+_ADAPTERS: dict[Any, pydantic.TypeAdapter[Any]] = {}
+
+
+def parse_answer(kind: type[_Answer], content: bytes) -> _Answer:
+    """`content` validated as `kind`, strictly; anything else is a PlatformAnswerError."""
+    adapter = _ADAPTERS.get(kind)
+    if adapter is None:
+        adapter = _ADAPTERS[kind] = pydantic.TypeAdapter(kind)
+    if len(content) > MAX_ANSWER_BYTES:
+        raise PlatformAnswerError(f"{UNDERSTOOD}: the answer is too large")
+    try:
+        # pydantic's JSON parser bounds nesting depth itself (no RecursionError).
+        return cast(_Answer, adapter.validate_json(content, strict=True))
+    except pydantic.ValidationError as error:
+        first = error.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the answer"
+        raise PlatformAnswerError(f"{UNDERSTOOD}: {where}: {first['msg']}"[:300]) from None
+
+
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _printable(value: object) -> str:
+    """A server-given message made safe to print: no control characters, bounded."""
+    return _CONTROLS.sub(" ", str(value))[:MAX_MESSAGE_CHARACTERS]
 
 
 def check_platform_url(url: str) -> str:
@@ -171,9 +252,12 @@ def _is_loopback(host: str) -> bool:
 
 def _error(response: httpx.Response) -> ScelleError:
     try:
+        if len(response.content) > MAX_ANSWER_BYTES:
+            raise ValueError("too large")
         body = response.json()
-        message, hint = str(body["detail"]), body.get("hint")
-    except (ValueError, KeyError, TypeError):
+        message, hint = _printable(body["detail"]), body.get("hint")
+        hint = None if hint is None else _printable(hint)
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         message, hint = f"the platform answered HTTP {response.status_code}", None
     kind = _ERRORS.get(response.status_code)
     if kind is None:
@@ -205,52 +289,54 @@ class PlatformClient:
         self.close()
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:  # noqa: ANN401
+        """One request; its body read up to MAX_ANSWER_BYTES, errors raised."""
         try:
-            response = self._http.request(method, path, **kwargs)
+            with self._http.stream(method, path, **kwargs) as response:
+                body = bytearray()
+                for piece in response.iter_bytes():
+                    body += piece
+                    if len(body) > MAX_ANSWER_BYTES:
+                        raise PlatformAnswerError(f"{UNDERSTOOD}: the answer is too large")
+                response._content = bytes(body)  # read once, bounded
         except httpx.HTTPError as error:
             raise PlatformUnavailableError(
-                f"cannot reach the platform at {self.url}: {error}"
+                f"cannot reach the platform at {self.url}: {_printable(error)}"
             ) from None
+        _refuse_redirects(response)
         if response.status_code >= 400:
             raise _error(response)
         return response
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:  # noqa: ANN401 - JSON
-        response = self._send(method, path, **kwargs)
-        if response.status_code == 204 or not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            raise PlatformUnavailableError(
-                f"{self.url} answered something that is not the platform's API"
-            ) from None
+    def _call(self, kind: type[_Answer], method: str, path: str, **kwargs: Any) -> _Answer:  # noqa: ANN401
+        """A JSON route: its answer validated as `kind`."""
+        return parse_answer(kind, self._send(method, path, **kwargs).content)
+
+    def _call_without_answer(self, method: str, path: str, **kwargs: Any) -> None:  # noqa: ANN401
+        self._send(method, path, **kwargs)
 
     # --- accounts ---------------------------------------------------------------
 
     def health(self) -> bool:
-        return bool(self._call("GET", "/health").get("status") == "ok")
+        return self._call(Health, "GET", "/health")["status"] == "ok"
 
     def login(self, email: str, password: str) -> LoginAnswer:
-        return cast(
-            LoginAnswer,
-            self._call("POST", "/auth/login", json={"email": email, "password": password}),
-        )
+        body = {"email": email, "password": password}
+        return self._call(LoginAnswer, "POST", "/auth/login", json=body)
 
     def logout(self) -> None:
-        self._call("POST", "/auth/logout")
+        self._call_without_answer("POST", "/auth/logout")
 
     def me(self) -> Me:
-        return cast(Me, self._call("GET", "/me"))
+        return self._call(Me, "GET", "/me")
 
     def platform_ca(self) -> Authority:
-        return cast(Authority, self._call("GET", "/platform/ca"))
+        return self._call(Authority, "GET", "/platform/ca")
 
     # --- key registry -----------------------------------------------------------
 
     def key_pairs(self, service: str | None = None) -> Registry:
         params = {"service": service} if service else {}
-        return cast(Registry, self._call("GET", "/key-pairs", params=params))
+        return self._call(Registry, "GET", "/key-pairs", params=params)
 
     def publish_key_pair(
         self,
@@ -268,21 +354,19 @@ class PlatformClient:
             "csr_pem": csr_pem.decode(),
             "certificate_pem": certificate_pem.decode() if certificate_pem else None,
         }
-        return cast(PublishedKeyPair, self._call("POST", "/key-pairs", json=body))
+        return self._call(PublishedKeyPair, "POST", "/key-pairs", json=body)
 
     def rename_key_pair(self, key_pair_id: str, designation: str) -> KeyPair:
-        return cast(
-            KeyPair,
-            self._call("PATCH", f"/key-pairs/{key_pair_id}", json={"designation": designation}),
-        )
+        body = {"designation": designation}
+        return self._call(KeyPair, "PATCH", f"/key-pairs/{_segment(key_pair_id)}", json=body)
 
     def delete_key_pair(self, key_pair_id: str) -> None:
-        self._call("DELETE", f"/key-pairs/{key_pair_id}")
+        self._call_without_answer("DELETE", f"/key-pairs/{_segment(key_pair_id)}")
 
     # --- tenders ----------------------------------------------------------------
 
     def tenders(self) -> list[Tender]:
-        return cast(list[Tender], self._call("GET", "/tenders"))
+        return self._call(list[Tender], "GET", "/tenders")
 
     def create_tender(
         self,
@@ -300,26 +384,20 @@ class PlatformClient:
             "deadline": deadline.isoformat(),
             "envelopes": envelopes,
         }
-        return cast(Tender, self._call("POST", "/tenders", json=body))
+        return self._call(Tender, "POST", "/tenders", json=body)
 
     def tender(self, reference: str) -> Tender:
-        return cast(Tender, self._call("GET", f"/tenders/{_segment(reference)}"))
+        return self._call(Tender, "GET", f"/tenders/{_segment(reference)}")
 
     def launch_tender(self, reference: str, key_pairs: list[str]) -> Tender:
-        return cast(
-            Tender,
-            self._call(
-                "POST", f"/tenders/{_segment(reference)}/launch", json={"key_pairs": key_pairs}
-            ),
-        )
+        path = f"/tenders/{_segment(reference)}/launch"
+        return self._call(Tender, "POST", path, json={"key_pairs": key_pairs})
 
     def close_tender(self, reference: str) -> Tender:
-        return cast(Tender, self._call("POST", f"/tenders/{_segment(reference)}/close"))
+        return self._call(Tender, "POST", f"/tenders/{_segment(reference)}/close")
 
     def recipients(self, reference: str) -> list[Recipient]:
-        return cast(
-            list[Recipient], self._call("GET", f"/tenders/{_segment(reference)}/recipients")
-        )
+        return self._call(list[Recipient], "GET", f"/tenders/{_segment(reference)}/recipients")
 
     # --- deposits: tus uploads, then the deposit ---------------------------------------
 
@@ -334,15 +412,24 @@ class PlatformClient:
             "/uploads/",
             headers={**TUS, "Upload-Length": str(length), "Upload-Metadata": metadata},
         )
-        location = str(urllib.parse.urlsplit(str(response.headers.get("Location", ""))).path)
-        if not location.startswith("/api/uploads/"):
-            raise PlatformUnavailableError("the platform did not say where to upload")
-        return location
+        return self._upload_path(str(response.headers.get("Location", "")))
+
+    def _upload_path(self, location: str) -> str:
+        """The path of an upload the platform named: on this platform, an /api/uploads/<uuid>."""
+        parsed = urllib.parse.urlsplit(location)
+        ours = urllib.parse.urlsplit(self.url)
+        if parsed.scheme and (parsed.scheme, parsed.netloc) != (ours.scheme, ours.netloc):
+            raise PlatformAnswerError(f"{UNDERSTOOD}: an upload on another server")
+        prefix = f"{ours.path}/api/uploads/"
+        upload_id = parsed.path.removeprefix(prefix)
+        if not parsed.path.startswith(prefix) or not re.fullmatch(_UUID_PATTERN, upload_id):
+            raise PlatformAnswerError(f"{UNDERSTOOD}: it did not say where to upload")
+        return f"/api/uploads/{upload_id}"
 
     def upload_offset(self, upload: str) -> int:
         """How many bytes of the upload the platform holds (tus HEAD)."""
-        response = self._send("HEAD", f"{self.url}{upload}", headers=TUS)
-        return int(response.headers["Upload-Offset"])
+        response = self._send("HEAD", f"{self.url}{self._upload_path(upload)}", headers=TUS)
+        return _header_count(response, "Upload-Offset")
 
     def send_chunk(self, upload: str, offset: int, data: bytes, *, checksum: bool = False) -> int:
         """Append `data` at `offset` (tus PATCH); returns the new offset.
@@ -360,11 +447,18 @@ class PlatformClient:
         if checksum:
             digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
             headers["Upload-Checksum"] = f"sha256 {digest}"
-        response = self._send("PATCH", f"{self.url}{upload}", content=data, headers=headers)
-        return int(response.headers["Upload-Offset"])
+        path = f"{self.url}{self._upload_path(upload)}"
+        response = self._send("PATCH", path, content=data, headers=headers)
+        held = _header_count(response, "Upload-Offset")
+        if held != offset + len(data):
+            raise PlatformAnswerError(
+                f"{UNDERSTOOD}: it holds {held} bytes after a chunk that ends at "
+                f"{offset + len(data)}"
+            )
+        return held
 
     def terminate_upload(self, upload: str) -> None:
-        self._send("DELETE", f"{self.url}{upload}", headers=TUS)
+        self._send("DELETE", f"{self.url}{self._upload_path(upload)}", headers=TUS)
 
     def finalise_deposit(
         self, reference: str, uploads: list[tuple[str, str, str | None]]
@@ -376,37 +470,74 @@ class PlatformClient:
                 for kind, upload, sha256 in uploads
             ]
         }
-        return cast(
-            DepositReceipt,
-            self._call("POST", f"/tenders/{_segment(reference)}/deposits", json=body),
-        )
+        path = f"/tenders/{_segment(reference)}/deposits"
+        return self._call(DepositReceipt, "POST", path, json=body)
 
-    def download_envelope(self, deposit: str, kind: str, sink: BinaryIO, *, start: int) -> None:
-        """Stream an envelope's ciphertext into `sink`, from byte `start` (a resumed download)."""
+    def download_envelope(
+        self, deposit: str, kind: str, sink: BinaryIO, *, start: int, size: int
+    ) -> None:
+        """Stream an envelope's ciphertext into `sink`, from byte `start` (a resumed
+        download) up to `size`: a server that sends more is refused."""
         headers = {"Range": f"bytes={start}-"} if start else {}
         path = f"/deposits/{_segment(deposit)}/envelopes/{_segment(kind)}"
         try:
             with self._http.stream("GET", path, headers=headers) as response:
                 if response.status_code >= 400:
-                    response.read()
+                    body = b""
+                    for piece in response.iter_bytes():
+                        body += piece
+                        if len(body) > MAX_ANSWER_BYTES:
+                            break
+                    response._content = body[:MAX_ANSWER_BYTES]
                     raise _error(response)
+                _refuse_redirects(response)
+                if start and response.status_code != 206:
+                    raise PlatformAnswerError(f"{UNDERSTOOD}: it did not resume the download")
+                left = size - start
                 for piece in response.iter_bytes(1 << 20):
+                    left -= len(piece)
+                    if left < 0:
+                        raise PlatformAnswerError(
+                            f"{UNDERSTOOD}: the envelope is longer than the {size} bytes recorded"
+                        )
                     sink.write(piece)
         except httpx.HTTPError as error:
             raise PlatformUnavailableError(
-                f"cannot reach the platform at {self.url}: {error}"
+                f"cannot reach the platform at {self.url}: {_printable(error)}"
             ) from None
 
     def report_opened(self, deposit: str, kind: str, *, files: int) -> None:
         path = f"/deposits/{_segment(deposit)}/envelopes/{_segment(kind)}/opened"
-        self._call("POST", path, json={"files": files})
+        self._call_without_answer("POST", path, json={"files": files})
 
     def my_deposits(self) -> list[Deposit]:
-        return cast(list[Deposit], self._call("GET", "/deposits"))
+        return self._call(list[Deposit], "GET", "/deposits")
+
+    def my_deposit(self, deposit: str) -> DepositReceipt:
+        """One of the company's deposits with its signed receipt (a lost one fetched again)."""
+        return self._call(DepositReceipt, "GET", f"/deposits/{_segment(deposit)}")
 
     def tender_deposits(self, reference: str) -> list[Deposit]:
-        return cast(list[Deposit], self._call("GET", f"/tenders/{_segment(reference)}/deposits"))
+        path = f"/tenders/{_segment(reference)}/deposits"
+        return self._call(list[Deposit], "GET", path)
 
 
 def _segment(value: str) -> str:
     return urllib.parse.quote(value, safe="")
+
+
+def _refuse_redirects(response: httpx.Response) -> None:
+    # Never followed: a redirect could send the token, or the bid, to another host.
+    if 300 <= response.status_code < 400:
+        raise PlatformAnswerError(
+            f"{UNDERSTOOD}: a redirect (HTTP {response.status_code}) to "
+            f"{_printable(response.headers.get('Location', '?'))[:100]}"
+        )
+
+
+def _header_count(response: httpx.Response, name: str) -> int:
+    """A byte count from a tus header: ASCII digits only, bounded."""
+    value = response.headers.get(name, "")
+    if not re.fullmatch(r"[0-9]{1,15}", value):
+        raise PlatformAnswerError(f"{UNDERSTOOD}: {name} is {_printable(value)[:40]!r}")
+    return int(value)

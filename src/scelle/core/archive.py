@@ -38,6 +38,9 @@ MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "scelle-envelope/1"
 MAX_MANIFEST_BYTES = 16 << 20
 MAX_NAME_BYTES = 1024
+MAX_FILES = 20_000
+"""Files one envelope may hold: far more than any offer, few enough that a hostile one
+cannot fill a workstation's disk with empty files or hold the opening for long."""
 READ_SIZE = 1 << 20
 
 _ZIP32_LIMIT = 0xFFFFFFFF
@@ -107,15 +110,26 @@ class Manifest:
         except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
             raise ArchiveError("the envelope's manifest is damaged") from None
         seen: set[str] = set()
+        folders: set[str] = set()
         for file in manifest.files:
             check_member_name(file.name)
             folded = unicodedata.normalize("NFC", file.name).casefold()
             if folded in seen:
                 raise ArchiveError(f"the envelope lists {file.name!r} twice")
             seen.add(folded)
+            parts = folded.split("/")
+            folders.update("/".join(parts[:i]) for i in range(1, len(parts)))
             if file.size < 0 or len(file.sha256) != 64:
                 raise ArchiveError(f"the manifest's entry for {file.name!r} is damaged")
+        # "a" and "a/b": one path cannot be both a file and a folder.
+        clash = sorted(seen & folders)
+        if clash:
+            raise ArchiveError(f"the envelope holds {clash[0]!r} both as a file and as a folder")
         return manifest
+
+
+MAX_COMPONENT_BYTES = 255
+"""The longest file or folder name most file systems hold (ext4, NTFS in UTF-16 units)."""
 
 
 def check_member_name(name: str) -> str:
@@ -124,6 +138,8 @@ def check_member_name(name: str) -> str:
     if not name or len(encoded) > MAX_NAME_BYTES:
         raise ArchiveError(f"the envelope holds a file with an unusable name: {name!r}")
     path = PurePosixPath(name)
+    if any(len(part.encode("utf-8", "surrogatepass")) > MAX_COMPONENT_BYTES for part in path.parts):
+        raise ArchiveError(f"the envelope holds a file name too long for any disk: {name[:80]!r}…")
     if (
         "\\" in name
         or "\x00" in name
@@ -226,7 +242,13 @@ def plan_archive(
     """Pass 1: list and hash the file or folder `source`."""
     files: list[PackedFile] = []
     seen: set[str] = set()
-    for name, path in _members(source):
+    members = _members(source)
+    if len(members) > MAX_FILES:
+        raise InvalidInputError(
+            f"{source} holds {len(members)} files; an envelope holds at most {MAX_FILES}",
+            hint="Put them in a ZIP file of your own first.",
+        )
+    for name, path in members:
         try:
             name.encode("utf-8")
         except UnicodeEncodeError:
@@ -437,6 +459,8 @@ def _is_link(info: zipfile.ZipInfo) -> bool:
 def read_manifest(archive: zipfile.ZipFile) -> Manifest:
     """The manifest, checked against the archive's directory entry by entry."""
     members = archive.infolist()
+    if len(members) > MAX_FILES + 1:
+        raise ArchiveError(f"the envelope holds {len(members) - 1} files; at most {MAX_FILES}")
     if not members or members[0].filename != MANIFEST_NAME:
         raise ArchiveError(f"the envelope does not start with its {MANIFEST_NAME}")
     if members[0].file_size > MAX_MANIFEST_BYTES:
@@ -474,10 +498,13 @@ def open_archive(
     target: Path,
     *,
     expect: Callable[[Manifest], None] | None = None,
+    before_publish: Callable[[Manifest], None] | None = None,
     progress: Progress | None = None,
 ) -> Manifest:
     """Extract the archive at `path` (a file or a seekable file object) into the new
-    folder `target`, checking everything; `expect` may refuse the manifest first.
+    folder `target`, checking everything; `expect` may refuse the manifest first, and
+    `before_publish` runs once every file checked out, before any appears at `target`
+    (an exception there leaves nothing).
 
     The files are written in a temporary folder beside `target`, which is
     renamed into place only when every file matched its manifest entry; on
@@ -501,6 +528,8 @@ def open_archive(
             raise ArchiveError(
                 f"the envelope's content is not a readable archive ({error})"
             ) from None
+        if before_publish is not None:
+            before_publish(manifest)
         staging.rename(target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -116,3 +116,8 @@ class TooManyAttemptsError(ScelleError):
 
 class PlatformUnavailableError(ScelleError):
     """The platform cannot be reached, or failed to answer."""
+
+
+class PlatformAnswerError(PlatformUnavailableError):
+    """The platform answered something that is not what its API says: a lying or
+    broken server. Nothing of the answer is used."""

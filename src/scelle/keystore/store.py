@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import shutil
 import uuid
@@ -298,6 +299,41 @@ class KeyStore:
 
     def delete_pending(self, name: str) -> None:
         self._pending(name).unlink(missing_ok=True)
+
+    # --- tenders launched from this workstation ----------------------------------
+
+    def _tender_record(self, platform: str, reference: str) -> Path:
+        key = hashlib.sha256(f"{platform}\n{reference.casefold()}".encode()).hexdigest()[:32]
+        return self.home / "tenders" / f"{key}.json"
+
+    def save_tender_record(
+        self, platform: str, reference: str, rsf: str, fingerprints: Sequence[str]
+    ) -> None:
+        """Keep the recipient set of a tender this workstation launched: the opening
+        checks envelopes against it rather than against what the server says later."""
+        ensure_private_dir(self.home / "tenders")
+        document = {
+            "platform": platform,
+            "tender": reference,
+            "rsf": rsf,
+            "fingerprints": sorted(fingerprints),
+        }
+        write_private_file(
+            self._tender_record(platform, reference),
+            json.dumps(document, indent=2).encode(),
+            overwrite=True,
+        )
+
+    def tender_record(self, platform: str, reference: str) -> tuple[str, list[str]] | None:
+        """(RSF, fingerprints) recorded at launch, or None when this workstation did not."""
+        path = self._tender_record(platform, reference)
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text("utf-8"))
+            return str(data["rsf"]), [str(f) for f in data["fingerprints"]]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise StoreError(f"{path} is damaged") from error
 
     # --- the store passphrase --------------------------------------------------
 

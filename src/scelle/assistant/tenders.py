@@ -1,0 +1,88 @@
+"""A tender's recipient set as the workstation sees it (DESIGN.md, "Trust").
+
+The recipient-set fingerprint (core.rsf) is always recomputed here from the
+certificates the platform lists, never taken from the server's word: a
+server stating a code that its own certificates do not give is lying.
+Launching from this workstation checks that the personal key pairs assigned
+are ones its store holds, and records the set, so that the opening later
+checks envelopes against what was seen at launch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from scelle.client import api
+from scelle.core import certs
+from scelle.core.errors import PlatformAnswerError, ScelleError
+from scelle.core.rsf import recipient_set_fingerprint
+from scelle.keystore import KeyStore
+
+
+def tender_rsf(tender: api.Tender) -> str | None:
+    """The tender's RSF recomputed from its certificates (None for a draft).
+
+    Each certificate must hash to the fingerprint listed beside it, and the
+    code the platform states, when it states one, must be this one.
+    """
+    if not tender["key_pairs"]:
+        return None
+    fingerprints = []
+    for recipient in tender["key_pairs"]:
+        try:
+            certificate = certs.load_certificate(recipient["certificate_pem"].encode())
+        except ScelleError:
+            raise PlatformAnswerError(
+                f"the platform sent a certificate for {recipient['designation']} that "
+                "cannot be read"
+            ) from None
+        fingerprint = certs.fingerprint_sha256(certificate)
+        if fingerprint != recipient["fingerprint_sha256"]:
+            raise PlatformAnswerError(
+                f"the certificate of {recipient['designation']} does not match its fingerprint"
+            )
+        fingerprints.append(fingerprint)
+    computed = recipient_set_fingerprint(fingerprints)
+    if tender["rsf"] is not None and tender["rsf"] != computed:
+        raise PlatformAnswerError(
+            f"the platform states {tender['rsf']} for {tender['reference']}, but the "
+            f"certificates it lists give {computed}: do not deposit, tell the buyer"
+        )
+    return computed
+
+
+@dataclass(frozen=True)
+class Launched:
+    """A tender launched from this workstation, as checked here."""
+
+    tender: api.Tender
+    rsf: str
+    held_here: list[str]
+    """Designations of the tender's key pairs whose certificate this store holds."""
+    not_vouched: list[str]
+    """Personal key pairs assigned that this store does not hold: nobody here can
+    vouch they are the service's own."""
+
+
+def launch(
+    client: api.PlatformClient, store: KeyStore, reference: str, keys: list[str]
+) -> Launched:
+    """Launch the tender, check its personal key pairs against the store, record its set."""
+    tender = client.launch_tender(reference, keys)
+    rsf = tender_rsf(tender)
+    if rsf is None:
+        raise PlatformAnswerError(f"the platform launched {reference} without any key pair")
+    local = {key.fingerprint_sha256 for key in store.key_pairs()}
+    held = [r["designation"] for r in tender["key_pairs"] if r["fingerprint_sha256"] in local]
+    not_vouched = [
+        r["designation"]
+        for r in tender["key_pairs"]
+        if r["role"] == "personal" and r["fingerprint_sha256"] not in local
+    ]
+    store.save_tender_record(
+        client.url,
+        tender["reference"],
+        rsf,
+        [r["fingerprint_sha256"] for r in tender["key_pairs"]],
+    )
+    return Launched(tender, rsf, held, not_vouched)
