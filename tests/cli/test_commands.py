@@ -328,3 +328,12 @@ def test_progress_bar_on_a_terminal(tmp_path: Path, alice: Identity) -> None:
     assert done.returncode == 0, shown
     assert b"Encrypting" in shown and b"8.4/8.4 MB" in shown
     assert (tmp_path / "big.bin.p7m").exists()
+
+
+def test_tables_print_names_and_fingerprints_as_they_are(capsys) -> None:
+    from scelle.cli.remote import print_table
+
+    fingerprint = "0E:CD:1D:C3"  # ":CD:" is an emoji code to rich
+    print_table(["Name", "Fingerprint"], [["[red]Société[/red] :smile:", fingerprint]])
+    out = capsys.readouterr().out
+    assert fingerprint in out and "[red]Société[/red] :smile:" in out

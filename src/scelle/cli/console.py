@@ -11,13 +11,16 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from scelle.cli.i18n import _
 from scelle.core.envelope import ProgressCallback
 from scelle.core.errors import InvalidInputError, WrongPasswordError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 _Command = TypeVar("_Command", bound=Callable[..., Any])
 
@@ -99,13 +102,21 @@ def say(message: str) -> None:
 ProgressFactory = Callable[[str, int | None], ProgressCallback | None]
 
 
+def plain_console(**options: Any) -> Console:  # noqa: ANN401 - rich's keywords
+    """A rich console that prints text as it is: no markup, no emoji codes, no
+    highlighting. Names come from the platform, and a fingerprint holds ":CD:",
+    which rich would otherwise print as an emoji."""
+    from rich.console import Console
+
+    return Console(markup=False, emoji=False, highlight=False, **options)
+
+
 @contextlib.contextmanager
 def progress_bars() -> Iterator[ProgressFactory]:
     """A factory of progress bars, one per phase (label, total bytes), on a terminal only."""
     if not sys.stderr.isatty():
         yield lambda _label, _total: None
         return
-    from rich.console import Console
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -116,13 +127,13 @@ def progress_bars() -> Iterator[ProgressFactory]:
     )
 
     columns = (
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+    with Progress(*columns, console=plain_console(stderr=True), transient=True) as progress:
 
         def bar(label: str, total: int | None) -> ProgressCallback:
             task = progress.add_task(_(label), total=total)
@@ -144,7 +155,5 @@ def spinner(description: str) -> Iterator[None]:
     if not sys.stderr.isatty():
         yield
         return
-    from rich.console import Console
-
-    with Console(stderr=True).status(description):
+    with plain_console(stderr=True).status(description):
         yield

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import click
 
-from scelle.cli.console import ask_password, force_option, password_file_option, say, spinner
+from scelle.cli.console import (
+    ask_password,
+    force_option,
+    password_file_option,
+    plain_console,
+    say,
+    spinner,
+)
 from scelle.cli.i18n import _
 from scelle.cli.main import Session, pass_session
 from scelle.core import certs, pkcs12
@@ -159,7 +166,6 @@ def list_(session: Session, as_json: bool) -> None:
     if not found:
         say(_("No key pair in this workstation's store ({home}).", home=session.store.home))
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
@@ -173,7 +179,7 @@ def list_(session: Session, as_json: bool) -> None:
             f"{key.not_after:%Y-%m-%d}",
             _("yes") if key.exportable else _("no"),
         )
-    Console(soft_wrap=True).print(table)
+    plain_console(soft_wrap=True).print(table)
 
 
 @keys.command()

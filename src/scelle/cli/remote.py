@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from scelle.cli.console import ask_password, password_file_option, say
+from scelle.cli.console import ask_password, password_file_option, plain_console, say
 from scelle.cli.i18n import _
 from scelle.cli.main import Session, pass_session
 from scelle.client import api
@@ -69,7 +69,6 @@ def _print_json(data: object) -> None:
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     """A table on stdout, as wide as it needs when piped."""
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
@@ -78,7 +77,7 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     for row in rows:
         table.add_row(*row)
     # Piped, rich would squeeze the table into 80 columns: let lines be long.
-    Console(soft_wrap=True, width=None if sys.stdout.isatty() else 240).print(table)
+    plain_console(soft_wrap=True, width=None if sys.stdout.isatty() else 240).print(table)
 
 
 def _day(value: str) -> str:
