@@ -72,7 +72,7 @@ class Platform:
         import psycopg
 
         with psycopg.connect(f"{POSTGRES_SERVER}/{self.database}") as db:
-            db.execute(sql, params)  # type: ignore[arg-type]
+            db.execute(sql, params)
 
     def dump(self) -> bytes:
         """The whole database as bytes: the SQLite file, or pg_dump's output."""

@@ -77,7 +77,7 @@ def _client(station: Workstation) -> api.PlatformClient:
 def _deposit_raw(station: Workstation, offre: bytes, candidature: bytes) -> None:
     """Upload already-sealed envelopes through the API, as any tus client could."""
     with _client(station) as client:
-        made = []
+        made: list[tuple[str, str, str | None]] = []
         for kind, data in (("candidature", candidature), ("offre", offre)):
             upload = client.create_upload(tender="AO-RSF", envelope=kind, length=len(data))
             client.send_chunk(upload, 0, data)
