@@ -47,6 +47,8 @@ class HostilePlatform:
     url: str = ""
     routes: dict[tuple[str, str], Route] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
+    fallback: Route | None = None
+    """What any other route answers (None: 404)."""
 
     def set(self, method: str, path: str, answer: Answer | Route) -> None:
         if callable(answer):
@@ -73,7 +75,7 @@ def hostile_platform() -> Iterator[HostilePlatform]:
             path = self.path.split("?", 1)[0]
             request = Request(self.command, path, dict(self.headers), body)
             state.requests.append(request)
-            route = state.routes.get((self.command, path))
+            route = state.routes.get((self.command, path), state.fallback)
             if route is None:
                 status, headers, payload = json_answer({"detail": "no such route"}, 404)
             else:
