@@ -129,7 +129,9 @@ def fake() -> Iterator[HostilePlatform]:
 def _corrupt(document: Any, path: list[int], value: Any) -> Any:
     """`document` with the node chosen by `path` replaced by `value`."""
     document = copy.deepcopy(document)
-    node, parent, key = document, None, None
+    node: Any = document
+    parent: Any = None
+    key: Any = None
     for step in path:
         if isinstance(node, dict) and node:
             parent, key = node, sorted(node)[step % len(node)]
@@ -146,9 +148,11 @@ def _corrupt(document: Any, path: list[int], value: Any) -> Any:
 
 def _call(fake: HostilePlatform, name: str, body: bytes, status: int = 200) -> None:
     fake.fallback = lambda _request: (status, {"Content-Type": "application/json"}, body)
-    with PlatformClient(fake.url, "scl_token", timeout=5) as client:
-        with contextlib.suppress(ScelleError):
-            CALLS[name][1](client)
+    with (
+        PlatformClient(fake.url, "scl_token", timeout=5) as client,
+        contextlib.suppress(ScelleError),
+    ):
+        CALLS[name][1](client)
 
 
 @pytest.mark.parametrize("name", sorted(CALLS))
@@ -172,7 +176,8 @@ def test_arbitrary_answers(fake: HostilePlatform, name: str, body: bytes, status
 def test_the_honest_samples_are_accepted(fake: HostilePlatform, samples: dict[str, Any]) -> None:
     # So that the corruptions above start from answers the client takes.
     for name, (sample, call) in CALLS.items():
-        fake.fallback = lambda _request, s=sample: json_answer(samples[s])
+        answer = json_answer(samples[sample])
+        fake.fallback = lambda _request, a=answer: a  # type: ignore[misc]
         with PlatformClient(fake.url, "scl_token", timeout=5) as client:
             assert call(client) is not None or name == "health", name
 
