@@ -1,12 +1,14 @@
-"""Opening benchmark: a buyer opens 200 deposits of 5 MB from `scelle serve` on 127.0.0.1.
+"""Opening benchmark: a buyer opens 200 deposits of 5 MB, then 4 of 1 GiB, from `scelle serve`.
 
 `scelle open`'s path (download, SHA-256 check against the deposit record,
 decrypt to a temporary file, manifest check, safe extraction, report to the
 platform) against the reference: decrypting the same envelope files with
 `scelle decrypt`'s code alone, in the same run. Prints envelopes/s, MB/s and
-the ratio.
+the ratio, and the opening process's peak RSS above its level before (memory
+must stay flat whatever the size).
 
-    python bench/opening.py [--deposits 200] [--mb 5]
+    python bench/opening.py                       # both runs
+    python bench/opening.py --deposits 200 --mb 5 # one
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import concurrent.futures
 import datetime as dt
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -34,21 +38,56 @@ DEPOSIT_WINDOW = dt.timedelta(seconds=90)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--deposits", type=int, default=200)
-    parser.add_argument("--mb", type=int, default=5)
+    parser.add_argument("--deposits", type=int)
+    parser.add_argument("--mb", type=int)
     options = parser.parse_args()
-    print(f"opening benchmark: {options.deposits} deposits of {options.mb} MB, scelle serve "
-          f"on 127.0.0.1 (SQLite), {os.cpu_count()} cores")  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="scelle-bench-", dir="/var/tmp") as name:
-        folder = Path(name)
-        data = folder / "data"
-        seed(data, options.deposits)
-        process, url = start(data)
-        try:
-            run(url, folder, options.deposits, options.mb * MB)
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+    if not (options.deposits or options.mb):
+        # Each run in its own process: the platform's settings are loaded once per process.
+        for count, mb in ((200, 5), (4, 1074)):  # 1074 MB: 1 GiB
+            command = [sys.executable, __file__, "--deposits", str(count), "--mb", str(mb)]
+            subprocess.run(command, check=True)
+        return
+    for count, mb in [(options.deposits or 200, options.mb or 5)]:
+        print(f"opening benchmark: {count} deposits of {mb} MB, scelle serve "
+              f"on 127.0.0.1 (SQLite), {os.cpu_count()} cores")  # fmt: skip
+        with tempfile.TemporaryDirectory(prefix="scelle-bench-", dir="/var/tmp") as name:
+            folder = Path(name)
+            data = folder / "data"
+            seed(data, count)
+            process, url = start(data)
+            try:
+                run(url, folder, count, mb * MB)
+            finally:
+                process.terminate()
+                process.wait(timeout=30)
+
+
+def _rss() -> int:
+    """This process's resident memory, in bytes (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+class PeakRss:
+    """Samples this process's RSS every 50 ms while the block runs."""
+
+    def __enter__(self) -> PeakRss:
+        self.before = _rss()
+        self.peak = self.before
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, _rss())
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def run(url: str, folder: Path, count: int, size: int) -> None:
@@ -75,7 +114,9 @@ def run(url: str, folder: Path, count: int, size: int) -> None:
     agent.launch_tender("BENCH-OPEN", ["PERSO"])
 
     source = Path(tempfile.mkdtemp(prefix="scelle-bench-src-", dir="/dev/shm"))
-    (source / "offre.bin").write_bytes(os.urandom(size))
+    with (source / "offre.bin").open("wb") as handle:
+        for start_at in range(0, size, 64 * MB):
+            handle.write(os.urandom(min(64 * MB, size - start_at)))
 
     def one(index: int) -> None:
         with PlatformClient(url) as anonymous:
@@ -86,7 +127,7 @@ def run(url: str, folder: Path, count: int, size: int) -> None:
                     now=dt.datetime.now(dt.UTC))  # fmt: skip
 
     began = time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+    with concurrent.futures.ThreadPoolExecutor(min(8, count)) as pool:
         list(pool.map(one, range(count)))
     print(f"  (setup: {count} deposits made in {time.perf_counter() - began:.1f} s)")
     shutil.rmtree(source)
@@ -98,7 +139,8 @@ def run(url: str, folder: Path, count: int, size: int) -> None:
     keys = store.decryption_keys(["PERSO"])
     out = folder / "ouverture"
     began = time.perf_counter()
-    report = open_tender(agent, keys, "BENCH-OPEN", out)
+    with PeakRss() as memory:
+        report = open_tender(agent, keys, "BENCH-OPEN", out)
     opening = time.perf_counter() - began
     assert len(report.opened) == count and not report.failed, report.failed
     total = sum(d["envelopes"][0]["size"] for d in agent.tender_deposits("BENCH-OPEN"))
@@ -118,7 +160,11 @@ def run(url: str, folder: Path, count: int, size: int) -> None:
     )
     print(f"  scelle decrypt   {count / reference:7.1f} envelopes/s  "
           f"{total / reference / MB:7.1f} MB/s  (the same files, decryption alone)")  # fmt: skip
-    print(f"  ratio            {reference / opening:7.2f}  (open's speed / decrypt's)")
+    print(
+        f"  ratio            {reference / opening:7.2f}  (open's speed / decrypt's; target >= 0.8)"
+    )
+    print(f"  memory           {(memory.peak - memory.before) / (1 << 20):7.1f} MiB above the "
+          f"process's {memory.before / (1 << 20):.0f} MiB while opening")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -501,3 +501,27 @@ def test_hostile_archives_fail_alone(
     assert f"Summary: 2 opened, 0 already opened, {len(HOSTILE_ARCHIVES) + 1} failed" in err
     # Nothing of a failed envelope stays: only the honest company's folders.
     assert {p.name for p in out.iterdir()} == {"Honnête", ".scelle-work"}
+
+
+def test_an_envelope_our_keys_cannot_open_says_so_uniformly(
+    platform: HostilePlatform,
+    buyer: Buyer,
+    buyer_station: KeyStore,
+    tmp_path: Path,
+    capsys,
+    carol: Identity,
+) -> None:
+    out = tmp_path / "plis"
+    honest = _honest_bid(tmp_path, "BTP", buyer)
+    folder = _bid_folder(tmp_path, "Autre")
+    elsewhere = sealed_envelope(folder, "offre", "Autre", [carol.certificate])
+    deposits = [
+        (str(uuid.uuid4()), "BTP", honest),
+        (str(uuid.uuid4()), "Autre", {"offre": elsewhere}),
+    ]
+    _serve_deposits(platform, deposits)
+    status, _, err = scelle(capsys, "open", REFERENCE, "--out", str(out), clock=AFTER_DEADLINE)
+    assert status == EXIT_FAILURE
+    assert "FAILED Autre — offre" in err and "cannot be opened" in err
+    assert "archive" not in err and "manifest" not in err  # no hint of which step failed
+    assert (out / "BTP").is_dir() and not (out / "Autre").exists()

@@ -250,8 +250,11 @@ def test_zip64_for_a_file_over_4_gib(tmp_path: Path) -> None:
         infos = {info.filename: info for info in reader.infolist()}
         assert infos["maquette.bin"].file_size == (4 << 30) + (1 << 20)
         assert reader.read("z-apres.txt") == b"after the big one"
-        manifest = archive.read_manifest(reader)
+    # Our reader, in one pass, through the ZIP64 sizes.
+    manifest = archive.open_archive(envelope, tmp_path / "ouvert")
     assert manifest == plan.manifest
+    assert (tmp_path / "ouvert" / "maquette.bin").stat().st_size == (4 << 30) + (1 << 20)
+    assert (tmp_path / "ouvert" / "z-apres.txt").read_bytes() == b"after the big one"
 
 
 def test_before_publish_runs_before_any_file_appears(tmp_path: Path) -> None:

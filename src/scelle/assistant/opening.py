@@ -3,10 +3,11 @@
 For each chosen deposit and envelope: download the ciphertext (resumable),
 check it against the SHA-256 the platform recorded at deposit, check whom it
 was encrypted to against the tender's recipient set, decrypt it with the
-workstation's keys into a temporary file (plaintext is used only once the
-tag verified), check the manifest is for this tender, envelope and company,
-extract it into a staging folder, report the opening to the platform, and
-only then rename it into OUT/<company>/<deposit>/<envelope>/.
+workstation's keys straight into the archive reader (one pass: the files
+land in a hidden staging folder as they are decrypted), check the manifest
+is for this tender, envelope and company, and once the tag has verified,
+report the opening to the platform, and only then rename the staging folder
+into OUT/<company>/<deposit>/<envelope>/.
 
 Nothing the server says becomes a path unchecked (DESIGN.md, "Trust"):
 deposit ids are UUIDs (validated by the client), envelope kinds must be the
@@ -19,13 +20,17 @@ opened a few at a time, so that one downloads while another decrypts.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import hashlib
+import io
+import os
 import re
 import threading
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from cryptography import x509
 
@@ -33,11 +38,12 @@ from scelle.client import api
 from scelle.core import archive, certs, envelope
 from scelle.core.errors import (
     ArchiveError,
+    DecryptionError,
     InvalidInputError,
     PlatformAnswerError,
     ScelleError,
 )
-from scelle.core.files import ensure_private_dir, private_temporary_file
+from scelle.core.files import ensure_private_dir, write_all
 from scelle.core.rsf import recipient_set_fingerprint
 
 Progress = Callable[[int], None]
@@ -224,16 +230,60 @@ class _Opening:
             # Rule 7: the platform records the opening before any file appears.
             self.client.report_opened(deposit["id"], item["kind"], files=len(manifest.files))
 
-        with private_temporary_file(self.work) as plaintext:
-            with ciphertext.open("rb") as source:
-                envelope.decrypt_stream(source, plaintext, self.keys, deposit=True)
-            plaintext.flush()
-            plaintext.seek(0)
-            manifest = archive.open_archive(
-                plaintext, job.target, expect=expect, before_publish=report
-            )
+        manifest = self._decrypt_and_extract(ciphertext, job.target, expect, report)
         ciphertext.unlink()
         return Opened(*job.entry, job.target, len(manifest.files), deposit["late"], outside)
+
+    def _decrypt_and_extract(
+        self,
+        ciphertext: Path,
+        target: Path,
+        expect: Callable[[archive.Manifest], None],
+        report: Callable[[archive.Manifest], None],
+    ) -> archive.Manifest:
+        """Decrypt into the archive reader through a pipe: one pass, no plaintext file.
+
+        The files land in a hidden staging folder as they are decrypted, and
+        appear at `target` only once the tag has verified and the platform has
+        recorded the opening. Whatever fails, a wrong key or a damaged envelope
+        reads as the one DecryptionError (the archive's complaint about garbage
+        would otherwise say which).
+        """
+        read_fd, write_fd = os.pipe()
+        failure: list[BaseException] = []
+
+        def decrypt() -> None:
+            try:
+                with ciphertext.open("rb") as source, os.fdopen(write_fd, "wb") as pipe:
+                    envelope.decrypt_stream(source, pipe, self.keys, deposit=True)
+            except BaseException as error:  # noqa: BLE001 - handed to the reader below
+                failure.append(error)
+
+        def verified_then_report(manifest: archive.Manifest) -> None:
+            decryptor.join()  # the archive was read to its end: the tag is checked now
+            if failure:
+                raise failure[0]
+            report(manifest)
+
+        decryptor = threading.Thread(target=decrypt, name="decrypt", daemon=True)
+        decryptor.start()
+        plaintext = io.BufferedReader(io.FileIO(read_fd, "r"), buffer_size=1 << 20)
+        try:
+            return archive.open_archive(
+                plaintext, target, expect=expect, before_publish=verified_then_report
+            )
+        except BaseException:
+            # Let the decryption finish, so that a wrong key or a bad tag is what is said.
+            with contextlib.suppress(OSError):
+                while plaintext.read(1 << 20):
+                    pass
+            decryptor.join()
+            if failure and isinstance(failure[0], DecryptionError):
+                raise failure[0] from None
+            raise
+        finally:
+            plaintext.close()
+            decryptor.join()
 
     def _download(
         self, deposit: api.Deposit, item: api.ReceivedEnvelope, progress: Progress | None
@@ -245,11 +295,21 @@ class _Opening:
         if start > item["size"]:
             part.unlink()
             start = 0
+        # The SHA-256 runs as the bytes arrive: the ciphertext is not read again.
+        digest = hashlib.sha256()
+        if start:
+            with part.open("rb") as handle:
+                while piece := handle.read(1 << 20):
+                    digest.update(piece)
         if start < item["size"]:
             try:
                 with part.open("ab") as sink:
                     self.client.download_envelope(
-                        deposit["id"], item["kind"], sink, start=start, size=item["size"]
+                        deposit["id"],
+                        item["kind"],
+                        _Hashing(sink, digest),
+                        start=start,
+                        size=item["size"],
                     )
             except PlatformAnswerError:
                 part.unlink(missing_ok=True)  # what came is not to be trusted
@@ -258,10 +318,6 @@ class _Opening:
                 if part.exists() and part.stat().st_size == 0:
                     part.unlink()  # nothing to resume from
                 raise
-        digest = hashlib.sha256()
-        with part.open("rb") as handle:
-            while piece := handle.read(1 << 20):
-                digest.update(piece)
         if digest.hexdigest() != item["sha256"]:
             part.unlink()
             raise _Mismatch(
@@ -271,6 +327,19 @@ class _Opening:
         if progress is not None:
             progress(item["size"])
         return part
+
+
+class _Hashing:
+    """A sink that hashes what is written to it."""
+
+    def __init__(self, sink: BinaryIO, digest: hashlib._Hash) -> None:
+        self._sink = sink
+        self._digest = digest
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self._digest.update(data)
+        write_all(self._sink, data)
+        return len(data)
 
 
 def _remove_empty(*folders: Path) -> None:

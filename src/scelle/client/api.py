@@ -22,7 +22,7 @@ import hashlib
 import ipaddress
 import re
 import urllib.parse
-from typing import Annotated, Any, BinaryIO, TypeVar, cast
+from typing import Annotated, Any, TypeVar, cast
 
 import httpx
 import pydantic
@@ -41,6 +41,7 @@ from scelle.core.errors import (
     ScelleError,
     TooManyAttemptsError,
 )
+from scelle.core.files import Writable, write_all
 
 TIMEOUT_SECONDS = 30.0
 MAX_ANSWER_BYTES = 32 << 20
@@ -474,7 +475,7 @@ class PlatformClient:
         return self._call(DepositReceipt, "POST", path, json=body)
 
     def download_envelope(
-        self, deposit: str, kind: str, sink: BinaryIO, *, start: int, size: int
+        self, deposit: str, kind: str, sink: Writable, *, start: int, size: int
     ) -> None:
         """Stream an envelope's ciphertext into `sink`, from byte `start` (a resumed
         download) up to `size`: a server that sends more is refused."""
@@ -500,7 +501,7 @@ class PlatformClient:
                         raise PlatformAnswerError(
                             f"{UNDERSTOOD}: the envelope is longer than the {size} bytes recorded"
                         )
-                    sink.write(piece)
+                    write_all(sink, piece)
         except httpx.HTTPError as error:
             raise PlatformUnavailableError(
                 f"cannot reach the platform at {self.url}: {_printable(error)}"

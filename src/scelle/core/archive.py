@@ -24,15 +24,13 @@ import stat
 import struct
 import tempfile
 import unicodedata
-import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
 
 from scelle.core.errors import ArchiveError, InvalidInputError
-from scelle.core.files import Writable, write_all
+from scelle.core.files import Readable, Writable, write_all
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "scelle-envelope/1"
@@ -452,114 +450,212 @@ def _copy_checked(path: Path, file: PackedFile, sink: Writable, progress: Progre
 # --- opening -------------------------------------------------------------------
 
 
-def _is_link(info: zipfile.ZipInfo) -> bool:
-    return stat.S_ISLNK(info.external_attr >> 16)
+# --- opening: one pass over the archive, as it is decrypted ------------------------
+
+_LOCAL = struct.Struct("<IHHHHHIIIHH")
+_CENTRAL = struct.Struct("<IHHHHHHIIIHHHHHII")
+_MAX_EXTRA = 1 << 10
+_MAX_TRAILER = 1 << 17  # end records, a comment at most
 
 
-def read_manifest(archive: zipfile.ZipFile) -> Manifest:
-    """The manifest, checked against the archive's directory entry by entry."""
-    members = archive.infolist()
-    if len(members) > MAX_FILES + 1:
-        raise ArchiveError(f"the envelope holds {len(members) - 1} files; at most {MAX_FILES}")
-    if not members or members[0].filename != MANIFEST_NAME:
-        raise ArchiveError(f"the envelope does not start with its {MANIFEST_NAME}")
-    if members[0].file_size > MAX_MANIFEST_BYTES:
-        raise ArchiveError("the envelope's manifest is too large")
-    manifest = Manifest.from_json(archive.read(members[0]))
-    listed = [info.filename for info in members[1:]]
-    if listed != [file.name for file in manifest.files]:
+class _Stream:
+    """Reads exactly what is asked from a stream, counting; a short read is an
+    archive that ends too early."""
+
+    def __init__(self, source: Readable) -> None:
+        self._source = source
+        self.position = 0
+
+    def read(self, size: int) -> bytes:
+        parts = []
+        left = size
+        while left:
+            piece = self._source.read(min(left, READ_SIZE))
+            if not piece:
+                raise ArchiveError("the envelope's content ends before its archive does")
+            parts.append(piece)
+            left -= len(piece)
+        self.position += size
+        return b"".join(parts)
+
+    def rest(self, limit: int) -> bytes | None:
+        """Everything left, or None when more than `limit` bytes are left."""
+        left = b""
+        while piece := self._source.read(READ_SIZE):
+            left += piece
+            if len(left) > limit:
+                return None
+        return left
+
+
+def _zip64_sizes(extra: bytes, count: int) -> tuple[int, ...]:
+    """The first `count` 8-byte values of the ZIP64 extra field (id 1)."""
+    while len(extra) >= 4:
+        kind, length = struct.unpack_from("<HH", extra)
+        if kind == 0x0001 and length >= 8 * count:
+            return struct.unpack_from(f"<{count}Q", extra, 4)
+        extra = extra[4 + length :]
+    raise ArchiveError("the envelope's archive has a damaged ZIP64 field")
+
+
+def _read_local_header(stream: _Stream) -> tuple[bytes, int, int]:
+    """(name, size, CRC-32) of the next member; only what Scellé writes is accepted."""
+    fields = _LOCAL.unpack(stream.read(_LOCAL.size))
+    (
+        signature,
+        _version,
+        flags,
+        method,
+        _time,
+        _date,
+        crc,
+        packed,
+        size,
+        name_length,
+        extra_length,
+    ) = fields
+    if signature != 0x04034B50:
         raise ArchiveError("the envelope's files differ from its manifest")
-    for info, file in zip(members[1:], manifest.files, strict=True):
-        if info.is_dir() or _is_link(info):
-            raise ArchiveError(f"the envelope holds a folder or a link: {info.filename!r}")
-        if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
-            raise ArchiveError(f"{info.filename!r} is stored in a way Scellé never writes")
-        if info.file_size != file.size:
-            raise ArchiveError(f"{info.filename!r} has not the size its manifest says")
-    return manifest
+    if name_length > MAX_NAME_BYTES or extra_length > _MAX_EXTRA:
+        raise ArchiveError("the envelope's archive has an oversized header")
+    name = stream.read(name_length)
+    extra = stream.read(extra_length)
+    # Stored, not encrypted, sizes in the header (no data descriptor): nothing else.
+    if method != 0 or flags & ~_UTF8_NAMES:
+        raise ArchiveError(
+            f"{name.decode('utf-8', 'replace')!r} is stored in a way Scellé never writes"
+        )
+    if packed == size == _ZIP32_LIMIT:
+        packed, size = _zip64_sizes(extra, 2)
+    if packed != size:
+        raise ArchiveError(
+            f"{name.decode('utf-8', 'replace')!r} is stored in a way Scellé never writes"
+        )
+    return name, size, crc
 
 
-# What zipfile raises on archives it cannot read: all mean "not a usable archive".
-_UNREADABLE = (
-    zipfile.BadZipFile,
-    zipfile.LargeZipFile,
-    EOFError,
-    ValueError,
-    OSError,
-    NotImplementedError,  # a compression method zipfile does not know
-    RuntimeError,  # an encrypted member
-    zlib.error,
-    struct.error,
-)
-
-
-def open_archive(
-    path: Path | BinaryIO,
-    target: Path,
-    *,
-    expect: Callable[[Manifest], None] | None = None,
-    before_publish: Callable[[Manifest], None] | None = None,
-    progress: Progress | None = None,
-) -> Manifest:
-    """Extract the archive at `path` (a file or a seekable file object) into the new
-    folder `target`, checking everything; `expect` may refuse the manifest first, and
-    `before_publish` runs once every file checked out, before any appears at `target`
-    (an exception there leaves nothing).
-
-    The files are written in a temporary folder beside `target`, which is
-    renamed into place only when every file matched its manifest entry; on
-    any failure nothing is left.
-    """
-    if target.exists():
-        raise InvalidInputError(f"{target} already exists")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        try:
-            with zipfile.ZipFile(path) as archive:
-                manifest = read_manifest(archive)
-                if expect is not None:
-                    expect(manifest)
-                for info, entry in zip(archive.infolist()[1:], manifest.files, strict=True):
-                    _extract_checked(archive, info, entry, staging, progress)
-        except _UNREADABLE as error:
-            if isinstance(error, OSError) and error.filename:
-                raise  # our own disk, not the archive: say so as it is
+def _read_directory(stream: _Stream, members: list[tuple[bytes, int]]) -> None:
+    """The central directory must list exactly the members read, as regular files."""
+    for name, crc in members:
+        fields = _CENTRAL.unpack(stream.read(_CENTRAL.size))
+        signature, crc_listed = fields[0], fields[7]
+        name_length, extra_length, comment_length, external = (
+            fields[10], fields[11], fields[12], fields[15]
+        )  # fmt: skip
+        if signature != 0x02014B50:
+            raise ArchiveError("the envelope's files differ from its manifest")
+        if name_length > MAX_NAME_BYTES or extra_length > _MAX_EXTRA or comment_length:
+            raise ArchiveError("the envelope's archive has an oversized header")
+        listed = stream.read(name_length)
+        stream.read(extra_length)
+        if listed != name or crc_listed != crc:
+            raise ArchiveError("the envelope's directory differs from its files")
+        mode = external >> 16
+        if stat.S_ISLNK(mode) or stat.S_ISDIR(mode):
             raise ArchiveError(
-                f"the envelope's content is not a readable archive ({error})"
-            ) from None
-        if before_publish is not None:
-            before_publish(manifest)
-        staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return manifest
+                f"the envelope holds a folder or a link: {listed.decode('utf-8', 'replace')!r}"
+            )
+    trailer = stream.rest(_MAX_TRAILER)
+    if trailer is None or not trailer.startswith((b"PK\x06\x06", b"PK\x05\x06")):
+        raise ArchiveError("the envelope's archive does not end as an archive does")
 
 
-def _extract_checked(
-    archive: zipfile.ZipFile,
-    info: zipfile.ZipInfo,
-    entry: ManifestFile,
-    staging: Path,
-    progress: Progress | None,
-) -> None:
+def _extract_member(
+    stream: _Stream, entry: ManifestFile, staging: Path, progress: Progress | None
+) -> int:
+    """Write one member's bytes into `staging`, checked against the manifest; its CRC-32."""
     destination = staging.joinpath(*entry.name.split("/"))
     # Belt and braces after check_member_name: the path must stay inside.
     if not destination.resolve().is_relative_to(staging.resolve()):
         raise ArchiveError(f"the envelope holds a file with an unsafe name: {entry.name!r}")
     destination.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
-    size = 0
+    crc = 0
+    left = entry.size
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    with archive.open(info) as member, os.fdopen(os.open(destination, flags, 0o600), "wb") as out:
-        while chunk := member.read(READ_SIZE):
-            size += len(chunk)
-            if size > entry.size:
-                raise ArchiveError(f"{entry.name!r} is longer than its manifest says")
+    with os.fdopen(os.open(destination, flags, 0o600), "wb") as out:
+        while left:
+            chunk = stream.read(min(left, READ_SIZE))
+            left -= len(chunk)
             digest.update(chunk)
-            out.write(chunk)
+            crc = zlib.crc32(chunk, crc)
+            write_all(out, chunk)
             if progress is not None:
                 progress(len(chunk))
-    if size != entry.size or digest.hexdigest() != entry.sha256:
+    if digest.hexdigest() != entry.sha256:
         raise ArchiveError(f"{entry.name!r} does not match its manifest's SHA-256")
+    return crc
+
+
+def _read_archive(
+    stream: _Stream,
+    staging: Path,
+    expect: Callable[[Manifest], None] | None,
+    progress: Progress | None,
+) -> Manifest:
+    name, size, crc = _read_local_header(stream)
+    if name != MANIFEST_NAME.encode():
+        raise ArchiveError(f"the envelope does not start with its {MANIFEST_NAME}")
+    if size > MAX_MANIFEST_BYTES:
+        raise ArchiveError("the envelope's manifest is too large")
+    document = stream.read(size)
+    if zlib.crc32(document) != crc:
+        raise ArchiveError("the envelope's manifest is damaged")
+    manifest = Manifest.from_json(document)
+    if len(manifest.files) > MAX_FILES:
+        raise ArchiveError(f"the envelope holds {len(manifest.files)} files; at most {MAX_FILES}")
+    if expect is not None:
+        expect(manifest)
+    members = [(name, crc)]
+    for entry in manifest.files:
+        name, size, crc = _read_local_header(stream)
+        if name != entry.name.encode("utf-8", "surrogatepass"):
+            raise ArchiveError("the envelope's files differ from its manifest")
+        if size != entry.size:
+            raise ArchiveError(f"{entry.name!r} has not the size its manifest says")
+        if _extract_member(stream, entry, staging, progress) != crc:
+            raise ArchiveError(f"{entry.name!r} is damaged (its CRC-32 differs)")
+        members.append((name, crc))
+    _read_directory(stream, members)
+    return manifest
+
+
+def open_archive(
+    source: Path | Readable,
+    target: Path,
+    *,
+    expect: Callable[[Manifest], None] | None = None,
+    before_publish: Callable[[Manifest], None] | None = None,
+    progress: Progress | None = None,
+) -> Manifest:
+    """Extract the archive `source` (a file, or a stream read once from start to end,
+    such as a decryption's output) into the new folder `target`, checking everything;
+    `expect` may refuse the manifest first, and `before_publish` runs once every file
+    checked out, before any appears at `target` (an exception there leaves nothing).
+
+    Only the layout Scellé writes is read: the manifest first, then each file
+    it lists, in order, stored, then a directory naming the same files. The
+    files are written in a temporary folder beside `target`, renamed into
+    place only when every file matched its manifest entry; on any failure
+    nothing is left.
+    """
+    if target.exists():
+        raise InvalidInputError(f"{target} already exists")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        if isinstance(source, Path):
+            with source.open("rb") as handle:
+                manifest = _read_archive(_Stream(handle), staging, expect, progress)
+        else:
+            manifest = _read_archive(_Stream(source), staging, expect, progress)
+        if before_publish is not None:
+            before_publish(manifest)
+        staging.rename(target)
+    except struct.error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ArchiveError("the envelope's content is not a readable archive") from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
