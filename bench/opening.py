@@ -150,8 +150,8 @@ def run(url: str, folder: Path, count: int, size: int) -> None:
     plain.mkdir()
     began = time.perf_counter()
     for index, path in enumerate(stored):
-        with path.open("rb") as handle:
-            envelope.open_envelope_to_file(handle, plain / f"{index}.zip", keys)
+        with path.open("rb") as stored_file:
+            envelope.open_envelope_to_file(stored_file, plain / f"{index}.zip", keys)
     reference = time.perf_counter() - began
     agent.close()
 
