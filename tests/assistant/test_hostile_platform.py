@@ -525,3 +525,22 @@ def test_an_envelope_our_keys_cannot_open_says_so_uniformly(
     assert "FAILED Autre — offre" in err and "cannot be opened" in err
     assert "archive" not in err and "manifest" not in err  # no hint of which step failed
     assert (out / "BTP").is_dir() and not (out / "Autre").exists()
+
+
+def test_launch_says_which_key_pairs_it_cannot_vouch_for(
+    platform: HostilePlatform, buyer: Buyer, scelle_env: Path, capsys, carol: Identity
+) -> None:
+    store = KeyStore(scelle_env, lambda _new: STORE_PASSPHRASE)
+    store.add("BICLE", buyer.key, buyer.certificate, exportable=True, origin="generated", now=NOW)
+    # The platform assigned, beside ours, a personal key pair nobody here holds.
+    answer = _with_intruder(buyer, carol, issued_by_platform=True)
+    platform.set_json("POST", f"/api/tenders/{REFERENCE}/launch", answer)
+    status, _, err = scelle(capsys, "tenders", "launch", REFERENCE, "--key", "BICLE")
+    assert status == EXIT_OK, err
+    assert f"Recipient-set fingerprint: {answer['rsf']}" in err
+    assert "the personal key pair SECOURS is not in this workstation's store" in err
+    assert "personal key pair BICLE is not" not in err
+    assert store.tender_record(platform.url, REFERENCE) == (
+        answer["rsf"],
+        sorted(certs.fingerprint_sha256(c) for c in (buyer.certificate, carol.certificate)),
+    )
