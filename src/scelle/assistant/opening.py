@@ -48,7 +48,7 @@ from scelle.core.rsf import recipient_set_fingerprint
 
 Progress = Callable[[int], None]
 WORK_FOLDER = ".scelle-work"
-WORKERS = 3
+WORKERS = 4
 """Envelopes opened at once: enough to overlap download, decryption and extraction
 on two cores, few enough to keep memory and disk traffic flat."""
 OUTSIDE_THE_SET = "encrypted to a recipient outside the tender's set"
