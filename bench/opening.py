@@ -56,7 +56,7 @@ def main() -> None:
             seed(data, count)
             process, url = start(data)
             try:
-                run(url, folder, count, mb * MB)
+                run(url, folder, count, mb * MB, process.pid)
             finally:
                 process.terminate()
                 process.wait(timeout=30)
@@ -90,7 +90,13 @@ class PeakRss:
         self._thread.join()
 
 
-def run(url: str, folder: Path, count: int, size: int) -> None:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run(url: str, folder: Path, count: int, size: int, server_pid: int) -> None:
     from scelle.assistant.deposit import deposit
     from scelle.assistant.opening import open_tender
 
@@ -150,23 +156,28 @@ def run(url: str, folder: Path, count: int, size: int) -> None:
         shutil.rmtree(plain)
         return elapsed
 
-    def opening_run(out: Path) -> tuple[float, PeakRss]:
+    def opening_run(out: Path) -> tuple[float, PeakRss, float, float]:
+        server_before, client_before = _cpu_seconds(server_pid), _cpu_seconds(os.getpid())
         began = time.perf_counter()
         with PeakRss() as memory:
             report = open_tender(agent, keys, "BENCH-OPEN", out)
         elapsed = time.perf_counter() - began
+        server = _cpu_seconds(server_pid) - server_before
+        client = _cpu_seconds(os.getpid()) - client_before
         assert len(report.opened) == count and not report.failed, report.failed
         shutil.rmtree(out)
-        return elapsed, memory
+        return elapsed, memory, server, client
 
     # Alternated and best of two each: the page cache's writeback from one run
     # slows the next, whichever it is.
     references, openings = [], []
     for round_ in range(2):
-        references.append(reference_run(folder / f"plain-{round_}"))
+        before = _cpu_seconds(os.getpid())
+        references.append((reference_run(folder / f"plain-{round_}"), 0.0))
+        references[-1] = (references[-1][0], _cpu_seconds(os.getpid()) - before)
         openings.append(opening_run(folder / f"ouverture-{round_}"))
-    reference = min(references)
-    opening, memory = min(openings, key=lambda run: run[0])
+    reference, reference_cpu = min(references)
+    opening, memory, server_cpu, client_cpu = min(openings, key=lambda run: run[0])
     agent.close()
 
     print(
@@ -177,6 +188,9 @@ def run(url: str, folder: Path, count: int, size: int) -> None:
     print(
         f"  ratio            {reference / opening:7.2f}  (open's speed / decrypt's; target >= 0.8)"
     )
+    print(f"  CPU seconds      open: client {client_cpu:.1f} + server {server_cpu:.1f} = "
+          f"{client_cpu + server_cpu:.1f} on {os.cpu_count()} cores in {opening:.1f} s | "
+          f"decrypt alone: {reference_cpu:.1f} in {reference:.1f} s")  # fmt: skip
     print(f"  memory           {(memory.peak - memory.before) / (1 << 20):7.1f} MiB above the "
           f"process's {memory.before / (1 << 20):.0f} MiB while opening")  # fmt: skip
 
