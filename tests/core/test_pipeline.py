@@ -34,3 +34,32 @@ def test_a_write_error_stops_the_producer() -> None:
         for _ in range(1000):
             buffer = writer.buffer()
             writer.submit(buffer, 4)
+
+
+def test_chunk_pipe_carries_every_byte_in_order_and_stops_a_writer() -> None:
+    import os
+    import threading
+
+    from scelle.core.pipeline import ChunkPipe
+
+    data = os.urandom(3 * (1 << 20) + 17)
+    pipe = ChunkPipe(depth=2)
+
+    def write() -> None:
+        for start in range(0, len(data), 1 << 20):
+            pipe.write(data[start : start + (1 << 20)])
+        pipe.finish()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    received = bytearray()
+    while piece := pipe.read(300_000):
+        received += piece
+    writer.join()
+    assert bytes(received) == data and pipe.read() == b""
+    # A reader that gives up: the writer is told, never left hanging on a full pipe.
+    stopped = ChunkPipe(depth=1)
+    stopped.write(b"x")
+    stopped.close()
+    with pytest.raises(BrokenPipeError):
+        stopped.write(b"y")

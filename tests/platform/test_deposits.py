@@ -452,3 +452,50 @@ def test_an_envelope_to_a_recipient_outside_the_set_is_refused(
     answer = company.finalise(tender, {**uploads, "offre": not_an_envelope})
     assert answer.status_code == 409 and "not an envelope" in answer.json()["detail"]
     assert not Deposit.objects.exists()
+
+
+def test_hostile_numbers_are_refused_not_server_errors(tender: str, company: Bidder, clock, rouen):
+    for length in ("²", "1" * 5000, "-1", " 5", "0x10", "\uff11\uff10"):
+        created = company.client.post(
+            "/api/uploads/",
+            headers={
+                **TUS,
+                "Upload-Length": length,
+                "Upload-Metadata": f"tender {b64(tender)},envelope {b64('offre')}",
+            },
+        )
+        assert created.status_code == 400, length
+    assert not Upload.objects.exists()
+    data = sealed(10)
+    location = company.create(tender, "offre", len(data))["Location"]
+    for offset in ("²", "9" * 5000):
+        assert company.patch(location, 0, data, **{"Upload-Offset": offset}).status_code == 400
+
+
+def test_terminating_an_upload_removes_its_file(tender: str, company: Bidder):
+    from scelle.platform.deposits import storage
+
+    data = sealed(10)
+    location = company.create(tender, "offre", len(data))["Location"]
+    assert company.patch(location, 0, data[:100]).status_code == 204
+    stored = storage.path_of(f"{location.rsplit('/', 1)[1]}.p7m")
+    assert stored.stat().st_size == 100
+    assert company.client.delete(location, headers=TUS).status_code == 204
+    assert not stored.exists() and not Upload.objects.exists()
+
+
+def test_a_range_of_any_length_is_no_server_error(tender: str, company: Bidder, rouen, clock):
+    data = sealed(10)
+    uploads = {
+        "candidature": company.upload(tender, "candidature", sealed(10)),
+        "offre": company.upload(tender, "offre", data),
+    }
+    deposit = company.finalise(tender, uploads).json()["id"]
+    clock.advance(days=31)
+    owner = api_client(rouen.owner, clock)
+    path = f"/api/deposits/{deposit}/envelopes/offre"
+    for value in ("bytes=" + "9" * 5000 + "-", "bytes=²-", "bytes=99999999999999-"):
+        answer = owner.get(path, headers={"Range": value})
+        assert answer.status_code in (200, 400), value
+        if answer.status_code == 200:
+            assert answer.getvalue() == data

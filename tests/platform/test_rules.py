@@ -310,3 +310,14 @@ def test_rule4_the_key_page_warns_of_expiry_and_of_no_backup(registry, rouen: Bu
     registry.delete(f"/api/key-pairs/{backup_id}")
     warnings = registry.get("/api/key-pairs").json()["warnings"]
     assert any("no backup key pair" in w for w in warnings)
+
+
+def test_a_deadline_far_ahead_is_refused_and_nothing_is_recorded(rouen: Buyer, clock):
+    owner = api_client(rouen.owner, clock)
+    for deadline in (dt.datetime(9999, 12, 31, tzinfo=dt.UTC), NOW + dt.timedelta(days=3700)):
+        answer = create_tender(owner, rouen.service, "AO-LOIN", deadline=deadline)
+        assert answer.status_code == 400 and "ten years" in answer.json()["detail"]
+    assert not Tender.objects.filter(reference="AO-LOIN").exists()
+    assert owner.get("/api/tenders").status_code == 200
+    soon = create_tender(owner, rouen.service, "AO-PROCHE", deadline=NOW + dt.timedelta(days=3000))
+    assert soon.status_code == 201

@@ -22,8 +22,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import hashlib
-import io
-import os
 import re
 import threading
 import unicodedata
@@ -44,6 +42,7 @@ from scelle.core.errors import (
     ScelleError,
 )
 from scelle.core.files import ensure_private_dir, write_all
+from scelle.core.pipeline import ChunkPipe
 from scelle.core.rsf import recipient_set_fingerprint
 
 Progress = Callable[[int], None]
@@ -241,7 +240,8 @@ class _Opening:
         expect: Callable[[archive.Manifest], None],
         report: Callable[[archive.Manifest], None],
     ) -> archive.Manifest:
-        """Decrypt into the archive reader through a pipe: one pass, no plaintext file.
+        """Decrypt into the archive reader through an in-process pipe: one pass, no
+        plaintext file.
 
         The files land in a hidden staging folder as they are decrypted, and
         appear at `target` only once the tag has verified and the platform has
@@ -249,15 +249,17 @@ class _Opening:
         reads as the one DecryptionError (the archive's complaint about garbage
         would otherwise say which).
         """
-        read_fd, write_fd = os.pipe()
+        plaintext = ChunkPipe()
         failure: list[BaseException] = []
 
         def decrypt() -> None:
             try:
-                with ciphertext.open("rb") as source, os.fdopen(write_fd, "wb") as pipe:
-                    envelope.decrypt_stream(source, pipe, self.keys, deposit=True)
+                with ciphertext.open("rb") as source:
+                    envelope.decrypt_stream(source, plaintext, self.keys, deposit=True)
             except BaseException as error:  # noqa: BLE001 - handed to the reader below
                 failure.append(error)
+            with contextlib.suppress(BrokenPipeError):
+                plaintext.finish()
 
         def verified_then_report(manifest: archive.Manifest) -> None:
             decryptor.join()  # the archive was read to its end: the tag is checked now
@@ -267,16 +269,14 @@ class _Opening:
 
         decryptor = threading.Thread(target=decrypt, name="decrypt", daemon=True)
         decryptor.start()
-        plaintext = io.BufferedReader(io.FileIO(read_fd, "r"), buffer_size=1 << 20)
         try:
             return archive.open_archive(
                 plaintext, target, expect=expect, before_publish=verified_then_report
             )
         except BaseException:
             # Let the decryption finish, so that a wrong key or a bad tag is what is said.
-            with contextlib.suppress(OSError):
-                while plaintext.read(1 << 20):
-                    pass
+            while plaintext.read(1 << 20):
+                pass
             decryptor.join()
             if failure and isinstance(failure[0], DecryptionError):
                 raise failure[0] from None

@@ -88,7 +88,7 @@ def finalise(request: HttpRequest, reference: str, payload: FinaliseIn) -> Statu
     return Status(201, ReceiptOut(**_out(deposit).model_dump(), receipt=deposit.receipt))
 
 
-_RANGE = re.compile(r"bytes=(\d+)-")
+_RANGE = re.compile(r"bytes=([0-9]{1,15})-")
 DOWNLOAD_BLOCK_BYTES = 1 << 20
 
 

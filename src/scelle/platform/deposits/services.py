@@ -152,6 +152,7 @@ def upload_offset(actor: User, upload_id: uuid.UUID | str) -> tuple[int, int]:
 def terminate_upload(actor: User, upload_id: uuid.UUID | str, *, now: dt.datetime) -> None:
     """Abandon an upload (tus termination): its bytes are removed."""
     upload = upload_for(actor, upload_id)
+    file_name = upload.file_name  # delete() clears the id it is made of
     with transaction.atomic():
         record(
             "deposits.upload.terminated",
@@ -162,7 +163,7 @@ def terminate_upload(actor: User, upload_id: uuid.UUID | str, *, now: dt.datetim
             now=now,
         )
         upload.delete()
-    storage.remove(upload.file_name)
+    storage.remove(file_name)
 
 
 def finalise_deposit(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Callable
 
 from django.conf import settings
@@ -51,10 +52,14 @@ def _tus(response: HttpResponse) -> HttpResponse:
     return response
 
 
+_COUNT = re.compile(r"[0-9]{1,15}")
+
+
 def _integer(request: HttpRequest, header: str) -> int:
+    """A byte count: ASCII digits only (str.isdigit also takes "²"), bounded."""
     value = request.headers.get(header)
-    if value is None or not value.isdigit():
-        raise InvalidInputError(f"the {header} header must be a whole number")
+    if value is None or not _COUNT.fullmatch(value):
+        raise InvalidInputError(f"the {header} header must be a whole number of bytes")
     return int(value)
 
 

@@ -33,6 +33,7 @@ from scelle.platform.keypairs.models import KeyPair
 from scelle.platform.tenders.models import ENVELOPE_KINDS, AssignedKeyPair, Tender
 
 MAX_TITLE_LENGTH = 300
+MAX_DEADLINE_AHEAD = dt.timedelta(days=3653)
 _REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -65,6 +66,11 @@ def _check_deadline(deadline: dt.datetime, now: dt.datetime) -> None:
         raise InvalidInputError("the deadline needs a time zone (e.g. 2027-03-01T12:00:00+01:00)")
     if deadline <= now:
         raise RuleViolationError(f"the deadline {deadline:%Y-%m-%d %H:%M %Z} is already past")
+    if deadline > now + MAX_DEADLINE_AHEAD:
+        # Also keeps the opening window's end (deadline + days) a date that exists.
+        raise InvalidInputError(
+            f"the deadline {deadline:%Y-%m-%d} is more than ten years ahead: check the year"
+        )
 
 
 def opening_window_end(tender: Tender) -> dt.datetime:
