@@ -499,3 +499,26 @@ def test_a_range_of_any_length_is_no_server_error(tender: str, company: Bidder, 
         assert answer.status_code in (200, 400), value
         if answer.status_code == 200:
             assert answer.getvalue() == data
+
+
+def test_terminating_and_finalising_the_same_upload_have_one_outcome(
+    tender: str, company: Bidder, bidder, clock, monkeypatch
+):
+    from scelle.core.errors import RuleViolationError
+    from scelle.platform.audit.models import Event
+    from scelle.platform.deposits import services, storage
+
+    candidature, offre = sealed(10), sealed(10)
+    uploads = {
+        "candidature": company.upload(tender, "candidature", candidature),
+        "offre": company.upload(tender, "offre", offre),
+    }
+    # The DELETE looked its upload up just before the finalisation committed.
+    stale = services.upload_for(bidder, uploads["offre"])
+    assert company.finalise(tender, uploads).status_code == 201
+    monkeypatch.setattr(services, "upload_for", lambda _actor, _id: stale)
+    with pytest.raises(RuleViolationError, match="made into a deposit"):
+        services.terminate_upload(bidder, uploads["offre"], now=clock())
+    envelope = Envelope.objects.get(kind="offre")
+    assert storage.path_of(envelope.storage_name).read_bytes() == offre
+    assert not Event.objects.filter(action="deposits.upload.terminated").exists()

@@ -150,10 +150,19 @@ def upload_offset(actor: User, upload_id: uuid.UUID | str) -> tuple[int, int]:
 
 
 def terminate_upload(actor: User, upload_id: uuid.UUID | str, *, now: dt.datetime) -> None:
-    """Abandon an upload (tus termination): its bytes are removed."""
+    """Abandon an upload (tus termination): its bytes are removed.
+
+    Serialised with `finalise_deposit`, which locks the same rows: an upload
+    already made into a deposit is not terminated (its file is the deposit's
+    envelope now), and exactly one of the two answers succeeds.
+    """
     upload = upload_for(actor, upload_id)
     file_name = upload.file_name  # delete() clears the id it is made of
     with transaction.atomic():
+        if not Upload.objects.select_for_update().filter(id=upload.id).exists():
+            raise RuleViolationError(
+                "this upload was made into a deposit meanwhile: it cannot be abandoned"
+            )
         record(
             "deposits.upload.terminated",
             actor=actor.email,
