@@ -522,3 +522,19 @@ def test_terminating_and_finalising_the_same_upload_have_one_outcome(
     envelope = Envelope.objects.get(kind="offre")
     assert storage.path_of(envelope.storage_name).read_bytes() == offre
     assert not Event.objects.filter(action="deposits.upload.terminated").exists()
+
+
+def test_an_upload_whose_row_is_not_written_leaves_no_file(tender: str, bidder, clock, monkeypatch):
+    from django.db import OperationalError
+
+    from scelle.platform.deposits import services, storage
+
+    def busy(*_args, **_kwargs):
+        raise OperationalError("database is locked")
+
+    before = set(storage.folder().iterdir()) if storage.folder().exists() else set()
+    monkeypatch.setattr(services, "record", busy)
+    with pytest.raises(OperationalError):
+        services.create_upload(bidder, reference=tender, envelope="offre", length=10, now=clock())
+    assert set(storage.folder().iterdir()) == before
+    assert not Upload.objects.exists()

@@ -90,16 +90,20 @@ def create_upload(
         created_at=now,
     )
     storage.create(upload.file_name)
-    with transaction.atomic():
-        upload.save()
-        record(
-            "deposits.upload.created",
-            actor=actor.email,
-            target=upload,
-            organisation_id=actor.organisation_id,
-            details={"tender": tender.reference, "envelope": envelope, "length": length},
-            now=now,
-        )
+    try:
+        with transaction.atomic():
+            upload.save()
+            record(
+                "deposits.upload.created",
+                actor=actor.email,
+                target=upload,
+                organisation_id=actor.organisation_id,
+                details={"tender": tender.reference, "envelope": envelope, "length": length},
+                now=now,
+            )
+    except BaseException:
+        storage.remove(upload.file_name)  # no file without its row
+        raise
     return upload
 
 
