@@ -32,6 +32,7 @@ from typing import BinaryIO
 
 from cryptography import x509
 
+from scelle.assistant.tenders import LaunchRecord
 from scelle.client import api
 from scelle.core import archive, certs, envelope
 from scelle.core.errors import (
@@ -95,14 +96,6 @@ class OpeningReport:
     @property
     def ok(self) -> bool:
         return not (self.failed or self.outside or self.warnings)
-
-
-@dataclass(frozen=True)
-class LaunchRecord:
-    """What the launching agent's workstation recorded of the tender's recipients."""
-
-    rsf: str
-    fingerprints: frozenset[str]
 
 
 def choose_deposits(deposits: Sequence[api.Deposit], *, include_late: bool) -> list[api.Deposit]:
@@ -354,7 +347,8 @@ def _remove_empty(*folders: Path) -> None:
 def _disk_error(error: OSError) -> str:
     name = Path(str(error.filename)).name[:80] if error.filename else ""
     where = f" ({name})" if name else ""
-    return f"cannot write this envelope's files on this workstation: {error.strerror}{where}"
+    why = error.strerror or type(error).__name__
+    return f"cannot write this envelope's files on this workstation: {why}{where}"
 
 
 def tender_recipients(

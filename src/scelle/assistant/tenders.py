@@ -52,6 +52,20 @@ def tender_rsf(tender: api.Tender) -> str | None:
 
 
 @dataclass(frozen=True)
+class LaunchRecord:
+    """What the launching agent's workstation recorded of the tender's recipients."""
+
+    rsf: str
+    fingerprints: frozenset[str]
+
+
+def launch_record(store: KeyStore, platform: str, reference: str) -> LaunchRecord | None:
+    """The recipient set this workstation kept when it launched the tender, if it did."""
+    kept = store.tender_record(platform, reference)
+    return LaunchRecord(kept[0], frozenset(kept[1])) if kept else None
+
+
+@dataclass(frozen=True)
 class Launched:
     """A tender launched from this workstation, as checked here."""
 

@@ -302,7 +302,8 @@ def open_(
     that fails is reported and the others still open; run the command again
     to retry: what was opened is kept.
     """
-    from scelle.assistant.opening import LaunchRecord, open_tender
+    from scelle.assistant.opening import open_tender
+    from scelle.assistant.tenders import launch_record
     from scelle.cli.crypt import decryption_keys
 
     if names and pfx is not None:
@@ -310,8 +311,6 @@ def open_(
     keys = decryption_keys(session, names, pfx, password_file)
     target = out or Path(f"plis-{reference}")
     with connect(session) as client, progress_bars() as bars:
-        kept = session.store.tender_record(client.url, reference)
-        record = LaunchRecord(kept[0], frozenset(kept[1])) if kept else None
         report = open_tender(
             client,
             keys,
@@ -319,7 +318,7 @@ def open_(
             target,
             kinds=kinds,
             include_late=include_late,
-            record=record,
+            record=launch_record(session.store, client.url, reference),
             progress=bars,
         )
     for done in report.opened:

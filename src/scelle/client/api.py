@@ -292,13 +292,8 @@ class PlatformClient:
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:  # noqa: ANN401
         """One request; its body read up to MAX_ANSWER_BYTES, errors raised."""
         try:
-            with self._http.stream(method, path, **kwargs) as response:
-                body = bytearray()
-                for piece in response.iter_bytes():
-                    body += piece
-                    if len(body) > MAX_ANSWER_BYTES:
-                        raise PlatformAnswerError(f"{UNDERSTOOD}: the answer is too large")
-                response._content = bytes(body)  # read once, bounded
+            with self._http.stream(method, path, **kwargs) as streamed:
+                response = _read_bounded(streamed)
         except httpx.HTTPError as error:
             raise PlatformUnavailableError(
                 f"cannot reach the platform at {self.url}: {_printable(error)}"
@@ -484,13 +479,7 @@ class PlatformClient:
         try:
             with self._http.stream("GET", path, headers=headers) as response:
                 if response.status_code >= 400:
-                    body = b""
-                    for piece in response.iter_bytes():
-                        body += piece
-                        if len(body) > MAX_ANSWER_BYTES:
-                            break
-                    response._content = body[:MAX_ANSWER_BYTES]
-                    raise _error(response)
+                    raise _error(_read_bounded(response))
                 _refuse_redirects(response)
                 if start and response.status_code != 206:
                     raise PlatformAnswerError(f"{UNDERSTOOD}: it did not resume the download")
@@ -525,6 +514,21 @@ class PlatformClient:
 
 def _segment(value: str) -> str:
     return urllib.parse.quote(value, safe="")
+
+
+def _read_bounded(streamed: httpx.Response) -> httpx.Response:
+    """The streamed answer as a read one, refused past MAX_ANSWER_BYTES."""
+    body = bytearray()
+    for piece in streamed.iter_bytes():
+        body += piece
+        if len(body) > MAX_ANSWER_BYTES:
+            raise PlatformAnswerError(f"{UNDERSTOOD}: the answer is too large")
+    return httpx.Response(
+        streamed.status_code,
+        headers=streamed.headers,
+        content=bytes(body),
+        request=streamed.request,
+    )
 
 
 def _refuse_redirects(response: httpx.Response) -> None:

@@ -300,6 +300,10 @@ def _recipients_of(tender: Tender, upload: Upload) -> list[str]:
     try:
         with storage.path_of(upload.file_name).open("rb") as handle:
             found = read_recipients(handle)
+    except OSError:
+        raise RuleViolationError(
+            f"the upload for {upload.envelope} was abandoned meanwhile: nothing was deposited"
+        ) from None
     except DecryptionError:
         raise RuleViolationError(
             f"the envelope {upload.envelope} is not an envelope the platform can accept: "
@@ -403,4 +407,4 @@ def report_opened(
             },
             now=now,
         )
-    checkpoint(now=now, reason="opening")
+        checkpoint(now=now, reason="opening")  # in the same transaction: both or neither

@@ -249,7 +249,7 @@ def launch_tender(
             },
             now=now,
         )
-    checkpoint(now=now, reason="launch")
+        checkpoint(now=now, reason="launch")  # in the same transaction: both or neither
     return tender
 
 
@@ -279,7 +279,7 @@ def close_tender(actor: User, reference: str, *, now: dt.datetime) -> Tender:
             details={"reference": tender.reference, "was": previous},
             now=now,
         )
-    checkpoint(now=now, reason="close")
+        checkpoint(now=now, reason="close")  # in the same transaction: both or neither
     return tender
 
 
