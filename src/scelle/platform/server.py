@@ -6,20 +6,29 @@ WSGI server of one's own runs `scelle.platform.wsgi` (after `prepare`).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
+import signal
 import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 from scelle.core.clock import Clock, system_clock
+from scelle.core.errors import InvalidInputError
 
 DEFAULT_THREADS = 8
-"""Requests served at once; a deposit's chunk holds a thread while it arrives."""
-BACKLOG = 256
-SOCKET_TIMEOUT = 60
-"""Seconds a request may stay silent before the server drops it."""
+"""Requests that Django works on at once; requests still arriving hold no thread."""
+BACKLOG = 1024
+"""Connections the kernel queues before they are accepted: many companies may
+connect in the same second."""
+KEEP_ALIVE_SECONDS = 10
+"""A connection that sends no complete request head for this long is closed."""
+MAX_HEAD_BYTES = 16 << 10
+"""The largest request line and headers taken."""
 CHECKPOINT_POLL_SECONDS = 60
 """How often the server looks whether the hourly audit checkpoint is due."""
 
@@ -78,42 +87,74 @@ def serve(
     ready: Callable[[str], None],
     clock: Clock = system_clock,
 ) -> None:
-    """Serve the platform with cheroot until interrupted; `ready` gets the URL once bound.
+    """Serve the platform until interrupted (SIGINT, SIGTERM); `ready` gets the URL once
+    bound. The event loop holds the connections; `threads` threads run Django (gateway)."""
+    from hypercorn.asyncio import serve as hypercorn_serve
+    from hypercorn.config import Config
+    from hypercorn.typing import ASGIFramework
 
-    cheroot hands each request to a worker thread that reads the body from the
-    socket itself, so a deposit's chunk streams to its file as it arrives
-    (waitress, before, read every body on one thread into a temporary file).
-    """
-    from cheroot import wsgi
-
+    from scelle.platform.gateway import Gateway
     from scelle.platform.wsgi import application
 
-    server = wsgi.Server(
-        (host, port),
-        application,
-        numthreads=threads,
-        server_name="Scelle",
-        # The listen backlog: many companies may connect in the same second.
-        request_queue_size=BACKLOG,
-        timeout=SOCKET_TIMEOUT,
-    )
-    # No limit on a request's body here: tus chunks stream to disk whatever their
-    # size, and the JSON API has Django's own limit (DATA_UPLOAD_MAX_MEMORY_SIZE).
-    server.max_request_body_size = 0
-    server.prepare()
-    if os.name != "nt" and server.socket is not None:
-        # cheroot sets this for a fixed port only; with it on the listener, every
-        # accepted connection carries it too, and a server restarted after a crash
-        # may bind the same port while the dead one's connections wind down.
-        server.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    bound = server.bind_addr
-    assert isinstance(bound, tuple)
+    _raise_open_files_limit()
+    listener = _listen(host, port)
+    config = Config()
+    config.bind = [f"fd://{listener.fileno()}"]
+    config.backlog = BACKLOG
+    # Until a request's head has arrived, and between requests: a connection that
+    # sends nothing (or its headers a byte at a time) is closed after this.
+    config.keep_alive_timeout = KEEP_ALIVE_SECONDS
+    config.h11_max_incomplete_size = MAX_HEAD_BYTES
+    config.include_server_header = False
+    config.accesslog = None
+    config.errorlog = _log
+    bound = listener.getsockname()
     shown = f"[{host}]" if ":" in host else host
     stop = threading.Event()
     start_checkpoints(clock, stop)
-    ready(f"http://{shown}:{bound[1]}")
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        interrupted = asyncio.Event()
+        for name in ("SIGINT", "SIGTERM"):
+            with contextlib.suppress(NotImplementedError, AttributeError):
+                loop.add_signal_handler(getattr(signal, name), interrupted.set)
+        loop.call_soon(ready, f"http://{shown}:{bound[1]}")
+        gateway = cast("ASGIFramework", Gateway(application, threads=threads))
+        await hypercorn_serve(gateway, config, shutdown_trigger=interrupted.wait)
+
     try:
-        server.serve()
+        asyncio.run(run())
     finally:
         stop.set()
-        server.stop()
+        listener.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so that port 0 gives a port we can announce."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    if os.name != "nt":
+        # A server restarted after a crash may bind the same port while the dead
+        # one's connections wind down.
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as error:
+        listener.close()
+        raise InvalidInputError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    listener.set_inheritable(True)
+    return listener
+
+
+def _raise_open_files_limit() -> None:
+    """Each connection is a file descriptor: allow as many as the system lets us."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 1 << 16
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))

@@ -104,7 +104,7 @@ def download(request: HttpRequest, deposit_id: uuid.UUID, kind: str) -> FileResp
     handle = storage.path_of(found.storage_name).open("rb")  # closed by FileResponse
     handle.seek(start)
     response = FileResponse(handle, content_type="application/pkcs7-mime")
-    # cheroot offers no wsgi.file_wrapper: Django then reads the file in
+    # The server offers no wsgi.file_wrapper: Django then reads the file in
     # block_size pieces, 4 KiB by default, which cost more CPU than the copy.
     response.block_size = DOWNLOAD_BLOCK_BYTES
     response["X-Envelope-SHA256"] = found.sha256

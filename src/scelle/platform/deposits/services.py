@@ -22,7 +22,6 @@ from django.db.models import QuerySet
 from scelle.core.certs import load_certificate
 from scelle.core.envelope import read_recipients
 from scelle.core.errors import (
-    ChecksumMismatchError,
     DecryptionError,
     InvalidInputError,
     NotFoundError,
@@ -118,6 +117,24 @@ def upload_for(actor: User, upload_id: uuid.UUID | str) -> Upload:
         raise NotFoundError("no such upload") from None
 
 
+def begin_append(
+    actor: User,
+    upload_id: uuid.UUID | str,
+    *,
+    offset: int,
+    count: int,
+    checksum: tuple[str, bytes] | None,
+) -> storage.Appender:
+    """Start storing `count` bytes at `offset` of one of the actor's uploads (tus PATCH):
+    `offset` must be what the platform holds. No database write: the file is the
+    progress. The caller writes the body into the appender and finishes it."""
+    upload = upload_for(actor, upload_id)
+    _open_for_deposits(upload.tender)
+    return storage.Appender(
+        upload.file_name, offset, count, length=upload.length, checksum=checksum
+    )
+
+
 def append_to_upload(
     actor: User,
     upload_id: uuid.UUID | str,
@@ -127,24 +144,9 @@ def append_to_upload(
     count: int,
     checksum: tuple[str, bytes] | None,
 ) -> int:
-    """Store `count` bytes at `offset` (tus PATCH), which must be what the platform holds;
-    returns the bytes held now. No database write: the file is the progress."""
-    upload = upload_for(actor, upload_id)
-    _open_for_deposits(upload.tender)
-
-    def check(digest: bytes) -> None:
-        if checksum is not None and digest != checksum[1]:
-            raise ChecksumMismatchError("the chunk's checksum does not match its bytes")
-
-    return storage.append(
-        upload.file_name,
-        offset,
-        body,
-        count,
-        length=upload.length,
-        check=check,
-        algorithm=checksum[0] if checksum else None,
-    )
+    """`begin_append`, with the body read from a stream; returns the bytes held now."""
+    appender = begin_append(actor, upload_id, offset=offset, count=count, checksum=checksum)
+    return storage.fill(appender, body)
 
 
 def upload_offset(actor: User, upload_id: uuid.UUID | str) -> tuple[int, int]:

@@ -24,13 +24,13 @@ import fcntl
 import hashlib
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from django.conf import settings
 
-from scelle.core.errors import InvalidInputError, RuleViolationError
+from scelle.core.errors import ChecksumMismatchError, InvalidInputError, RuleViolationError
 from scelle.core.files import ensure_private_dir, fsync_dir
 
 PIECE = 1 << 20
@@ -106,58 +106,96 @@ def size_of(name: str) -> int:
         raise InvalidInputError("the upload's file is missing on the platform") from None
 
 
-def append(
-    name: str,
-    offset: int,
-    body: BodyStream,
-    count: int,
-    *,
-    length: int,
-    check: Callable[[bytes], None] | None = None,
-    algorithm: str | None = None,
-) -> int:
-    """Write `count` bytes of `body` at `offset` of the upload `name`, which takes
-    `length` bytes in all; fsync, and return the bytes held now (fewer than
-    `offset + count` when the company went away in the middle).
+class Appender:
+    """One tus PATCH being written: `count` bytes at `offset` of the upload `name`,
+    which takes `length` bytes in all. The caller feeds `write` with the body as it
+    arrives (a thread reading a socket, or the event loop: nothing here blocks for
+    long) and ends with `finish`, or `close` when the request ended badly.
 
-    `offset` must be what the file holds. With `algorithm`, the bytes of this
-    request are hashed and `check` gets the raw digest; if it raises, the file
-    is cut back to `offset` (tus checksum).
+    `offset` must be what the file holds; an exclusive lock on the file keeps any
+    other request (of this process or another) from writing it meanwhile. With
+    `checksum` (algorithm, digest), a chunk whose bytes hash otherwise is cut off
+    again and refused (tus checksum).
     """
-    with _locked(path_of(name)) as handle:
-        held = os.fstat(handle.fileno()).st_size
-        if offset != held:
-            raise RuleViolationError(
-                f"the platform holds {held} bytes of this upload, not {offset}: resume from there"
-            )
-        if count < 0 or count > length - held:
-            raise InvalidInputError(
-                f"{count} bytes would go past the upload's announced length ({length})"
-            )
-        handle.seek(offset)
-        chunk = hashlib.new(algorithm) if algorithm else None
-        running = _running.resume(name, offset)
-        received = 0
-        while received < count:
-            piece = body.read(min(PIECE, count - received))
+
+    def __init__(
+        self,
+        name: str,
+        offset: int,
+        count: int,
+        *,
+        length: int,
+        checksum: tuple[str, bytes] | None = None,
+    ) -> None:
+        self._name = name
+        self._start = self._offset = offset
+        self._stack = contextlib.ExitStack()
+        self._handle = self._stack.enter_context(_locked(path_of(name)))
+        try:
+            held = os.fstat(self._handle.fileno()).st_size
+            if offset != held:
+                raise RuleViolationError(
+                    f"the platform holds {held} bytes of this upload, not {offset}: "
+                    "resume from there"
+                )
+            if count < 0 or count > length - held:
+                raise InvalidInputError(
+                    f"{count} bytes would go past the upload's announced length ({length})"
+                )
+        except BaseException:
+            self._stack.close()
+            raise
+        self._handle.seek(offset)
+        self._checksum = checksum
+        self._chunk = hashlib.new(checksum[0]) if checksum else None
+        self._running = _running.resume(name, offset)
+        self.remaining = count
+        """Bytes still expected in this request."""
+
+    def write(self, piece: bytes) -> None:
+        """Append a piece of the body (at most `remaining` bytes of it are kept)."""
+        piece = piece[: self.remaining]
+        if self._chunk is not None:
+            self._chunk.update(piece)
+        if self._running is not None:
+            self._running.update(piece)
+        self._handle.write(piece)
+        self.remaining -= len(piece)
+        self._offset += len(piece)
+
+    def finish(self) -> int:
+        """Check the chunk's checksum, fsync, and return the bytes held now (fewer than
+        announced when the company went away in the middle: tus keeps them)."""
+        try:
+            chunk, wanted = self._chunk, self._checksum
+            if chunk is not None and wanted is not None and chunk.digest() != wanted[1]:
+                self._handle.truncate(self._start)
+                raise ChecksumMismatchError("the chunk's checksum does not match its bytes")
+            os.fsync(self._handle.fileno())
+            if self._running is not None:
+                _running.keep(self._name, self._offset, self._running)
+            return self._offset
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Release the file; what was written stays (the running hash is forgotten)."""
+        self._stack.close()
+
+
+def fill(appender: Appender, body: BodyStream) -> int:
+    """Write what `body` gives into `appender` until its count or the body ends;
+    returns the bytes held now."""
+    try:
+        while appender.remaining:
+            piece = body.read(min(PIECE, appender.remaining))
             if not piece:
                 break
-            if chunk is not None:
-                chunk.update(piece)
-            if running is not None:
-                running.update(piece)
-            handle.write(piece)
-            received += len(piece)
-        if chunk is not None and check is not None:
-            try:
-                check(chunk.digest())
-            except BaseException:
-                handle.truncate(offset)
-                raise
-        os.fsync(handle.fileno())
-        if running is not None:
-            _running.keep(name, offset + received, running)
-        return offset + received
+            appender.write(piece)
+    except BaseException:
+        appender.close()
+        raise
+    return appender.finish()
 
 
 @contextlib.contextmanager

@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -35,8 +35,9 @@ EXTENSIONS = "creation,checksum,termination"
 CHECKSUMS = {"sha1": "sha1", "sha256": "sha256"}
 
 
-def _user(request: HttpRequest) -> User:
-    header = request.headers.get("Authorization", "")
+def authenticated(headers: Mapping[str, str]) -> User:
+    """The user of a live token in `Authorization: Bearer …`."""
+    header = headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     token = token_for(value.strip(), now=now()) if scheme.lower() == "bearer" else None
     if token is None:
@@ -55,9 +56,9 @@ def _tus(response: HttpResponse) -> HttpResponse:
 _COUNT = re.compile(r"[0-9]{1,15}")
 
 
-def _integer(request: HttpRequest, header: str) -> int:
+def byte_count(headers: Mapping[str, str], header: str) -> int:
     """A byte count: ASCII digits only (str.isdigit also takes "²"), bounded."""
-    value = request.headers.get(header)
+    value = headers.get(header)
     if value is None or not _COUNT.fullmatch(value):
         raise InvalidInputError(f"the {header} header must be a whole number of bytes")
     return int(value)
@@ -76,8 +77,9 @@ def _metadata(request: HttpRequest) -> dict[str, str]:
     return found
 
 
-def _checksum(request: HttpRequest) -> tuple[str, bytes] | None:
-    header = request.headers.get("Upload-Checksum")
+def checksum_of(headers: Mapping[str, str]) -> tuple[str, bytes] | None:
+    """(algorithm, digest) of `Upload-Checksum`, if the request has one."""
+    header = headers.get("Upload-Checksum")
     if header is None:
         return None
     name, _, encoded = header.strip().partition(" ")
@@ -119,13 +121,13 @@ def uploads(request: HttpRequest) -> HttpResponse:
         return response
     if request.method != "POST":
         return HttpResponse(status=405, headers={"Allow": "OPTIONS, POST"})
-    user = _user(request)
+    user = authenticated(request.headers)
     metadata = _metadata(request)
     upload = services.create_upload(
         user,
         reference=metadata.get("tender", ""),
         envelope=metadata.get("envelope", ""),
-        length=_integer(request, "Upload-Length"),
+        length=byte_count(request.headers, "Upload-Length"),
         now=now(),
     )
     response = HttpResponse(status=201)
@@ -137,7 +139,7 @@ def uploads(request: HttpRequest) -> HttpResponse:
 @_handled
 def upload(request: HttpRequest, upload_id: str) -> HttpResponse:
     """HEAD: where the upload stands. PATCH: append. DELETE: abandon."""
-    user = _user(request)
+    user = authenticated(request.headers)
     if request.method == "HEAD":
         held, length = services.upload_offset(user, upload_id)
         response = HttpResponse(status=200)
@@ -150,10 +152,10 @@ def upload(request: HttpRequest, upload_id: str) -> HttpResponse:
         held = services.append_to_upload(
             user,
             upload_id,
-            offset=_integer(request, "Upload-Offset"),
+            offset=byte_count(request.headers, "Upload-Offset"),
             body=request,
-            count=_integer(request, "Content-Length"),
-            checksum=_checksum(request),
+            count=byte_count(request.headers, "Content-Length"),
+            checksum=checksum_of(request.headers),
         )
         response = HttpResponse(status=204)
         response["Upload-Offset"] = str(held)
