@@ -90,6 +90,12 @@ class Bidder:
         )
 
 
+@pytest.fixture(autouse=True)
+def _envelopes(settings, tmp_path) -> None:
+    """Each test its own envelopes folder: the folder is checked against the tables."""
+    settings.SCELLE_ENVELOPES_DIR = tmp_path / "envelopes"
+
+
 @pytest.fixture
 def tender(rouen: Buyer, clock: MovableClock, rsa_keys) -> str:
     owner = api_client(rouen.owner, clock)
@@ -207,7 +213,7 @@ def test_tender_state_and_size(tender: str, company: Bidder, rouen: Buyer, clock
     assert company.create(tender, "anonymat", 10).status_code == 400
     settings.SCELLE_MAX_DEPOSIT_BYTES = 100
     too_big = company.create(tender, "offre", 101)
-    assert too_big.status_code == 409 and "at most" in too_big.json()["detail"]
+    assert too_big.status_code == 413 and "at most" in too_big.json()["detail"]
     settings.SCELLE_MAX_DEPOSIT_BYTES = 20 << 30
     owner = api_client(rouen.owner, clock)
     create_tender(owner, rouen.service, "AO-BROUILLON")
@@ -538,3 +544,136 @@ def test_an_upload_whose_row_is_not_written_leaves_no_file(tender: str, bidder, 
         services.create_upload(bidder, reference=tender, envelope="offre", length=10, now=clock())
     assert set(storage.folder().iterdir()) == before
     assert not Upload.objects.exists()
+
+
+def _folder_matches_tables() -> None:
+    """Every upload has its file, every file an upload or an envelope: nothing half-made."""
+    from scelle.platform.deposits import storage
+
+    files = {path.name for path in storage.folder().iterdir()}
+    rows = {upload.file_name for upload in Upload.objects.all()}
+    envelopes = set(Envelope.objects.values_list("storage_name", flat=True))
+    assert rows <= files, f"uploads without their file: {rows - files}"
+    assert files <= rows | envelopes, f"files without their row: {files - rows - envelopes}"
+
+
+def test_a_company_has_a_bounded_number_of_uploads(tender: str, company: Bidder, settings):
+    settings.SCELLE_MAX_OPEN_UPLOADS = 3
+    for _ in range(3):
+        assert company.create(tender, "offre", 100).status_code == 201
+    refused = company.create(tender, "offre", 100)
+    assert refused.status_code == 409
+    assert "3 uploads in progress" in refused.json()["detail"]
+    assert Upload.objects.count() == 3
+    _folder_matches_tables()
+    # Abandoning one makes room again.
+    first = Upload.objects.first()
+    assert first is not None
+    assert company.client.delete(f"/api/uploads/{first.id}", headers=TUS).status_code == 204
+    assert company.create(tender, "offre", 100).status_code == 201
+    _folder_matches_tables()
+
+
+def test_announced_bytes_per_tender_are_bounded(tender: str, company: Bidder, settings):
+    settings.SCELLE_MAX_DEPOSIT_BYTES = 1000
+    settings.SCELLE_MAX_ANNOUNCED_BYTES = 2000
+    assert company.create(tender, "offre", 1000).status_code == 201
+    assert company.create(tender, "offre", 900).status_code == 201
+    refused = company.create(tender, "candidature", 200)
+    assert refused.status_code == 413
+    assert "more than the" in refused.json()["detail"]
+    too_large = company.create(tender, "offre", 1001)
+    assert too_large.status_code == 413
+    assert Upload.objects.count() == 2
+    _folder_matches_tables()
+
+
+def test_the_sweep_removes_idle_uploads_and_those_of_closed_tenders(
+    tender: str, company: Bidder, rouen: Buyer, clock, settings
+):
+    from scelle.platform.deposits import services, storage
+
+    settings.SCELLE_UPLOAD_IDLE_HOURS = 24
+    data = sealed(10)
+    active = company.create(tender, "offre", len(data))["Location"]
+    idle = company.create(tender, "candidature", len(data))["Location"]
+    assert company.patch(active, 0, data[:100]).status_code == 204
+    assert company.patch(idle, 0, data[:100]).status_code == 204
+    # The clock is the platform's; the files' times are the disk's: put them in the past.
+    for location, hours_ago in ((active, 1), (idle, 25)):
+        at = (clock() - dt.timedelta(hours=hours_ago)).timestamp()
+        os.utime(storage.path_of(f"{location.rsplit('/', 1)[1]}.p7m"), (at, at))
+    Upload.objects.update(created_at=clock() - dt.timedelta(hours=30))
+    # A file that belongs to nothing, left by a crash long ago.
+    orphan = storage.path_of("00000000-0000-4000-8000-000000000000.p7m")
+    orphan.write_bytes(b"x")
+    at = (clock() - dt.timedelta(hours=2)).timestamp()
+    os.utime(orphan, (at, at))
+
+    report = services.sweep_uploads(now=clock())
+    assert (report.idle, report.closed, report.orphans, report.busy) == (1, 0, 1, 0)
+    assert [str(u.id) for u in Upload.objects.all()] == [active.rsplit("/", 1)[1]]
+    swept = Event.objects.get(action="deposits.upload.swept")
+    assert swept.details["reason"] == "idle" and swept.details["bytes_held"] == 100
+    _folder_matches_tables()
+
+    # A chunk arriving right now is left alone.
+    from scelle.platform.deposits.storage import Appender
+
+    name = f"{active.rsplit('/', 1)[1]}.p7m"
+    writing = Appender(name, 100, 10, length=len(data))
+    settings.SCELLE_UPLOAD_IDLE_HOURS = 0
+    assert services.sweep_uploads(now=clock()).busy == 1
+    writing.close()
+
+    # Once the tender takes no deposit, its uploads go at the next sweep.
+    settings.SCELLE_UPLOAD_IDLE_HOURS = 24
+    clock.advance(days=31)
+    owner = api_client(rouen.owner, clock)
+    assert owner.post(f"/api/tenders/{tender}/close").status_code == 200
+    report = services.sweep_uploads(now=clock())
+    assert report.closed == 1
+    assert not Upload.objects.exists()
+    _folder_matches_tables()
+
+
+def test_every_failure_leaves_the_folder_and_the_tables_agreeing(
+    tender: str, company: Bidder, bidder, clock, monkeypatch
+):
+    from django.db import OperationalError
+
+    from scelle.platform.deposits import services
+
+    data = sealed(10)
+    # Refused creations.
+    company.create(tender, "nope", 10)
+    company.create(tender, "offre", -1)
+    company.create(tender, "offre", 1 << 50)
+    _folder_matches_tables()
+    # A chunk refused half-way (wrong checksum), a chunk cut short, a DELETE.
+    location = company.create(tender, "offre", len(data))["Location"]
+    wrong = base64.b64encode(hashlib.sha256(b"x").digest()).decode()
+    company.patch(location, 0, data[:50], **{"Upload-Checksum": f"sha256 {wrong}"})
+    _folder_matches_tables()
+    other = company.create(tender, "candidature", len(data))["Location"]
+    company.client.delete(other, headers=TUS)
+    _folder_matches_tables()
+    # A finalisation refused: incomplete, then the database failing at the end.
+    company.patch(location, 0, data)
+    candidature = company.upload(tender, "candidature", sealed(10))
+    uploads = {"candidature": candidature, "offre": location.rsplit("/", 1)[1]}
+    from scelle.platform.audit.services import record as real_record
+
+    def failing(action, **kwargs):
+        if action == "deposits.deposit.received":
+            raise OperationalError("database is locked")
+        return real_record(action, **kwargs)
+
+    monkeypatch.setattr(services, "record", failing)
+    with pytest.raises(OperationalError):
+        services.finalise_deposit(bidder, tender, list(uploads.items()), now=clock())
+    assert not Deposit.objects.exists() and Upload.objects.count() == 2
+    _folder_matches_tables()
+    monkeypatch.setattr(services, "record", real_record)
+    assert company.finalise(tender, uploads).status_code == 201
+    _folder_matches_tables()

@@ -161,6 +161,12 @@ _FRENCH: dict[str, str] = {
     "Checkpoint #{id} signed at event #{sequence}.": (
         "Point de contrôle n° {id} signé à l'événement n° {sequence}."
     ),
+    "Removed {idle} idle uploads, {closed} to tenders taking no deposit, "
+    "{orphans} files belonging to nothing; {busy} receiving a chunk, left for later.": (
+        "Supprimés : {idle} téléversements inactifs, {closed} vers des consultations qui "
+        "ne reçoivent plus de plis, {orphans} fichiers orphelins ; {busy} en cours de "
+        "réception, laissés pour plus tard."
+    ),
     "service": "service",
     "buyer": "entité publique",
     "bidder": "entreprise",

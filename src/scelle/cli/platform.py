@@ -218,3 +218,24 @@ def audit_checkpoint(session: Session, data: Path | None) -> None:
         say(_("Nothing new in the audit log since the last checkpoint."))
     else:
         say(_("Checkpoint #{id} signed at event #{sequence}.", id=made.id, sequence=made.sequence))
+
+
+@admin.command("sweep")
+@data_option
+@pass_session
+def sweep(session: Session, data: Path | None) -> None:
+    """Remove uploads that will never become deposits (idle, or to a closed tender)."""
+    _platform(session, data)
+    from scelle.platform.deposits.services import sweep_uploads
+
+    report = sweep_uploads(now=session.clock())
+    say(
+        _(
+            "Removed {idle} idle uploads, {closed} to tenders taking no deposit, "
+            "{orphans} files belonging to nothing; {busy} receiving a chunk, left for later.",
+            idle=report.idle,
+            closed=report.closed,
+            orphans=report.orphans,
+            busy=report.busy,
+        )
+    )

@@ -39,6 +39,7 @@ from scelle.core.errors import (
     PlatformUnavailableError,
     RuleViolationError,
     ScelleError,
+    TooLargeError,
     TooManyAttemptsError,
 )
 from scelle.core.files import Writable, write_all
@@ -55,7 +56,7 @@ _ERRORS: dict[int, type[ScelleError]] = {
     409: RuleViolationError,
     422: InvalidInputError,
     412: InvalidInputError,
-    413: InvalidInputError,
+    413: TooLargeError,
     415: InvalidInputError,
     429: TooManyAttemptsError,
     460: ChecksumMismatchError,

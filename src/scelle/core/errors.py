@@ -110,6 +110,11 @@ class RuleViolationError(ScelleError):
     """A domain rule refuses the change, and says which (HTTP 409)."""
 
 
+class TooLargeError(RuleViolationError):
+    """More bytes than the platform takes: one deposit's, or a company's announced
+    uploads (HTTP 413, as tus says)."""
+
+
 class TooManyAttemptsError(ScelleError):
     """Too many failed attempts; wait before trying again (HTTP 429)."""
 

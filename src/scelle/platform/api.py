@@ -19,6 +19,7 @@ from scelle.core.errors import (
     PermissionDeniedError,
     RuleViolationError,
     ScelleError,
+    TooLargeError,
     TooManyAttemptsError,
 )
 from scelle.platform.accounts.models import ApiToken, User
@@ -32,6 +33,7 @@ _STATUS: tuple[tuple[type[ScelleError], int], ...] = (
     (NotAuthenticatedError, 401),
     (PermissionDeniedError, 403),
     (NotFoundError, 404),
+    (TooLargeError, 413),  # before RuleViolationError, its parent
     (RuleViolationError, 409),
     (TooManyAttemptsError, 429),
 )

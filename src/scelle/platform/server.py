@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import cast
@@ -29,8 +30,10 @@ KEEP_ALIVE_SECONDS = 10
 """A connection that sends no complete request head for this long is closed."""
 MAX_HEAD_BYTES = 16 << 10
 """The largest request line and headers taken."""
-CHECKPOINT_POLL_SECONDS = 60
+HOUSEKEEPING_POLL_SECONDS = 60
 """How often the server looks whether the hourly audit checkpoint is due."""
+SWEEP_SECONDS = 600
+"""How often the server sweeps the uploads that will never become deposits."""
 
 _log = logging.getLogger("scelle.platform")
 
@@ -56,25 +59,33 @@ def prepare(clock: Clock = system_clock) -> bool:
     return ensure_platform_keys(clock)
 
 
-def start_checkpoints(clock: Clock, stop: threading.Event) -> threading.Thread:
-    """Sign an audit checkpoint every hour while the server runs (audit.anchors)."""
+def start_housekeeping(clock: Clock, stop: threading.Event) -> threading.Thread:
+    """While the server runs: sign an audit checkpoint every hour (audit.anchors), and
+    sweep the uploads that will never become deposits every `SWEEP_SECONDS`."""
     from django.db import DatabaseError, connection
 
     from scelle.core.errors import ScelleError
     from scelle.platform.audit.anchors import checkpoint_if_due
+    from scelle.platform.deposits.services import sweep_uploads
 
     def run() -> None:
+        swept_at = -float("inf")
         while True:
             try:
                 checkpoint_if_due(now=clock())
+                if time.monotonic() - swept_at >= SWEEP_SECONDS:
+                    swept_at = time.monotonic()
+                    report = sweep_uploads(now=clock())
+                    if report.idle or report.closed or report.orphans:
+                        _log.warning("swept uploads: %s", report)
             except (DatabaseError, ScelleError, OSError):
-                _log.exception("the hourly audit checkpoint failed; trying again later")
+                _log.exception("housekeeping failed; trying again later")
             finally:
                 connection.close()
-            if stop.wait(CHECKPOINT_POLL_SECONDS):
+            if stop.wait(HOUSEKEEPING_POLL_SECONDS):
                 return
 
-    thread = threading.Thread(target=run, name="audit-checkpoints", daemon=True)
+    thread = threading.Thread(target=run, name="housekeeping", daemon=True)
     thread.start()
     return thread
 
@@ -111,7 +122,7 @@ def serve(
     bound = listener.getsockname()
     shown = f"[{host}]" if ":" in host else host
     stop = threading.Event()
-    start_checkpoints(clock, stop)
+    start_housekeeping(clock, stop)
 
     async def run() -> None:
         loop = asyncio.get_running_loop()

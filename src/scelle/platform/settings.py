@@ -4,6 +4,12 @@
 - SCELLE_ENVELOPES_DIR (DATA_DIR/envelopes): the sealed envelopes, a folder shared by
   every app process.
 - SCELLE_MAX_DEPOSIT_BYTES (20 GiB): the largest deposit, all envelopes together.
+- SCELLE_MAX_OPEN_UPLOADS (20): uploads a company may have in progress at once.
+- SCELLE_MAX_ANNOUNCED_BYTES (twice SCELLE_MAX_DEPOSIT_BYTES): the bytes a company's
+  uploads in progress to one tender may announce in all.
+- SCELLE_UPLOAD_IDLE_HOURS (24): an upload that received nothing for this long is
+  removed by the sweep (`scelle admin sweep`, and `scelle serve` every 10 minutes);
+  a closed or cancelled tender's uploads are removed at the next sweep.
 - SCELLE_DATABASE_URL (SQLite in the data folder): postgresql://user@host:port/name.
 - SCELLE_KEYS_DIR (DATA_DIR/platform-keys): the CA's and the receipt signer's keys;
   keep it outside the data folder in production.
@@ -92,6 +98,9 @@ SCELLE_ENVELOPES_DIR = (
     Path(_env("SCELLE_ENVELOPES_DIR", str(DATA_DIR / "envelopes"))).expanduser().resolve()
 )
 SCELLE_MAX_DEPOSIT_BYTES = _env_int("SCELLE_MAX_DEPOSIT_BYTES", 20 << 30)
+SCELLE_MAX_OPEN_UPLOADS = _env_int("SCELLE_MAX_OPEN_UPLOADS", 20)
+SCELLE_MAX_ANNOUNCED_BYTES = _env_int("SCELLE_MAX_ANNOUNCED_BYTES", 2 * SCELLE_MAX_DEPOSIT_BYTES)
+SCELLE_UPLOAD_IDLE_HOURS = _env_int("SCELLE_UPLOAD_IDLE_HOURS", 24)
 SCELLE_CLOCK = system_clock
 """Where the platform reads the time; tests put a movable clock here."""
 

@@ -13,11 +13,12 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
 
 from scelle.core.certs import load_certificate
 from scelle.core.envelope import read_recipients
@@ -27,9 +28,10 @@ from scelle.core.errors import (
     NotFoundError,
     PermissionDeniedError,
     RuleViolationError,
+    TooLargeError,
 )
 from scelle.core.receipt import Receipt, ReceivedEnvelope, sign_receipt
-from scelle.platform.accounts.models import Permission, User
+from scelle.platform.accounts.models import Organisation, Permission, User
 from scelle.platform.audit.anchors import audit_head, checkpoint
 from scelle.platform.audit.services import record
 from scelle.platform.deposits import storage
@@ -51,18 +53,25 @@ def _open_for_deposits(tender: Tender) -> None:
         )
 
 
-def _too_large(size: int) -> RuleViolationError:
+def _too_large(size: int) -> TooLargeError:
     limit = settings.SCELLE_MAX_DEPOSIT_BYTES
-    return RuleViolationError(
-        f"a deposit holds at most {limit / (1 << 30):.1f} GiB; this one would hold "
-        f"{size / (1 << 30):.1f} GiB"
-    )
+    return TooLargeError(f"a deposit holds at most {_gib(limit)}; this one would hold {_gib(size)}")
+
+
+def _gib(size: int) -> str:
+    return f"{size / (1 << 30):.1f} GiB"
 
 
 def create_upload(
     actor: User, *, reference: str, envelope: str, length: int, now: dt.datetime
 ) -> Upload:
-    """Open a tus upload for one envelope of a deposit (rule 5: before the deadline)."""
+    """Open a tus upload for one envelope of a deposit (rule 5: before the deadline).
+
+    A company has at most SCELLE_MAX_OPEN_UPLOADS uploads in progress, announcing
+    at most SCELLE_MAX_ANNOUNCED_BYTES to one tender: over that, the upload is
+    refused before any file exists. The file and the row are made together: a
+    failure of either leaves neither.
+    """
     _require_bidder(actor)
     tender = tender_for(actor, reference)
     _open_for_deposits(tender)
@@ -88,9 +97,15 @@ def create_upload(
         length=length,
         created_at=now,
     )
-    storage.create(upload.file_name)
+    created = False
     try:
         with transaction.atomic():
+            # The company's row locked: two creations at once count each other
+            # (PostgreSQL; SQLite's write transactions are one at a time anyway).
+            Organisation.objects.select_for_update().filter(id=actor.organisation_id).exists()
+            _check_quotas(actor, tender, length)
+            storage.create(upload.file_name)
+            created = True
             upload.save()
             record(
                 "deposits.upload.created",
@@ -101,9 +116,30 @@ def create_upload(
                 now=now,
             )
     except BaseException:
-        storage.remove(upload.file_name)  # no file without its row
+        if created:
+            storage.remove(upload.file_name)  # no file without its row
         raise
     return upload
+
+
+def _check_quotas(actor: User, tender: Tender, length: int) -> None:
+    in_progress = Upload.objects.filter(bidder_id=actor.organisation_id)
+    limit = settings.SCELLE_MAX_OPEN_UPLOADS
+    if in_progress.count() >= limit:
+        raise RuleViolationError(
+            f"your company has {limit} uploads in progress, the most the platform keeps "
+            "at once: finish a deposit or abandon an upload first",
+            hint="`scelle deposit` resumes an interrupted deposit; uploads left alone "
+            f"for {settings.SCELLE_UPLOAD_IDLE_HOURS} h are removed.",
+        )
+    announced = in_progress.filter(tender=tender).aggregate(total=Sum("length"))["total"] or 0
+    allowed = settings.SCELLE_MAX_ANNOUNCED_BYTES
+    if announced + length > allowed:
+        raise TooLargeError(
+            f"your company's uploads in progress to {tender.reference} would announce "
+            f"{_gib(announced + length)}, more than the {_gib(allowed)} the platform takes "
+            "for one tender: finish a deposit or abandon an upload first"
+        )
 
 
 def upload_for(actor: User, upload_id: uuid.UUID | str) -> Upload:
@@ -179,6 +215,86 @@ def terminate_upload(actor: User, upload_id: uuid.UUID | str, *, now: dt.datetim
         )
         upload.delete()
     storage.remove(file_name)
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    """What one sweep removed."""
+
+    idle: int
+    """Uploads that had received nothing for SCELLE_UPLOAD_IDLE_HOURS."""
+    closed: int
+    """Uploads to tenders that take no deposit any more (closed, cancelled)."""
+    orphans: int
+    """Files in the envelopes folder with neither an upload nor an envelope (a crash)."""
+    busy: int
+    """Uploads left for the next sweep: a chunk was arriving."""
+
+
+ORPHAN_GRACE = dt.timedelta(hours=1)
+"""A file younger than this may be an upload whose row is being written: left alone."""
+
+
+def sweep_uploads(*, now: dt.datetime) -> SweepReport:
+    """Remove the uploads that will never become a deposit, each with an audit event:
+    idle for SCELLE_UPLOAD_IDLE_HOURS (their last byte, else their creation), or to a
+    tender that takes no deposit any more. Then the files that belong to nothing.
+
+    An upload whose chunk is arriving is left for the next sweep; one that a
+    finalisation takes meanwhile is the deposit's, and kept (the row is locked as
+    `terminate_upload` locks it).
+    """
+    idle_after = dt.timedelta(hours=settings.SCELLE_UPLOAD_IDLE_HOURS)
+    counts = {"idle": 0, "closed": 0, "busy": 0}
+    for upload in Upload.objects.select_related("tender").order_by("created_at"):
+        if upload.tender.status != Tender.Status.PUBLISHED:
+            reason = "closed"
+        elif now - max(upload.created_at, storage.last_written(upload.file_name)) >= idle_after:
+            reason = "idle"
+        else:
+            continue
+        with storage.quiet(upload.file_name) as quiet:
+            if not quiet:
+                counts["busy"] += 1
+                continue
+            with transaction.atomic():
+                if not Upload.objects.select_for_update().filter(id=upload.id).exists():
+                    continue  # made into a deposit meanwhile
+                record(
+                    "deposits.upload.swept",
+                    actor="platform",
+                    target=upload,
+                    organisation_id=upload.bidder_id,
+                    details={
+                        "tender": upload.tender.reference,
+                        "envelope": upload.envelope,
+                        "reason": reason,
+                        "bytes_held": storage.held_or_zero(upload.file_name),
+                    },
+                    now=now,
+                )
+                file_name = upload.file_name  # delete() clears the id it is made of
+                upload.delete()
+            storage.remove(file_name)
+        counts[reason] += 1
+    return SweepReport(orphans=_remove_orphans(now), **counts)
+
+
+def _remove_orphans(now: dt.datetime) -> int:
+    """Files older than ORPHAN_GRACE that no upload and no envelope names (left by a
+    crash between a file and its row): removed."""
+    removed = 0
+    for name, written in storage.files():
+        if now - written < ORPHAN_GRACE:
+            continue
+        upload_id = name.removesuffix(".p7m")
+        if Upload.objects.filter(id=upload_id).exists():
+            continue
+        if Envelope.objects.filter(storage_name=name).exists():
+            continue
+        storage.remove(name)
+        removed += 1
+    return removed
 
 
 def finalise_deposit(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import datetime as dt
 import fcntl
 import hashlib
 import os
@@ -232,6 +233,44 @@ def sha256_of(name: str, length: int) -> str:
         while piece := handle.read(PIECE * 4):
             digest.update(piece)
         return digest.hexdigest()
+
+
+def last_written(name: str) -> dt.datetime:
+    """When the upload's file last received a byte (its creation if never)."""
+    try:
+        return dt.datetime.fromtimestamp(path_of(name).stat().st_mtime, dt.UTC)
+    except FileNotFoundError:
+        return dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
+def held_or_zero(name: str) -> int:
+    try:
+        return path_of(name).stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def files() -> Iterator[tuple[str, dt.datetime]]:
+    """(name, last written) of every upload and envelope file in the folder."""
+    for entry in os.scandir(folder()):
+        if entry.name.endswith(".p7m") and entry.is_file(follow_symlinks=False):
+            written = dt.datetime.fromtimestamp(entry.stat().st_mtime, dt.UTC)
+            yield entry.name, written
+
+
+@contextlib.contextmanager
+def quiet(name: str) -> Iterator[bool]:
+    """Hold the upload's lock if no request is writing it (True), else give False at
+    once; a missing file is quiet."""
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(_locked(path_of(name)))
+            free = True
+        except InvalidInputError:  # missing
+            free = True
+        except RuleViolationError:  # a request is writing it
+            free = False
+        yield free
 
 
 def remove(name: str) -> None:
