@@ -165,13 +165,20 @@ def test_the_newcomers_journey(
     shown_to_bidder = json.loads(bidder.ok("tenders", "show", "AO-2026-001", "--json"))
     assert shown_to_bidder["key_pairs"] == shown["key_pairs"]
     assert "only a public buyer's agents" in bidder.refused("service-keys", "list")
-    assert "no tender with the reference" in outsider.refused("tenders", "show", "AO-2026-001")
+    assert "no tender AO-2026-001" in outsider.refused("tenders", "show", "AO-2026-001")
     assert json.loads(outsider.ok("tenders", "list", "--json")) == []
 
-    # Closing frees the key pair; the audit log holds every step.
-    agent.ok("tenders", "close", "AO-2026-001")
+    # Closing waits for the deadline; a tender stopped early is cancelled, with a reason,
+    # and its key pairs stay in use until it is closed after the deadline.
+    assert "before its deadline" in agent.refused("tenders", "close", "AO-2026-001")
+    said = agent.ok("tenders", "cancel", "AO-2026-001", "--reason", "Besoin disparu")
+    assert "takes no deposit" in said
+    assert json.loads(bidder.ok("tenders", "show", "AO-2026-001", "--json"))["status"] == (
+        "cancelled"
+    )
     agent.ok("service-keys", "rename", "BICLEVIDEOTUTO", "Ancienne clé")
-    agent.ok("service-keys", "delete", "Ancienne clé", "--yes")
+    assert "AO-2026-001" in agent.refused("service-keys", "delete", "Ancienne clé", "--yes")
+    agent.ok("service-keys", "delete", "COURTE", "--yes")  # used by no tender
     verified = platform.admin("audit-verify")
     assert "chain intact" in verified.stderr
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import json
 
 import pytest
@@ -29,9 +31,10 @@ def history(rouen: Buyer, clock, rsa_keys) -> list[str]:
     owner = api_client(rouen.owner, clock)
     key_id = publish(owner, rouen.service, rsa_keys[0], "PERSO").json()["id"]
     publish(owner, rouen.service, rsa_keys[1], "SECOURS", role="backup")
-    create_tender(owner, rouen.service, "AO-1")
+    create_tender(owner, rouen.service, "AO-1", deadline=clock() + dt.timedelta(days=1))
     launch(owner, "AO-1", "PERSO")
     owner.patch(f"/api/key-pairs/{key_id}", {"designation": "P"}, content_type="application/json")
+    clock.advance(days=2)
     owner.post("/api/tenders/AO-1/close")
     owner.delete(f"/api/key-pairs/{key_id}")
     owner.post("/api/auth/logout")

@@ -250,10 +250,11 @@ def test_incomplete_or_wrong_deposits_record_nothing(tender: str, company: Bidde
     swapped = company.finalise(tender, {"candidature": partial, "offre": whole})
     assert swapped.status_code == 400
     owner = api_client(rouen.owner, clock)
-    owner.post(f"/api/tenders/{tender}/close")
+    reason = {"reason": "Le besoin a disparu"}
+    owner.post(f"/api/tenders/{tender}/cancel", reason, content_type="application/json")
     company.patch(location, 50, b"o" * 50)
-    closed = company.finalise(tender, {"candidature": whole, "offre": partial})
-    assert closed.status_code == 409 and "closed" in closed.json()["detail"]
+    cancelled = company.finalise(tender, {"candidature": whole, "offre": partial})
+    assert cancelled.status_code == 409 and "cancelled" in cancelled.json()["detail"]
     assert not Deposit.objects.exists() and not Envelope.objects.exists()
 
 

@@ -128,19 +128,23 @@ ROUTES = [
         (401, 403, 404, 403, 201),
     ),
     Route(
-        "get", "/api/tenders/DRAFT-1", "/api/tenders/{reference}", None,
+        "get", "/api/tenders/DRAFT-1", "/api/tenders/{tender}", None,
         (401, 404, 404, 403, 200),
     ),
     Route(
-        "post", "/api/tenders/DRAFT-1/launch", "/api/tenders/{reference}/launch",
+        "post", "/api/tenders/DRAFT-1/launch", "/api/tenders/{tender}/launch",
         {"key_pairs": ["PERSO"]}, (401, 404, 404, 403, 200),
     ),
     Route(
-        "post", "/api/tenders/DRAFT-1/close", "/api/tenders/{reference}/close", None,
+        "post", "/api/tenders/DRAFT-1/close", "/api/tenders/{tender}/close", None,
         (401, 404, 404, 403, 200),
     ),
     Route(
-        "get", "/api/tenders/PUB-1/recipients", "/api/tenders/{reference}/recipients", None,
+        "post", "/api/tenders/PUB-1/cancel", "/api/tenders/{tender}/cancel",
+        {"reason": "Besoin disparu"}, (401, 403, 404, 403, 200),
+    ),
+    Route(
+        "get", "/api/tenders/PUB-1/recipients", "/api/tenders/{tender}/recipients", None,
         (401, 200, 404, 403, 200),
     ),
     # Deposits: companies make and list their own; agents allowed to open list a tender's.
@@ -150,11 +154,11 @@ ROUTES = [
         (401, 200, 403, 403, 403),
     ),
     Route(
-        "get", "/api/tenders/PUB-1/deposits", "/api/tenders/{reference}/deposits", None,
+        "get", "/api/tenders/PUB-1/deposits", "/api/tenders/{tender}/deposits", None,
         (401, 403, 404, 403, 200),
     ),
     Route(
-        "post", "/api/tenders/PUB-1/deposits", "/api/tenders/{reference}/deposits",
+        "post", "/api/tenders/PUB-1/deposits", "/api/tenders/{tender}/deposits",
         {"deposit": True}, (401, 404, 403, 403, 403),
     ),
     # Opening: after the deadline, agents with `open` on the tender's service.

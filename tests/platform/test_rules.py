@@ -263,9 +263,9 @@ def test_rule3_only_manage_tenders_creates_and_launches(registry, rouen: Buyer, 
 # --- rule 4: no deletion while a tender not closed uses it; expiry warnings ---------
 
 
-def test_rule4_a_key_pair_in_use_cannot_be_deleted(registry, rouen: Buyer):
+def test_rule4_a_key_pair_in_use_cannot_be_deleted(registry, rouen: Buyer, clock):
     for reference in ("AO-A", "AO-B"):
-        create_tender(registry, rouen.service, reference)
+        create_tender(registry, rouen.service, reference, deadline=clock() + dt.timedelta(days=1))
         assert launch(registry, reference, "PERSO-1").status_code == 200
     listed = {k["designation"]: k for k in registry.get("/api/key-pairs").json()["key_pairs"]}
     assert listed["PERSO-1"]["open_tenders"] == ["AO-A", "AO-B"]
@@ -275,11 +275,12 @@ def test_rule4_a_key_pair_in_use_cannot_be_deleted(registry, rouen: Buyer):
     refused = registry.delete(f"/api/key-pairs/{key_id}")
     assert refused.status_code == 409
     assert "AO-A, AO-B" in refused.json()["detail"]
-    registry.post("/api/tenders/AO-A/close")
+    clock.advance(days=2)
+    assert registry.post("/api/tenders/AO-A/close").status_code == 200
     refused = registry.delete(f"/api/key-pairs/{key_id}")
     assert refused.status_code == 409 and "AO-B" in refused.json()["detail"]
     assert "AO-A" not in refused.json()["detail"]
-    registry.post("/api/tenders/AO-B/close")
+    assert registry.post("/api/tenders/AO-B/close").status_code == 200
     assert registry.delete(f"/api/key-pairs/{key_id}").status_code == 204
     # The closed tenders keep the certificate they were sealed to.
     assert {k["designation"] for k in registry.get("/api/tenders/AO-A").json()["key_pairs"]} == {
@@ -306,7 +307,7 @@ def test_rule4_the_key_page_warns_of_expiry_and_of_no_backup(registry, rouen: Bu
         for k in registry.get("/api/key-pairs").json()["key_pairs"]
         if k["designation"] == "SECOURS"
     )
-    registry.post("/api/tenders/AO-W/close")
+    assert registry.post("/api/tenders/AO-W/close").status_code == 200
     registry.delete(f"/api/key-pairs/{backup_id}")
     warnings = registry.get("/api/key-pairs").json()["warnings"]
     assert any("no backup key pair" in w for w in warnings)
@@ -321,3 +322,92 @@ def test_a_deadline_far_ahead_is_refused_and_nothing_is_recorded(rouen: Buyer, c
     assert owner.get("/api/tenders").status_code == 200
     soon = create_tender(owner, rouen.service, "AO-PROCHE", deadline=NOW + dt.timedelta(days=3000))
     assert soon.status_code == 201
+
+
+# --- tenders: references per organisation, closing after the deadline, cancelling ---------
+
+
+def test_references_are_unique_within_an_organisation_only(
+    registry, rouen: Buyer, caen: Buyer, bidder, clock, rsa_keys
+):
+    create_tender(registry, rouen.service, "AO-2027-001")
+    again = create_tender(registry, rouen.service, "ao-2027-001")
+    assert again.status_code == 409 and "already has" in again.json()["detail"]
+    # Another buyer uses the same reference, and learns nothing of Rouen's.
+    other = api_client(caen.owner, clock)
+    publish(other, caen.service, rsa_keys[3], "PERSO-CAEN")
+    created = create_tender(other, caen.service, "AO-2027-001")
+    assert created.status_code == 201
+    assert other.get("/api/tenders/AO-2027-001").json()["organisation"] == "Ville de Caen"
+    assert registry.get("/api/tenders/AO-2027-001").json()["organisation"] == "Ville de Rouen"
+    assert launch(registry, "AO-2027-001", "PERSO-1").status_code == 200
+    # One launched: a company finds it by its reference.
+    company = api_client(bidder, clock)
+    assert company.get("/api/tenders/AO-2027-001").json()["organisation"] == "Ville de Rouen"
+    # Both launched: the reference is ambiguous for companies, the id is not.
+    assert launch(other, "AO-2027-001", "PERSO-CAEN").status_code == 200
+    ambiguous = company.get("/api/tenders/AO-2027-001")
+    assert ambiguous.status_code == 409 and "give the tender's id" in ambiguous.json()["detail"]
+    caen_id = created.json()["id"]
+    assert company.get(f"/api/tenders/{caen_id}").json()["organisation"] == "Ville de Caen"
+    # Ids are not a way into another buyer's tenders.
+    assert registry.get(f"/api/tenders/{caen_id}").status_code == 404
+
+
+def test_a_tender_is_closed_after_its_deadline_only(registry, rouen: Buyer, clock):
+    create_tender(registry, rouen.service, "AO-T", deadline=clock() + dt.timedelta(days=1))
+    launch(registry, "AO-T", "PERSO-1")
+    early = registry.post("/api/tenders/AO-T/close")
+    assert early.status_code == 409 and "before its deadline" in early.json()["detail"]
+    assert Tender.objects.get(reference="AO-T").status == "published"
+    clock.advance(days=1)
+    assert registry.post("/api/tenders/AO-T/close").json()["status"] == "closed"
+    # A draft nobody deposits to may be closed at any time.
+    create_tender(registry, rouen.service, "AO-BROUILLON")
+    assert registry.post("/api/tenders/AO-BROUILLON/close").status_code == 200
+
+
+def test_cancelling_stops_deposits_and_keeps_everything(registry, rouen: Buyer, bidder, clock):
+    from scelle.platform.audit.models import Event
+
+    create_tender(registry, rouen.service, "AO-X", deadline=clock() + dt.timedelta(days=1))
+    launch(registry, "AO-X", "PERSO-1")
+    nothing = registry.post(
+        "/api/tenders/AO-X/cancel", {"reason": " "}, content_type="application/json"
+    )
+    assert nothing.status_code == 400 and Tender.objects.get(reference="AO-X").status == "published"
+    reason = {"reason": "Déclaré sans suite : le besoin a disparu"}
+    cancelled = registry.post("/api/tenders/AO-X/cancel", reason, content_type="application/json")
+    assert cancelled.status_code == 200
+    shown = cancelled.json()
+    assert shown["status"] == "cancelled" and shown["cancel_reason"] == reason["reason"]
+    event = Event.objects.get(action="tenders.tender.cancelled")
+    assert event.details["reason"] == reason["reason"]
+    again = registry.post("/api/tenders/AO-X/cancel", reason, content_type="application/json")
+    assert again.status_code == 409
+    # No deposit any more; companies still see it, cancelled.
+    company = api_client(bidder, clock)
+    refused = company.post(
+        "/api/uploads/",
+        headers={
+            "Tus-Resumable": "1.0.0",
+            "Upload-Length": "10",
+            "Upload-Metadata": "tender " + base64.b64encode(b"AO-X").decode()
+            + ",envelope " + base64.b64encode(b"offre").decode(),
+        },
+    )  # fmt: skip
+    assert refused.status_code == 409 and "cancelled" in refused.json()["detail"]
+    assert company.get("/api/tenders/AO-X").json()["status"] == "cancelled"
+    # Its key pairs stay in use until it is closed after its deadline.
+    key_pairs = {k["designation"]: k for k in registry.get("/api/key-pairs").json()["key_pairs"]}
+    assert registry.delete(f"/api/key-pairs/{key_pairs['PERSO-1']['id']}").status_code == 409
+    assert registry.post("/api/tenders/AO-X/close").status_code == 409
+    clock.advance(days=1)
+    assert registry.post("/api/tenders/AO-X/close").status_code == 200
+    assert registry.delete(f"/api/key-pairs/{key_pairs['PERSO-1']['id']}").status_code == 204
+    # After the deadline a tender is closed, not cancelled.
+    create_tender(registry, rouen.service, "AO-Y", deadline=clock() + dt.timedelta(hours=1))
+    launch(registry, "AO-Y", "PERSO-2")
+    clock.advance(hours=2)
+    late = registry.post("/api/tenders/AO-Y/cancel", reason, content_type="application/json")
+    assert late.status_code == 409 and "close it instead" in late.json()["detail"]

@@ -167,6 +167,11 @@ _FRENCH: dict[str, str] = {
         "ne reçoivent plus de plis, {orphans} fichiers orphelins ; {busy} en cours de "
         "réception, laissés pour plus tard."
     ),
+    "Tender {reference} is cancelled: it takes no deposit any more. Its key pairs stay "
+    "in use until you close it after its deadline.": (
+        "La consultation {reference} est annulée : elle ne reçoit plus de plis. Ses bi-clés "
+        "restent utilisés jusqu'à sa clôture après la date limite."
+    ),
     "service": "service",
     "buyer": "entité publique",
     "bidder": "entreprise",
@@ -227,6 +232,8 @@ _FRENCH: dict[str, str] = {
     "draft": "brouillon",
     "published": "publiée",
     "closed": "clôturée",
+    "cancelled": "annulée",
+    "Id": "Identifiant",
     # deposits and receipts
     "Hashing": "Calcul des empreintes",
     "Sealing and sending": "Chiffrement et envoi",

@@ -407,11 +407,13 @@ def list_tenders(session: Session, as_json: bool) -> None:
     if not found:
         say(_("No tender."))
         return
+    # The id names a tender whose reference another buyer uses too.
     print_table(
-        [_("Reference"), _("Title"), _("Service"), _("Deadline"), _("Status"), _("Key pairs")],
+        [_("Reference"), _("Title"), _("Buyer"), _("Service"), _("Deadline"), _("Status"),
+         _("Key pairs"), _("Id")],
         [
-            [t["reference"], t["title"], t["service"], t["deadline"], _(t["status"]),
-             str(len(t["key_pairs"]))]
+            [t["reference"], t["title"], t["organisation"], t["service"], t["deadline"],
+             _(t["status"]), str(len(t["key_pairs"])), t["id"]]
             for t in found
         ],
     )  # fmt: skip
@@ -500,7 +502,24 @@ def tender_notice(session: Session, reference: str) -> None:
 @click.argument("reference")
 @pass_session
 def close_tender(session: Session, reference: str) -> None:
-    """Close a tender; its key pairs may then be deleted."""
+    """Close a tender after its deadline; its key pairs may then be deleted."""
     with connect(session) as client:
         tender = client.close_tender(reference)
     say(_("Tender {reference} is closed.", reference=tender["reference"]))
+
+
+@tenders.command(name="cancel")
+@click.argument("reference")
+@click.option("--reason", required=True, help="Why the tender stops early (kept in the audit log).")
+@pass_session
+def cancel_tender(session: Session, reference: str, reason: str) -> None:
+    """Stop a launched tender before its deadline: it takes no deposit any more."""
+    with connect(session) as client:
+        tender = client.cancel_tender(reference, reason)
+    say(
+        _(
+            "Tender {reference} is cancelled: it takes no deposit any more. Its key pairs stay "
+            "in use until you close it after its deadline.",
+            reference=tender["reference"],
+        )
+    )

@@ -22,7 +22,7 @@ import hashlib
 import ipaddress
 import re
 import urllib.parse
-from typing import Annotated, Any, TypeVar, cast
+from typing import Annotated, Any, NotRequired, TypeVar, cast
 
 import httpx
 import pydantic
@@ -165,6 +165,8 @@ class Tender(TypedDict):
     status: Text
     launched_at: Timestamp | None
     closed_at: Timestamp | None
+    cancelled_at: NotRequired[Timestamp | None]
+    cancel_reason: NotRequired[Annotated[str, StringConstraints(max_length=2000)]]
     key_pairs: Annotated[list[Recipient], Field(max_length=100)]
     max_deposit_bytes: Size
     rsf: Rsf | None
@@ -392,6 +394,10 @@ class PlatformClient:
 
     def close_tender(self, reference: str) -> Tender:
         return self._call(Tender, "POST", f"/tenders/{_segment(reference)}/close")
+
+    def cancel_tender(self, reference: str, reason: str) -> Tender:
+        path = f"/tenders/{_segment(reference)}/cancel"
+        return self._call(Tender, "POST", path, json={"reason": reason})
 
     def recipients(self, reference: str) -> list[Recipient]:
         return self._call(list[Recipient], "GET", f"/tenders/{_segment(reference)}/recipients")

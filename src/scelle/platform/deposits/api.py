@@ -75,12 +75,14 @@ class FinaliseIn(Schema):
     envelopes: list[UploadedEnvelope] = Field(min_length=1, max_length=3)
 
 
-@router.post("/tenders/{reference}/deposits", response=responses({201: ReceiptOut}, 403, 404, 409))
-def finalise(request: HttpRequest, reference: str, payload: FinaliseIn) -> Status[ReceiptOut]:
+@router.post(
+    "/tenders/{tender}/deposits", response=responses({201: ReceiptOut}, 403, 404, 409, 413)
+)
+def finalise(request: HttpRequest, tender: str, payload: FinaliseIn) -> Status[ReceiptOut]:
     """Make a deposit of complete uploads, one per envelope; returns the signed receipt."""
     deposit = services.finalise_deposit(
         actor(request),
-        reference,
+        tender,
         [(envelope.kind, envelope.upload) for envelope in payload.envelopes],
         expected_sha256={e.kind: e.sha256 for e in payload.envelopes if e.sha256},
         now=now(),
@@ -144,7 +146,7 @@ def my_deposit(request: HttpRequest, deposit_id: uuid.UUID) -> ReceiptOut:
     return ReceiptOut(**_out(deposit).model_dump(), receipt=deposit.receipt)
 
 
-@router.get("/tenders/{reference}/deposits", response=responses({200: list[DepositOut]}, 403, 404))
-def tender_deposits(request: HttpRequest, reference: str) -> list[DepositOut]:
+@router.get("/tenders/{tender}/deposits", response=responses({200: list[DepositOut]}, 403, 404))
+def tender_deposits(request: HttpRequest, tender: str) -> list[DepositOut]:
     """Who deposited to a tender, when, sizes, late or not; never the content."""
-    return [_out(deposit) for deposit in services.deposits_of_tender(actor(request), reference)]
+    return [_out(deposit) for deposit in services.deposits_of_tender(actor(request), tender)]

@@ -1,4 +1,8 @@
-"""Routes of tenders: create, launch with their key pairs, close; recipients for bidders."""
+"""Routes of tenders: create, launch with their key pairs, cancel, close; recipients.
+
+`{tender}` in a path is the tender's id, or its reference (unique within the
+buyer's organisation; a company gives the id when several buyers use one).
+"""
 
 from __future__ import annotations
 
@@ -42,6 +46,9 @@ class TenderOut(Schema):
     status: str
     launched_at: dt.datetime | None
     closed_at: dt.datetime | None
+    cancelled_at: dt.datetime | None
+    cancel_reason: str
+    """Why the buyer stopped it early, when cancelled."""
     key_pairs: list[RecipientOut]
     """The definitive recipients, once launched."""
     max_deposit_bytes: int
@@ -75,6 +82,8 @@ def _out(tender: Tender) -> TenderOut:
         status=tender.status,
         launched_at=tender.launched_at,
         closed_at=tender.closed_at,
+        cancelled_at=tender.cancelled_at,
+        cancel_reason=tender.cancel_reason,
         key_pairs=[_recipient(assigned) for assigned in tender.assigned_key_pairs.all()],
         max_deposit_bytes=settings.SCELLE_MAX_DEPOSIT_BYTES,
         rsf=services.tender_rsf(tender),
@@ -111,10 +120,10 @@ def create(request: HttpRequest, payload: TenderIn) -> Status[TenderOut]:
     return Status(201, _out(tender))
 
 
-@router.get("/{reference}", response=responses({200: TenderOut}, 403, 404))
-def show(request: HttpRequest, reference: str) -> TenderOut:
+@router.get("/{tender}", response=responses({200: TenderOut}, 403, 404))
+def show(request: HttpRequest, tender: str) -> TenderOut:
     """One tender, with its key pairs once launched."""
-    return _out(services.tender_for(actor(request), reference))
+    return _out(services.tender_for(actor(request), tender))
 
 
 class LaunchIn(Schema):
@@ -122,19 +131,30 @@ class LaunchIn(Schema):
     """Designations of the personal key pairs chosen; backup ones are added."""
 
 
-@router.post("/{reference}/launch", response=responses({200: TenderOut}, 400, 403, 404, 409))
-def launch(request: HttpRequest, reference: str, payload: LaunchIn) -> TenderOut:
+@router.post("/{tender}/launch", response=responses({200: TenderOut}, 400, 403, 404, 409))
+def launch(request: HttpRequest, tender: str, payload: LaunchIn) -> TenderOut:
     """Publish a draft and assign its key pairs, definitively."""
-    return _out(services.launch_tender(actor(request), reference, payload.key_pairs, now=now()))
+    return _out(services.launch_tender(actor(request), tender, payload.key_pairs, now=now()))
 
 
-@router.post("/{reference}/close", response=responses({200: TenderOut}, 403, 404, 409))
-def close(request: HttpRequest, reference: str) -> TenderOut:
-    """End a tender."""
-    return _out(services.close_tender(actor(request), reference, now=now()))
+@router.post("/{tender}/close", response=responses({200: TenderOut}, 403, 404, 409))
+def close(request: HttpRequest, tender: str) -> TenderOut:
+    """End a tender, after its deadline: its key pairs may then be deleted."""
+    return _out(services.close_tender(actor(request), tender, now=now()))
 
 
-@router.get("/{reference}/recipients", response=responses({200: list[RecipientOut]}, 403, 404, 409))
-def recipients(request: HttpRequest, reference: str) -> list[RecipientOut]:
+class CancelIn(Schema):
+    reason: str = Field(min_length=1, max_length=services.MAX_REASON_LENGTH)
+    """Why the tender stops early; kept in the audit log."""
+
+
+@router.post("/{tender}/cancel", response=responses({200: TenderOut}, 400, 403, 404, 409))
+def cancel(request: HttpRequest, tender: str, payload: CancelIn) -> TenderOut:
+    """Stop a launched tender before its deadline: it takes no deposit any more."""
+    return _out(services.cancel_tender(actor(request), tender, reason=payload.reason, now=now()))
+
+
+@router.get("/{tender}/recipients", response=responses({200: list[RecipientOut]}, 403, 404, 409))
+def recipients(request: HttpRequest, tender: str) -> list[RecipientOut]:
     """The certificates every envelope must be encrypted to."""
-    return [_recipient(assigned) for assigned in services.recipients(actor(request), reference)]
+    return [_recipient(assigned) for assigned in services.recipients(actor(request), tender)]

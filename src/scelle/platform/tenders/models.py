@@ -6,6 +6,7 @@ import uuid
 from typing import ClassVar
 
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
 from scelle.platform.accounts.models import Organisation, Service, User
@@ -21,12 +22,16 @@ class Tender(models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft", _("draft")
         PUBLISHED = "published", _("published")
+        CANCELLED = "cancelled", _("cancelled")
+        """Stopped before its deadline: no deposit any more, nothing deleted, its key
+        pairs still in use until it is closed after the deadline."""
         CLOSED = "closed", _("closed")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT)
     service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="tenders")
-    reference = models.CharField(_("reference"), max_length=64, unique=True)
+    reference = models.CharField(_("reference"), max_length=64)
+    """Unique within its organisation, whatever the case; other buyers may use it too."""
     title = models.CharField(_("title"), max_length=300)
     deadline = models.DateTimeField(_("deposit deadline"))
     envelopes = models.JSONField(_("envelopes"))
@@ -42,9 +47,19 @@ class Tender(models.Model):
         User, on_delete=models.PROTECT, related_name="+", null=True, blank=True
     )
     closed_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancel_reason = models.TextField(_("reason for cancelling"), blank=True)
 
     class Meta:
         ordering = ("deadline", "reference")
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                Lower("reference"), "organisation", name="tender_reference_once_per_organisation"
+            )
+        ]
 
     def __str__(self) -> str:
         return self.reference

@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Sequence
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
 
@@ -97,8 +96,13 @@ def create_tender(
     kinds = check_envelopes(envelopes)
     _check_deadline(deadline, now)
     with transaction.atomic():
-        if Tender.objects.filter(reference__iexact=reference).exists():
-            raise RuleViolationError(f"a tender with the reference {reference} already exists")
+        taken = Tender.objects.filter(
+            organisation_id=service.organisation_id, reference__iexact=reference
+        )
+        if taken.exists():
+            raise RuleViolationError(
+                f"{service.organisation.name} already has a tender with the reference {reference}"
+            )
         tender = Tender.objects.create(
             organisation_id=service.organisation_id,
             service=service,
@@ -135,22 +139,39 @@ def visible_tenders(actor: User) -> QuerySet[Tender]:
     return tenders.exclude(status=Tender.Status.DRAFT)
 
 
-def tender_for(actor: User, reference: str, permission: str | None = None) -> Tender:
-    """The tender `reference` as `actor` may see it, with `permission` when one is needed.
+def tender_for(actor: User, key: str, permission: str | None = None) -> Tender:
+    """The tender `key` as `actor` may see it, with `permission` when one is needed.
 
-    What another organisation has, and drafts for companies, are "not found".
+    `key` is the tender's id, or its reference: an agent's references are their
+    organisation's; a company's are those of every launched tender, and one that
+    several buyers use must be given by id. What another organisation has, and
+    drafts for companies, are "not found".
     """
+    wanted = key.strip()
+    found = Tender.objects.select_related("service", "organisation")
     try:
-        tender = Tender.objects.select_related("service", "organisation").get(
-            reference__iexact=reference.strip()
+        tender_id = uuid.UUID(wanted)
+    except ValueError:
+        if actor.is_agent:
+            found = found.filter(organisation_id=actor.organisation_id)
+        else:
+            found = found.exclude(status=Tender.Status.DRAFT)
+        matching = list(found.filter(reference__iexact=wanted)[:2])
+    else:
+        matching = list(found.filter(id=tender_id))
+    if len(matching) > 1:
+        raise RuleViolationError(
+            f"several buyers use the reference {wanted}: give the tender's id instead",
+            hint="`scelle tenders list` shows each tender's id.",
         )
-    except (Tender.DoesNotExist, ValidationError):
-        raise NotFoundError(f"no tender with the reference {reference}") from None
+    if not matching:
+        raise NotFoundError(f"no tender {wanted}")
+    tender = matching[0]
     if actor.is_agent and tender.organisation_id == actor.organisation_id:
         service_for(actor, tender.service_id, permission)
         return tender
     if actor.is_agent or tender.status == Tender.Status.DRAFT:
-        raise NotFoundError(f"no tender with the reference {reference}")
+        raise NotFoundError(f"no tender {wanted}")
     if permission is not None:
         raise PermissionDeniedError("only the buyer's agents can do this")
     return tender
@@ -260,12 +281,22 @@ def tender_rsf(tender: Tender) -> str | None:
 
 
 def close_tender(actor: User, reference: str, *, now: dt.datetime) -> Tender:
-    """End a tender; its key pairs may then be deleted."""
+    """End a tender once its deadline has passed; its key pairs may then be deleted.
+
+    Before the deadline, companies may still be depositing: a tender that must
+    stop early is cancelled (`cancel_tender`), and closed after its deadline.
+    """
     tender = tender_for(actor, reference, Permission.Name.MANAGE_TENDERS)
     with transaction.atomic():
         tender = Tender.objects.select_for_update().get(id=tender.id)
         if tender.status == Tender.Status.CLOSED:
             raise RuleViolationError(f"the tender {tender.reference} is already closed")
+        if tender.status != Tender.Status.DRAFT and now < tender.deadline:
+            raise RuleViolationError(
+                f"the tender {tender.reference} cannot be closed before its deadline "
+                f"({tender.deadline:%Y-%m-%d %H:%M} UTC): companies may be depositing",
+                hint="To stop it early, cancel it (`scelle tenders cancel`) with a reason.",
+            )
         previous = tender.status
         tender.status = Tender.Status.CLOSED
         tender.closed_by = actor
@@ -280,6 +311,50 @@ def close_tender(actor: User, reference: str, *, now: dt.datetime) -> Tender:
             now=now,
         )
         checkpoint(now=now, reason="close")  # in the same transaction: both or neither
+    return tender
+
+
+MAX_REASON_LENGTH = 2000
+
+
+def cancel_tender(actor: User, reference: str, *, reason: str, now: dt.datetime) -> Tender:
+    """Stop a launched tender before its deadline (déclaration sans suite), with a reason.
+
+    From then on it takes no deposit; nothing is deleted (deposits, uploads until
+    the sweep, the audit log); its key pairs stay in use until it is closed after
+    its deadline, so that what was deposited can still be opened.
+    """
+    tender = tender_for(actor, reference, Permission.Name.MANAGE_TENDERS)
+    reason = reason.strip()
+    if not reason or len(reason) > MAX_REASON_LENGTH:
+        raise InvalidInputError(
+            f"say why the tender is cancelled (1 to {MAX_REASON_LENGTH} characters)"
+        )
+    with transaction.atomic():
+        tender = Tender.objects.select_for_update().get(id=tender.id)
+        if tender.status != Tender.Status.PUBLISHED:
+            raise RuleViolationError(
+                f"the tender {tender.reference} is {tender.status}: only a launched tender "
+                "is cancelled"
+            )
+        if now >= tender.deadline:
+            raise RuleViolationError(
+                f"the deadline of {tender.reference} has passed: close it instead"
+            )
+        tender.status = Tender.Status.CANCELLED
+        tender.cancelled_by = actor
+        tender.cancelled_at = now
+        tender.cancel_reason = reason
+        tender.save(update_fields=["status", "cancelled_by", "cancelled_at", "cancel_reason"])
+        record(
+            "tenders.tender.cancelled",
+            actor=actor.email,
+            target=tender,
+            organisation_id=tender.organisation_id,
+            details={"reference": tender.reference, "reason": reason},
+            now=now,
+        )
+        checkpoint(now=now, reason="cancel")  # in the same transaction: both or neither
     return tender
 
 
