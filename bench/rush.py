@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import datetime as dt
 import multiprocessing
@@ -58,6 +59,7 @@ UPLOADS_PER_COMPANY = 20
 UPLOAD_LENGTH = 1 << 30
 REFERENCE = "RUSH-2026"
 FRESH_MB = 10
+HEALTH = b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
 
 
 @dataclass
@@ -132,6 +134,10 @@ class Load:
     uploads: list[tuple[str, str]]
     """(path, token) of the uploads the slow PATCHes write to, one connection each."""
     held: int = 0
+    ended: collections.Counter[str] = field(default_factory=collections.Counter)
+    """Connections of each kind that ended (closed by the server, or refused)."""
+    patch_bytes: int = 0
+    """Bytes the slow PATCHes sent."""
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def _connection(self, kind: str, index: int) -> None:
@@ -149,11 +155,12 @@ class Load:
                         await self._slow_patch(reader, writer, *self.uploads[index])
                 finally:
                     self.held -= 1
-            except (OSError, asyncio.IncompleteReadError, ValueError):
+            except (OSError, asyncio.IncompleteReadError, ValueError, StopIteration):
                 pass
             finally:
                 if writer is not None:
                     writer.close()
+            self.ended[kind] += 1
             await asyncio.sleep(0.1)
 
     async def _slow_headers(self, reader: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
@@ -193,6 +200,7 @@ class Load:
             while count > 0:
                 w.write(piece[:count])
                 count -= len(piece)
+                self.patch_bytes += len(piece)
                 await w.drain()
                 done, _ = await asyncio.wait({closed}, timeout=0.25)
                 if done:
@@ -220,7 +228,7 @@ async def probe(host: str, port: int) -> float:
     try:
         async with asyncio.timeout(PROBE_TIMEOUT):
             reader, writer = await asyncio.open_connection(host, port)
-            writer.write(b"GET /api/health HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            writer.write(HEALTH)
             await writer.drain()
             answer = await reader.read()
         if b'"ok"' not in answer:
@@ -299,13 +307,17 @@ async def rush(
                     target=fresh_company, args=(url, email, str(source), str(home), results)
                 )
                 deposit_process.start()
+            ended, sent = load.ended.copy(), load.patch_bytes
             latencies = await measure(host, port)
+            ended, sent = load.ended - ended, load.patch_bytes - sent
             held = load.held
             rss = rss_mib(process.pid)
             outcome.rss_peak = max(outcome.rss_peak, rss)
             p50, high = statistics.median(latencies), p99(latencies)
             print(f"  {step:5d} wanted  {held:5d} held  health p50 {p50:6.3f} s  "
-                  f"p99 {high:6.3f} s  server RSS {rss:5.0f} MiB")  # fmt: skip
+                  f"p99 {high:6.3f} s  server RSS {rss:5.0f} MiB  ended in {MEASURE_SECONDS:.0f} s:"
+                  f" idle {ended['idle']}, headers {ended['headers']}, PATCH {ended['patch']}; "
+                  f"PATCHes sent {sent / MEASURE_SECONDS / 1e6:.1f} MB/s")  # fmt: skip
             if high < 1.0:
                 outcome.held_under_1s = max(outcome.held_under_1s, held)
             if deposit_process is not None:

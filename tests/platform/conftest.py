@@ -99,7 +99,7 @@ def make_buyer(name: str, domain: str) -> Buyer:
 
 def api_client(user: User, clock: MovableClock) -> Client:
     """A Django test client sending a real bearer token of `user`."""
-    token = accounts.log_in(user.email, PASSWORD, now=clock()).value
+    token = accounts.log_in(user.email, PASSWORD, client="192.0.2.1", now=clock()).value
     return Client(HTTP_AUTHORIZATION=f"Bearer {token}")
 
 

@@ -7,14 +7,14 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from scelle.platform.accounts.models import ApiToken, LoginFailure, User
+from scelle.platform.accounts.models import ApiToken, User
 from tests.platform.conftest import PASSWORD, Buyer, MovableClock, api_client
 
 pytestmark = [pytest.mark.django_db, pytest.mark.platform]
 
 
-def login(email: str, password: str) -> Any:
-    return Client().post(
+def login(email: str, password: str, client: str = "127.0.0.1") -> Any:
+    return Client(REMOTE_ADDR=client).post(
         "/api/auth/login", {"email": email, "password": password}, content_type="application/json"
     )
 
@@ -45,21 +45,47 @@ def test_wrong_password_and_unknown_user_read_the_same(rouen: Buyer, clock):
     assert wrong.json() == unknown.json()
 
 
-def test_login_is_slowed_down_after_failures(rouen: Buyer, clock: MovableClock, settings):
+def test_guessing_is_slowed_per_address_and_client_without_locking_anyone_out(
+    rouen: Buyer, clock: MovableClock, settings
+):
     settings.SCELLE_LOGIN_MAX_FAILURES = 3
+    guesser, owner = "203.0.113.7", "198.51.100.20"
     for _ in range(3):
-        assert login("acheteur@rouen.fr", "devine").status_code == 401
-    blocked = login("acheteur@rouen.fr", PASSWORD)  # even the right password
-    assert blocked.status_code == 429
-    assert blocked["Retry-After"] == "900"
-    assert "too many failed logins" in blocked.json()["detail"]
-    # Another address is not affected.
-    assert login("collegue@rouen.fr", PASSWORD).status_code == 200
-    clock.advance(minutes=16)
-    assert login("acheteur@rouen.fr", PASSWORD).status_code == 200
-    # Failures past the window are dropped at the next failure: the table stays small.
-    assert login("acheteur@rouen.fr", "encore").status_code == 401
-    assert LoginFailure.objects.count() == 1
+        assert login("acheteur@rouen.fr", "devine", guesser).status_code == 401
+    slowed = login("acheteur@rouen.fr", "encore", guesser)
+    assert slowed.status_code == 429
+    assert slowed["Retry-After"] == "180"  # one attempt back every 3 minutes
+    assert "too many failed logins" in slowed.json()["detail"]
+    # The owner, from their own workstation, logs in: nobody can lock them out.
+    assert login("acheteur@rouen.fr", PASSWORD, owner).status_code == 200
+    # The guesser waits; then one attempt comes back, not five.
+    clock.advance(minutes=3)
+    assert login("acheteur@rouen.fr", "devine", guesser).status_code == 401
+    assert login("acheteur@rouen.fr", "devine", guesser).status_code == 429
+    # The right password gives the attempt back: a user who mistypes is not slowed more.
+    clock.advance(minutes=3)
+    assert login("acheteur@rouen.fr", PASSWORD, guesser).status_code == 200
+    assert login("acheteur@rouen.fr", "devine", guesser).status_code == 401
+
+
+def test_one_client_guessing_across_addresses_is_slowed(rouen: Buyer, clock, settings):
+    settings.SCELLE_LOGIN_CLIENT_FAILURES = 10
+    answers = [
+        login(f"agent{index}@rouen.fr", "devine", "203.0.113.9").status_code for index in range(40)
+    ]
+    assert answers.count(401) == 10 and answers.count(429) == 30
+    # IPv6: the whole /64 is one client; another network is not slowed.
+    for index in range(10):
+        login(f"agent{index}@rouen.fr", "devine", f"2001:db8:1:2::{index + 1}")
+    assert login("x@rouen.fr", "devine", "2001:db8:1:2::ffff").status_code == 429
+    assert login("acheteur@rouen.fr", PASSWORD, "2001:db8:9:9::1").status_code == 200
+    # The table keeps no address in clear, and forgets full buckets.
+    from scelle.platform.accounts.models import LoginThrottle
+
+    assert not LoginThrottle.objects.filter(key__contains="rouen").exists()
+    clock.advance(hours=2)
+    login("acheteur@rouen.fr", "devine", "198.51.100.1")
+    assert LoginThrottle.objects.count() == 2
 
 
 def test_tokens_expire_and_can_be_revoked(rouen: Buyer, clock: MovableClock, settings):

@@ -7,6 +7,7 @@ without a permission on the service, and the agent who holds it.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import io
@@ -59,6 +60,10 @@ def world(rouen: Buyer, caen: Buyer, bidder, clock: MovableClock, rsa_keys) -> W
     create_tender(owner, rouen.service, "PUB-1", deadline=NOW + dt.timedelta(days=1))
     assert launch(owner, "PUB-1", "PERSO").status_code == 200
     ids["deposit"] = str(_deposit(bidder, "PUB-1").id)
+    upload = deposits.create_upload(
+        bidder, reference="PUB-1", envelope="offre", length=10, now=clock()
+    )
+    ids["upload"] = str(upload.id)
     # An agent of the same buyer whose only permission is on another service.
     intern = make_user(
         "stagiaire@rouen.fr", rouen.organisation, service=rouen.other_service, permissions=("open",)
@@ -99,6 +104,8 @@ class Route:
     """Status for each of CALLERS, in order."""
     after_deadline: bool = False
     """Call it once PUB-1's deadline has passed (opening routes)."""
+    headers: dict[str, str] | None = None
+    """A tus request: these headers, and `body` as raw bytes."""
 
 
 ROUTES = [
@@ -173,6 +180,33 @@ ROUTES = [
         {"files": 1}, (401, 403, 404, 403, 204), after_deadline=True,
     ),
 ]  # fmt: skip
+TUS_ROUTES = [
+    Route(
+        "options", "/api/uploads/", "/api/uploads/", None, (204, 204, 204, 204, 204),
+        headers={},
+    ),
+    Route(
+        "post", "/api/uploads/", "/api/uploads/", None, (401, 201, 403, 403, 403),
+        headers={
+            "Upload-Length": "10",
+            "Upload-Metadata": "tender " + base64.b64encode(b"PUB-1").decode()
+            + ",envelope " + base64.b64encode(b"offre").decode(),
+        },
+    ),
+    Route(
+        "head", "/api/uploads/{upload}", "/api/uploads/{upload_id}", None,
+        (401, 200, 403, 403, 403), headers={},
+    ),
+    Route(
+        "patch", "/api/uploads/{upload}", "/api/uploads/{upload_id}", {"raw": True},
+        (401, 204, 403, 403, 403), headers={"Upload-Offset": "0"},
+    ),
+    Route(
+        "delete", "/api/uploads/{upload}", "/api/uploads/{upload_id}", None,
+        (401, 204, 403, 403, 403), headers={},
+    ),
+]  # fmt: skip
+ROUTES += TUS_ROUTES
 # Login is the one route that takes no token: tested in test_accounts.py.
 UNGUARDED = {("post", "/api/auth/login")}
 
@@ -223,14 +257,22 @@ def test_authorisation_matrix(
     client = world.clients[caller]
     path = route.path.format(**world.ids)
     body = _body(route, world, rsa_keys)
-    call = getattr(client, route.method)
-    response = call(path) if body is None else call(path, body, content_type="application/json")
+    response: Any
+    if route.headers is not None:
+        response = client.generic(
+            route.method.upper(), path, b"0123456789" if body else b"",
+            content_type="application/offset+octet-stream",
+            headers={"Tus-Resumable": "1.0.0", **route.headers},
+        )  # fmt: skip
+    else:
+        call = getattr(client, route.method)
+        response = call(path) if body is None else call(path, body, content_type="application/json")
     expected = route.expected[CALLERS.index(caller)]
     if response.streaming:  # an envelope: reading it through closes the file
         stored = Envelope.objects.get(deposit_id=world.ids["deposit"], kind="offre")
         assert hashlib.sha256(b"".join(response.streaming_content)).hexdigest() == stored.sha256
     assert response.status_code == expected, response
-    if response.status_code in (401, 403, 404):
+    if response.status_code in (401, 403, 404) and route.method != "head":
         # Refusals carry a message, never data.
         answer = response.json()
         assert set(answer) == {"detail", "hint"}

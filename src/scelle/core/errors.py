@@ -118,6 +118,13 @@ class TooLargeError(RuleViolationError):
 class TooManyAttemptsError(ScelleError):
     """Too many failed attempts; wait before trying again (HTTP 429)."""
 
+    def __init__(
+        self, message: str, *, hint: str | None = None, retry_after: int | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after
+        """Seconds to wait, when known."""
+
 
 class PlatformUnavailableError(ScelleError):
     """The platform cannot be reached, or failed to answer."""

@@ -6,9 +6,12 @@ time, present. The rules live in the services.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.openapi.schema import OpenAPISchema
 from ninja.security import HttpBearer
 
 from scelle import __version__
@@ -55,7 +58,20 @@ class TokenAuth(HttpBearer):
         return found.user
 
 
-api = NinjaAPI(
+class ScelleAPI(NinjaAPI):
+    """The API, whose OpenAPI document also describes the tus upload routes (plain views)."""
+
+    def get_openapi_schema(
+        self, *, path_prefix: str | None = None, path_params: dict[str, Any] | None = None
+    ) -> OpenAPISchema:
+        from scelle.platform.deposits.tus import OPENAPI_PATHS  # tus imports this module
+
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        schema["paths"].update(OPENAPI_PATHS)
+        return schema
+
+
+api = ScelleAPI(
     title="Scellé",
     version=__version__,
     description=(
@@ -76,8 +92,8 @@ def error_body(message: str, hint: str | None = None) -> dict[str, str | None]:
 def _scelle_error(request: HttpRequest, error: ScelleError) -> HttpResponse:
     status = status_for(error)
     response = api.create_response(request, error_body(error.message, error.hint), status=status)
-    if status == 429:
-        response["Retry-After"] = "900"
+    if isinstance(error, TooManyAttemptsError) and error.retry_after is not None:
+        response["Retry-After"] = str(error.retry_after)
     return response
 
 

@@ -20,8 +20,11 @@
   its deadline.
 - SCELLE_CERTIFICATE_DAYS (730): validity of the encryption certificates issued.
 - SCELLE_TOKEN_DAYS (30): lifetime of an API token.
-- SCELLE_LOGIN_MAX_FAILURES (5): failed logins per address in 15 minutes before
-  login is refused for that address.
+- SCELLE_LOGIN_MAX_FAILURES (5): failed logins for one address from one client (IP
+  address, or IPv6 /64) before that client waits for that address: one more every
+  3 minutes. The right password from another client is never refused.
+- SCELLE_LOGIN_CLIENT_FAILURES (20): failed logins from one client, whatever the
+  addresses, before it waits: one more a minute.
 - SCELLE_ALLOWED_HOSTS (127.0.0.1,localhost,[::1]): host names served, comma-separated.
 - SCELLE_DEBUG (false): Django's debug mode, never in production.
 
@@ -94,6 +97,7 @@ SCELLE_OPENING_WINDOW_DAYS = _env_int("SCELLE_OPENING_WINDOW_DAYS", 90, minimum=
 SCELLE_CERTIFICATE_DAYS = _env_int("SCELLE_CERTIFICATE_DAYS", 730)
 SCELLE_TOKEN_DAYS = _env_int("SCELLE_TOKEN_DAYS", 30)
 SCELLE_LOGIN_MAX_FAILURES = _env_int("SCELLE_LOGIN_MAX_FAILURES", 5)
+SCELLE_LOGIN_CLIENT_FAILURES = _env_int("SCELLE_LOGIN_CLIENT_FAILURES", 20)
 SCELLE_ENVELOPES_DIR = (
     Path(_env("SCELLE_ENVELOPES_DIR", str(DATA_DIR / "envelopes"))).expanduser().resolve()
 )

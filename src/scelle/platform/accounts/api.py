@@ -80,7 +80,8 @@ def _me(user: User) -> MeOut:
 @router.post("/auth/login", auth=None, response=responses({200: LoginOut}, 429))
 def login(request: HttpRequest, payload: LoginIn) -> LoginOut:
     """Exchange an e-mail address and a password for an API token."""
-    issued = services.log_in(payload.email, payload.password, now=now())
+    client = services.client_of(request.META.get("REMOTE_ADDR", ""))
+    issued = services.log_in(payload.email, payload.password, client=client, now=now())
     return LoginOut(
         token=issued.value, expires_at=issued.token.expires_at, user=_me(issued.token.user)
     )

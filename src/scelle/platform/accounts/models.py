@@ -120,14 +120,20 @@ class ApiToken(models.Model):
         return f"token {self.prefix} of {self.user}"
 
 
-class LoginFailure(models.Model):
-    """One failed login, kept to slow down password guessing."""
+class LoginThrottle(models.Model):
+    """A token bucket slowing password guessing down (accounts.services.log_in).
 
-    email = models.CharField(max_length=254, db_index=True)
-    at = models.DateTimeField(db_index=True)
+    One per (address, client) and one per client; `key` is an HMAC of what it
+    counts, so the table holds neither addresses nor IP addresses in clear.
+    """
+
+    key = models.CharField(max_length=64, unique=True)
+    tokens = models.FloatField()
+    """Attempts left when `updated_at` was written; refills with time."""
+    updated_at = models.DateTimeField(db_index=True)
 
     def __str__(self) -> str:
-        return f"{self.email} {self.at:%Y-%m-%d %H:%M:%S}"
+        return f"{self.key[:8]} {self.tokens:.1f}"
 
 
 def permissions_of(user: User) -> dict[Any, set[str]]:

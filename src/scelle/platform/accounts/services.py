@@ -9,16 +9,19 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import ipaddress
+import math
 import secrets
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import NoReturn, TypedDict
+from typing import TypedDict
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
+from django.db.models import F
 
 from scelle.core.certs import check_label
 from scelle.core.errors import (
@@ -32,7 +35,7 @@ from scelle.core.errors import (
 from scelle.core.passwords import check_password_strength
 from scelle.platform.accounts.models import (
     ApiToken,
-    LoginFailure,
+    LoginThrottle,
     Organisation,
     Permission,
     Service,
@@ -41,7 +44,6 @@ from scelle.platform.accounts.models import (
 from scelle.platform.audit.services import PLATFORM_ACTOR, record
 
 MAX_NAME_LENGTH = 200
-LOGIN_WINDOW = dt.timedelta(minutes=15)
 TOKEN_PREFIX = "scl"  # noqa: S105 - a marker, not a secret
 WRONG_CREDENTIALS = "wrong e-mail address or password"
 
@@ -217,28 +219,86 @@ def _digest(value: str) -> str:
     return hmac.new(settings.SECRET_KEY.encode(), value.encode(), hashlib.sha256).hexdigest()
 
 
-def _failed(address: str, now: dt.datetime) -> NoReturn:
-    LoginFailure.objects.create(email=address, at=now)
-    # Failures only count within the window: older ones are of no use.
-    LoginFailure.objects.filter(at__lt=now - LOGIN_WINDOW).delete()
-    raise NotAuthenticatedError(WRONG_CREDENTIALS)
+@dataclass(frozen=True)
+class Bucket:
+    """How many failed logins a bucket lets through at once, and how fast it refills."""
+
+    name: str
+    capacity: int
+    """Attempts allowed in a burst."""
+    refill: dt.timedelta
+    """Time for one attempt to come back."""
 
 
-def log_in(email: str, password: str, *, now: dt.datetime) -> IssuedToken:
-    """Check the password and issue a token; refuse after too many failures."""
-    address = email.strip().lower()
-    failures = LoginFailure.objects.filter(email=address, at__gte=now - LOGIN_WINDOW).count()
-    if failures >= settings.SCELLE_LOGIN_MAX_FAILURES:
-        minutes = int(LOGIN_WINDOW.total_seconds() // 60)
-        raise TooManyAttemptsError(
-            f"too many failed logins for {address}; try again in {minutes} minutes"
+def _buckets(address: str, client: str) -> list[tuple[str, Bucket]]:
+    """The buckets an attempt draws from: its (address, client) pair, and its client
+    across every address. None per address alone: whoever knows an address could
+    then keep its owner out (the lockout this replaces)."""
+    pair = Bucket("address", settings.SCELLE_LOGIN_MAX_FAILURES, dt.timedelta(minutes=3))
+    anywhere = Bucket("client", settings.SCELLE_LOGIN_CLIENT_FAILURES, dt.timedelta(minutes=1))
+    return [(_digest(f"login|{address}|{client}"), pair), (_digest(f"login||{client}"), anywhere)]
+
+
+def _take_attempt(buckets: list[tuple[str, Bucket]], now: dt.datetime) -> None:
+    """Take one attempt from every bucket before the password is checked (so that
+    attempts sent at once count each other), or refuse with the time to wait."""
+    with transaction.atomic():
+        # Rows made first, then locked: two first attempts at once queue on the row.
+        LoginThrottle.objects.bulk_create(
+            [LoginThrottle(key=key, tokens=b.capacity, updated_at=now) for key, b in buckets],
+            ignore_conflicts=True,
         )
+        rows = {
+            row.key: row
+            for row in LoginThrottle.objects.select_for_update().filter(
+                key__in=[key for key, _ in buckets]
+            )
+        }
+        wait = 0.0
+        for key, bucket in buckets:
+            row = rows[key]
+            refilled = max(0.0, (now - row.updated_at) / bucket.refill)
+            row.tokens = min(float(bucket.capacity), row.tokens + refilled)
+            row.updated_at = max(now, row.updated_at)
+            if row.tokens < 1:
+                wait = max(wait, (1 - row.tokens) * bucket.refill.total_seconds())
+        if wait:
+            seconds = math.ceil(wait)
+            raise TooManyAttemptsError(
+                f"too many failed logins from here; try again in {seconds} seconds",
+                hint="Check the address and the password.",
+                retry_after=seconds,
+            )
+        for row in rows.values():
+            row.tokens -= 1
+            row.save(update_fields=["tokens", "updated_at"])
+        # Buckets full again are of no use: the table stays small.
+        kept = max(b.capacity * b.refill for _, b in buckets)
+        LoginThrottle.objects.filter(updated_at__lt=now - kept).delete()
+
+
+def _give_back(buckets: list[tuple[str, Bucket]]) -> None:
+    """A right password: the attempt did not count."""
+    LoginThrottle.objects.filter(key__in=[key for key, _ in buckets]).update(tokens=F("tokens") + 1)
+
+
+def log_in(email: str, password: str, *, client: str, now: dt.datetime) -> IssuedToken:
+    """Check the password and issue a token.
+
+    Guessing is slowed, never locked out: each attempt takes a token from the
+    (address, client) bucket and from the client's bucket; a wrong password keeps
+    it taken, a right one gives it back. `client` is who is asking (`client_of`).
+    """
+    address = email.strip().lower()
+    buckets = _buckets(address, client)
+    _take_attempt(buckets, now)
     user = User.objects.filter(email=address, is_active=True).first()
     if user is None:
         User().set_password(password)  # the same work as a real check: no timing oracle
-        _failed(address, now)
-    elif not user.check_password(password):
-        _failed(address, now)
+        raise NotAuthenticatedError(WRONG_CREDENTIALS)
+    if not user.check_password(password):
+        raise NotAuthenticatedError(WRONG_CREDENTIALS)
+    _give_back(buckets)
     prefix = secrets.token_hex(6)
     value = f"{TOKEN_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
     with transaction.atomic():
@@ -258,6 +318,18 @@ def log_in(email: str, password: str, *, now: dt.datetime) -> IssuedToken:
             now=now,
         )
     return IssuedToken(value, token)
+
+
+def client_of(address: str) -> str:
+    """Who is asking, for throttling: an IPv4 address, or an IPv6 address's /64 network
+    (one household or office holds a whole /64)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64]
+    if ip.version == 6 and ip.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip.ipv4_mapped or ip) if ip.version == 6 else str(ip)
 
 
 def token_for(value: str, *, now: dt.datetime) -> ApiToken | None:

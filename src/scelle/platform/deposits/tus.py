@@ -18,6 +18,7 @@ import base64
 import binascii
 import re
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -164,3 +165,139 @@ def upload(request: HttpRequest, upload_id: str) -> HttpResponse:
         services.terminate_upload(user, upload_id, now=now())
         return HttpResponse(status=204)
     return HttpResponse(status=405, headers={"Allow": "HEAD, PATCH, DELETE"})
+
+
+# --- the OpenAPI description of the routes above (merged into /api/openapi.json) ------
+
+_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
+_COUNT_SCHEMA = {"type": "string", "pattern": "^[0-9]{1,15}$"}
+
+
+def _header(name: str, description: str, schema: dict[str, Any], *, required: bool = True) -> (
+    dict[str, Any]
+):  # fmt: skip
+    return {
+        "in": "header", "name": name, "required": required, "description": description,
+        "schema": schema,
+    }  # fmt: skip
+
+
+def _responses(ok: dict[str, Any], *errors: int) -> dict[str, Any]:
+    described = {str(status): {"description": "An error", "content": _ERROR} for status in errors}
+    return {**ok, **described}
+
+
+_VERSION = _header("Tus-Resumable", "The tus version", {"type": "string", "enum": [VERSION]})
+_TOKEN: list[dict[str, list[str]]] = [{"TokenAuth": []}]
+_UPLOAD_ID = {
+    "in": "path", "name": "upload_id", "required": True, "schema": {"type": "string"},
+    "description": "The upload's id, from the Location of its creation",
+}  # fmt: skip
+_OFFSET_OUT = {"Upload-Offset": {"schema": _COUNT_SCHEMA}}
+
+OPENAPI_PATHS: dict[str, Any] = {
+    "/api/uploads/": {
+        "options": {
+            "operationId": "tus_options",
+            "summary": "What this server supports (tus 1.0.0)",
+            "tags": ["uploads"],
+            "responses": {"204": {"description": "Tus-Version, Tus-Extension, Tus-Max-Size"}},
+        },
+        "post": {
+            "operationId": "tus_create",
+            "summary": "Create an upload for one envelope of a deposit (companies)",
+            "tags": ["uploads"],
+            "security": _TOKEN,
+            "parameters": [
+                _VERSION,
+                _header("Upload-Length", "The envelope's size in bytes", _COUNT_SCHEMA),
+                _header(
+                    "Upload-Metadata",
+                    "tender <base64 id or reference>,envelope <base64 kind>",
+                    {"type": "string", "maxLength": 1000},
+                ),
+            ],
+            "responses": _responses(
+                {
+                    "201": {
+                        "description": "Created",
+                        "headers": {"Location": {"schema": {"type": "string"}}, **_OFFSET_OUT},
+                    }
+                },
+                400,
+                401,
+                403,
+                404,
+                409,
+                412,
+                413,
+                422,
+            ),
+        },
+    },
+    "/api/uploads/{upload_id}": {
+        "head": {
+            "operationId": "tus_offset",
+            "summary": "Where an upload stands: the bytes the platform holds",
+            "tags": ["uploads"],
+            "security": _TOKEN,
+            "parameters": [_UPLOAD_ID, _VERSION],
+            "responses": {
+                "200": {
+                    "description": "Upload-Offset and Upload-Length",
+                    "headers": {**_OFFSET_OUT, "Upload-Length": {"schema": _COUNT_SCHEMA}},
+                },
+                **{str(s): {"description": "An error"} for s in (400, 401, 403, 404, 412)},
+            },
+        },
+        "patch": {
+            "operationId": "tus_append",
+            "summary": "Append a chunk at the offset the platform holds",
+            "tags": ["uploads"],
+            "security": _TOKEN,
+            "parameters": [
+                _UPLOAD_ID,
+                _VERSION,
+                _header("Upload-Offset", "Bytes the platform holds already", _COUNT_SCHEMA),
+                _header(
+                    "Upload-Checksum",
+                    "sha1 or sha256, then the chunk's base64 digest",
+                    {"type": "string", "maxLength": 200},
+                    required=False,
+                ),
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/offset+octet-stream": {
+                        "schema": {"type": "string", "format": "binary"}
+                    }
+                },
+            },
+            "responses": _responses(
+                {"204": {"description": "Stored", "headers": _OFFSET_OUT}},
+                400,
+                401,
+                403,
+                404,
+                408,
+                409,
+                412,
+                460,
+                503,
+            )
+            | {"415": {"description": "Not application/offset+octet-stream"}},
+        },
+        "delete": {
+            "operationId": "tus_terminate",
+            "summary": "Abandon an upload: its bytes are removed",
+            "tags": ["uploads"],
+            "security": _TOKEN,
+            "parameters": [_UPLOAD_ID, _VERSION],
+            "responses": _responses(
+                {"204": {"description": "Abandoned"}}, 400, 401, 403, 404, 409, 412
+            ),
+        },
+    },
+}
+"""The tus routes in the API's OpenAPI document: Schemathesis and client authors see them."""

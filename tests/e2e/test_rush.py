@@ -1,0 +1,241 @@
+"""The platform at the deadline rush, on a real `scelle serve`: connections that send
+nothing or send slowly hold no worker; bodies are bounded; two server processes share
+one upload."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from cryptography import x509
+
+from scelle.client.api import PlatformClient
+from scelle.core import certs
+from scelle.core.envelope import EnvelopeKeys, encrypt_stream
+from scelle.core.receipt import verify_receipt
+from scelle.platform.server import DEFAULT_THREADS, KEEP_ALIVE_SECONDS
+from tests.e2e.conftest import PASSWORD, Platform, _start
+from tests.e2e.test_platform_journey import set_up
+
+pytestmark = [pytest.mark.slow, pytest.mark.platform]
+
+
+def _address(platform: Platform) -> tuple[str, int]:
+    parts = urlsplit(platform.url)
+    return parts.hostname or "127.0.0.1", parts.port or 80
+
+
+def _health_seconds(url: str) -> float:
+    began = time.perf_counter()
+    assert httpx.get(f"{url}/api/health", timeout=5).json() == {"status": "ok"}
+    return time.perf_counter() - began
+
+
+@pytest.fixture
+def sqlite_platform(platform: Platform) -> Platform:
+    if platform.database:
+        pytest.skip("the connection handling is the same whatever the database")
+    return platform
+
+
+def _tender(
+    platform: Platform, password_file: Path, tmp_path: Path
+) -> tuple[str, str, list[x509.Certificate]]:
+    """A launched tender; returns a company's token, the tender's id and its recipients."""
+    import datetime as dt
+
+    from scelle.core.authority import build_csr
+
+    set_up(platform, password_file)
+    with PlatformClient(platform.url) as anonymous:
+        agent_token = anonymous.login("acheteur@rouen.fr", PASSWORD)["token"]
+        company_token = anonymous.login("offres@btp.fr", PASSWORD)["token"]
+    with PlatformClient(platform.url, agent_token) as agent:
+        service = agent.me()["services"][0]["id"]
+        csr = build_csr(certs.generate_private_key(), "PERSO")
+        agent.publish_key_pair(service=service, role="personal", designation="PERSO", csr_pem=csr)
+        deadline = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+        tender = agent.create_tender(
+            service=service, reference="AO-RUSH", title="Rush", deadline=deadline,
+            envelopes=["offre"],
+        )  # fmt: skip
+        launched = agent.launch_tender(tender["id"], ["PERSO"])
+    recipients = [
+        certs.load_certificate(k["certificate_pem"].encode()) for k in launched["key_pairs"]
+    ]
+    return company_token, tender["id"], recipients
+
+
+def _sealed(recipients: list[x509.Certificate], size: int) -> bytes:
+    import io
+
+    sink = io.BytesIO()
+    encrypt_stream(io.BytesIO(os.urandom(size)), sink, EnvelopeKeys.for_recipients(recipients))
+    return sink.getvalue()
+
+
+@pytest.fixture
+def crowd() -> Iterator[list[socket.socket]]:
+    opened: list[socket.socket] = []
+    yield opened
+    for connection in opened:
+        connection.close()
+
+
+def test_silent_and_slow_connections_hold_no_worker(
+    sqlite_platform: Platform, password_file: Path, tmp_path: Path, crowd: list[socket.socket]
+) -> None:
+    platform = sqlite_platform
+    token, tender, recipients = _tender(platform, password_file, tmp_path)
+    host, port = _address(platform)
+    # Many more silent connections than worker threads, and request heads cut short.
+    for _ in range(DEFAULT_THREADS * 4):
+        crowd.append(socket.create_connection((host, port)))
+    for _ in range(DEFAULT_THREADS * 4):
+        slow = socket.create_connection((host, port))
+        slow.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: a")
+        crowd.append(slow)
+    # tus PATCHes that send a byte now and then, one per upload.
+    with PlatformClient(platform.url, token) as company:
+        for _ in range(DEFAULT_THREADS * 2):
+            slow_path = urlsplit(
+                company.create_upload(tender=tender, envelope="offre", length=1000)
+            )
+            patch = socket.create_connection((host, port))
+            patch.sendall(
+                f"PATCH {slow_path.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Authorization: Bearer {token}\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
+                "Content-Type: application/offset+octet-stream\r\nContent-Length: 1000\r\n\r\nx"
+                .encode()
+            )  # fmt: skip
+            crowd.append(patch)
+        time.sleep(0.5)
+        assert _health_seconds(platform.url) < 1
+        # A company deposits meanwhile, whole.
+        data = _sealed(recipients, 200_000)
+        location = company.create_upload(tender=tender, envelope="offre", length=len(data))
+        assert company.send_chunk(location, 0, data) == len(data)
+        upload_id = location.rsplit("/", 1)[1]
+        receipt = company.finalise_deposit(
+            tender, [("offre", upload_id, hashlib.sha256(data).hexdigest())]
+        )
+    assert receipt["envelopes"][0]["sha256"] == hashlib.sha256(data).hexdigest()
+    # Silent connections and unfinished heads are closed after the keep-alive time.
+    time.sleep(KEEP_ALIVE_SECONDS + 2)
+    for connection in crowd[: DEFAULT_THREADS * 8]:
+        connection.settimeout(5)
+        assert connection.recv(100) == b""
+
+
+def test_bodies_are_bounded_and_odd_requests_get_no_server_error(
+    sqlite_platform: Platform, password_file: Path, tmp_path: Path
+) -> None:
+    platform = sqlite_platform
+    token, tender, _recipients = _tender(platform, password_file, tmp_path)
+    auth = {"Authorization": f"Bearer {token}"}
+    # A JSON body announced larger than any the API takes: refused before it is read.
+    host, port = _address(platform)
+    with socket.create_connection((host, port), timeout=10) as huge:
+        huge.sendall(
+            b"POST /api/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 10737418240\r\n\r\n{}"
+        )
+        refused = huge.recv(4096)
+    assert refused.startswith(b"HTTP/1.1 413") and b"too large" in refused
+    # One sent without a length, streamed: cut off past the limit.
+    chunks = (b"x" * (1 << 16) for _ in range(40))
+    streamed = httpx.post(f"{platform.url}/api/auth/login", content=chunks, timeout=10)
+    assert streamed.status_code == 413
+    # tus: odd headers are 4xx, on the gateway's path as on Django's.
+    created = httpx.post(
+        f"{platform.url}/api/uploads/",
+        headers={
+            **auth, "Tus-Resumable": "1.0.0", "Upload-Length": "100",
+            "Upload-Metadata": f"tender {base64.b64encode(tender.encode()).decode()},"
+            f"envelope {base64.b64encode(b'offre').decode()}",
+        },
+    )  # fmt: skip
+    assert created.status_code == 201, created.text
+    location = created.headers["Location"]
+    odd = {
+        "²": "application/offset+octet-stream",
+        "9" * 5000: "application/offset+octet-stream",
+        "0": "text/plain",
+    }
+    for offset, content_type in odd.items():
+        answer = httpx.patch(
+            location,
+            headers={**auth, "Tus-Resumable": "1.0.0", "Upload-Offset": offset.encode(),
+                     "Content-Type": content_type},
+            content=b"abc",
+        )  # fmt: skip
+        assert answer.status_code in (400, 415), (offset, answer.status_code)
+    no_version = httpx.patch(location, headers=auth, content=b"abc")
+    assert no_version.status_code == 412
+    too_long = httpx.patch(
+        location,
+        headers={**auth, "Tus-Resumable": "1.0.0", "Upload-Offset": "0",
+                 "Content-Type": "application/offset+octet-stream"},
+        content=b"x" * 101,
+    )  # fmt: skip
+    assert too_long.status_code == 400 and "announced length" in too_long.json()["detail"]
+    head = httpx.head(location, headers={**auth, "Tus-Resumable": "1.0.0"})
+    assert head.headers["Upload-Offset"] == "0"
+    # A chunk cut short keeps what arrived; the company resumes from there.
+    with socket.create_connection((host, port)) as cut:
+        cut.sendall(
+            f"PATCH {urlsplit(location).path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {token}\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
+            "Content-Type: application/offset+octet-stream\r\nContent-Length: 100\r\n\r\n"
+            .encode() + b"y" * 40
+        )  # fmt: skip
+        time.sleep(0.3)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        head = httpx.head(location, headers={**auth, "Tus-Resumable": "1.0.0"})
+        if head.headers["Upload-Offset"] == "40":
+            break
+        time.sleep(0.1)
+    assert head.headers["Upload-Offset"] == "40"
+
+
+def test_two_server_processes_share_one_upload(
+    platform: Platform, password_file: Path, tmp_path: Path
+) -> None:
+    """PostgreSQL and one envelopes folder: chunks alternate between two processes."""
+    token, tender, recipients = _tender(platform, password_file, tmp_path)
+    second, second_url = _start(platform.data, platform.env)
+    try:
+        data = _sealed(recipients, 3_000_000)
+        with (
+            PlatformClient(platform.url, token) as first,
+            PlatformClient(second_url, token) as other,
+        ):
+            location = first.create_upload(tender=tender, envelope="offre", length=len(data))
+            offset, chunk, turn = 0, 400_000, 0
+            while offset < len(data):
+                server = (first, other)[turn % 2]
+                assert server.upload_offset(location) == offset
+                offset = server.send_chunk(location, offset, data[offset : offset + chunk])
+                turn += 1
+            upload_id = location.rsplit("/", 1)[1]
+            receipt = other.finalise_deposit(
+                tender, [("offre", upload_id, hashlib.sha256(data).hexdigest())]
+            )
+            ca = certs.load_certificate(first.platform_ca()["certificate_pem"].encode())
+        verified = verify_receipt(receipt["receipt"].encode(), trusted_authority=ca)
+        assert verified.receipt.envelopes[0].sha256 == hashlib.sha256(data).hexdigest()
+        assert verified.receipt.envelopes[0].size == len(data)
+    finally:
+        second.terminate()
+        second.wait(timeout=20)
+        if second.stderr is not None:
+            second.stderr.close()
