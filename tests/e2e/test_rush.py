@@ -173,8 +173,10 @@ def test_bodies_are_bounded_and_odd_requests_get_no_server_error(
     for offset, content_type in odd.items():
         answer = httpx.patch(
             location,
-            headers={**auth, "Tus-Resumable": "1.0.0", "Upload-Offset": offset.encode(),
-                     "Content-Type": content_type},
+            headers={
+                b"Authorization": auth["Authorization"].encode(), b"Tus-Resumable": b"1.0.0",
+                b"Upload-Offset": offset.encode(), b"Content-Type": content_type.encode(),
+            },
             content=b"abc",
         )  # fmt: skip
         assert answer.status_code in (400, 415), (offset, answer.status_code)
