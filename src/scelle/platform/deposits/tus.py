@@ -65,9 +65,15 @@ def byte_count(headers: Mapping[str, str], header: str) -> int:
     return int(value)
 
 
+MAX_METADATA = 1000
+
+
 def _metadata(request: HttpRequest) -> dict[str, str]:
+    header = request.headers.get("Upload-Metadata", "")
+    if len(header) > MAX_METADATA:
+        raise InvalidInputError(f"Upload-Metadata holds at most {MAX_METADATA} characters")
     found: dict[str, str] = {}
-    for pair in request.headers.get("Upload-Metadata", "").split(","):
+    for pair in header.split(","):
         key, _, encoded = pair.strip().partition(" ")
         if not key:
             continue
@@ -124,10 +130,14 @@ def uploads(request: HttpRequest) -> HttpResponse:
         return HttpResponse(status=405, headers={"Allow": "OPTIONS, POST"})
     user = authenticated(request.headers)
     metadata = _metadata(request)
+    if not metadata.get("tender") or not metadata.get("envelope"):
+        raise InvalidInputError(
+            "Upload-Metadata names the tender and the envelope: tender <base64>,envelope <base64>"
+        )
     upload = services.create_upload(
         user,
-        reference=metadata.get("tender", ""),
-        envelope=metadata.get("envelope", ""),
+        reference=metadata["tender"],
+        envelope=metadata["envelope"],
         length=byte_count(request.headers, "Upload-Length"),
         now=now(),
     )
@@ -187,7 +197,10 @@ def _responses(ok: dict[str, Any], *errors: int) -> dict[str, Any]:
     return {**ok, **described}
 
 
-_VERSION = _header("Tus-Resumable", "The tus version", {"type": "string", "enum": [VERSION]})
+_VERSION = _header(
+    "Tus-Resumable", f"The tus version, {VERSION}; any other, or none, gets 412 as tus says",
+    {"type": "string", "enum": [VERSION]},
+)  # fmt: skip
 _TOKEN: list[dict[str, list[str]]] = [{"TokenAuth": []}]
 _UPLOAD_ID = {
     "in": "path", "name": "upload_id", "required": True, "schema": {"type": "string"},
@@ -214,7 +227,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                 _header(
                     "Upload-Metadata",
                     "tender <base64 id or reference>,envelope <base64 kind>",
-                    {"type": "string", "maxLength": 1000},
+                    {"type": "string", "maxLength": MAX_METADATA},
                 ),
             ],
             "responses": _responses(
