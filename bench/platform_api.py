@@ -227,7 +227,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     options = parser.parse_args()
     cores = os.cpu_count()
-    print(f"platform benchmark: scelle serve (cheroot, 8 threads) on 127.0.0.1, {cores} cores")
+    print(f"platform benchmark: scelle serve (hypercorn, 8 threads) on 127.0.0.1, {cores} cores")
     run("SQLite (embedded default)", None, options.seconds, options.clients)
     try:
         import psycopg

@@ -413,11 +413,17 @@ def main() -> None:
     print("\nsummary")
     reference = next(iter(results.values()))
     for label, outcome in results.items():
-        ratio = outcome.held_under_1s / max(reference.held_under_1s, 1)
-        print(f"  {label}: held {outcome.held_under_1s} with p99 < 1 s "
-              f"(x{ratio:.0f} the reference); at 1,000: p50 {outcome.p50_1000:.3f} s, "
-              f"p99 {outcome.p99_1000:.3f} s; peak RSS {outcome.rss_peak:.0f} MiB; "
-              f"server CPU {outcome.cpu:.1f} s; fresh deposit {outcome.deposit}")  # fmt: skip
+        held = (
+            f"x{outcome.held_under_1s / reference.held_under_1s:.1f} the reference"
+            if reference.held_under_1s
+            else "the reference held none"
+        )
+        print(f"  {label}: held {outcome.held_under_1s} with p99 < 1 s ({held}); at 1,000: "
+              f"p50 {outcome.p50_1000:.3f} s, p99 {outcome.p99_1000:.3f} s "
+              f"(x{reference.p99_1000 / outcome.p99_1000:.0f} faster than the reference, "
+              f"whose probes time out at {PROBE_TIMEOUT:.0f} s); peak RSS "
+              f"{outcome.rss_peak:.0f} MiB; server CPU {outcome.cpu:.1f} s; fresh deposit "
+              f"{outcome.deposit}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ def _health_seconds(url: str) -> float:
 @pytest.fixture
 def sqlite_platform(platform: Platform) -> Platform:
     if platform.database:
-        pytest.skip("the connection handling is the same whatever the database")
+        pytest.skip("the server side is the same whatever the database: SQLite is enough")
     return platform
 
 
@@ -243,3 +243,34 @@ def test_two_server_processes_share_one_upload(
         second.wait(timeout=20)
         if second.stderr is not None:
             second.stderr.close()
+
+
+def test_the_server_sweeps_the_uploads_of_a_cancelled_tender(
+    sqlite_platform: Platform, password_file: Path, tmp_path: Path
+) -> None:
+    platform = sqlite_platform
+    token, tender, _recipients = _tender(platform, password_file, tmp_path)
+    with PlatformClient(platform.url, token) as company:
+        uploads = [
+            company.create_upload(tender=tender, envelope="offre", length=100) for _ in range(2)
+        ]
+        company.send_chunk(uploads[0], 0, b"x" * 50)
+    with PlatformClient(platform.url) as anonymous:
+        agent = anonymous.login("acheteur@rouen.fr", PASSWORD)["token"]
+    with PlatformClient(platform.url, agent) as buyer:
+        buyer.cancel_tender(tender, "Besoin disparu")
+    # `scelle serve` sweeps when it starts, then every ten minutes.
+    platform.kill()
+    platform.restart()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        swept = platform.query(
+            "SELECT COUNT(*) FROM audit_event WHERE action = 'deposits.upload.swept'"
+        )
+        if swept[0][0] == 2:
+            break
+        time.sleep(0.2)
+    assert swept[0][0] == 2
+    assert not list((platform.data / "envelopes").glob("*.p7m"))
+    said = platform.admin("sweep").stderr
+    assert "Removed 0 idle uploads, 0 to tenders taking no deposit" in said

@@ -30,7 +30,7 @@ from typing import Any, TypeVar, cast
 
 from a2wsgi import WSGIMiddleware
 from django.core.handlers.wsgi import WSGIHandler
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections
 from django.utils.datastructures import CaseInsensitiveMapping
 
 from scelle.core.errors import ScelleError
@@ -147,6 +147,12 @@ class Gateway:
         except ScelleError as error:
             body = error_body(error.message, error.hint)
             await _answer(send, status_for(error), body, tus_headers, close=True)
+            return
+        except DatabaseError:
+            _log.exception("could not look upload %s up", upload_id)
+            body = error_body("the platform is busy; try again in a moment")
+            busy = [*tus_headers, (b"retry-after", b"5")]
+            await _answer(send, 503, body, busy, close=True)
             return
         stopped: Exception | None = None
         pieces = _body_pieces(receive)
