@@ -10,6 +10,11 @@ core, creation, checksum and termination, under /api/uploads/.
 Every request carries `Authorization: Bearer <token>` as the JSON API does.
 The body of a PATCH streams to disk piece by piece: never the whole chunk in
 memory. Errors answer with the API's JSON error body and status.
+
+Under `scelle serve` a PATCH never reaches the view below: the gateway
+(scelle.platform.gateway) streams its body from the event loop, with the same
+checks (`authenticated`, `byte_count`, `checksum_of`, `services.begin_append`).
+The view serves any other WSGI server, and the tests' client.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import datetime as dt
 import re
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -297,21 +298,40 @@ def close_tender(actor: User, reference: str, *, now: dt.datetime) -> Tender:
                 f"({tender.deadline:%Y-%m-%d %H:%M} UTC): companies may be depositing",
                 hint="To stop it early, cancel it (`scelle tenders cancel`) with a reason.",
             )
-        previous = tender.status
-        tender.status = Tender.Status.CLOSED
-        tender.closed_by = actor
-        tender.closed_at = now
-        tender.save(update_fields=["status", "closed_by", "closed_at"])
-        record(
-            "tenders.tender.closed",
-            actor=actor.email,
-            target=tender,
-            organisation_id=tender.organisation_id,
-            details={"reference": tender.reference, "was": previous},
+        _change_status(
+            actor, tender, Tender.Status.CLOSED, {"closed_by": actor, "closed_at": now},
+            event="tenders.tender.closed", details={"was": tender.status}, anchor="close",
             now=now,
-        )
-        checkpoint(now=now, reason="close")  # in the same transaction: both or neither
+        )  # fmt: skip
     return tender
+
+
+def _change_status(
+    actor: User,
+    tender: Tender,
+    status: Tender.Status,
+    fields: dict[str, Any],
+    *,
+    event: str,
+    details: dict[str, Any],
+    anchor: str,
+    now: dt.datetime,
+) -> None:
+    """Move a locked tender to `status`, setting `fields`, with its audit event and a
+    checkpoint of the log, all in the caller's transaction: all or nothing."""
+    tender.status = status
+    for name, value in fields.items():
+        setattr(tender, name, value)
+    tender.save(update_fields=["status", *fields])
+    record(
+        event,
+        actor=actor.email,
+        target=tender,
+        organisation_id=tender.organisation_id,
+        details={"reference": tender.reference, **details},
+        now=now,
+    )
+    checkpoint(now=now, reason=anchor)
 
 
 MAX_REASON_LENGTH = 2000
@@ -341,20 +361,12 @@ def cancel_tender(actor: User, reference: str, *, reason: str, now: dt.datetime)
             raise RuleViolationError(
                 f"the deadline of {tender.reference} has passed: close it instead"
             )
-        tender.status = Tender.Status.CANCELLED
-        tender.cancelled_by = actor
-        tender.cancelled_at = now
-        tender.cancel_reason = reason
-        tender.save(update_fields=["status", "cancelled_by", "cancelled_at", "cancel_reason"])
-        record(
-            "tenders.tender.cancelled",
-            actor=actor.email,
-            target=tender,
-            organisation_id=tender.organisation_id,
-            details={"reference": tender.reference, "reason": reason},
+        _change_status(
+            actor, tender, Tender.Status.CANCELLED,
+            {"cancelled_by": actor, "cancelled_at": now, "cancel_reason": reason},
+            event="tenders.tender.cancelled", details={"reason": reason}, anchor="cancel",
             now=now,
-        )
-        checkpoint(now=now, reason="cancel")  # in the same transaction: both or neither
+        )  # fmt: skip
     return tender
 
 
