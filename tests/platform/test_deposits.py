@@ -678,3 +678,23 @@ def test_every_failure_leaves_the_folder_and_the_tables_agreeing(
     monkeypatch.setattr(services, "record", real_record)
     assert company.finalise(tender, uploads).status_code == 201
     _folder_matches_tables()
+
+
+def test_an_envelope_whose_file_is_gone_records_no_download(
+    tender: str, company: Bidder, rouen: Buyer, clock
+):
+    from scelle.platform.deposits import storage
+
+    uploads = {
+        "candidature": company.upload(tender, "candidature", sealed(10)),
+        "offre": company.upload(tender, "offre", sealed(10)),
+    }
+    deposit = company.finalise(tender, uploads).json()["id"]
+    storage.path_of(Envelope.objects.get(kind="offre").storage_name).unlink()
+    clock.advance(days=31)
+    owner = api_client(rouen.owner, clock)
+    answer = owner.get(f"/api/deposits/{deposit}/envelopes/offre")
+    assert answer.status_code == 409 and "cannot read" in answer.json()["detail"]
+    assert not Event.objects.filter(action="deposits.envelope.downloaded").exists()
+    other: Any = owner.get(f"/api/deposits/{deposit}/envelopes/candidature")
+    assert other.status_code == 200 and b"".join(other.streaming_content)

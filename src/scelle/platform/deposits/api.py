@@ -12,7 +12,7 @@ from pydantic import Field
 
 from scelle.platform.api import actor
 from scelle.platform.clock import now
-from scelle.platform.deposits import services, storage
+from scelle.platform.deposits import services
 from scelle.platform.deposits.models import Deposit
 from scelle.platform.schemas import responses
 
@@ -102,9 +102,9 @@ def download(request: HttpRequest, deposit_id: uuid.UUID, kind: str) -> FileResp
     """The sealed envelope, streamed (`Range: bytes=N-` resumes); after the deadline only."""
     wanted = _RANGE.fullmatch(request.headers.get("Range", "").strip())
     start = int(wanted.group(1)) if wanted else 0
-    found = services.envelope_for_download(actor(request), deposit_id, kind, start=start, now=now())
-    handle = storage.path_of(found.storage_name).open("rb")  # closed by FileResponse
-    handle.seek(start)
+    found, handle = services.envelope_for_download(  # the handle: closed by FileResponse
+        actor(request), deposit_id, kind, start=start, now=now()
+    )
     response = FileResponse(handle, content_type="application/pkcs7-mime")
     # The server offers no wsgi.file_wrapper: Django then reads the file in
     # block_size pieces, 4 KiB by default, which cost more CPU than the copy.

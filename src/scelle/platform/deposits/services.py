@@ -14,6 +14,7 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -488,21 +489,35 @@ def _envelope_to_open(
 
 def envelope_for_download(
     actor: User, deposit_id: uuid.UUID | str, kind: str, *, start: int, now: dt.datetime
-) -> Envelope:
-    """The envelope to stream from byte `start`; every download is an audit event."""
+) -> tuple[Envelope, BinaryIO]:
+    """The envelope and its file, open at byte `start`; every download is an audit event,
+    written once the file is open (a file gone from the disk records nothing)."""
     found = _envelope_to_open(actor, deposit_id, kind, now=now)
     if not 0 <= start <= found.size:
         raise InvalidInputError(f"the envelope has {found.size} bytes; cannot start at {start}")
-    with transaction.atomic():
-        record(
-            "deposits.envelope.downloaded",
-            actor=actor.email,
-            target=found.deposit,
-            organisation_id=actor.organisation_id,
-            details={"envelope": kind, "from_byte": start, "bidder": found.deposit.bidder.name},
-            now=now,
-        )
-    return found
+    try:
+        handle = storage.path_of(found.storage_name).open("rb")
+    except OSError:
+        raise RuleViolationError(
+            "the platform cannot read this envelope's file: tell its operator",
+        ) from None
+    try:
+        handle.seek(start)
+        with transaction.atomic():
+            record(
+                "deposits.envelope.downloaded",
+                actor=actor.email,
+                target=found.deposit,
+                organisation_id=actor.organisation_id,
+                details={
+                    "envelope": kind, "from_byte": start, "bidder": found.deposit.bidder.name
+                },
+                now=now,
+            )  # fmt: skip
+    except BaseException:
+        handle.close()
+        raise
+    return found, handle
 
 
 def report_opened(
