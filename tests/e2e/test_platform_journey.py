@@ -177,6 +177,7 @@ def test_the_newcomers_journey(
     assert json.loads(bidder.ok("tenders", "show", "AO-2026-001", "--json"))["status"] == (
         "cancelled"
     )
+    assert "Besoin disparu" in bidder.ok("tenders", "show", "AO-2026-001")
     agent.ok("service-keys", "rename", "BICLEVIDEOTUTO", "Ancienne clé")
     assert "AO-2026-001" in agent.refused("service-keys", "delete", "Ancienne clé", "--yes")
     agent.ok("service-keys", "delete", "COURTE", "--yes")  # used by no tender

@@ -132,8 +132,8 @@ def check_recipients(
     return checked, rsf
 
 
-def _pending_name(platform: str, reference: str) -> str:
-    return hashlib.sha256(f"{platform}\n{reference.casefold()}".encode()).hexdigest()[:32]
+def _pending_name(platform: str, tender_id: str) -> str:
+    return hashlib.sha256(f"{platform}\n{tender_id.casefold()}".encode()).hexdigest()[:32]
 
 
 class _UploadSink:
@@ -294,7 +294,9 @@ def deposit(
         )
         for kind, path in by_kind.items()
     }
-    name = _pending_name(client.url, tender["reference"])
+    # The tender's id, not its reference, names it to the platform: another buyer may
+    # use the same reference.
+    name = _pending_name(client.url, tender["id"])
     saved = store.load_pending(name)
     if saved:
         recovered = _recover_receipt(client, store, name, json.loads(saved), authority)
@@ -321,7 +323,7 @@ def deposit(
             )
         for item in items:
             item.upload = client.create_upload(
-                tender=tender["reference"], envelope=item.kind, length=item.size
+                tender=tender["id"], envelope=item.kind, length=item.size
             )
         _save(store, name, client.url, tender["reference"], items)
     offsets = {}
@@ -352,7 +354,7 @@ def deposit(
     # its uploads and checks the receipt fetched again against these.
     _save(store, name, client.url, tender["reference"], items, hashes, rsf, fingerprints)
     answer = client.finalise_deposit(
-        tender["reference"],
+        tender["id"],
         [(item.kind, _upload_id(item.upload), hashes[item.kind][1]) for item in items],
     )
     verified = _check_receipt(answer, hashes, rsf, fingerprints, authority)

@@ -233,6 +233,7 @@ _FRENCH: dict[str, str] = {
     "published": "publiée",
     "closed": "clôturée",
     "cancelled": "annulée",
+    "Reason for cancelling": "Motif de l'annulation",
     "Id": "Identifiant",
     # deposits and receipts
     "Hashing": "Calcul des empreintes",

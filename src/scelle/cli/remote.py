@@ -441,7 +441,10 @@ def show_tender(session: Session, reference: str, as_json: bool) -> None:
         (_("Opening window ends"), tender["opening_window_ends"]),
         (_("Envelopes"), ", ".join(tender["envelopes"])),
         (_("Status"), _(tender["status"])),
+        (_("Id"), tender["id"]),
     ]
+    if tender.get("cancel_reason"):
+        rows.append((_("Reason for cancelling"), tender.get("cancel_reason", "")))
     if rsf is not None:
         rows.append((_("Recipient set"), rsf))
     width = max(len(label) for label, _value in rows)
