@@ -337,3 +337,44 @@ def test_tables_print_names_and_fingerprints_as_they_are(capsys) -> None:
     print_table(["Name", "Fingerprint"], [["[red]Société[/red] :smile:", fingerprint]])
     out = capsys.readouterr().out
     assert fingerprint in out and "[red]Société[/red] :smile:" in out
+
+
+def test_sizes_read_as_people_read_them(monkeypatch) -> None:
+    from scelle.cli.console import human_size
+
+    monkeypatch.setenv("SCELLE_LANG", "en")
+    i18n.language.cache_clear()
+    assert [human_size(n) for n in (0, 999, 1000, 314_575_977, 10**13)] == [
+        "0 B", "999 B", "1.0 kB", "314.6 MB", "10.0 TB",
+    ]  # fmt: skip
+    monkeypatch.setenv("SCELLE_LANG", "fr")
+    i18n.language.cache_clear()
+    try:
+        assert human_size(314_575_977) == "314,6 Mo"
+    finally:
+        monkeypatch.setenv("SCELLE_LANG", "en")
+        i18n.language.cache_clear()
+
+
+def test_receipts_verify_takes_several_files(
+    scelle_env: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from scelle.core import authority
+    from scelle.core.receipt import Receipt, ReceivedEnvelope, sign_receipt
+
+    ca = authority.create_authority("Scellé — autorité", now=NOW)
+    signer = authority.create_signing_identity(ca, "Scellé — accusés", now=NOW)
+    receipt = Receipt(
+        platform="Scellé", tender="AO-1", bidder="BTP",
+        deposit="0d4f6c1e-5a1b-4f7e-9d38-3c1e2b7a9f10", received_at=NOW, late=False,
+        envelopes=(ReceivedEnvelope("offre", 314_575_977, "a" * 64),),
+    )  # fmt: skip
+    good = tmp_path / "receipt-good.json"
+    good.write_bytes(sign_receipt(receipt, signer, [ca.certificate]))
+    forged = tmp_path / "receipt-forged.json"
+    forged.write_bytes(good.read_bytes().replace(b"BTP", b"BTQ"))
+    status, out, err = scelle(capsys, "receipts", "verify", str(good), str(good))
+    assert status == EXIT_OK and out.count("314.6 MB (314575977)") == 2
+    status, out, err = scelle(capsys, "receipts", "verify", str(good), str(forged))
+    assert status == EXIT_FAILURE
+    assert f"== {forged}" in err and "1 of 2 receipts did not check out" in err

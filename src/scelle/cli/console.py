@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from scelle.cli.i18n import _
+from scelle.cli.i18n import _, language
 from scelle.core.envelope import ProgressCallback
 from scelle.core.errors import InvalidInputError, WrongPasswordError
 
@@ -92,6 +92,21 @@ def store_passphrase(new: bool) -> str:
         else _("Passphrase of this workstation's store")
     )
     return ask_password(prompt, password_file=None, confirm=new, what="the store passphrase")
+
+
+_UNITS = {"en": ("B", "kB", "MB", "GB", "TB"), "fr": ("o", "ko", "Mo", "Go", "To")}
+
+
+def human_size(size: int) -> str:
+    """A size as people read it: 314.6 MB (314,6 Mo in French), powers of 1,000."""
+    units = _UNITS[language()]
+    value, unit = float(size), 0
+    while value >= 1000 and unit < len(units) - 1:
+        value, unit = value / 1000, unit + 1
+    shown = f"{size}" if unit == 0 else f"{value:.1f}"
+    if language() == "fr":
+        shown = shown.replace(".", ",")
+    return f"{shown} {units[unit]}"
 
 
 def say(message: str) -> None:

@@ -9,7 +9,7 @@ from typing import Literal
 import click
 from cryptography import x509
 
-from scelle.cli.console import password_file_option, progress_bars, say
+from scelle.cli.console import human_size, password_file_option, progress_bars, say
 from scelle.cli.i18n import _
 from scelle.cli.main import Session, pass_session
 from scelle.cli.remote import connect, home_of, json_option, print_table
@@ -153,7 +153,8 @@ def _print_deposits(
         [first, _("Received"), _("State"), _("Envelopes"), _("Deposit (receipt id)")],
         [
             [d[key], d["received_at"], _("late") if d["late"] else _("on time"),
-             ", ".join(f"{e['kind']} {e['size']} B" for e in d["envelopes"]), d["id"]]
+             ", ".join(f"{e['kind']} {human_size(e['size'])}" for e in d["envelopes"]),
+             d["id"]]
             for d in found
         ],
     )  # fmt: skip
@@ -194,13 +195,16 @@ def receipts() -> None:
 
 
 @receipts.command(name="verify")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 @json_option
 @pass_session
-def verify(session: Session, file: Path, as_json: bool) -> None:
-    """Check a receipt offline: signature, platform certificate, envelope hashes.
+def verify(session: Session, files: tuple[Path, ...], as_json: bool) -> None:
+    """Check receipts offline: signature, platform certificate, envelope hashes.
 
     The CA is compared with the one saved at login when this workstation has one.
+    With several files, each is checked and named; the command fails if one fails.
     """
     trusted = None
     try:
@@ -209,6 +213,24 @@ def verify(session: Session, file: Path, as_json: bool) -> None:
         saved = None
     if saved is not None and saved.authority_pem:
         trusted = certs.load_certificate(saved.authority_pem.encode())
+    if len(files) == 1:
+        _verify_one(files[0], trusted, as_json)
+        return
+    failed = 0
+    for file in files:
+        say(f"== {file}")
+        try:
+            _verify_one(file, trusted, as_json)
+        except ScelleError as error:
+            failed += 1
+            say(_("{file}: {error}", file=file, error=error.message))
+    if failed:
+        raise ScelleError(
+            _("{failed} of {count} receipts did not check out", failed=failed, count=len(files))
+        )
+
+
+def _verify_one(file: Path, trusted: x509.Certificate | None, as_json: bool) -> None:
     verified = verify_receipt(file.read_bytes(), trusted_authority=trusted)
     receipt = verified.receipt
     if as_json:
@@ -246,7 +268,7 @@ def verify(session: Session, file: Path, as_json: bool) -> None:
         head = receipt.audit_head
         rows.append((_("Audit log"), f"#{head.sequence} {head.hash}"))
     for e in receipt.envelopes:
-        rows.append((e.kind, f"{e.size} B, SHA-256 {e.sha256}"))
+        rows.append((e.kind, f"{human_size(e.size)} ({e.size}), SHA-256 {e.sha256}"))
         rows += [("", f"{_('encrypted to')} {fingerprint}") for fingerprint in e.recipients]
     width = max(len(label) for label, _value in rows)
     for label, value in rows:

@@ -234,6 +234,10 @@ _FRENCH: dict[str, str] = {
     "closed": "clôturée",
     "cancelled": "annulée",
     "Reason for cancelling": "Motif de l'annulation",
+    "{file}: {error}": "{file} : {error}",
+    "{failed} of {count} receipts did not check out": (
+        "{failed} accusés de réception sur {count} ne sont pas valides"
+    ),
     "Id": "Identifiant",
     # deposits and receipts
     "Hashing": "Calcul des empreintes",
