@@ -140,21 +140,29 @@ def _big_bid(folder: Path) -> tuple[Path, Path]:
     return candidature, offre
 
 
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "crash"])
 def test_an_interrupted_client_resumes(
-    platform: Platform, stations: dict[str, Workstation], password_file: Path, tmp_path: Path
+    platform: Platform,
+    stations: dict[str, Workstation],
+    password_file: Path,
+    tmp_path: Path,
+    stop: signal.Signals,
 ) -> None:
     reference = launched(platform, stations, password_file)
     candidature, offre = _big_bid(tmp_path / "bid")
     receipt = tmp_path / "receipt.json"
     first = _deposit_process(stations["btp"], reference, candidature, offre, receipt)
     _wait_for_upload(platform, 48 << 20, first)
-    first.send_signal(signal.SIGKILL)
-    first.communicate()
+    first.send_signal(stop)
+    _out, err = first.communicate(timeout=60)
+    if stop == signal.SIGINT:  # Ctrl-C: the command says how to go on
+        assert first.returncode == 130
+        assert b"run the same command again to resume" in err
     out = stations["btp"].ok(
         "deposit", reference, "--envelope", f"candidature={candidature}",
         "--envelope", f"offre={offre}", "--receipt", str(receipt),
     )  # fmt: skip
-    assert "Deposited" in out
+    assert "Resuming the interrupted deposit" in out and "Deposited" in out
     created = platform.query(
         "SELECT count(*) FROM audit_event WHERE action = 'deposits.upload.created'"
     )

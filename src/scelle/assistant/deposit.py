@@ -337,6 +337,8 @@ def deposit(
                 "already deposited",
                 hint="Check `scelle deposits list`, then run the command again to deposit anew.",
             ) from None
+    if any(offsets.values()):
+        say("Resuming the interrupted deposit where its upload stopped.")
     sending = progress("Sealing and sending", sum(i.size - offsets[i.kind] for i in items))
     hashes = {}
     for item in items:

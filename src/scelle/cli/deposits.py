@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -69,7 +71,7 @@ def deposit(
     saved = load_login(home_of(session), now=session.clock())
     with connect(session) as client:
         authority = _authority(saved.authority_pem, client.platform_ca()["certificate_pem"])
-        with progress_bars() as bars:
+        with progress_bars() as bars, _resumable():
             done = seal_and_deposit(
                 client,
                 session.store,
@@ -95,6 +97,16 @@ def deposit(
         )
     )
     click.echo(target)
+
+
+@contextlib.contextmanager
+def _resumable() -> Iterator[None]:
+    """Ctrl-C during a deposit: say that the same command continues it."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        say(_("Interrupted: run the same command again to resume where the upload stopped."))
+        raise
 
 
 def _show_recipients(rsf: str, recipients: list[Recipient]) -> None:

@@ -242,6 +242,12 @@ _FRENCH: dict[str, str] = {
     # deposits and receipts
     "Hashing": "Calcul des empreintes",
     "Sealing and sending": "Chiffrement et envoi",
+    "Resuming the interrupted deposit where its upload stopped.": (
+        "Reprise du dépôt interrompu là où son envoi s'était arrêté."
+    ),
+    "Interrupted: run the same command again to resume where the upload stopped.": (
+        "Interrompu : relancez la même commande pour reprendre là où l'envoi s'est arrêté."
+    ),
     "The files changed since the interrupted deposit: starting it again.": (
         "Les fichiers ont changé depuis le dépôt interrompu : il reprend depuis le début."
     ),
