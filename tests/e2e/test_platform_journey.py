@@ -271,3 +271,27 @@ def test_schemathesis_finds_no_server_error(
         "positive_data_acceptance,negative_data_rejection,missing_required_header",
     )  # fmt: skip
     assert "5 selected" in said
+
+
+def test_admin_commands_do_not_create_a_platform_where_there_is_none(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "ailleurs"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCELLE_", "DJANGO_"))}
+    env["SCELLE_LANG"] = "en"
+
+    def admin(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "scelle.cli", "admin", *args],
+            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+
+    refused = admin("list", "--data", str(elsewhere))
+    assert refused.returncode == 1
+    assert f"no platform in {elsewhere}" in refused.stderr and "admin init" in refused.stderr
+    assert not elsewhere.exists()
+    refused = admin("list")  # ./scelle-data, which does not exist either
+    assert refused.returncode == 1 and not (tmp_path / "scelle-data").exists()
+    created = admin("init", "--data", str(elsewhere))
+    assert created.returncode == 0 and f"Platform created in {elsewhere}" in created.stderr
+    assert admin("list", "--data", str(elsewhere)).returncode == 0
+    again = admin("init", "--data", str(elsewhere))
+    assert "already there" in again.stderr

@@ -234,6 +234,18 @@ _FRENCH: dict[str, str] = {
     "closed": "clôturée",
     "cancelled": "annulée",
     "Reason for cancelling": "Motif de l'annulation",
+    "no platform in {folder} (no certificate authority in {keys})": (
+        "aucune plateforme dans {folder} (pas d'autorité de certification dans {keys})"
+    ),
+    "Run this where `scelle serve` runs, pass --data or set SCELLE_DATA_DIR; "
+    "`scelle admin init` creates a platform.": (
+        "Lancez la commande là où tourne `scelle serve`, passez --data ou définissez "
+        "SCELLE_DATA_DIR ; `scelle admin init` crée une plateforme."
+    ),
+    "A platform is already there: {folder}; brought up to date.": (
+        "Une plateforme existe déjà : {folder} ; mise à jour faite."
+    ),
+    "Platform created in {folder}.": "Plateforme créée dans {folder}.",
     "{file}: {error}": "{file} : {error}",
     "{failed} of {count} receipts did not check out": (
         "{failed} accusés de réception sur {count} ne sont pas valides"

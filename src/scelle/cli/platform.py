@@ -31,9 +31,19 @@ def data_option(command: _Command) -> _Command:
     )(command)
 
 
-def _platform(session: Session, data: Path | None) -> None:
+def _platform(session: Session, data: Path | None, *, create: bool = False) -> None:
+    """Load the platform in `data`; only `serve` and `admin init` create one."""
+    from scelle.core.errors import ScelleError
     from scelle.platform import server
 
+    if not create and not server.exists(data):
+        folder, keys = server.folders(data)
+        raise ScelleError(
+            _("no platform in {folder} (no certificate authority in {keys})",
+              folder=folder, keys=keys),
+            hint=_("Run this where `scelle serve` runs, pass --data or set SCELLE_DATA_DIR; "
+                   "`scelle admin init` creates a platform."),
+        )  # fmt: skip
     server.configure(data)
     if server.prepare(session.clock):
         say(_("Created the platform's certificate authority and receipt-signing key."))
@@ -55,7 +65,7 @@ def serve(session: Session, data: Path | None, host: str, port: int, threads: in
     """Run the platform (SQLite and a local folder unless SCELLE_DATABASE_URL is set)."""
     from scelle.platform import server
 
-    _platform(session, data)
+    _platform(session, data, create=True)
     from scelle.platform.accounts.models import Organisation
 
     if not Organisation.objects.exists():
@@ -72,6 +82,22 @@ def serve(session: Session, data: Path | None, host: str, port: int, threads: in
 @click.group()
 def admin() -> None:
     """Set up the platform: organisations, services, users; check the audit log."""
+
+
+@admin.command("init")
+@data_option
+@pass_session
+def init(session: Session, data: Path | None) -> None:
+    """Create a platform in the data folder (database and keys), as `scelle serve` does."""
+    from scelle.platform import server
+
+    existed = server.exists(data)
+    _platform(session, data, create=True)
+    folder = server.folders(data)[0]
+    if existed:
+        say(_("A platform is already there: {folder}; brought up to date.", folder=folder))
+    else:
+        say(_("Platform created in {folder}.", folder=folder))
 
 
 @admin.command("create-organisation")

@@ -38,6 +38,20 @@ SWEEP_SECONDS = 600
 _log = logging.getLogger("scelle.platform")
 
 
+def folders(data_dir: Path | None) -> tuple[Path, Path]:
+    """(data folder, keys folder) as the settings will read them, read before they are:
+    loading the settings makes the folders."""
+    data = data_dir or Path(os.environ.get("SCELLE_DATA_DIR", "").strip() or "scelle-data")
+    data = data.expanduser().resolve()
+    keys = os.environ.get("SCELLE_KEYS_DIR", "").strip()
+    return data, (Path(keys).expanduser().resolve() if keys else data / "platform-keys")
+
+
+def exists(data_dir: Path | None) -> bool:
+    """Whether a platform was created there: its CA certificate is in its keys folder."""
+    return (folders(data_dir)[1] / "ca.cert.pem").is_file()
+
+
 def configure(data_dir: Path | None) -> None:
     """Load Django with the platform's settings; `data_dir` overrides SCELLE_DATA_DIR."""
     if data_dir is not None:
