@@ -71,6 +71,9 @@ def deposit(
     saved = load_login(home_of(session), now=session.clock())
     with connect(session) as client:
         authority = _authority(saved.authority_pem, client.platform_ca()["certificate_pem"])
+        # The store's passphrase is asked now, on a line of its own: a prompt under a
+        # live progress bar is erased at once and the command looks hung.
+        session.store.unlock()
         with progress_bars() as bars, _resumable():
             done = seal_and_deposit(
                 client,
