@@ -295,3 +295,27 @@ def test_admin_commands_do_not_create_a_platform_where_there_is_none(tmp_path: P
     assert admin("list", "--data", str(elsewhere)).returncode == 0
     again = admin("init", "--data", str(elsewhere))
     assert "already there" in again.stderr
+
+
+def test_a_key_pair_is_named_by_its_designation_its_cn_or_its_local_name(
+    platform: Platform, stations: dict[str, Workstation], password_file: Path
+) -> None:
+    if platform.database:
+        pytest.skip("names are resolved the same whatever the database: SQLite is enough")
+    set_up(platform, password_file)
+    agent = stations["agent"]
+    agent.ok("login", platform.url, "--email", "acheteur@rouen.fr", "--password-file",
+             str(password_file))  # fmt: skip
+    agent.ok("keys", "generate", "PERSO-POSTE", "--cn", "Marchés Rouen 2026", "--publish",
+             "--designation", "Clé du service")  # fmt: skip
+    agent.ok("keys", "generate", "SECOURS", "--publish", "--backup")
+    deadline = (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).isoformat()
+    for reference in ("AO-LOCAL", "AO-CN"):
+        agent.ok("tenders", "create", "--reference", reference, "--title", "Noms",
+                 "--deadline", deadline)  # fmt: skip
+    said = agent.ok("tenders", "launch", "AO-LOCAL", "--key", "PERSO-POSTE")
+    assert "PERSO-POSTE: the key pair designated Clé du service on the platform" in said
+    said = agent.ok("tenders", "launch", "AO-CN", "--key", "marchés rouen 2026")
+    assert "Clé du service" in said
+    shown = json.loads(agent.ok("tenders", "show", "AO-CN", "--json"))
+    assert {k["designation"] for k in shown["key_pairs"]} == {"Clé du service", "SECOURS"}

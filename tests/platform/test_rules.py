@@ -21,6 +21,7 @@ from tests.platform.conftest import (
     MovableClock,
     api_client,
     create_tender,
+    csr_for,
     launch,
     publish,
     self_signed,
@@ -411,3 +412,28 @@ def test_cancelling_stops_deposits_and_keeps_everything(registry, rouen: Buyer, 
     clock.advance(hours=2)
     late = registry.post("/api/tenders/AO-Y/cancel", reason, content_type="application/json")
     assert late.status_code == 409 and "close it instead" in late.json()["detail"]
+
+
+def test_launch_takes_a_designation_or_an_unambiguous_cn(registry, rouen: Buyer, clock, rsa_keys):
+    create_tender(registry, rouen.service, "AO-CN")
+    launched = launch(registry, "AO-CN", "perso-2")  # the designation, any case
+    assert launched.status_code == 200
+    key_pairs = registry.get("/api/key-pairs").json()["key_pairs"]
+    common_name = next(k["common_name"] for k in key_pairs if k["designation"] == "PERSO-1")
+    create_tender(registry, rouen.service, "AO-CN-2")
+    assert launch(registry, "AO-CN-2", common_name.lower()).status_code == 200
+    # A CN two key pairs share names neither of them.
+    for designation, key in (("CLE-A", rsa_keys[3]), ("CLE-B", rsa_keys[4])):
+        body = {
+            "service": str(rouen.service.id), "role": "personal", "designation": designation,
+            "csr_pem": csr_for(key, "CN PARTAGE"),
+        }  # fmt: skip
+        assert (
+            registry.post("/api/key-pairs", body, content_type="application/json").status_code
+            == 201
+        )
+    create_tender(registry, rouen.service, "AO-CN-3")
+    shared = launch(registry, "AO-CN-3", "CN PARTAGE")
+    assert shared.status_code == 409 and "give the designation" in shared.json()["detail"]
+    unknown = launch(registry, "AO-CN-3", "personne")
+    assert unknown.status_code == 404 and "nor one with that CN" in unknown.json()["detail"]

@@ -10,7 +10,7 @@ checks envelopes against what was seen at launch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from scelle.client import api
 from scelle.core import certs
@@ -76,12 +76,20 @@ class Launched:
     not_vouched: list[str]
     """Personal key pairs assigned that this store does not hold: nobody here can
     vouch they are the service's own."""
+    meant: list[tuple[str, str]] = field(default_factory=list)
+    """(name given, designation on the platform) when a name of this store's was given."""
 
 
 def launch(
     client: api.PlatformClient, store: KeyStore, reference: str, keys: list[str]
 ) -> Launched:
-    """Launch the tender, check its personal key pairs against the store, record its set."""
+    """Launch the tender, check its personal key pairs against the store, record its set.
+
+    Each of `keys` is a designation or a CN on the platform, or the name of a key
+    pair in this store, which is taken as the platform's key pair with the same
+    certificate.
+    """
+    keys, meant = _designations(client, store, keys)
     tender = client.launch_tender(reference, keys)
     rsf = tender_rsf(tender)
     if rsf is None:
@@ -99,4 +107,27 @@ def launch(
         rsf,
         [r["fingerprint_sha256"] for r in tender["key_pairs"]],
     )
-    return Launched(tender, rsf, held, not_vouched)
+    return Launched(tender, rsf, held, not_vouched, meant)
+
+
+def _designations(
+    client: api.PlatformClient, store: KeyStore, keys: list[str]
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """`keys` with this store's names replaced by the platform's designations of the same
+    certificates; the names left as they are go to the platform (designation or CN)."""
+    local = {key.name.casefold(): key for key in store.key_pairs()}
+    if not any(name.strip().casefold() in local for name in keys):
+        return keys, []
+    registered = client.key_pairs()["key_pairs"]
+    designations = {k["designation"].casefold() for k in registered}
+    chosen, meant = [], []
+    for name in keys:
+        key = local.get(name.strip().casefold())
+        same = [k for k in registered if key and k["fingerprint_sha256"] == key.fingerprint_sha256]
+        if key is None or name.strip().casefold() in designations or len(same) != 1:
+            chosen.append(name)
+            continue
+        chosen.append(same[0]["designation"])
+        if same[0]["designation"] != name:
+            meant.append((name, same[0]["designation"]))
+    return chosen, meant

@@ -234,6 +234,9 @@ _FRENCH: dict[str, str] = {
     "closed": "clôturée",
     "cancelled": "annulée",
     "Reason for cancelling": "Motif de l'annulation",
+    "{given}: the key pair designated {designation} on the platform": (
+        "{given} : le bi-clé désigné {designation} dans la salle des marchés"
+    ),
     "no platform in {folder} (no certificate authority in {keys})": (
         "aucune plateforme dans {folder} (pas d'autorité de certification dans {keys})"
     ),

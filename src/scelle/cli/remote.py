@@ -345,8 +345,9 @@ def create_tender(
 @tenders.command(name="launch")
 @click.argument("reference")
 @click.option(
-    "--key", "keys", multiple=True, required=True, metavar="DESIGNATION",
-    help="A personal key pair of the service; repeat for more. Backup key pairs are added.",
+    "--key", "keys", multiple=True, required=True, metavar="NAME",
+    help="A personal key pair of the service, by its designation, its CN or its name in this "
+    "workstation's store; repeat for more. Backup key pairs are added.",
 )  # fmt: skip
 @pass_session
 def launch_tender(session: Session, reference: str, keys: tuple[str, ...]) -> None:
@@ -360,6 +361,9 @@ def launch_tender(session: Session, reference: str, keys: tuple[str, ...]) -> No
     with connect(session) as client:
         launched = launch(client, session.store, reference, list(keys))
     tender = launched.tender
+    for given, designation in launched.meant:
+        say(_("{given}: the key pair designated {designation} on the platform",
+              given=given, designation=designation))  # fmt: skip
     say(_("Tender {reference} is published. Its key pairs, definitive:",
           reference=tender["reference"]))  # fmt: skip
     _print_recipients(session, tender["key_pairs"])

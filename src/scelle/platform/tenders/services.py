@@ -179,20 +179,29 @@ def tender_for(actor: User, key: str, permission: str | None = None) -> Tender:
 
 
 def _chosen_key_pairs(service: Service, chosen: Sequence[str]) -> list[KeyPair]:
+    """The key pairs named by their designation, or by their CN when one key pair of the
+    service has it (agents know a key pair by either)."""
     found: list[KeyPair] = []
     for wanted in chosen:
-        key_pair = (
-            KeyPair.objects.select_for_update()
-            .filter(service=service, designation__iexact=wanted.strip())
-            .first()
-        )
-        if key_pair is None:
+        name = wanted.strip()
+        of_service = KeyPair.objects.select_for_update().filter(service=service)
+        matching = list(of_service.filter(designation__iexact=name)[:1])
+        if not matching:
+            matching = list(of_service.filter(common_name__iexact=name)[:2])
+            if len(matching) > 1:
+                raise RuleViolationError(
+                    f"several key pairs of the service {service.name} have the CN {name!r}: "
+                    "give the designation of the one meant",
+                    hint="`scelle service-keys list` shows them.",
+                )
+        if not matching:
             raise NotFoundError(
-                f"the service {service.name} has no key pair designated {wanted!r}",
+                f"the service {service.name} has no key pair designated {wanted!r}, "
+                "nor one with that CN",
                 hint="`scelle service-keys list` shows them.",
             )
-        if key_pair not in found:
-            found.append(key_pair)
+        if matching[0] not in found:
+            found.append(matching[0])
     return found
 
 
