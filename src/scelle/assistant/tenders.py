@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from scelle.client import api
 from scelle.core import certs
-from scelle.core.errors import PlatformAnswerError, ScelleError
+from scelle.core.errors import NotFoundError, PlatformAnswerError, ScelleError
 from scelle.core.rsf import recipient_set_fingerprint
 from scelle.keystore import KeyStore
 
@@ -89,8 +89,15 @@ def launch(
     pair in this store, which is taken as the platform's key pair with the same
     certificate.
     """
-    keys, meant = _designations(client, store, keys)
-    tender = client.launch_tender(reference, keys)
+    meant: list[tuple[str, str]] = []
+    try:
+        tender = client.launch_tender(reference, keys)
+    except NotFoundError:
+        # A name the platform does not know may be this store's name of a key pair.
+        mapped, meant = _designations(client, store, keys)
+        if not meant:
+            raise
+        tender = client.launch_tender(reference, mapped)
     rsf = tender_rsf(tender)
     if rsf is None:
         raise PlatformAnswerError(f"the platform launched {reference} without any key pair")
