@@ -169,6 +169,9 @@ class Gateway:
             body = error_body("the platform could not store this chunk; try again later")
             await _answer(send, 503, body, tus_headers, close=True)
             return
+        except BaseException:  # cancelled (the server stopping): the lock goes at once
+            appender.close()
+            raise
         finally:
             await pieces.aclose()
         # What arrived is kept (a checksummed chunk only whole): the company resumes

@@ -49,7 +49,9 @@ def folders(data_dir: Path | None) -> tuple[Path, Path]:
 
 def exists(data_dir: Path | None) -> bool:
     """Whether a platform was created there: its CA certificate is in its keys folder."""
-    return (folders(data_dir)[1] / "ca.cert.pem").is_file()
+    from scelle.platform.keypairs.authority import CA_FILES  # reads no setting on import
+
+    return (folders(data_dir)[1] / CA_FILES[1]).is_file()
 
 
 def configure(data_dir: Path | None) -> None:
