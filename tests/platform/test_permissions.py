@@ -19,6 +19,7 @@ from django.test import Client
 
 from scelle.platform.accounts.models import User
 from scelle.platform.api import api
+from scelle.platform.assistants import services as assistants
 from scelle.platform.deposits import services as deposits
 from scelle.platform.deposits.models import Deposit, Envelope
 from tests.conftest import NOW
@@ -64,6 +65,18 @@ def world(rouen: Buyer, caen: Buyer, bidder, clock: MovableClock, rsa_keys) -> W
         bidder, reference="PUB-1", envelope="offre", length=10, now=clock()
     )
     ids["upload"] = str(upload.id)
+    # The owner's assistant, with one job it has started and one waiting.
+    workstation = assistants.heartbeat(
+        rouen.owner, name="POSTE-ACHAT-12", version="test", key_pairs=[], now=clock()
+    )
+    ids["workstation"] = str(workstation.id)
+    for designation in ("EN-COURS", "EN-ATTENTE"):
+        job = assistants.request_key_pair(
+            rouen.owner, service_id=rouen.service.id, designation=designation, backup=False,
+            common_name=None, reference=None, now=clock(),
+        )  # fmt: skip
+        ids[designation] = str(job.id)
+    assistants.next_job(rouen.owner, workstation.id, now=clock())
     # An agent of the same buyer whose only permission is on another service.
     intern = make_user(
         "stagiaire@rouen.fr", rouen.organisation, service=rouen.other_service, permissions=("open",)
@@ -179,6 +192,28 @@ ROUTES = [
         "/api/deposits/{deposit_id}/envelopes/{kind}/opened",
         {"files": 1}, (401, 403, 404, 403, 204), after_deadline=True,
     ),
+    # The assistant: every agent has their own; jobs are the agent's own, for their workstation.
+    Route(
+        "post", "/api/assistant/heartbeat", "/api/assistant/heartbeat",
+        {"workstation": "POSTE-1", "version": "1", "key_pairs": []}, (401, 403, 200, 200, 200),
+    ),
+    Route(
+        "get", "/api/assistant/jobs/next?workstation={workstation}", "/api/assistant/jobs/next",
+        None, (401, 403, 404, 404, 200),
+    ),
+    Route(
+        "post", "/api/assistant/jobs", "/api/assistant/jobs",
+        {"job": True}, (401, 403, 404, 403, 201),
+    ),
+    Route("get", "/api/assistant/jobs", "/api/assistant/jobs", None, (401, 403, 200, 200, 200)),
+    Route(
+        "get", "/api/assistant/jobs/{EN-COURS}", "/api/assistant/jobs/{job_id}", None,
+        (401, 403, 404, 404, 200),
+    ),
+    Route(
+        "post", "/api/assistant/jobs/{EN-COURS}/finish", "/api/assistant/jobs/{job_id}/finish",
+        {"outcome": "finished", "message": "ok", "result": {}}, (401, 403, 404, 404, 200),
+    ),
 ]  # fmt: skip
 TUS_ROUTES = [
     Route(
@@ -236,6 +271,11 @@ def _body(route: Route, world: World, rsa_keys) -> dict[str, Any] | None:
                 {"kind": "candidature", "upload": "6f1d2c3b-0000-4000-8000-000000000001"},
                 {"kind": "offre", "upload": "6f1d2c3b-0000-4000-8000-000000000002"},
             ]
+        }
+    if route.body == {"job": True}:
+        return {
+            "kind": "add_key_pair",
+            "params": {"service": world.ids["service"], "designation": "NOUVEAU-BI-CLE"},
         }
     if route.body == {"tender": True}:
         return {

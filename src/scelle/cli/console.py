@@ -94,6 +94,31 @@ def store_passphrase(new: bool) -> str:
     return ask_password(prompt, password_file=None, confirm=new, what="the store passphrase")
 
 
+def keyring_passphrase(home: Path) -> Callable[[bool], str]:
+    """The store passphrase kept in the system's keyring (Windows Credential Manager,
+    macOS Keychain, Secret Service), asked and saved there the first time."""
+    import keyring
+    import keyring.errors
+
+    account = str(home.resolve())
+
+    def provide(new: bool) -> str:
+        try:
+            kept = keyring.get_password("scelle", account)
+        except keyring.errors.KeyringError as error:
+            raise InvalidInputError(f"the system's keyring cannot be read: {error}") from None
+        if kept is not None and not new:
+            return kept
+        passphrase = store_passphrase(new)
+        try:
+            keyring.set_password("scelle", account, passphrase)
+        except keyring.errors.KeyringError as error:
+            raise InvalidInputError(f"the system's keyring cannot keep it: {error}") from None
+        return passphrase
+
+    return provide
+
+
 _UNITS = {"en": ("B", "kB", "MB", "GB", "TB"), "fr": ("o", "ko", "Mo", "Go", "To")}
 
 

@@ -20,7 +20,7 @@ from scelle.cli.console import (
     say,
 )
 from scelle.cli.i18n import _
-from scelle.cli.main import Session, pass_session
+from scelle.cli.session import Session, pass_session
 from scelle.core import certs, envelope, pkcs12
 from scelle.core.errors import DecryptionError, InvalidInputError, KeyNotFoundError
 from scelle.core.files import Readable, atomic_output, private_temporary_file

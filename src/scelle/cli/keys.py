@@ -17,7 +17,7 @@ from scelle.cli.console import (
     spinner,
 )
 from scelle.cli.i18n import _
-from scelle.cli.main import Session, pass_session
+from scelle.cli.session import Session, pass_session
 from scelle.core import certs, pkcs12
 from scelle.core.errors import InvalidInputError
 from scelle.core.files import atomic_output, write_all
@@ -96,18 +96,17 @@ def generate(
         from scelle.cli.remote import connect
 
         connect(session).close()  # not logged in: say so before the slow generation
+    from scelle.assistant.keys import generate_key_pair
+
     name = check_key_name(name)
     common_name = certs.check_common_name(cn if cn is not None else name)
     store = session.store
-    # Fail on a taken name or a wrong passphrase before the slow part; add()
-    # checks the name again under the store's lock.
-    store.check_name_free(name)
+    store.check_name_free(name)  # before the passphrase, and the slow part
     store.unlock()
     with spinner(_("Generating an RSA-{bits} key pair…", bits=bits)):
-        private_key = certs.generate_private_key(int(bits))
-    now = session.clock()
-    certificate = certs.self_signed_certificate(private_key, common_name, days=days, now=now)
-    stored = store.add(name, private_key, certificate, origin="generated", now=now)
+        stored = generate_key_pair(
+            store, name, common_name, bits=int(bits), days=days, now=session.clock()
+        )
     say(
         _(
             "The key pair {name} has been created and saved in this workstation's store.",

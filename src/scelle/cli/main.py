@@ -9,41 +9,17 @@ from __future__ import annotations
 
 import sys
 import traceback
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import click
 
 from scelle import __version__
-from scelle.core.clock import Clock, system_clock
+from scelle.cli.session import Session
 from scelle.core.errors import ScelleError
-from scelle.keystore import KeyStore, default_home
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-
-
-@dataclass
-class Session:
-    """What every command shares: the clock and the local store."""
-
-    clock: Clock = system_clock
-    home: Path | None = None
-    debug: bool = False
-    _store: KeyStore | None = field(default=None, init=False, repr=False)
-
-    @property
-    def store(self) -> KeyStore:
-        if self._store is None:
-            from scelle.cli.console import store_passphrase
-
-            self._store = KeyStore(self.home or default_home(), store_passphrase)
-        return self._store
-
-
-pass_session = click.make_pass_decorator(Session, ensure=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -61,6 +37,7 @@ def cli(context: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
+    from scelle.cli.assistant import assistant
     from scelle.cli.crypt import decrypt, encrypt
     from scelle.cli.deposits import deposit, deposits, open_, receipts, tender_deposits
     from scelle.cli.keys import keys
@@ -68,6 +45,7 @@ def _register() -> None:
     from scelle.cli.remote import login, logout, service_keys, tenders
 
     cli.add_command(keys)
+    cli.add_command(assistant)
     cli.add_command(serve)
     cli.add_command(admin)
     cli.add_command(login)

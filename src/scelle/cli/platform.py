@@ -14,7 +14,7 @@ import click
 
 from scelle.cli.console import password_file_option, read_password_file, say
 from scelle.cli.i18n import _
-from scelle.cli.main import Session, pass_session
+from scelle.cli.session import Session, pass_session
 from scelle.core.errors import InvalidInputError
 from scelle.platform.server import DEFAULT_THREADS
 

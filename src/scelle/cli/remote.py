@@ -15,10 +15,9 @@ import click
 
 from scelle.cli.console import ask_password, password_file_option, plain_console, say
 from scelle.cli.i18n import _
-from scelle.cli.main import Session, pass_session
+from scelle.cli.session import Session, pass_session
 from scelle.client import api
 from scelle.client.login import SavedLogin, forget_login, load_login, save_login
-from scelle.core import authority, certs
 from scelle.core.errors import (
     InvalidInputError,
     NotFoundError,
@@ -149,24 +148,20 @@ def publish(
     as_is: bool,
 ) -> None:
     """Reference the store's key pair `name` on the platform (shared by generate --publish)."""
-    store = session.store
-    stored = store.get(name)
+    from scelle.assistant.keys import publish_key_pair
+
     with connect(session) as client:
         service = choose_service(client, service_name, "manage_keys")
-        # The request is signed by the private key: the platform's proof that
-        # this workstation holds it (DESIGN.md, threats: certificate swap).
-        request = authority.build_csr(store.private_key(stored.name), stored.cn)
-        published = client.publish_key_pair(
+        done = publish_key_pair(
+            client,
+            session.store,
+            name,
             service=service["id"],
-            role="backup" if backup else "personal",
-            designation=designation or stored.name,
-            csr_pem=request,
-            certificate_pem=certs.certificate_pem(stored.certificate) if as_is else None,
+            backup=backup,
+            designation=designation,
+            as_is=as_is,
         )
-    if not as_is:
-        certificate = certs.load_certificate(published["certificate_pem"].encode())
-        chain = [certs.load_certificate(pem.encode()) for pem in published["chain_pem"]]
-        stored = store.replace_certificate(stored.name, certificate, chain)
+    stored, published = done.stored, done.registered
     say(
         _(
             "The key pair {name} is on the platform as {designation} ({role}, service {service}).",

@@ -204,6 +204,28 @@ class Health(TypedDict):
     status: Text
 
 
+class Workstation(TypedDict):
+    id: Uuid
+    name: Text
+    last_seen_at: Timestamp
+
+
+class Job(TypedDict):
+    """A remote job (traitement distant). `params` are checked by the job's own code."""
+
+    id: Uuid
+    kind: Text
+    workstation: Uuid
+    workstation_name: Text
+    params: dict[str, Any]
+    state: Text
+    message: str
+    result: dict[str, Any]
+    created_at: Timestamp
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
+
+
 _Answer = TypeVar("_Answer")
 _ADAPTERS: dict[Any, pydantic.TypeAdapter[Any]] = {}
 
@@ -401,6 +423,37 @@ class PlatformClient:
 
     def recipients(self, reference: str) -> list[Recipient]:
         return self._call(list[Recipient], "GET", f"/tenders/{_segment(reference)}/recipients")
+
+    # --- the assistant ---------------------------------------------------------------
+
+    def heartbeat(
+        self, workstation: str, version: str, key_pairs: list[dict[str, str]]
+    ) -> Workstation:
+        body = {"workstation": workstation, "version": version, "key_pairs": key_pairs}
+        return self._call(Workstation, "POST", "/assistant/heartbeat", json=body)
+
+    def next_job(self, workstation: str, *, wait: int) -> Job | None:
+        """The next job for this workstation, waiting up to `wait` seconds for one."""
+        response = self._send(
+            "GET",
+            "/assistant/jobs/next",
+            params={"workstation": workstation, "wait": wait},
+            timeout=wait + TIMEOUT_SECONDS,
+        )
+        if response.status_code == 204:
+            return None
+        return parse_answer(Job, response.content)
+
+    def finish_job(self, job: str, *, succeeded: bool, message: str, result: dict[str, Any]) -> Job:
+        body = {
+            "outcome": "finished" if succeeded else "failed",
+            "message": message,
+            "result": result,
+        }
+        return self._call(Job, "POST", f"/assistant/jobs/{_segment(job)}/finish", json=body)
+
+    def jobs(self) -> list[Job]:
+        return self._call(list[Job], "GET", "/assistant/jobs")
 
     # --- deposits: tus uploads, then the deposit ---------------------------------------
 

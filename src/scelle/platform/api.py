@@ -129,6 +129,7 @@ def actor(request: HttpRequest) -> User:
 
 def _register() -> None:
     from scelle.platform.accounts.api import router as accounts
+    from scelle.platform.assistants.api import router as assistants
     from scelle.platform.deposits.api import router as deposits
     from scelle.platform.keypairs.api import router as keypairs
     from scelle.platform.tenders.api import router as tenders
@@ -137,6 +138,7 @@ def _register() -> None:
     api.add_router("/key-pairs", keypairs)
     api.add_router("/tenders", tenders)
     api.add_router("", deposits)
+    api.add_router("/assistant", assistants)
 
 
 _register()

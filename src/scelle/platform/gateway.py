@@ -16,7 +16,10 @@ only on a request that has fully arrived:
 - a body that brings fewer than `MINIMUM_BYTES` in any `WINDOW` seconds is cut
   off (the bytes of a PATCH are kept, as tus wants, and the company resumes);
 - a connection that sends no complete request head within hypercorn's
-  keep-alive timeout is closed (`server.KEEP_ALIVE_SECONDS`).
+  keep-alive timeout is closed (`server.KEEP_ALIVE_SECONDS`);
+- an assistant's long poll for jobs (`GET /api/assistant/jobs/next?wait=N`) is
+  asked of Django once a second until a job comes or `N` seconds pass: waiting
+  for work holds no thread.
 """
 
 from __future__ import annotations
@@ -50,7 +53,12 @@ WINDOW = 30.0
 MINIMUM_BYTES = 32 << 10
 """Bytes a body must bring in each window (about 1 KiB/s), unless it is complete."""
 
+POLL_EVERY = 1.0
+"""Seconds between two looks for an assistant's next job during its long poll."""
+
 _UPLOAD = re.compile(r"/api/uploads/([^/]+)")
+_LONG_POLL = "/api/assistant/jobs/next"
+_WAIT = re.compile(rb"(?:^|&)wait=([0-9]{1,2})(?:&|$)")
 _SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"same-origin"),
@@ -105,7 +113,30 @@ class Gateway:
         except _TooLarge:
             await _answer(send, 413, error_body("this request's body is too large"), close=True)
             return
+        if scope["path"] == _LONG_POLL and scope["method"] == "GET":
+            await self._long_poll(scope, send)
+            return
         await self._django(scope, _replay(body, receive), send)
+
+    async def _long_poll(self, scope: Scope, send: Send) -> None:
+        """Ask Django for the next job until one comes (or an error), or `wait` ends."""
+        found = _WAIT.search(scope.get("query_string", b""))
+        wait = min(int(found.group(1)), 30) if found else 0
+        loop = asyncio.get_running_loop()
+        end = loop.time() + wait
+        while True:
+            answer: list[Message] = []
+
+            async def keep(message: Message, answer: list[Message] = answer) -> None:
+                answer.append(message)
+
+            await self._django(scope, _replay(b"", _never), keep)
+            status = answer[0].get("status") if answer else None
+            if status != 204 or loop.time() + POLL_EVERY > end:
+                for message in answer:
+                    await send(message)
+                return
+            await asyncio.sleep(POLL_EVERY)
 
     async def _in_pool(self, function: Callable[[], _T]) -> _T:
         """Run `function` on a pool thread, as Django runs a request (fresh connections)."""
@@ -249,6 +280,12 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
         if len(body) > limit:
             raise _TooLarge
     return bytes(body)
+
+
+async def _never() -> Message:
+    """A `receive` with nothing more: each look of a long poll is a request of its own."""
+    await asyncio.Event().wait()
+    return {"type": "http.disconnect"}
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -152,6 +152,7 @@ INSTALLED_APPS = [
     "scelle.platform.keypairs",
     "scelle.platform.tenders",
     "scelle.platform.deposits",
+    "scelle.platform.assistants",
 ]
 # No django.contrib.admin: every change goes through the services, which
 # enforce the domain rules and write the audit log.

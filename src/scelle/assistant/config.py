@@ -1,0 +1,87 @@
+"""The assistant's settings on this workstation: its name and where openings go.
+
+Kept in $SCELLE_HOME/assistant.json, changed from the assistant's window or the
+command line; never from the platform (DESIGN.md, "Trust": a folder is chosen on
+the workstation, never named by the server).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import platformdirs
+
+from scelle.core.errors import InvalidInputError, StoreError
+from scelle.core.files import ensure_private_dir, write_private_file
+
+CONFIG_FILE = "assistant.json"
+_WORKSTATION = re.compile(r"[\w][\w .@()-]{0,63}")
+
+
+@dataclass(frozen=True)
+class AssistantConfig:
+    """What the agent sets in Configuration."""
+
+    workstation: str
+    """This workstation's name on the pages ("running on POSTE-ACHAT-12")."""
+    openings: Path
+    """The folder where opened envelopes are written."""
+
+
+def check_workstation_name(value: str) -> str:
+    name = value.strip()
+    if not _WORKSTATION.fullmatch(name):
+        raise InvalidInputError(
+            f"{value[:80]!r} cannot name a workstation: 1 to 64 letters, digits, spaces, "
+            "dots, dashes, @ or brackets"
+        )
+    return name
+
+
+def check_openings_folder(value: str | Path) -> Path:
+    folder = Path(value).expanduser()
+    if not folder.is_absolute():
+        raise InvalidInputError(f"{value} is not a full path (such as C:\\Plis or /home/me/Plis)")
+    if folder.exists() and not folder.is_dir():
+        raise InvalidInputError(f"{folder} is a file, not a folder")
+    return folder
+
+
+def _defaults() -> AssistantConfig:
+    name = re.sub(r"[^\w .@()-]", "-", platform.node() or "poste")[:64] or "poste"
+    return AssistantConfig(
+        workstation=check_workstation_name(name if name[0].isalnum() else f"poste-{name}"[:64]),
+        openings=Path(platformdirs.user_documents_dir()) / "Scellé" / "Ouvertures",
+    )
+
+
+def load_config(home: Path) -> AssistantConfig:
+    """The saved settings, or this workstation's defaults."""
+    path = home / CONFIG_FILE
+    defaults = _defaults()
+    if not path.is_file():
+        return defaults
+    try:
+        data = json.loads(path.read_text("utf-8"))
+        return AssistantConfig(
+            workstation=check_workstation_name(str(data.get("workstation", defaults.workstation))),
+            openings=check_openings_folder(str(data.get("openings", defaults.openings))),
+        )
+    except (OSError, ValueError, TypeError, AttributeError, InvalidInputError) as error:
+        raise StoreError(f"{path} is damaged: {error}") from error
+
+
+def save_config(home: Path, config: AssistantConfig) -> AssistantConfig:
+    checked = replace(
+        config,
+        workstation=check_workstation_name(config.workstation),
+        openings=check_openings_folder(config.openings),
+    )
+    ensure_private_dir(home)
+    document = {"workstation": checked.workstation, "openings": str(checked.openings)}
+    write_private_file(home / CONFIG_FILE, json.dumps(document, indent=2).encode(), overwrite=True)
+    return checked

@@ -1,0 +1,85 @@
+"""Key pairs of the workstation and the platform's registry: generating, publishing.
+
+The command (`scelle keys generate --publish`, `scelle keys publish`) and the
+assistant's jobs (Ajouter un bi-clé) call these same functions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from scelle.client import api
+from scelle.core import authority, certs
+from scelle.core.errors import DuplicateKeyError
+from scelle.keystore import KeyStore, StoredKey, check_key_name
+
+
+@dataclass(frozen=True)
+class Published:
+    """A key pair of the store now in the platform's registry."""
+
+    stored: StoredKey
+    """As the store holds it now (with the platform CA's certificate unless as-is)."""
+    registered: api.PublishedKeyPair
+
+
+def generate_key_pair(
+    store: KeyStore, name: str, common_name: str, *, bits: int, days: int, now: dt.datetime
+) -> StoredKey:
+    """A new key pair in the store, with a self-signed certificate until it is published."""
+    name = check_key_name(name)
+    common_name = certs.check_common_name(common_name)
+    # A taken name or a wrong passphrase fails before the slow generation; add()
+    # checks the name again under the store's lock.
+    store.check_name_free(name)
+    store.unlock()
+    private_key = certs.generate_private_key(bits)
+    certificate = certs.self_signed_certificate(private_key, common_name, days=days, now=now)
+    return store.add(name, private_key, certificate, origin="generated", now=now)
+
+
+def free_name(store: KeyStore, wanted: str) -> str:
+    """`wanted` as a store name, with " (2)", " (3)"… when a key pair already has it."""
+    base = check_key_name(wanted)
+    for number in range(1, 1000):
+        candidate = base if number == 1 else check_key_name(f"{base[:90]} ({number})")
+        try:
+            store.check_name_free(candidate)
+        except DuplicateKeyError:
+            continue
+        return candidate
+    raise DuplicateKeyError(f"the store holds too many key pairs named {base!r}")
+
+
+def publish_key_pair(
+    client: api.PlatformClient,
+    store: KeyStore,
+    name: str,
+    *,
+    service: str,
+    backup: bool,
+    designation: str | None,
+    as_is: bool,
+) -> Published:
+    """Reference the store's key pair `name` in a service's registry.
+
+    The certificate request is signed by the private key: the platform's proof that
+    this workstation holds it (DESIGN.md, threats: certificate swap). Unless `as_is`,
+    the platform CA issues the certificate, which then replaces the self-signed one
+    in the store.
+    """
+    stored = store.get(name)
+    request = authority.build_csr(store.private_key(stored.name), stored.cn)
+    registered = client.publish_key_pair(
+        service=service,
+        role="backup" if backup else "personal",
+        designation=designation or stored.name,
+        csr_pem=request,
+        certificate_pem=certs.certificate_pem(stored.certificate) if as_is else None,
+    )
+    if not as_is:
+        certificate = certs.load_certificate(registered["certificate_pem"].encode())
+        chain = [certs.load_certificate(pem.encode()) for pem in registered["chain_pem"]]
+        stored = store.replace_certificate(stored.name, certificate, chain)
+    return Published(stored, registered)

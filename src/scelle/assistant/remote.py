@@ -1,0 +1,308 @@
+"""The assistant's loop: heartbeat, long poll for jobs, do them, report (traitements distants).
+
+`scelle assistant` never listens for the platform: it asks. The platform may be
+down, slow or hostile; the loop waits and asks again (backoff up to a minute),
+stops with a clear message when its login has expired or was revoked, and
+checks each job itself before doing it (DESIGN.md, "The assistant" and "Trust"):
+the job's kind is one of its closed list, ids are UUIDs, the deadline has
+passed by this workstation's clock, a referenced key pair is in its store, and
+opened files go under the folder set on this workstation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from scelle import __version__
+from scelle.assistant.config import AssistantConfig
+from scelle.assistant.keys import free_name, generate_key_pair, publish_key_pair
+from scelle.assistant.opening import OpeningReport, folder_name, open_tender
+from scelle.assistant.tenders import launch_record
+from scelle.client import api
+from scelle.core import certs
+from scelle.core.clock import Clock
+from scelle.core.errors import (
+    NotAuthenticatedError,
+    PlatformAnswerError,
+    PlatformUnavailableError,
+    RuleViolationError,
+    ScelleError,
+)
+from scelle.keystore import KeyStore
+
+LONG_POLL_SECONDS = 25
+HEARTBEAT_SECONDS = 20.0
+MAX_BACKOFF_SECONDS = 60.0
+MAX_LISTED = 300
+"""Envelopes listed one by one in an opening's result; the rest are counted."""
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_FINGERPRINT = re.compile(r"[0-9A-F]{2}(:[0-9A-F]{2}){31}")
+
+
+class JobRefused(ScelleError):
+    """The assistant will not do this job as the platform gave it."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    succeeded: bool
+    message: str
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+def reported_key_pairs(store: KeyStore) -> list[dict[str, str]]:
+    """What the heartbeat says of the store: certificates only, nothing secret."""
+    return [
+        {
+            "name": key.name,
+            "common_name": key.cn[:64],
+            "not_after": key.not_after.isoformat(),
+            "fingerprint_sha256": key.fingerprint_sha256,
+        }
+        for key in store.key_pairs()
+    ]
+
+
+def _text(params: dict[str, Any], name: str, limit: int = 200) -> str:
+    value = params.get(name)
+    if not isinstance(value, str) or not value or len(value) > limit:
+        raise JobRefused(f"the job's {name} is missing or wrong")
+    return value
+
+
+def _uuid(params: dict[str, Any], name: str) -> str:
+    value = _text(params, name, 36)
+    if not _UUID.fullmatch(value):
+        raise JobRefused(f"the job's {name} is not an id")
+    return value
+
+
+class Assistant:
+    """One workstation's assistant, for the agent logged in with `client`."""
+
+    def __init__(
+        self,
+        client: api.PlatformClient,
+        store: KeyStore,
+        config: AssistantConfig,
+        *,
+        clock: Clock,
+        say: Callable[[str], None] = lambda _message: None,
+        bits: int = certs.DEFAULT_RSA_BITS,
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self.say = say
+        self.bits = bits
+        self.workstation: str | None = None
+        self.state = "starting"
+        """starting, ready, unreachable, logged-out: what the window's Accueil shows."""
+        self._last_beat = -HEARTBEAT_SECONDS
+        self._unreported: list[tuple[str, Outcome]] = []
+
+    # --- the loop ---------------------------------------------------------------------
+
+    def beat(self) -> None:
+        """Tell the platform this workstation's assistant runs, and what its store holds."""
+        answer = self.client.heartbeat(
+            self.config.workstation, __version__, reported_key_pairs(self.store)
+        )
+        self.workstation = answer["id"]
+        self._last_beat = self.clock().timestamp()
+
+    def step(self, *, wait: int = LONG_POLL_SECONDS) -> bool:
+        """One turn: heartbeat when due, report what is left, ask for a job and do it.
+        Returns whether a job was done."""
+        if self.workstation is None or self.clock().timestamp() - self._last_beat >= (
+            HEARTBEAT_SECONDS
+        ):
+            self.beat()
+        self._report_left()
+        assert self.workstation is not None
+        job = self.client.next_job(self.workstation, wait=wait)
+        self.state = "ready"
+        if job is None:
+            return False
+        self.say(f"job {job['kind']} started")
+        outcome = self.do(job)
+        self._unreported.append((job["id"], outcome))
+        self._report_left()
+        self.say(f"job {job['kind']} {'finished' if outcome.succeeded else 'failed'}: "
+                 f"{outcome.message}")  # fmt: skip
+        self._last_beat = -HEARTBEAT_SECONDS  # the store may have changed: tell at once
+        return True
+
+    def _report_left(self) -> None:
+        while self._unreported:
+            job_id, outcome = self._unreported[0]
+            # Already reported, or refused: nothing more to say about it.
+            with contextlib.suppress(RuleViolationError, PlatformAnswerError):
+                self.client.finish_job(
+                    job_id,
+                    succeeded=outcome.succeeded,
+                    message=outcome.message,
+                    result=outcome.result,
+                )
+            self._unreported.pop(0)
+
+    def run(self, stop: threading.Event) -> None:
+        """Until `stop` is set or the login ends (NotAuthenticatedError is raised)."""
+        backoff = 1.0
+        while not stop.is_set():
+            try:
+                self.step()
+                backoff = 1.0
+            except NotAuthenticatedError:
+                self.state = "logged-out"
+                raise
+            except PlatformUnavailableError as error:
+                self.state = "unreachable"
+                self.say(f"{error.message}; trying again in {backoff:.0f} s")
+                stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+            except PlatformAnswerError as error:
+                self.state = "unreachable"
+                self.say(f"{error.message}; trying again in {backoff:.0f} s")
+                stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+
+    # --- the jobs ---------------------------------------------------------------------
+
+    def do(self, job: api.Job) -> Outcome:
+        """Do one job; any failure becomes its message, never an exception."""
+        try:
+            if job["kind"] == "add_key_pair":
+                return self._add_key_pair(job["params"])
+            if job["kind"] == "open_tender":
+                return self._open_tender(job["params"])
+            raise JobRefused(f"this assistant does not do {job['kind'][:40]!r}")
+        except NotAuthenticatedError:
+            raise
+        except ScelleError as error:
+            return Outcome(False, error.message)
+        except OSError as error:
+            return Outcome(False, f"{error.strerror or error}")
+
+    def _add_key_pair(self, params: dict[str, Any]) -> Outcome:
+        service = _uuid(params, "service")
+        designation = _text(params, "designation", 100)
+        role = _text(params, "role", 10)
+        if role not in ("personal", "backup"):
+            raise JobRefused("the job's role is neither personal nor backup")
+        mode = _text(params, "mode", 10)
+        if mode == "generate":
+            common_name = certs.check_common_name(_text(params, "common_name", 64))
+            name = free_name(self.store, designation)
+            generate_key_pair(
+                self.store, name, common_name, bits=self.bits, days=730, now=self.clock()
+            )
+            try:
+                done = publish_key_pair(
+                    self.client, self.store, name, service=service,
+                    backup=role == "backup", designation=designation, as_is=False,
+                )  # fmt: skip
+            except BaseException:
+                self.store.delete(name)  # made for this job only: nothing half-done
+                raise
+        elif mode == "reference":
+            fingerprint = _text(params, "fingerprint_sha256", 95)
+            if not _FINGERPRINT.fullmatch(fingerprint):
+                raise JobRefused("the job's fingerprint is not a SHA-256 one")
+            held = [k for k in self.store.key_pairs() if k.fingerprint_sha256 == fingerprint]
+            if not held:
+                raise JobRefused(
+                    f"this workstation's store holds no key pair with the fingerprint {fingerprint}"
+                )
+            name = held[0].name
+            done = publish_key_pair(
+                self.client, self.store, name, service=service,
+                backup=role == "backup", designation=designation, as_is=False,
+            )  # fmt: skip
+        else:
+            raise JobRefused(f"the job's mode {mode[:20]!r} is neither generate nor reference")
+        registered = done.registered
+        return Outcome(
+            True,
+            f"{registered['designation']}: {mode}d in the store as {name}, referenced",
+            {
+                "key_pair": registered["id"],
+                "designation": registered["designation"],
+                "local_name": done.stored.name,
+                "not_after": registered["not_after"],
+                "fingerprint_sha256": registered["fingerprint_sha256"],
+                "mode": mode,
+            },
+        )
+
+    def _open_tender(self, params: dict[str, Any]) -> Outcome:
+        tender_id = _uuid(params, "tender")
+        tender = self.client.tender(tender_id)
+        deadline = dt.datetime.fromisoformat(tender["deadline"])
+        if self.clock() < deadline:
+            raise JobRefused(
+                f"the deadline of {tender['reference']} has not passed on this workstation's "
+                "clock: nothing was opened"
+            )
+        root = self.config.openings
+        out = root / folder_name(tender["reference"])
+        if not out.resolve().is_relative_to(root.resolve()):
+            raise JobRefused("the tender's folder would lie outside the openings folder")
+        report = open_tender(
+            self.client,
+            self.store.decryption_keys(),
+            tender["id"],
+            out,
+            record=launch_record(self.store, self.client.url, tender["reference"]),
+        )
+        return _opening_outcome(report, tender["reference"])
+
+
+def _opening_outcome(report: OpeningReport, reference: str) -> Outcome:
+    listed: list[dict[str, Any]] = []
+    for done in report.opened + report.already:
+        listed.append(
+            {
+                "bidder": done.bidder,
+                "deposit": done.deposit,
+                "kind": done.kind,
+                "ok": True,
+                "files": done.files,
+                "late": done.late,
+                "outside": list(done.outside)[:5],
+            }
+        )
+    for failed in report.failed:
+        listed.append(
+            {
+                "bidder": failed.bidder,
+                "deposit": failed.deposit,
+                "kind": failed.kind,
+                "ok": False,
+                "reason": failed.reason[:300],
+            }
+        )
+    opened = len(report.opened) + len(report.already)
+    message = (
+        f"{reference}: {opened} envelope(s) opened, {len(report.failed)} failed"
+        if listed
+        else f"{reference}: no deposit to open"
+    )
+    return Outcome(
+        not report.failed,
+        message,
+        {
+            "envelopes": listed[:MAX_LISTED],
+            "more": max(0, len(listed) - MAX_LISTED),
+            "opened": opened,
+            "failed": len(report.failed),
+            "warnings": [warning[:300] for warning in report.warnings[:20]],
+        },
+    )

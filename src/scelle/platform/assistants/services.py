@@ -1,0 +1,372 @@
+"""The assistant's side of the platform: workstations' heartbeats and remote jobs.
+
+`scelle assistant` never listens: it sends a heartbeat (its workstation's name
+and the certificates its store holds) and asks for the jobs the pages gave to
+its agent. Jobs are a closed list (`Job.Kind`); each is given by an agent to
+their own workstation, with the permission its work needs, checked here when
+the job is made and again by the routes the assistant then calls (publishing
+a key pair, downloading envelopes). No job carries a private key or a
+plaintext: what comes back is a message and a small result (DESIGN.md,
+"The assistant").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from scelle.core import certs
+from scelle.core.errors import (
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    RuleViolationError,
+)
+from scelle.platform.accounts.models import Permission, User
+from scelle.platform.accounts.services import require_agent, service_for
+from scelle.platform.assistants.models import Job, Workstation
+from scelle.platform.audit.services import record
+from scelle.platform.keypairs.models import KeyPair
+from scelle.platform.keypairs.services import check_designation
+from scelle.platform.tenders.models import Tender
+from scelle.platform.tenders.services import tender_for
+
+READY = dt.timedelta(seconds=60)
+"""A workstation heard from this recently is shown as running: the assistant asks for
+jobs at least every 30 seconds."""
+SEEN_EVERY = dt.timedelta(seconds=10)
+"""Asking for jobs refreshes `last_seen_at` at most this often (one write, not one a poll)."""
+MAX_REPORTED_KEYS = 500
+MAX_MESSAGE = 2000
+MAX_RESULT_BYTES = 256 << 10
+_FINGERPRINT = re.compile(r"[0-9A-F]{2}(:[0-9A-F]{2}){31}")
+_WORKSTATION = re.compile(r"[\w][\w .@()-]{0,63}")
+
+
+# --- workstations ---------------------------------------------------------------
+
+
+def _reported(key_pairs: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    if len(key_pairs) > MAX_REPORTED_KEYS:
+        raise InvalidInputError(f"a store reports at most {MAX_REPORTED_KEYS} key pairs")
+    cleaned = []
+    for entry in key_pairs:
+        fingerprint = str(entry.get("fingerprint_sha256", ""))
+        if not _FINGERPRINT.fullmatch(fingerprint):
+            raise InvalidInputError("a reported key pair's fingerprint is not a SHA-256 one")
+        cleaned.append(
+            {
+                "name": str(entry.get("name", ""))[:100],
+                "common_name": str(entry.get("common_name", ""))[:64],
+                "not_after": str(entry.get("not_after", ""))[:40],
+                "fingerprint_sha256": fingerprint,
+            }
+        )
+    return cleaned
+
+
+def heartbeat(
+    actor: User,
+    *,
+    name: str,
+    version: str,
+    key_pairs: Sequence[Mapping[str, Any]],
+    now: dt.datetime,
+) -> Workstation:
+    """The agent's assistant is running on workstation `name`, its store holding `key_pairs`."""
+    require_agent(actor)
+    name = name.strip()
+    if not _WORKSTATION.fullmatch(name):
+        raise InvalidInputError(
+            f"{name[:80]!r} cannot name a workstation: 1 to 64 letters, digits, spaces, "
+            "dots, dashes, @ or brackets"
+        )
+    reported = _reported(key_pairs)
+    with transaction.atomic():
+        workstation = (
+            Workstation.objects.select_for_update().filter(agent=actor, name__iexact=name).first()
+        )
+        if workstation is None:
+            workstation = Workstation.objects.create(
+                organisation_id=actor.organisation_id,
+                agent=actor,
+                name=name,
+                version=version[:40],
+                first_seen_at=now,
+                last_seen_at=now,
+                key_pairs=reported,
+            )
+            record(
+                "assistants.workstation.paired",
+                actor=actor.email,
+                target=workstation,
+                organisation_id=actor.organisation_id,
+                details={"name": name, "version": version[:40]},
+                now=now,
+            )
+        else:
+            workstation.version = version[:40]
+            workstation.last_seen_at = now
+            workstation.key_pairs = reported
+            workstation.save(update_fields=["version", "last_seen_at", "key_pairs"])
+    return workstation
+
+
+def own_workstation(actor: User, workstation_id: uuid.UUID | str) -> Workstation:
+    """One of the actor's own workstations; anyone else's is "not found"."""
+    require_agent(actor)
+    try:
+        return Workstation.objects.get(id=workstation_id, agent=actor)
+    except (Workstation.DoesNotExist, ValidationError, ValueError):
+        raise NotFoundError("no such workstation") from None
+
+
+@dataclass(frozen=True)
+class AssistantState:
+    """What the pages' banner "État de l'assistant Scellé" says."""
+
+    workstation: Workstation | None
+    """The agent's workstation heard from last, if any."""
+    ready: bool
+    """Heard from within `READY`."""
+
+
+def assistant_state(actor: User, *, now: dt.datetime) -> AssistantState:
+    latest = Workstation.objects.filter(agent=actor).order_by("-last_seen_at").first()
+    ready = latest is not None and latest.last_seen_at >= now - READY
+    return AssistantState(latest, ready)
+
+
+def _ready_workstation(
+    actor: User, workstation_id: uuid.UUID | str | None, now: dt.datetime
+) -> Workstation:
+    if workstation_id is not None:
+        workstation = own_workstation(actor, workstation_id)
+    else:
+        state = assistant_state(actor, now=now)
+        if state.workstation is None:
+            raise RuleViolationError(
+                "the Scellé assistant has never run on your workstation",
+                hint="Start it with `scelle assistant` (after `scelle login`).",
+            )
+        workstation = state.workstation
+    if workstation.last_seen_at < now - READY:
+        raise RuleViolationError(
+            f"the Scellé assistant is not running on {workstation.name}",
+            hint="Start it with `scelle assistant`, then try again.",
+        )
+    return workstation
+
+
+# --- giving jobs -------------------------------------------------------------------
+
+
+def _give(
+    actor: User, workstation: Workstation, kind: str, params: dict[str, Any], now: dt.datetime
+) -> Job:
+    with transaction.atomic():
+        job = Job.objects.create(
+            organisation_id=actor.organisation_id,
+            agent=actor,
+            workstation=workstation,
+            kind=kind,
+            params=params,
+            created_at=now,
+        )
+        record(
+            "assistants.job.created",
+            actor=actor.email,
+            target=job,
+            organisation_id=actor.organisation_id,
+            details={"kind": kind, "workstation": workstation.name, **params},
+            now=now,
+        )
+    return job
+
+
+def request_key_pair(
+    actor: User,
+    *,
+    service_id: uuid.UUID | str,
+    designation: str,
+    backup: bool,
+    common_name: str | None,
+    reference: str | None,
+    workstation_id: uuid.UUID | str | None = None,
+    now: dt.datetime,
+) -> Job:
+    """Ajouter un bi-clé: the agent's assistant generates a key pair (or takes the one of
+    its store whose certificate has the fingerprint `reference`) and publishes it.
+
+    The rules of the registry are checked now, so the agent hears at once of a taken
+    designation; the platform checks them again when the assistant publishes.
+    """
+    service = service_for(actor, service_id, Permission.Name.MANAGE_KEYS)
+    designation = check_designation(designation)
+    if KeyPair.objects.filter(service=service, designation__iexact=designation).exists():
+        raise RuleViolationError(
+            f"the service {service.name} already has a key pair designated {designation!r}"
+        )
+    workstation = _ready_workstation(actor, workstation_id, now)
+    params: dict[str, Any] = {
+        "service": str(service.id),
+        "service_name": service.name,
+        "designation": designation,
+        "role": KeyPair.Role.BACKUP if backup else KeyPair.Role.PERSONAL,
+    }
+    if reference is None:
+        params["mode"] = "generate"
+        params["common_name"] = certs.check_common_name(common_name or designation)
+    else:
+        held = {entry["fingerprint_sha256"]: entry for entry in workstation.key_pairs}
+        if reference not in held:
+            raise RuleViolationError(
+                f"the store of {workstation.name} holds no key pair with the fingerprint "
+                f"{reference[:95]}"
+            )
+        params["mode"] = "reference"
+        params["fingerprint_sha256"] = reference
+        params["common_name"] = held[reference]["common_name"]
+    return _give(actor, workstation, Job.Kind.ADD_KEY_PAIR, params, now)
+
+
+def request_opening(
+    actor: User,
+    tender_key: str,
+    *,
+    workstation_id: uuid.UUID | str | None = None,
+    now: dt.datetime,
+) -> Job:
+    """Ouvrir les plis: the agent's assistant opens the tender's envelopes into the folder
+    chosen on the workstation (rule 7: after the deadline, with `open`)."""
+    tender = tender_for(actor, tender_key, Permission.Name.OPEN)
+    check_openable(tender, now)
+    workstation = _ready_workstation(actor, workstation_id, now)
+    params = {"tender": str(tender.id), "reference": tender.reference}
+    return _give(actor, workstation, Job.Kind.OPEN_TENDER, params, now)
+
+
+def check_openable(tender: Tender, now: dt.datetime) -> None:
+    """Opening starts after the deadline, on a launched tender (rule 7)."""
+    if tender.status == Tender.Status.DRAFT:
+        raise RuleViolationError(f"the tender {tender.reference} is not launched")
+    if now < tender.deadline:
+        raise RuleViolationError(
+            f"the envelopes of {tender.reference} open after its deadline",
+            hint="Companies may still be depositing.",
+        )
+
+
+def request_job(
+    actor: User,
+    *,
+    kind: str,
+    params: Mapping[str, Any],
+    workstation_id: uuid.UUID | str | None,
+    now: dt.datetime,
+) -> Job:
+    """A job of one of the kinds of the closed list, given by the API."""
+    if kind == Job.Kind.ADD_KEY_PAIR:
+        return request_key_pair(
+            actor,
+            service_id=str(params.get("service", "")),
+            designation=str(params.get("designation", "")),
+            backup=params.get("role") == KeyPair.Role.BACKUP,
+            common_name=params.get("common_name"),
+            reference=params.get("fingerprint_sha256"),
+            workstation_id=workstation_id,
+            now=now,
+        )
+    if kind == Job.Kind.OPEN_TENDER:
+        return request_opening(
+            actor, str(params.get("tender", "")), workstation_id=workstation_id, now=now
+        )
+    raise InvalidInputError(
+        f"an assistant does not do {kind[:40]!r}; its jobs are {', '.join(Job.Kind.values)}"
+    )
+
+
+# --- the assistant's side ------------------------------------------------------------
+
+
+def next_job(actor: User, workstation_id: uuid.UUID | str, *, now: dt.datetime) -> Job | None:
+    """The oldest job queued for this workstation, now started; None when there is none.
+
+    Asking counts as a heartbeat.
+    """
+    workstation = own_workstation(actor, workstation_id)
+    with transaction.atomic():
+        if workstation.last_seen_at < now - SEEN_EVERY:
+            Workstation.objects.filter(id=workstation.id).update(last_seen_at=now)
+        job = (
+            Job.objects.select_for_update()
+            .filter(workstation=workstation, agent=actor, state=Job.State.QUEUED)
+            .order_by("created_at")
+            .first()
+        )
+        if job is None:
+            return None
+        job.state = Job.State.STARTED
+        job.started_at = now
+        job.save(update_fields=["state", "started_at"])
+    return job
+
+
+def finish_job(
+    actor: User,
+    job_id: uuid.UUID | str,
+    *,
+    succeeded: bool,
+    message: str,
+    result: Mapping[str, Any],
+    now: dt.datetime,
+) -> Job:
+    """The assistant's report of a started job: its message and result, once."""
+    require_agent(actor)
+    if len(json.dumps(result)) > MAX_RESULT_BYTES:
+        raise InvalidInputError("a job's result is too large")
+    with transaction.atomic():
+        try:
+            job = Job.objects.select_for_update().get(id=job_id, agent=actor)
+        except (Job.DoesNotExist, ValidationError, ValueError):
+            raise NotFoundError("no such job") from None
+        if job.state != Job.State.STARTED:
+            raise RuleViolationError(f"this job is {job.state}, not started")
+        job.state = Job.State.FINISHED if succeeded else Job.State.FAILED
+        job.message = message.strip()[:MAX_MESSAGE]
+        job.result = dict(result)
+        job.finished_at = now
+        job.save(update_fields=["state", "message", "result", "finished_at"])
+        record(
+            f"assistants.job.{job.state}",
+            actor=actor.email,
+            target=job,
+            organisation_id=job.organisation_id,
+            details={"kind": job.kind, "message": job.message[:200]},
+            now=now,
+        )
+    return job
+
+
+def jobs_of(actor: User, *, limit: int = 100) -> list[Job]:
+    """Traitements distants: the agent's jobs, newest first."""
+    require_agent(actor)
+    return list(Job.objects.filter(agent=actor).select_related("workstation")[:limit])
+
+
+def job_for(actor: User, job_id: uuid.UUID | str) -> Job:
+    """One of the agent's own jobs (another's is "not found")."""
+    if not actor.is_agent:
+        raise PermissionDeniedError("only a public buyer's agents have an assistant")
+    try:
+        return Job.objects.select_related("workstation").get(id=job_id, agent=actor)
+    except (Job.DoesNotExist, ValidationError, ValueError):
+        raise NotFoundError("no such job") from None
