@@ -118,6 +118,14 @@ class Assistant:
         self.workstation = answer["id"]
         self._last_beat = self.clock().timestamp()
 
+    def goodbye(self) -> None:
+        """Tell the platform this assistant stops, so the pages say so at once."""
+        with contextlib.suppress(ScelleError):
+            self.client.heartbeat(
+                self.config.workstation, __version__, reported_key_pairs(self.store),
+                running=False,
+            )  # fmt: skip
+
     def step(self, *, wait: int = LONG_POLL_SECONDS) -> bool:
         """One turn: heartbeat when due, report what is left, ask for a job and do it.
         Returns whether a job was done."""

@@ -80,4 +80,5 @@ def assistant(
         ) from None  # fmt: skip
     finally:
         stop.set()
+        helper.goodbye()
         client.close()

@@ -427,9 +427,19 @@ class PlatformClient:
     # --- the assistant ---------------------------------------------------------------
 
     def heartbeat(
-        self, workstation: str, version: str, key_pairs: list[dict[str, str]]
+        self,
+        workstation: str,
+        version: str,
+        key_pairs: list[dict[str, str]],
+        *,
+        running: bool = True,
     ) -> Workstation:
-        body = {"workstation": workstation, "version": version, "key_pairs": key_pairs}
+        body = {
+            "workstation": workstation,
+            "version": version,
+            "key_pairs": key_pairs,
+            "running": running,
+        }
         return self._call(Workstation, "POST", "/assistant/heartbeat", json=body)
 
     def next_job(self, workstation: str, *, wait: int) -> Job | None:

@@ -27,6 +27,10 @@
   addresses, before it waits: one more a minute.
 - SCELLE_ALLOWED_HOSTS (127.0.0.1,localhost,[::1]): host names served, comma-separated.
 - SCELLE_DEBUG (false): Django's debug mode, never in production.
+- SCELLE_TIME_ZONE (Europe/Paris): the zone of every time people read or type on the
+  pages and in messages; JSON keeps ISO 8601 with offsets.
+- SCELLE_SECURE_COOKIES (true): session and CSRF cookies only over HTTPS (browsers
+  also send them to http://127.0.0.1 and localhost, the embedded default).
 
 Boolean variables take `true` or `false` and nothing else; a number that is
 not a number stops the start with a message naming the variable.
@@ -141,12 +145,32 @@ def _database() -> dict[str, Any]:
     }
 
 
+def _time_zone() -> str:
+    import zoneinfo
+
+    name = _env("SCELLE_TIME_ZONE", "Europe/Paris")
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise InvalidInputError(
+            f"SCELLE_TIME_ZONE must be a time zone such as Europe/Paris, not {name!r}"
+        ) from None
+    return name
+
+
 DATABASES = {"default": _database()}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "csp",
+    "ninja",  # the API documentation's own static files (Swagger UI), served here
+    "scelle.platform.web",
     "scelle.platform.accounts",
     "scelle.platform.audit",
     "scelle.platform.keypairs",
@@ -163,20 +187,78 @@ AUTH_PASSWORD_VALIDATORS: list[dict[str, Any]] = []  # the core's strength check
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
 ]
 ROOT_URLCONF = "scelle.platform.urls"
 WSGI_APPLICATION = "scelle.platform.wsgi.application"
-TEMPLATES: list[dict[str, Any]] = []
+TEMPLATES: list[dict[str, Any]] = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.template.context_processors.tz",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "scelle.platform.web.context.layout",
+            ],
+        },
+    }
+]
 
 LANGUAGE_CODE = "fr"
 LANGUAGES = [("fr", "Français"), ("en", "English")]
+LOCALE_PATHS = [Path(__file__).resolve().parent.parent / "locale"]
 USE_I18N = True
 USE_TZ = True
-TIME_ZONE = "UTC"
+TIME_ZONE = _time_zone()
+"""Pages and messages show times in this zone; the database and JSON keep offsets."""
+
+# Pages: sessions in the database, cookies that scripts cannot read, sent only over
+# HTTPS (and to loopback addresses, which browsers count as secure).
+LOGIN_URL = "web:login"
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _env_bool("SCELLE_SECURE_COOKIES", True)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = 8 * 3600  # a working day
+SESSION_COOKIE_NAME = "scelle_session"
+CSRF_COOKIE_NAME = "scelle_csrf"
+CSRF_FAILURE_VIEW = "scelle.platform.web.views.csrf_failure"
+
+# Static files: the platform's own, htmx (django-htmx) and the API documentation's,
+# served by the platform itself (whitenoise): nothing from another origin.
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+WHITENOISE_USE_FINDERS = True  # no collectstatic step: the two-command set-up stays two
+
+# A strict Content-Security-Policy: no inline script or style, nothing from elsewhere.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "worker-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

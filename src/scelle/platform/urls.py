@@ -1,9 +1,10 @@
-"""The platform's URLs: the JSON API under /api/ (its OpenAPI document at /api/openapi.json)
-and the tus upload routes under /api/uploads/."""
+"""The platform's URLs: the pages (scelle.platform.web.urls), the JSON API under /api/
+(its OpenAPI document at /api/openapi.json, its documentation at /api/docs) and the tus
+upload routes under /api/uploads/."""
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
 from scelle.platform.api import api
 from scelle.platform.deposits import tus
@@ -13,4 +14,5 @@ urlpatterns = [
     path("api/uploads/", tus.uploads),
     path("api/uploads/<str:upload_id>", tus.upload),
     path("api/", api.urls),
+    path("", include("scelle.platform.web.urls")),
 ]

@@ -282,8 +282,8 @@ def _give_back(buckets: list[tuple[str, Bucket]]) -> None:
     LoginThrottle.objects.filter(key__in=[key for key, _ in buckets]).update(tokens=F("tokens") + 1)
 
 
-def log_in(email: str, password: str, *, client: str, now: dt.datetime) -> IssuedToken:
-    """Check the password and issue a token.
+def check_credentials(email: str, password: str, *, client: str, now: dt.datetime) -> User:
+    """The active user with this address and password, for the API and the pages alike.
 
     Guessing is slowed, never locked out: each attempt takes a token from the
     (address, client) bucket and from the client's bucket; a wrong password keeps
@@ -299,6 +299,12 @@ def log_in(email: str, password: str, *, client: str, now: dt.datetime) -> Issue
     if not user.check_password(password):
         raise NotAuthenticatedError(WRONG_CREDENTIALS)
     _give_back(buckets)
+    return user
+
+
+def log_in(email: str, password: str, *, client: str, now: dt.datetime) -> IssuedToken:
+    """Check the password (`check_credentials`) and issue an API token."""
+    user = check_credentials(email, password, client=client, now=now)
     prefix = secrets.token_hex(6)
     value = f"{TOKEN_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
     with transaction.atomic():

@@ -36,6 +36,8 @@ class HeartbeatIn(Schema):
     version: str = Field(max_length=40)
     key_pairs: list[ReportedKeyPair] = Field(max_length=services.MAX_REPORTED_KEYS)
     """The certificates of the workstation's store: nothing secret."""
+    running: bool = True
+    """False: the assistant stops now (the pages say "not detected" at once)."""
 
 
 class WorkstationOut(Schema):
@@ -61,6 +63,7 @@ def heartbeat(request: HttpRequest, payload: HeartbeatIn) -> WorkstationOut:
             {**entry.model_dump(), "not_after": entry.not_after.isoformat()}
             for entry in payload.key_pairs
         ],
+        running=payload.running,
         now=now(),
     )
     return _workstation(workstation)

@@ -22,6 +22,8 @@ class Workstation(models.Model):
     version = models.CharField(max_length=40)
     first_seen_at = models.DateTimeField()
     last_seen_at = models.DateTimeField()
+    running = models.BooleanField(default=True)
+    """False once its assistant said it stops (Ctrl-C): the pages say so at once."""
     key_pairs = models.JSONField(default=list)
     """What its store holds, as the assistant reported it: name, CN, expiry and
     fingerprint of each certificate (nothing secret)."""

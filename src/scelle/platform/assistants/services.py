@@ -79,9 +79,11 @@ def heartbeat(
     name: str,
     version: str,
     key_pairs: Sequence[Mapping[str, Any]],
+    running: bool = True,
     now: dt.datetime,
 ) -> Workstation:
-    """The agent's assistant is running on workstation `name`, its store holding `key_pairs`."""
+    """The agent's assistant is running on workstation `name`, its store holding `key_pairs`
+    (or, with `running` False, stops now)."""
     require_agent(actor)
     name = name.strip()
     if not _WORKSTATION.fullmatch(name):
@@ -102,6 +104,7 @@ def heartbeat(
                 version=version[:40],
                 first_seen_at=now,
                 last_seen_at=now,
+                running=running,
                 key_pairs=reported,
             )
             record(
@@ -116,7 +119,8 @@ def heartbeat(
             workstation.version = version[:40]
             workstation.last_seen_at = now
             workstation.key_pairs = reported
-            workstation.save(update_fields=["version", "last_seen_at", "key_pairs"])
+            workstation.running = running
+            workstation.save(update_fields=["version", "last_seen_at", "key_pairs", "running"])
     return workstation
 
 
@@ -141,7 +145,7 @@ class AssistantState:
 
 def assistant_state(actor: User, *, now: dt.datetime) -> AssistantState:
     latest = Workstation.objects.filter(agent=actor).order_by("-last_seen_at").first()
-    ready = latest is not None and latest.last_seen_at >= now - READY
+    ready = latest is not None and latest.running and latest.last_seen_at >= now - READY
     return AssistantState(latest, ready)
 
 
@@ -158,7 +162,7 @@ def _ready_workstation(
                 hint="Start it with `scelle assistant` (after `scelle login`).",
             )
         workstation = state.workstation
-    if workstation.last_seen_at < now - READY:
+    if not workstation.running or workstation.last_seen_at < now - READY:
         raise RuleViolationError(
             f"the Scellé assistant is not running on {workstation.name}",
             hint="Start it with `scelle assistant`, then try again.",
@@ -304,8 +308,8 @@ def next_job(actor: User, workstation_id: uuid.UUID | str, *, now: dt.datetime) 
     """
     workstation = own_workstation(actor, workstation_id)
     with transaction.atomic():
-        if workstation.last_seen_at < now - SEEN_EVERY:
-            Workstation.objects.filter(id=workstation.id).update(last_seen_at=now)
+        if workstation.last_seen_at < now - SEEN_EVERY or not workstation.running:
+            Workstation.objects.filter(id=workstation.id).update(last_seen_at=now, running=True)
         job = (
             Job.objects.select_for_update()
             .filter(workstation=workstation, agent=actor, state=Job.State.QUEUED)

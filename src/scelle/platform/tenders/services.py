@@ -12,6 +12,7 @@ import datetime as dt
 import re
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -25,7 +26,7 @@ from scelle.core.errors import (
     RuleViolationError,
 )
 from scelle.core.rsf import recipient_set_fingerprint
-from scelle.platform.accounts.models import Permission, Service, User
+from scelle.platform.accounts.models import Permission, Service, User, permissions_of
 from scelle.platform.accounts.services import service_for
 from scelle.platform.audit.anchors import checkpoint
 from scelle.platform.audit.services import record
@@ -387,3 +388,40 @@ def recipients(actor: User, reference: str) -> list[AssignedKeyPair]:
             f"the tender {tender.reference} is not launched: its key pairs are not assigned yet"
         )
     return list(tender.assigned_key_pairs.all())
+
+
+@dataclass(frozen=True)
+class TenderAbilities:
+    """What an agent may do with a tender now: the pages show these buttons, the
+    services enforce the same rules when pressed."""
+
+    launch: bool
+    close: bool
+    cancel: bool
+    see_deposits: bool
+    open: bool
+    """The agent holds `open` on the tender's service (the button shows)."""
+    open_refusal: str | None
+    """Why opening cannot start yet: "not_launched" or "before_deadline"; None when it can."""
+
+
+def abilities(actor: User, tender: Tender, *, now: dt.datetime) -> TenderAbilities:
+    held = permissions_of(actor).get(tender.service_id, set())
+    manage = Permission.Name.MANAGE_TENDERS in held
+    status = tender.status
+    before = now < tender.deadline
+    refusal = None
+    if status == Tender.Status.DRAFT:
+        refusal = "not_launched"
+    elif before:
+        refusal = "before_deadline"
+    return TenderAbilities(
+        launch=manage and status == Tender.Status.DRAFT,
+        close=manage
+        and status != Tender.Status.CLOSED
+        and (status == Tender.Status.DRAFT or not before),
+        cancel=manage and status == Tender.Status.PUBLISHED and before,
+        see_deposits=Permission.Name.OPEN in held,
+        open=Permission.Name.OPEN in held and status != Tender.Status.DRAFT,
+        open_refusal=refusal,
+    )

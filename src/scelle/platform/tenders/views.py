@@ -1,0 +1,248 @@
+"""Pages: Consultations — list, create, a tender's page, Lancer, Clôturer, Ouvrir les plis;
+and the companies' side: the tenders open to them.
+
+Deadlines are typed and shown in the platform's time zone (settings.TIME_ZONE).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+import zoneinfo
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from scelle.platform.accounts.models import Permission, Service
+from scelle.platform.assistants import services as assistants
+from scelle.platform.clock import now
+from scelle.platform.deposits.services import deposits_of_tender
+from scelle.platform.keypairs.models import KeyPair
+from scelle.platform.tenders import services
+from scelle.platform.tenders.models import ENVELOPE_KINDS, Tender
+from scelle.platform.web.pages import actor, agent_page, attempt, company_page
+
+
+def local_deadline(day: dt.date, time: dt.time) -> dt.datetime:
+    """A date and time typed in the platform's zone, as an aware moment; a time that the
+    clocks skip or repeat that day is refused rather than guessed."""
+    zone = zoneinfo.ZoneInfo(settings.TIME_ZONE)
+    moment = dt.datetime.combine(day, time, tzinfo=zone)
+    other = moment.replace(fold=1)
+    there_and_back = moment.astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None)
+    if there_and_back != moment.replace(tzinfo=None) or moment.utcoffset() != other.utcoffset():
+        raise forms.ValidationError(
+            _("%(time)s does not exist once on %(day)s in %(zone)s (a clock change): choose "
+              "another time.") % {"time": time, "day": day, "zone": settings.TIME_ZONE}
+        )  # fmt: skip
+    return moment
+
+
+class TenderForm(forms.Form):
+    service = forms.ChoiceField(label=gettext_lazy("Service"))
+    reference = forms.CharField(label=gettext_lazy("Reference"), max_length=64)
+    title = forms.CharField(label=gettext_lazy("Title"), max_length=services.MAX_TITLE_LENGTH)
+    deadline_day = forms.DateField(
+        label=gettext_lazy("Deadline: day"), widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+    deadline_time = forms.TimeField(
+        label=gettext_lazy("Deadline: time"),
+        widget=forms.TimeInput(attrs={"type": "time", "step": 1}, format="%H:%M:%S"),
+        help_text=gettext_lazy("In the platform's time zone (%(zone)s).")
+        % {"zone": settings.TIME_ZONE},
+    )
+    envelopes = forms.MultipleChoiceField(
+        label=gettext_lazy("Envelopes"),
+        widget=forms.CheckboxSelectMultiple,
+        choices=[(kind, kind) for kind in ENVELOPE_KINDS],
+        initial=["candidature", "offre"],
+    )
+
+    def __init__(self, *args: object, services_: list[Service], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        field = self.fields["service"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [(str(service.id), service.name) for service in services_]
+
+    def clean(self) -> dict[str, object]:
+        cleaned = super().clean() or {}
+        day, time = cleaned.get("deadline_day"), cleaned.get("deadline_time")
+        if isinstance(day, dt.date) and isinstance(time, dt.time):
+            try:
+                cleaned["deadline"] = local_deadline(day, time)
+            except forms.ValidationError as error:
+                self.add_error("deadline_time", error)
+        return cleaned
+
+
+def _services_with(request: HttpRequest, permission: str) -> list[Service]:
+    return list(
+        Service.objects.filter(
+            organisation_id=actor(request).organisation_id,
+            permissions__user=actor(request),
+            permissions__name=permission,
+        ).order_by("name")
+    )
+
+
+@agent_page
+def tender_list(request: HttpRequest) -> HttpResponse:
+    """Consultations: the tenders of the agent's services, by deadline."""
+    found = services.visible_tenders(actor(request)).order_by("-deadline", "reference")
+    return render(
+        request,
+        "tenders/list.html",
+        {
+            "section": "tenders",
+            "tenders": found,
+            "can_create": bool(_services_with(request, Permission.Name.MANAGE_TENDERS)),
+        },
+    )
+
+
+@agent_page
+def create_tender(request: HttpRequest) -> HttpResponse:
+    """A new draft tender."""
+    mine = _services_with(request, Permission.Name.MANAGE_TENDERS)
+    form = TenderForm(request.POST or None, services_=mine)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        tender = attempt(
+            request,
+            lambda: services.create_tender(
+                actor(request),
+                service_id=data["service"],
+                reference=data["reference"],
+                title=data["title"],
+                deadline=data["deadline"],
+                envelopes=data["envelopes"],
+                now=now(),
+            ),
+        )
+        if tender is not None:
+            return redirect("tenders:detail", tender.id)
+    return render(request, "tenders/create.html", {"section": "tenders", "form": form})
+
+
+@agent_page
+def tender_detail(request: HttpRequest, tender_id: uuid.UUID) -> HttpResponse:
+    """A tender: state, deadline and time left, key pairs, the deposits register."""
+    user = actor(request)
+    tender = services.tender_for(user, str(tender_id))
+    can = services.abilities(user, tender, now=now())
+    deposits = list(deposits_of_tender(user, str(tender.id))) if can.see_deposits else []
+    return render(
+        request,
+        "tenders/detail.html",
+        {
+            "section": "tenders",
+            "tender": tender,
+            "can": can,
+            "assigned": list(tender.assigned_key_pairs.all()),
+            "rsf": services.tender_rsf(tender),
+            "deposits": deposits,
+            "opening_window_ends": services.opening_window_end(tender),
+            "past_deadline": now() >= tender.deadline,
+        },
+    )
+
+
+@agent_page
+def launch_tender(request: HttpRequest, tender_id: uuid.UUID) -> HttpResponse:
+    """Lancer: choose personal key pairs; the service's backup key pairs are added; the
+    agent confirms that the assignment is definitive."""
+    user = actor(request)
+    tender = services.tender_for(user, str(tender_id), Permission.Name.MANAGE_TENDERS)
+    of_service = KeyPair.objects.filter(service=tender.service).order_by("designation")
+    personal = [k for k in of_service if k.role == KeyPair.Role.PERSONAL]
+    backup = [k for k in of_service if k.role == KeyPair.Role.BACKUP]
+    chosen = request.POST.getlist("key_pairs")
+    if request.method == "POST":
+        if not request.POST.get("definitive"):
+            messages.error(request, _("Confirm that you understand the assignment is definitive."))
+        elif not chosen:
+            messages.error(request, _("Choose at least one personal key pair."))
+        else:
+            designations = [k.designation for k in personal if str(k.id) in chosen]
+            launched = attempt(
+                request, lambda: services.launch_tender(user, str(tender.id), designations,
+                                                        now=now())
+            )  # fmt: skip
+            if launched is not None:
+                messages.success(
+                    request,
+                    _("The tender %(reference)s is published; its key pairs are definitive.")
+                    % {"reference": launched.reference},
+                )
+                return redirect("tenders:detail", tender.id)
+    return render(
+        request,
+        "tenders/launch.html",
+        {
+            "section": "tenders",
+            "tender": tender,
+            "personal": personal,
+            "backup": backup,
+            "chosen": chosen,
+            "until": services.opening_window_end(tender),
+        },
+    )
+
+
+@agent_page
+def close_tender(request: HttpRequest, tender_id: uuid.UUID) -> HttpResponse:
+    """Clôturer, after the deadline."""
+    user = actor(request)
+    if request.method == "POST":
+        done = attempt(request, lambda: services.close_tender(user, str(tender_id), now=now()))
+        if done is not None:
+            messages.success(
+                request, _("The tender %(reference)s is closed.") % {"reference": done.reference}
+            )
+    return redirect("tenders:detail", tender_id)
+
+
+@agent_page
+def open_tender(request: HttpRequest, tender_id: uuid.UUID) -> HttpResponse:
+    """Ouvrir les plis: a job for the agent's assistant, followed on its page."""
+    user = actor(request)
+    if request.method == "POST":
+        job = attempt(request, lambda: assistants.request_opening(user, str(tender_id), now=now()))
+        if job is not None:
+            return redirect("assistants:job", job.id)
+    return redirect("tenders:detail", tender_id)
+
+
+# --- companies ----------------------------------------------------------------------
+
+
+@company_page
+def open_to_me(request: HttpRequest) -> HttpResponse:
+    """The tenders a company may answer (launched, deadline ahead first)."""
+    found = services.visible_tenders(actor(request)).order_by("deadline", "reference")
+    return render(
+        request, "tenders/open_to_me.html", {"section": "tenders", "tenders": list(found[:500])}
+    )
+
+
+@company_page
+def company_tender(request: HttpRequest, tender_id: uuid.UUID) -> HttpResponse:
+    """A tender as a company sees it: deadline, envelopes, key pairs, how to deposit."""
+    tender = services.tender_for(actor(request), str(tender_id))
+    return render(
+        request,
+        "tenders/company_detail.html",
+        {
+            "section": "tenders",
+            "tender": tender,
+            "assigned": list(tender.assigned_key_pairs.all()),
+            "rsf": services.tender_rsf(tender),
+            "open": tender.status == Tender.Status.PUBLISHED and now() < tender.deadline,
+            "platform_url": request.build_absolute_uri("/").rstrip("/"),
+        },
+    )

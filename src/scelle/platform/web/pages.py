@@ -1,0 +1,68 @@
+"""What every page view shares: who may see it, and how a refused action is shown.
+
+Views are thin (STYLE.md): parse a form, call one service function with the
+actor and the time, present. A `ScelleError` from the service becomes a message
+on the page; "not found" and "forbidden" become the 404 and 403 pages, as the
+API answers 404 and 403.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+
+from scelle.core.errors import NotFoundError, PermissionDeniedError, ScelleError
+from scelle.platform.accounts.models import User
+
+_T = TypeVar("_T")
+_View = Callable[..., HttpResponse]
+
+
+def actor(request: HttpRequest) -> User:
+    return request.user  # type: ignore[return-value]
+
+
+def _page_for(agents: bool) -> Callable[[_View], _View]:
+    def decorate(view: _View) -> _View:
+        @functools.wraps(view)
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:  # noqa: ANN401
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            if actor(request).is_agent != agents:
+                raise PermissionDenied
+            try:
+                return view(request, *args, **kwargs)
+            except NotFoundError:
+                raise Http404 from None
+            except PermissionDeniedError:
+                raise PermissionDenied from None
+
+        return wrapped
+
+    return decorate
+
+
+agent_page = _page_for(agents=True)
+"""A page of the buyers' side: a logged-in agent, else the login page or 403."""
+company_page = _page_for(agents=False)
+"""A page of the companies' side."""
+
+
+def attempt(request: HttpRequest, action: Callable[[], _T]) -> _T | None:
+    """Run one service call; a refusal of the rules becomes an error message shown on the
+    page (the caller renders the form again) and None."""
+    try:
+        return action()
+    except (NotFoundError, PermissionDeniedError):
+        raise
+    except ScelleError as error:
+        # Hints naming a command are for the terminal; the page says what to do itself.
+        shown = error.diagnostics() if error.hint and "`" not in error.hint else error.message
+        messages.error(request, shown)
+        return None

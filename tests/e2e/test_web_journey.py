@@ -1,0 +1,286 @@
+"""The seed guide's section B, a launch and an opening, clicked in a real browser against a
+real `scelle serve` and a real `scelle assistant` (Debian's Chromium, Playwright).
+
+The agent never types a command but `scelle login` and `scelle assistant`: the page
+gives the jobs, the assistant on the workstation does the cryptography.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import zoneinfo
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import STORE_PASSPHRASE
+from tests.e2e.browser import SCREENSHOTS, chromium, serious_violations
+from tests.e2e.conftest import PASSWORD, Platform
+from tests.e2e.test_platform_journey import Workstation, set_up
+
+pytestmark = [pytest.mark.slow, pytest.mark.platform]
+
+PARIS = zoneinfo.ZoneInfo("Europe/Paris")
+DEADLINE_AHEAD = dt.timedelta(seconds=50)
+
+
+class Assistant:
+    """`scelle assistant` running in its own process, as on the agent's workstation."""
+
+    def __init__(self, home: Path, openings: Path, env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "scelle.cli", "assistant", "--workstation", "POSTE-ACHAT-12",
+             "--openings", str(openings)],
+            env={**env, "SCELLE_HOME": str(home), "SCELLE_STORE_PASSPHRASE": STORE_PASSPHRASE},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        assert self.process.stdout is not None
+        seen = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline().decode("utf-8", "replace")
+            if not line:
+                break
+            seen.append(line)
+            if "POSTE-ACHAT-12" in line:
+                return
+        self.process.kill()
+        raise AssertionError("scelle assistant did not start:\n" + "".join(seen))
+
+    def stop(self) -> str:
+        """Ctrl-C, as the agent would; returns what it printed."""
+        assert self.process.stdout is not None
+        if self.process.stdout.closed:
+            return ""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        out = self.process.stdout.read().decode("utf-8", "replace")
+        self.process.stdout.close()
+        return out
+
+
+@pytest.fixture
+def agent(tmp_path: Path, capsys, monkeypatch) -> Workstation:
+    monkeypatch.setenv("SCELLE_STORE_PASSPHRASE", STORE_PASSPHRASE)
+    monkeypatch.setenv("SCELLE_LANG", "en")
+    return Workstation(tmp_path / "home-agent", capsys)
+
+
+@pytest.fixture
+def company(tmp_path: Path, capsys) -> Workstation:
+    return Workstation(tmp_path / "home-btp", capsys)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {
+        path.relative_to(folder).as_posix(): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+class Journey:
+    """The browser page, with an accessibility check of every page it lands on."""
+
+    def __init__(self, page: Any, screenshots: bool) -> None:  # noqa: ANN401
+        self.page = page
+        self.screenshots = screenshots
+        self.checked: set[str] = set()
+
+    def landed(self, shot: str | None = None) -> None:
+        self.page.wait_for_load_state("networkidle")
+        path = re.sub(r"[0-9a-f-]{36}", "<id>", self.page.url.split("?")[0])
+        if path not in self.checked:
+            self.checked.add(path)
+            assert serious_violations(self.page) == [], path
+        if shot and self.screenshots:
+            self.page.screenshot(path=str(SCREENSHOTS / f"{shot}.png"), full_page=True)
+
+
+@pytest.fixture
+def assistant_stopped() -> Iterator[list[Assistant]]:
+    running: list[Assistant] = []
+    yield running
+    for each in running:
+        each.stop()
+
+
+def test_section_b_launch_and_opening_by_clicking(
+    platform: Platform,
+    agent: Workstation,
+    company: Workstation,
+    password_file: Path,
+    tmp_path: Path,
+    assistant_stopped: list[Assistant],
+) -> None:
+    set_up(platform, password_file)
+    pw = str(password_file)
+    agent.ok("login", platform.url, "--email", "acheteur@rouen.fr", "--password-file", pw)
+    openings = tmp_path / "Plis ouverts"
+    helper = Assistant(agent.home, openings, platform.env)
+    assistant_stopped.append(helper)
+    screenshots = platform.database is None
+
+    with chromium("fr-FR") as browser:
+        page = browser.new_page()
+        journey = Journey(page, screenshots)
+        # Connexion, then the dashboard.
+        page.goto(platform.url)
+        assert page.url.endswith("/connexion/")
+        journey.landed("connexion")
+        page.get_by_label("Adresse électronique").fill("acheteur@rouen.fr")
+        page.get_by_label("Mot de passe").fill(PASSWORD)
+        page.get_by_role("button", name="Connexion").click()
+        page.get_by_role("heading", name="Tableau de bord").wait_for()
+        journey.landed("tableau-de-bord")
+        assert "en cours d'exécution sur POSTE-ACHAT-12, prêt" in page.text_content("#assistant-state")
+
+        # Section B: Administration › Service › Clés de chiffrement › Ajouter un bi-clé.
+        page.get_by_role("link", name="Administration › Clés de chiffrement").click()
+        page.get_by_role("heading", name="Gestion des bi-clés personnels").wait_for()
+        journey.landed()
+        page.get_by_role("link", name="Ajouter un bi-clé", exact=True).click()
+        journey.landed("ajouter-un-bi-cle")
+        page.get_by_label("Désignation du bi-clé dans la salle des marchés").fill("BI-CLE-ACHATS")
+        assert page.get_by_label(
+            "Générer un nouveau bi-clé, et l'importer dans le magasin de certificats de ce poste"
+        ).is_checked()
+        page.get_by_role("button", name="Ajouter le bi-clé").click()
+        created = (
+            "Le bi-clé de chiffrement BI-CLE-ACHATS a bien été créé et enregistré dans le "
+            "magasin de certificats de ce poste."
+        )
+        referenced = (
+            "Le référencement dans la salle des marchés du bi-clé de chiffrement BI-CLE-ACHATS "
+            "s'est terminé avec succès."
+        )
+        page.get_by_text(created).wait_for(timeout=60_000)
+        page.get_by_text(referenced).wait_for()
+        journey.landed("bi-cle-cree")
+        page.get_by_role("link", name="Retour aux clés de chiffrement").click()
+        personal = page.locator("table").first
+        row = personal.locator("tr", has_text="BI-CLE-ACHATS")
+        expiry = (dt.datetime.now(PARIS) + dt.timedelta(days=730)).year
+        assert str(expiry) in row.text_content()
+        assert "Le service Service des marchés n'a" in page.text_content("main") or (
+            "has no backup key pair" in page.text_content("main")
+        )
+
+        # A backup key pair.
+        page.get_by_role("link", name="Ajouter un bi-clé de secours").click()
+        assert page.get_by_label("Définir comme bi-clé de chiffrement de secours").is_checked()
+        page.get_by_label("Désignation du bi-clé dans la salle des marchés").fill("SECOURS")
+        page.get_by_label("CN – Common Name").fill("Secours Service des marchés")
+        page.get_by_role("button", name="Ajouter le bi-clé").click()
+        page.get_by_text(
+            "Le référencement dans la salle des marchés du bi-clé de chiffrement SECOURS "
+            "s'est terminé avec succès."
+        ).wait_for(timeout=60_000)
+        page.get_by_role("link", name="Retour aux clés de chiffrement").click()
+        backup_table = page.locator("table").nth(1)
+        assert "Secours Service des marchés" in backup_table.text_content()
+        journey.landed("cles-de-chiffrement")
+
+        # Modifier.
+        backup_table.get_by_role("link", name="Modifier SECOURS").click()
+        journey.landed()
+        page.get_by_label("Nouvelle désignation").fill("SECOURS-2026")
+        page.get_by_role("button", name="Enregistrer").click()
+        page.get_by_text("Le bi-clé est désormais désigné SECOURS-2026.").wait_for()
+
+        # A tender, launched with the definitive confirmation.
+        page.get_by_role("link", name="Consultations").click()
+        journey.landed()
+        page.get_by_role("link", name="Créer une consultation").click()
+        journey.landed("creer-une-consultation")
+        deadline = (dt.datetime.now(PARIS) + DEADLINE_AHEAD).replace(microsecond=0)
+        page.get_by_label("Référence").fill("AO-WEB-1")
+        page.get_by_label("Intitulé").fill("Entretien des espaces verts")
+        page.get_by_label("Date limite : jour").fill(deadline.strftime("%Y-%m-%d"))
+        page.get_by_label("Date limite : heure").fill(deadline.strftime("%H:%M:%S"))
+        page.get_by_role("button", name="Créer le brouillon").click()
+        page.get_by_role("heading", name=re.compile("AO-WEB-1")).wait_for()
+        page.get_by_role("link", name="Lancer").click()
+        journey.landed("lancer")
+        assert "SECOURS-2026" in page.text_content("main")  # added automatically
+        page.get_by_label(re.compile("^BI-CLE-ACHATS")).check()
+        page.get_by_role("button", name="Lancer la consultation").click()
+        page.get_by_text("Confirmez avoir compris que l'affectation est définitive.").wait_for()
+        page.get_by_label(re.compile("^BI-CLE-ACHATS")).check()
+        page.get_by_label(re.compile("J'ai compris que les bi-clés affectés")).check()
+        page.get_by_role("button", name="Lancer la consultation").click()
+        page.get_by_text("La consultation AO-WEB-1 est publiée ; ses bi-clés sont définitifs.").wait_for()
+        assert page.text_content("#tender-state") == "publiée"
+        rsf = page.text_content("#rsf")
+        assert rsf is not None and rsf.startswith("RSF ")
+        opening = page.get_by_role("button", name="Ouvrir les plis")
+        assert opening.is_disabled()
+        assert "Les plis s'ouvrent après la date limite de remise." in page.text_content("main")
+        journey.landed("consultation")
+
+        # Supprimer is refused while the tender uses the key pair, naming it.
+        page.get_by_role("link", name="Administration › Clés de chiffrement").click()
+        page.get_by_role("link", name="Supprimer BI-CLE-ACHATS").click()
+        journey.landed("supprimer")
+        assert "AO-WEB-1" in page.text_content("main")
+        page.get_by_role("button", name="Supprimer").click()
+        alert = page.get_by_role("alert")
+        alert.wait_for()
+        assert "AO-WEB-1" in alert.text_content()
+        assert "BI-CLE-ACHATS" in page.locator("table").first.text_content()
+
+        # A company deposits with the command, before the deadline.
+        bid = tmp_path / "offre-btp"
+        (bid / "annexes").mkdir(parents=True)
+        (bid / "mémoire technique.txt").write_text("Notre offre\n" * 500, encoding="utf-8")
+        (bid / "annexes" / "BPU.csv").write_bytes(os.urandom(70_000))
+        candidature = tmp_path / "DC1.pdf"
+        candidature.write_bytes(b"%PDF-1.7 DC1 BTP Normandie")
+        company.ok("login", platform.url, "--email", "offres@btp.fr", "--password-file", pw)
+        company.ok("deposit", "AO-WEB-1", f"--envelope=candidature={candidature}",
+                   f"--envelope=offre={bid}", "--expect-rsf", rsf,
+                   "--receipt", str(tmp_path / "receipt.json"))  # fmt: skip
+
+        # After the deadline, Ouvrir les plis: a job for the assistant.
+        time.sleep(max(0.0, (deadline - dt.datetime.now(PARIS)).total_seconds()) + 1)
+        page.get_by_role("link", name="Consultations").click()
+        page.get_by_role("link", name="AO-WEB-1").click()
+        assert "BTP Normandie" in page.text_content("main")  # the deposits register
+        page.get_by_role("button", name="Ouvrir les plis").click()
+        page.get_by_text("2 enveloppes ouvertes sur le poste.").wait_for(timeout=60_000)
+        journey.landed("plis-ouverts")
+        results = page.locator("table").text_content()
+        assert results.count("ouverte") == 2 and "BTP Normandie" in results
+
+        # Traitements distants: each job with its start and end.
+        page.get_by_role("link", name="Traitements distants", exact=True).click()
+        journey.landed("traitements-distants")
+        rows = page.locator("tbody tr")
+        assert rows.count() == 3
+        for index in range(3):
+            cells = rows.nth(index).locator("td")
+            assert cells.nth(2).text_content() != "—" and cells.nth(3).text_content() != "—"
+            assert cells.nth(4).text_content() == "terminé"
+
+        # The assistant stopped: the page says so.
+        helper.stop()
+        page.reload()
+        assert "non détecté" in page.text_content("#assistant-state")
+
+    # The files are in the folder chosen on the workstation, byte for byte.
+    [deposit] = list((openings / "AO-WEB-1" / "BTP Normandie").iterdir())
+    assert _files(deposit / "offre") == _files(bid)
+    assert _files(deposit / "candidature") == {"DC1.pdf": candidature.read_bytes()}
