@@ -42,7 +42,7 @@ def chromium(locale: str = "fr-FR") -> Iterator[Any]:
             browser.close()
 
 
-def serious_violations(page: Any) -> list[str]:  # noqa: ANN401
+def serious_violations(page: Any) -> list[str]:
     """axe-core's serious and critical violations on the page (WCAG 2.1 A and AA)."""
     from axe_playwright_python.sync_playwright import Axe
 

@@ -95,7 +95,7 @@ def _files(folder: Path) -> dict[str, bytes]:
 class Journey:
     """The browser page, with an accessibility check of every page it lands on."""
 
-    def __init__(self, page: Any, screenshots: bool) -> None:  # noqa: ANN401
+    def __init__(self, page: Any, screenshots: bool) -> None:
         self.page = page
         self.screenshots = screenshots
         self.checked: set[str] = set()
@@ -146,7 +146,9 @@ def test_section_b_launch_and_opening_by_clicking(
         page.get_by_role("button", name="Connexion").click()
         page.get_by_role("heading", name="Tableau de bord").wait_for()
         journey.landed("tableau-de-bord")
-        assert "en cours d'exécution sur POSTE-ACHAT-12, prêt" in page.text_content("#assistant-state")
+        assert "en cours d'exécution sur POSTE-ACHAT-12, prêt" in page.text_content(
+            "#assistant-state"
+        )
 
         # Section B: Administration › Service › Clés de chiffrement › Ajouter un bi-clé.
         page.get_by_role("link", name="Administration › Clés de chiffrement").click()
@@ -222,7 +224,9 @@ def test_section_b_launch_and_opening_by_clicking(
         page.get_by_label(re.compile("^BI-CLE-ACHATS")).check()
         page.get_by_label(re.compile("J'ai compris que les bi-clés affectés")).check()
         page.get_by_role("button", name="Lancer la consultation").click()
-        page.get_by_text("La consultation AO-WEB-1 est publiée ; ses bi-clés sont définitifs.").wait_for()
+        page.get_by_text(
+            "La consultation AO-WEB-1 est publiée ; ses bi-clés sont définitifs."
+        ).wait_for()
         assert page.text_content("#tender-state") == "publiée"
         rsf = page.text_content("#rsf")
         assert rsf is not None and rsf.startswith("RSF ")

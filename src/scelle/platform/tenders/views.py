@@ -18,6 +18,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from scelle.core.errors import PermissionDeniedError
 from scelle.platform.accounts.models import Permission, Service
 from scelle.platform.assistants import services as assistants
 from scelle.platform.clock import now
@@ -48,7 +49,8 @@ class TenderForm(forms.Form):
     reference = forms.CharField(label=gettext_lazy("Reference"), max_length=64)
     title = forms.CharField(label=gettext_lazy("Title"), max_length=services.MAX_TITLE_LENGTH)
     deadline_day = forms.DateField(
-        label=gettext_lazy("Deadline: day"), widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+        label=gettext_lazy("Deadline: day"),
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
     )
     deadline_time = forms.TimeField(
         label=gettext_lazy("Deadline: time"),
@@ -109,6 +111,8 @@ def tender_list(request: HttpRequest) -> HttpResponse:
 def create_tender(request: HttpRequest) -> HttpResponse:
     """A new draft tender."""
     mine = _services_with(request, Permission.Name.MANAGE_TENDERS)
+    if not mine:
+        raise PermissionDeniedError("no service where you manage tenders")
     form = TenderForm(request.POST or None, services_=mine)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data

@@ -1,0 +1,101 @@
+"""Authorisation of every page, from one table as for the API: each page, each kind of
+caller, one status. Anonymous callers are sent to Connexion; a company on an agent's
+page (or the reverse) is refused; another organisation's objects are "not found"."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from django.test import Client
+
+from scelle.platform.tenders.models import Tender
+from tests.platform.test_permissions import CALLERS, World, world  # noqa: F401
+
+pytestmark = [pytest.mark.django_db, pytest.mark.platform]
+
+
+@dataclass(frozen=True)
+class Page:
+    method: str
+    path: str
+    expected: tuple[int, int, int, int, int]
+
+
+PAGES = [
+    Page("get", "/tableau-de-bord/", (302, 403, 200, 200, 200)),
+    Page("get", "/administration/cles-de-chiffrement/service/{service}/", (302, 403, 404, 403, 200)),
+    Page("get", "/administration/cles-de-chiffrement/service/{service}/ajouter/",
+         (302, 403, 404, 403, 200)),
+    Page("get", "/administration/cles-de-chiffrement/{LIBRE}/modifier/", (302, 403, 404, 403, 200)),
+    Page("get", "/administration/cles-de-chiffrement/{LIBRE}/supprimer/",
+         (302, 403, 404, 403, 200)),
+    Page("post", "/administration/cles-de-chiffrement/{LIBRE}/supprimer/",
+         (302, 403, 404, 403, 302)),
+    Page("get", "/consultations/", (302, 403, 200, 200, 200)),
+    Page("get", "/consultations/nouvelle/", (302, 403, 200, 403, 200)),
+    Page("get", "/consultations/{PUB-1}/", (302, 403, 404, 403, 200)),
+    Page("get", "/consultations/{DRAFT-1}/lancer/", (302, 403, 404, 403, 200)),
+    Page("post", "/consultations/{PUB-1}/cloturer/", (302, 403, 404, 403, 302)),
+    Page("post", "/consultations/{PUB-1}/ouvrir/", (302, 403, 404, 403, 302)),
+    Page("get", "/traitements-distants/", (302, 403, 200, 200, 200)),
+    Page("get", "/traitements-distants/{EN-COURS}/", (302, 403, 404, 404, 200)),
+    Page("get", "/traitements-distants/assistant/", (302, 403, 200, 200, 200)),
+    Page("get", "/consultations/ouvertes/", (302, 200, 403, 403, 403)),
+    Page("get", "/consultations/ouvertes/{PUB-1}/", (302, 200, 403, 403, 403)),
+    Page("get", "/mes-depots/", (302, 200, 403, 403, 403)),
+    Page("get", "/mes-depots/{deposit}/accuse-de-reception.json", (302, 200, 403, 403, 403)),
+]  # fmt: skip
+
+
+def _sessions(world: World) -> dict[str, Client]:
+    """The same callers as the API's matrix, logged in to the pages."""
+    clients = {}
+    for caller in CALLERS:
+        client = Client()
+        if caller != "anonymous":
+            token_client = world.clients[caller]
+            user = token_client.get("/api/me").json()["email"]
+            from scelle.platform.accounts.models import User
+
+            client.force_login(User.objects.get(email=user))
+        clients[caller] = client
+    return clients
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: f"{p.method} {p.path}")
+def test_every_page_answers_each_caller_as_the_table_says(world: World, page: Page) -> None:  # noqa: F811
+    ids = dict(world.ids)
+    for tender in Tender.objects.all():
+        ids[tender.reference] = str(tender.id)
+    path = page.path.format(**ids)
+    for caller, client in _sessions(world).items():
+        response = getattr(client, page.method)(path, secure=True)
+        expected = page.expected[CALLERS.index(caller)]
+        assert response.status_code == expected, (caller, path)
+        if caller == "anonymous":
+            assert response["Location"].startswith("/connexion/?next=")
+        if expected in (403, 404):
+            assert "PERSO" not in response.content.decode()
+
+
+def test_a_form_without_its_csrf_token_is_refused(world: World) -> None:  # noqa: F811
+    from scelle.platform.accounts.models import User
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(
+        User.objects.get(email=world.clients["permitted"].get("/api/me").json()["email"])
+    )
+    path = f"/administration/cles-de-chiffrement/{world.ids['LIBRE']}/supprimer/"
+    response = client.post(path, secure=True)
+    assert response.status_code == 403
+    assert "envoyez-le à nouveau" in response.content.decode()
+    assert client.get(path, secure=True).status_code == 200  # still there
+
+
+def test_pages_carry_a_strict_content_security_policy(world: World) -> None:  # noqa: F811
+    response = Client().get("/connexion/", secure=True)
+    policy = response["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "unsafe" not in policy
+    assert "frame-ancestors 'none'" in policy
+    assert "<script>" not in response.content.decode()  # no inline script
