@@ -17,8 +17,8 @@ PO = PACKAGE / "locale" / "fr" / "LC_MESSAGES" / "django.po"
 KEYWORDS = {**DEFAULT_KEYWORDS, "gettext_lazy": None, "ngettext_lazy": (1, 2)}
 
 
-def _extract(source: str) -> set[str | tuple[str, ...]]:
-    found: set[str | tuple[str, ...]] = set()
+def _extract(source: str) -> set[object]:
+    found: set[object] = set()
     for _line, _function, message, _comments in extract_python(
         io.BytesIO(source.encode()), KEYWORDS, [], {}
     ):
@@ -26,12 +26,12 @@ def _extract(source: str) -> set[str | tuple[str, ...]]:
             parts = tuple(part for part in message if part)
             found.add(parts if len(parts) > 1 else parts[0])
         elif message:
-            found.add(message)
+            found.add(str(message))
     return found
 
 
-def _messages_of_the_code() -> set[str | tuple[str, ...]]:
-    found: set[str | tuple[str, ...]] = set()
+def _messages_of_the_code() -> set[object]:
+    found: set[object] = set()
     for template in (PACKAGE / "platform").rglob("templates/**/*.html"):
         # templatize keeps the template's indentation, which Python's tokenizer refuses.
         python = templatize(template.read_text("utf-8"), origin=str(template))
@@ -46,7 +46,7 @@ def _key(value: object) -> object:
     return tuple(value) if isinstance(value, list | tuple) else value
 
 
-def _catalogue() -> dict[str | tuple[str, ...], object]:
+def _catalogue() -> dict[object, object]:
     with PO.open("rb") as source:
         catalog = read_po(source, locale="fr")
     return {message.id: message for message in catalog if message.id}

@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from scelle.cli.main import EXIT_FAILURE, EXIT_OK, Session, run
+from scelle.cli.main import EXIT_FAILURE, EXIT_OK, run
+from scelle.cli.session import Session
 from scelle.client.login import SavedLogin, save_login
 from scelle.core import certs
 from scelle.core.archive import MANIFEST_FORMAT

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from scelle.cli.main import EXIT_FAILURE, EXIT_OK, Session, run
+from scelle.cli.main import EXIT_FAILURE, EXIT_OK, run
+from scelle.cli.session import Session
 from tests.conftest import STORE_PASSPHRASE, require_tool
 from tests.e2e.conftest import PASSWORD, Platform
 

@@ -55,7 +55,9 @@ def test_a_job_goes_to_the_agents_running_assistant_and_back(
         rouen.owner, job.id, succeeded=True, message="ok", result={"designation": "BI-CLE"},
         now=clock(),
     )  # fmt: skip
-    assert done.state == "finished" and done.started_at < done.finished_at
+    assert done.state == "finished"
+    assert done.started_at is not None and done.finished_at is not None
+    assert done.started_at < done.finished_at
     with pytest.raises(RuleViolationError, match="finished"):
         services.finish_job(rouen.owner, job.id, succeeded=False, message="", result={},
                             now=clock())  # fmt: skip

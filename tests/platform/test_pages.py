@@ -24,7 +24,8 @@ class Page:
 
 PAGES = [
     Page("get", "/tableau-de-bord/", (302, 403, 200, 200, 200)),
-    Page("get", "/administration/cles-de-chiffrement/service/{service}/", (302, 403, 404, 403, 200)),
+    Page("get", "/administration/cles-de-chiffrement/service/{service}/",
+         (302, 403, 404, 403, 200)),
     Page("get", "/administration/cles-de-chiffrement/service/{service}/ajouter/",
          (302, 403, 404, 403, 200)),
     Page("get", "/administration/cles-de-chiffrement/{LIBRE}/modifier/", (302, 403, 404, 403, 200)),
@@ -48,7 +49,7 @@ PAGES = [
 ]  # fmt: skip
 
 
-def _sessions(world: World) -> dict[str, Client]:
+def _sessions(world: World) -> dict[str, Client]:  # noqa: F811
     """The same callers as the API's matrix, logged in to the pages."""
     clients = {}
     for caller in CALLERS:
