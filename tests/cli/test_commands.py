@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from scelle.cli import i18n
+from scelle.assistant import i18n
 from scelle.cli.main import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, run
 from scelle.cli.session import Session
 from tests.conftest import NOW, PFX_PASSWORD, STORE_PASSPHRASE, Identity

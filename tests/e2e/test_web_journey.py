@@ -37,8 +37,8 @@ class Assistant:
 
     def __init__(self, home: Path, openings: Path, env: dict[str, str]) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "scelle.cli", "assistant", "--workstation", "POSTE-ACHAT-12",
-             "--openings", str(openings)],
+            [sys.executable, "-m", "scelle.cli", "assistant", "--no-browser",
+             "--workstation", "POSTE-ACHAT-12", "--openings", str(openings)],
             env={**env, "SCELLE_HOME": str(home), "SCELLE_STORE_PASSPHRASE": STORE_PASSPHRASE},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

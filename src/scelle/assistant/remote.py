@@ -118,6 +118,10 @@ class Assistant:
         self.workstation = answer["id"]
         self._last_beat = self.clock().timestamp()
 
+    def wake(self) -> None:
+        """The store or the settings changed: the next turn tells the platform."""
+        self._last_beat = -HEARTBEAT_SECONDS
+
     def goodbye(self) -> None:
         """Tell the platform this assistant stops, so the pages say so at once."""
         with contextlib.suppress(ScelleError):
@@ -145,7 +149,7 @@ class Assistant:
         self._report_left()
         self.say(f"job {job['kind']} {'finished' if outcome.succeeded else 'failed'}: "
                  f"{outcome.message}")  # fmt: skip
-        self._last_beat = -HEARTBEAT_SECONDS  # the store may have changed: tell at once
+        self.wake()  # the store may have changed: tell at once
         return True
 
     def _report_left(self) -> None:

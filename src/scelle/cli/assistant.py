@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
+from scelle.assistant.i18n import _
 from scelle.cli.console import say
-from scelle.cli.i18n import _
 from scelle.cli.remote import connect, home_of
 from scelle.cli.session import Session, pass_session
 from scelle.core.errors import NotAuthenticatedError
@@ -26,12 +26,20 @@ def _stamp(message: str) -> None:
     help="The folder where opened envelopes go (kept).",
 )  # fmt: skip
 @click.option(
+    "--no-browser", is_flag=True,
+    help="Do not open the assistant's window; print its address only.",
+)  # fmt: skip
+@click.option(
     "--keyring", "use_keyring", is_flag=True,
     help="Take the store passphrase from the system's keyring (asked once, then kept there).",
 )  # fmt: skip
 @pass_session
 def assistant(
-    session: Session, workstation: str | None, openings: Path | None, use_keyring: bool
+    session: Session,
+    workstation: str | None,
+    openings: Path | None,
+    no_browser: bool,
+    use_keyring: bool,
 ) -> None:
     """Run the assistant the platform's pages give work to (Traitements distants).
 
@@ -41,6 +49,7 @@ def assistant(
     """
     from scelle.assistant.config import load_config, save_config
     from scelle.assistant.remote import Assistant
+    from scelle.assistant.window import Window
 
     home = home_of(session)
     config = load_config(home)
@@ -69,6 +78,13 @@ def assistant(
             folder=config.openings,
         )
     )
+    window = Window(helper, home)
+    window.start()
+    say(_("Its window (this workstation only): {url}", url=window.url))
+    if not no_browser:
+        import webbrowser
+
+        webbrowser.open(window.url)
     stop = threading.Event()
     try:
         helper.run(stop)
@@ -80,5 +96,6 @@ def assistant(
         ) from None  # fmt: skip
     finally:
         stop.set()
+        window.close()
         helper.goodbye()
         client.close()

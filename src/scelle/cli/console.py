@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from scelle.cli.i18n import _, language
+from scelle.assistant.i18n import _, language
 from scelle.core.envelope import ProgressCallback
 from scelle.core.errors import InvalidInputError, WrongPasswordError
 

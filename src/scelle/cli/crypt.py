@@ -12,6 +12,7 @@ from typing import BinaryIO, cast
 import click
 from cryptography import x509
 
+from scelle.assistant.i18n import _
 from scelle.cli.console import (
     ask_password,
     force_option,
@@ -19,7 +20,6 @@ from scelle.cli.console import (
     progress_bar,
     say,
 )
-from scelle.cli.i18n import _
 from scelle.cli.session import Session, pass_session
 from scelle.core import certs, envelope, pkcs12
 from scelle.core.errors import DecryptionError, InvalidInputError, KeyNotFoundError

@@ -11,8 +11,8 @@ from typing import Literal
 import click
 from cryptography import x509
 
+from scelle.assistant.i18n import _
 from scelle.cli.console import human_size, password_file_option, progress_bars, say
-from scelle.cli.i18n import _
 from scelle.cli.remote import connect, home_of, json_option, print_table
 from scelle.cli.session import Session, pass_session
 from scelle.client.api import Deposit, Recipient

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from scelle.assistant.i18n import _
 from scelle.cli.console import (
     ask_password,
     force_option,
@@ -16,7 +17,6 @@ from scelle.cli.console import (
     say,
     spinner,
 )
-from scelle.cli.i18n import _
 from scelle.cli.session import Session, pass_session
 from scelle.core import certs, pkcs12
 from scelle.core.errors import InvalidInputError

@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 
 import click
 
+from scelle.assistant.i18n import _
 from scelle.cli.console import password_file_option, read_password_file, say
-from scelle.cli.i18n import _
 from scelle.cli.session import Session, pass_session
 from scelle.core.errors import InvalidInputError
 from scelle.platform.server import DEFAULT_THREADS

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import click
 
+from scelle.assistant.i18n import _
 from scelle.cli.console import ask_password, password_file_option, plain_console, say
-from scelle.cli.i18n import _
 from scelle.cli.session import Session, pass_session
 from scelle.client import api
 from scelle.client.login import SavedLogin, forget_login, load_login, save_login

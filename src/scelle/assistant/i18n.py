@@ -31,7 +31,12 @@ def _catalogue(lang: str) -> gettext.NullTranslations:
     return gettext.translation("django", localedir=LOCALE, languages=[lang], fallback=True)
 
 
+def translate(lang: str, message: str, /, **values: object) -> str:
+    """`message` in `lang` ("fr" or "en"), with `values` filled in."""
+    text = _catalogue(lang).gettext(message)
+    return text.format(**values) if values else text
+
+
 def _(message: str, /, **values: object) -> str:
     """`message` in the user's language, with `values` filled in."""
-    text = _catalogue(language()).gettext(message)
-    return text.format(**values) if values else text
+    return translate(language(), message, **values)
