@@ -20,6 +20,7 @@ class Page:
     method: str
     path: str
     expected: tuple[int, int, int, int, int]
+    data: dict[str, str] | None = None
 
 
 PAGES = [
@@ -42,6 +43,9 @@ PAGES = [
     Page("get", "/traitements-distants/", (302, 403, 200, 200, 200)),
     Page("get", "/traitements-distants/{EN-COURS}/", (302, 403, 404, 404, 200)),
     Page("get", "/traitements-distants/assistant/", (302, 403, 200, 200, 200)),
+    Page("get", "/habilitations/", (302, 403, 200, 403, 200)),
+    Page("post", "/habilitations/{colleague}/", (302, 403, 404, 403, 302),
+         {"action": "deactivate"}),
     Page("get", "/consultations/ouvertes/", (302, 200, 403, 403, 403)),
     Page("get", "/consultations/ouvertes/{PUB-1}/", (302, 200, 403, 403, 403)),
     Page("get", "/mes-depots/", (302, 200, 403, 403, 403)),
@@ -71,7 +75,10 @@ def test_every_page_answers_each_caller_as_the_table_says(world: World, page: Pa
         ids[tender.reference] = str(tender.id)
     path = page.path.format(**ids)
     for caller, client in _sessions(world).items():
-        response = getattr(client, page.method)(path, secure=True)
+        if page.data is not None:
+            response = client.post(path, page.data, secure=True)
+        else:
+            response = getattr(client, page.method)(path, secure=True)
         expected = page.expected[CALLERS.index(caller)]
         assert response.status_code == expected, (caller, path)
         if caller == "anonymous":

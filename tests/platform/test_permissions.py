@@ -51,7 +51,7 @@ class World:
 @pytest.fixture
 def world(rouen: Buyer, caen: Buyer, bidder, clock: MovableClock, rsa_keys) -> World:
     owner = api_client(rouen.owner, clock)
-    ids: dict[str, str] = {"service": str(rouen.service.id)}
+    ids: dict[str, str] = {"service": str(rouen.service.id), "colleague": str(rouen.colleague.id)}
     for index, (designation, role) in enumerate(
         [("PERSO", "personal"), ("SECOURS", "backup"), ("LIBRE", "personal")]
     ):
@@ -192,6 +192,26 @@ ROUTES = [
         "/api/deposits/{deposit_id}/envelopes/{kind}/opened",
         {"files": 1}, (401, 403, 404, 403, 204), after_deadline=True,
     ),
+    # Habilitations: agents who administer a service, on their own organisation's agents.
+    Route("get", "/api/agents", "/api/agents", None, (401, 403, 200, 403, 200)),
+    Route(
+        "post", "/api/agents", "/api/agents",
+        {"email": "nouvel.agent@example.fr", "password": "Mot-de-passe-Agent-2026!"},
+        (401, 403, 201, 403, 201),
+    ),
+    Route(
+        "post", "/api/agents/{colleague}/permissions", "/api/agents/{user_id}/permissions",
+        {"service_id": True}, (401, 403, 404, 403, 200),
+    ),
+    Route(
+        "delete", "/api/agents/{colleague}/permissions/{service}/open",
+        "/api/agents/{user_id}/permissions/{service_id}/{permission}", None,
+        (401, 403, 404, 403, 200),
+    ),
+    Route(
+        "post", "/api/agents/{colleague}/deactivate", "/api/agents/{user_id}/deactivate", None,
+        (401, 403, 404, 403, 200),
+    ),
     # The assistant: every agent has their own; jobs are the agent's own, for their workstation.
     Route(
         "post", "/api/assistant/heartbeat", "/api/assistant/heartbeat",
@@ -272,6 +292,8 @@ def _body(route: Route, world: World, rsa_keys) -> dict[str, Any] | None:
                 {"kind": "offre", "upload": "6f1d2c3b-0000-4000-8000-000000000002"},
             ]
         }
+    if route.body == {"service_id": True}:
+        return {"service": world.ids["service"], "permission": "manage_tenders"}
     if route.body == {"job": True}:
         return {
             "kind": "add_key_pair",

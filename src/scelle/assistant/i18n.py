@@ -31,6 +31,11 @@ def _catalogue(lang: str) -> gettext.NullTranslations:
     return gettext.translation("django", localedir=LOCALE, languages=[lang], fallback=True)
 
 
+def gettext_noop(message: str) -> str:
+    """Marks `message` for the catalogue, translated later (`translate`)."""
+    return message
+
+
 def translate(lang: str, message: str, /, **values: object) -> str:
     """`message` in `lang` ("fr" or "en"), with `values` filled in."""
     text = _catalogue(lang).gettext(message)

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from scelle.assistant.config import AssistantConfig, save_config
-from scelle.assistant.i18n import translate
+from scelle.assistant.i18n import gettext_noop, translate
 from scelle.assistant.remote import Assistant
 from scelle.core import certs, pkcs12
 from scelle.core.errors import ScelleError, WrongPasswordError
@@ -43,6 +43,69 @@ from scelle.core.passwords import check_password_strength
 MAX_BODY_BYTES = 2 << 20
 """A .pfx is a few kilobytes; forms are smaller still."""
 COOKIE = "scelle_window"
+
+# The window's words, listed for the catalogue: on Python 3.11 neither makemessages nor
+# Babel sees a call inside an f-string, where the pages below use them.
+_WORDS = (
+    gettext_noop("Home"),
+    gettext_noop("Certificate store"),
+    gettext_noop("Remote jobs"),
+    gettext_noop("Configuration"),
+    gettext_noop("Scellé assistant"),
+    gettext_noop("Main menu"),
+    gettext_noop("starting"),
+    gettext_noop("running, ready"),
+    gettext_noop("the platform cannot be reached: trying again"),
+    gettext_noop("the login expired or was revoked: run scelle login again"),
+    gettext_noop("State"),
+    gettext_noop("Platform"),
+    gettext_noop("Workstation"),
+    gettext_noop("Openings folder"),
+    gettext_noop("Key pairs in the store"),
+    gettext_noop("yes"),
+    gettext_noop("no"),
+    gettext_noop("Name"),
+    gettext_noop("Issued to (CN)"),
+    gettext_noop("Expires"),
+    gettext_noop("SHA-256 fingerprint"),
+    gettext_noop("Exportable"),
+    gettext_noop("No key pair in the store."),
+    gettext_noop("Export a key pair to a .pfx file"),
+    gettext_noop("Key pair"),
+    gettext_noop("Password protecting the file"),
+    gettext_noop("Repeat the password"),
+    gettext_noop("For Windows before 10 1709 and Java 8 (3DES, SHA-1)"),
+    gettext_noop("Export"),
+    gettext_noop("Import a .pfx file"),
+    gettext_noop(".pfx or .p12 file"),
+    gettext_noop("Password of the file"),
+    gettext_noop("Name in the store (optional)"),
+    gettext_noop("Import"),
+    gettext_noop("Delete a key pair from the store"),
+    gettext_noop("Envelopes sealed only to it could never be opened again."),
+    gettext_noop("Delete"),
+    gettext_noop("The two passwords differ."),
+    gettext_noop("Choose a .pfx file."),
+    gettext_noop("The key pair {name} has been imported into this workstation's store."),
+    gettext_noop("Confirm the deletion."),
+    gettext_noop("The key pair {name} has been deleted from this workstation's store."),
+    gettext_noop("queued"),
+    gettext_noop("started"),
+    gettext_noop("finished"),
+    gettext_noop("failed"),
+    gettext_noop("add a key pair"),
+    gettext_noop("open a tender's envelopes"),
+    gettext_noop("Job"),
+    gettext_noop("Start"),
+    gettext_noop("End"),
+    gettext_noop("Message"),
+    gettext_noop("No remote job yet."),
+    gettext_noop("change it with scelle login"),
+    gettext_noop("Workstation name"),
+    gettext_noop("Save"),
+    gettext_noop("Saved."),
+)
+
 _POLICY = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"

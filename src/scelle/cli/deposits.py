@@ -284,7 +284,8 @@ def _verify_one(file: Path, trusted: x509.Certificate | None, as_json: bool) -> 
         rows.append((_("Audit log"), f"#{head.sequence} {head.hash}"))
     for e in receipt.envelopes:
         rows.append((e.kind, f"{human_size(e.size)} ({e.size}), SHA-256 {e.sha256}"))
-        rows += [("", f"{_('encrypted to')} {fingerprint}") for fingerprint in e.recipients]
+        encrypted_to = _("encrypted to")
+        rows += [("", f"{encrypted_to} {fingerprint}") for fingerprint in e.recipients]
     width = max(len(label) for label, _value in rows)
     for label, value in rows:
         click.echo(f"{label:<{width}}  {value}")

@@ -195,8 +195,9 @@ def show(session: Session, name: str, as_json: bool) -> None:
     width = max(len(label) for label, _value in rows)
     for label, value in rows:
         click.echo(f"{label:<{width}}  {value}")
+    chain = _("Chain")
     for issuer in key.chain:
-        click.echo(f"{_('Chain'):<{width}}  {issuer.subject.rfc4514_string()}")
+        click.echo(f"{chain:<{width}}  {issuer.subject.rfc4514_string()}")
 
 
 @keys.command()

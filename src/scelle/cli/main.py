@@ -37,6 +37,7 @@ def cli(context: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
+    from scelle.cli.agents import agents
     from scelle.cli.assistant import assistant
     from scelle.cli.crypt import decrypt, encrypt
     from scelle.cli.deposits import deposit, deposits, open_, receipts, tender_deposits
@@ -46,6 +47,7 @@ def _register() -> None:
 
     cli.add_command(keys)
     cli.add_command(assistant)
+    cli.add_command(agents)
     cli.add_command(serve)
     cli.add_command(admin)
     cli.add_command(login)

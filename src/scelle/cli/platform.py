@@ -186,7 +186,7 @@ def list_(session: Session, as_json: bool, data: Path | None) -> None:
     for organisation in listing:
         click.echo(f"{organisation['name']} ({_(organisation['kind'])})")
         for service in organisation["services"]:
-            click.echo(f"  {_('service')}: {service}")
+            click.echo("  " + _("service") + f": {service}")
         for user in organisation["users"]:
             held = ", ".join(user["permissions"]) or "-"
             click.echo(f"  {user['email']}: {held}")

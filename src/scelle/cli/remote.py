@@ -62,7 +62,7 @@ service_option = click.option("--service", help="The service (default: your only
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 
-def _print_json(data: object) -> None:
+def print_json(data: object) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
 
 
@@ -218,7 +218,7 @@ def list_service_keys(session: Session, service: str | None, as_json: bool) -> N
         service_id = choose_service(client, service, "manage_keys")["id"] if service else None
         registry = client.key_pairs(service_id)
     if as_json:
-        _print_json(registry)
+        print_json(registry)
         return
     if not registry["key_pairs"]:
         say(_("No key pair on the platform for your services yet."))
@@ -401,7 +401,7 @@ def list_tenders(session: Session, as_json: bool) -> None:
     with connect(session) as client:
         found = client.tenders()
     if as_json:
-        _print_json(found)
+        print_json(found)
         return
     if not found:
         say(_("No tender."))
@@ -430,7 +430,7 @@ def show_tender(session: Session, reference: str, as_json: bool) -> None:
         tender = client.tender(reference)
     rsf = tender_rsf(tender)  # recomputed here, checked against what the platform says
     if as_json:
-        _print_json(tender)
+        print_json(tender)
         return
     rows = [
         (_("Reference"), tender["reference"]),

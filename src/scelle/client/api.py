@@ -204,6 +204,18 @@ class Health(TypedDict):
     status: Text
 
 
+class Agent(TypedDict):
+    id: Uuid
+    email: Text
+    active: bool
+    permissions: dict[Uuid, list[Text]]
+
+
+class Agents(TypedDict):
+    services: list[Service]
+    agents: list[Agent]
+
+
 class Workstation(TypedDict):
     id: Uuid
     name: Text
@@ -423,6 +435,25 @@ class PlatformClient:
 
     def recipients(self, reference: str) -> list[Recipient]:
         return self._call(list[Recipient], "GET", f"/tenders/{_segment(reference)}/recipients")
+
+    # --- habilitations ---------------------------------------------------------------
+
+    def agents(self) -> Agents:
+        return self._call(Agents, "GET", "/agents")
+
+    def create_agent(self, email: str, password: str) -> Agent:
+        return self._call(Agent, "POST", "/agents", json={"email": email, "password": password})
+
+    def grant(self, agent: str, service: str, permission: str) -> Agent:
+        body = {"service": service, "permission": permission}
+        return self._call(Agent, "POST", f"/agents/{_segment(agent)}/permissions", json=body)
+
+    def revoke(self, agent: str, service: str, permission: str) -> Agent:
+        path = f"/agents/{_segment(agent)}/permissions/{_segment(service)}/{_segment(permission)}"
+        return self._call(Agent, "DELETE", path)
+
+    def deactivate(self, agent: str) -> Agent:
+        return self._call(Agent, "POST", f"/agents/{_segment(agent)}/deactivate")
 
     # --- the assistant ---------------------------------------------------------------
 

@@ -117,3 +117,93 @@ def platform_ca(request: HttpRequest) -> AuthorityOut:
         fingerprint_sha256=certs.fingerprint_sha256(ca.certificate),
         not_after=ca.certificate.not_valid_after_utc,
     )
+
+
+# --- habilitations ----------------------------------------------------------------
+
+
+class AgentOut(Schema):
+    id: uuid.UUID
+    email: str
+    active: bool
+    permissions: dict[str, list[str]]
+    """{service id: permission names} on the services the caller administers."""
+
+
+class AgentsOut(Schema):
+    services: list[ServiceOut]
+    """The services the caller administers."""
+    agents: list[AgentOut]
+
+
+def _agent(entry: services.AgentEntry) -> AgentOut:
+    return AgentOut(
+        id=entry.user.id,
+        email=entry.user.email,
+        active=entry.user.is_active,
+        permissions={str(k): sorted(v) for k, v in entry.permissions.items()},
+    )
+
+
+@router.get("/agents", response=responses({200: AgentsOut}, 403))
+def list_agents(request: HttpRequest) -> AgentsOut:
+    """Habilitations: the organisation's agents and their permissions on the services the
+    caller administers."""
+    administered, entries = services.organisation_agents(actor(request))
+    return AgentsOut(
+        services=[ServiceOut(id=s.id, name=s.name, permissions=[]) for s in administered],
+        agents=[_agent(entry) for entry in entries],
+    )
+
+
+class AgentIn(Schema):
+    email: str = Field(max_length=254)
+    password: str = Field(max_length=1024)
+    """The first password, to be changed by the agent."""
+
+
+@router.post("/agents", response=responses({201: AgentOut}, 403, 409))
+def create_agent(request: HttpRequest, payload: AgentIn) -> Status[AgentOut]:
+    """A new agent of the caller's organisation, with no permission yet."""
+    user = services.create_agent(actor(request), payload.email, payload.password, now=now())
+    return Status(201, AgentOut(id=user.id, email=user.email, active=True, permissions={}))
+
+
+class PermissionIn(Schema):
+    service: uuid.UUID
+    permission: str = Field(max_length=20)
+
+
+def _agent_after(request: HttpRequest, user: User) -> AgentOut:
+    _, entries = services.organisation_agents(actor(request))
+    return _agent(next(entry for entry in entries if entry.user.id == user.id))
+
+
+@router.post("/agents/{user_id}/permissions", response=responses({200: AgentOut}, 403, 404, 409))
+def grant_permission(request: HttpRequest, user_id: uuid.UUID, payload: PermissionIn) -> AgentOut:
+    """Give an agent a permission on a service the caller administers."""
+    user = services.change_permission(
+        actor(request), user_id, payload.service, payload.permission, granted=True, now=now()
+    )
+    return _agent_after(request, user)
+
+
+@router.delete(
+    "/agents/{user_id}/permissions/{service_id}/{permission}",
+    response=responses({200: AgentOut}, 403, 404, 409),
+)
+def revoke_permission(
+    request: HttpRequest, user_id: uuid.UUID, service_id: uuid.UUID, permission: str
+) -> AgentOut:
+    """Take a permission back."""
+    user = services.change_permission(
+        actor(request), user_id, service_id, permission, granted=False, now=now()
+    )
+    return _agent_after(request, user)
+
+
+@router.post("/agents/{user_id}/deactivate", response=responses({200: AgentOut}, 403, 404, 409))
+def deactivate_agent(request: HttpRequest, user_id: uuid.UUID) -> AgentOut:
+    """An agent who leaves: logins, tokens and sessions stop working; nothing is deleted."""
+    user = services.deactivate_agent(actor(request), user_id, now=now())
+    return _agent_after(request, user)

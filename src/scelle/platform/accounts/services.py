@@ -408,3 +408,140 @@ def organisation_summary() -> list[OrganisationSummary]:
             }
         )
     return listing
+
+
+# --- habilitations: agents who administer a service manage its agents' permissions ------
+
+
+def _administered(actor: User) -> list[Service]:
+    """The services on which the actor holds `administer`; none is "forbidden"."""
+    require_agent(actor)
+    services = list(
+        Service.objects.filter(
+            organisation_id=actor.organisation_id,
+            permissions__user=actor,
+            permissions__name=Permission.Name.ADMINISTER,
+        ).order_by("name")
+    )
+    if not services:
+        raise PermissionDeniedError("you need the administer permission on a service")
+    return services
+
+
+def _agent_of(actor: User, user_id: uuid.UUID | str) -> User:
+    """An agent of the actor's organisation; anyone else is "not found"."""
+    try:
+        return User.objects.get(id=user_id, organisation_id=actor.organisation_id)
+    except (User.DoesNotExist, ValidationError, ValueError):
+        raise NotFoundError("no such agent") from None
+
+
+@dataclass(frozen=True)
+class AgentEntry:
+    """An agent as the Habilitations page lists it."""
+
+    user: User
+    permissions: dict[uuid.UUID, set[str]]
+    """{service id: permission names} on the services the viewer administers."""
+
+
+def organisation_agents(actor: User) -> tuple[list[Service], list[AgentEntry]]:
+    """Habilitations: the services the actor administers, and every agent of the
+    organisation with their permissions on those services."""
+    services = _administered(actor)
+    held: dict[uuid.UUID, dict[uuid.UUID, set[str]]] = {}
+    for user_id, service_id, name in Permission.objects.filter(service__in=services).values_list(
+        "user_id", "service_id", "name"
+    ):
+        held.setdefault(user_id, {}).setdefault(service_id, set()).add(name)
+    users = User.objects.filter(organisation_id=actor.organisation_id).order_by("email")
+    return services, [AgentEntry(user, held.get(user.id, {})) for user in users]
+
+
+def create_agent(actor: User, email: str, password: str, *, now: dt.datetime) -> User:
+    """A new agent of the actor's organisation, with no permission yet."""
+    _administered(actor)
+    address = _email(email)
+    check_password_strength(password)
+    with transaction.atomic():
+        if User.objects.filter(email__iexact=address).exists():
+            raise RuleViolationError(f"a user with the address {address} already exists")
+        user = User(email=address, organisation_id=actor.organisation_id, created_at=now)
+        user.set_password(password)
+        user.save()
+        record(
+            "accounts.user.created",
+            actor=actor.email,
+            target=user,
+            organisation_id=actor.organisation_id,
+            details={"email": address},
+            now=now,
+        )
+    return user
+
+
+def _check_permission_name(name: str) -> str:
+    if name not in Permission.Name.values:
+        choices = ", ".join(Permission.Name.values)
+        raise InvalidInputError(f"unknown permission {name[:40]!r}; choose among {choices}")
+    return name
+
+
+def change_permission(
+    actor: User,
+    user_id: uuid.UUID | str,
+    service_id: uuid.UUID | str,
+    name: str,
+    *,
+    granted: bool,
+    now: dt.datetime,
+) -> User:
+    """Grant or revoke one permission of an agent on a service the actor administers."""
+    name = _check_permission_name(name)
+    service = service_for(actor, service_id, Permission.Name.ADMINISTER)
+    user = _agent_of(actor, user_id)
+    if not user.is_active:
+        raise RuleViolationError(f"{user.email} is deactivated")
+    if not granted and user.id == actor.id and name == Permission.Name.ADMINISTER:
+        raise RuleViolationError(
+            "you cannot take the administer permission from yourself: ask another administrator"
+        )
+    with transaction.atomic():
+        if granted:
+            _, changed = Permission.objects.get_or_create(user=user, service=service, name=name)
+        else:
+            changed = bool(
+                Permission.objects.filter(user=user, service=service, name=name).delete()[0]
+            )
+        if changed:
+            record(
+                "accounts.permission.granted" if granted else "accounts.permission.revoked",
+                actor=actor.email,
+                target=user,
+                organisation_id=actor.organisation_id,
+                details={"service": service.name, "permission": name},
+                now=now,
+            )
+    return user
+
+
+def deactivate_agent(actor: User, user_id: uuid.UUID | str, *, now: dt.datetime) -> User:
+    """An agent who leaves: no login, token or session works any more; nothing is deleted."""
+    _administered(actor)
+    user = _agent_of(actor, user_id)
+    if user.id == actor.id:
+        raise RuleViolationError("you cannot deactivate yourself")
+    with transaction.atomic():
+        if user.is_active:
+            user.is_active = False
+            user.save(update_fields=["is_active"])
+            ApiToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=now)
+            record(
+                "accounts.user.deactivated",
+                actor=actor.email,
+                target=user,
+                organisation_id=actor.organisation_id,
+                details={"email": user.email},
+                now=now,
+            )
+    return user

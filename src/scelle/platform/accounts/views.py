@@ -1,7 +1,9 @@
 """Pages: Connexion and Déconnexion (Django sessions, the same accounts and throttling
-as the API's tokens)."""
+as the API's tokens); Habilitations (agents who administer a service manage its agents)."""
 
 from __future__ import annotations
+
+import uuid
 
 from django import forms
 from django.contrib import auth, messages
@@ -13,7 +15,9 @@ from django.views.decorators.http import require_POST
 
 from scelle.core.errors import NotAuthenticatedError, TooManyAttemptsError
 from scelle.platform.accounts import services
+from scelle.platform.accounts.models import Permission
 from scelle.platform.clock import now
+from scelle.platform.web.pages import actor, agent_page, attempt
 
 
 class LoginForm(forms.Form):
@@ -65,3 +69,82 @@ def logout_page(request: HttpRequest) -> HttpResponse:
     """Déconnexion: the session ends."""
     auth.logout(request)
     return redirect("web:login")
+
+
+# --- Habilitations ------------------------------------------------------------------
+
+
+class AgentForm(forms.Form):
+    email = forms.EmailField(label=_("E-mail address"), max_length=254)
+    password = forms.CharField(
+        label=_("First password"),
+        max_length=1024,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text=_("Give it to the agent by another channel; at least 12 characters."),
+    )
+
+
+@agent_page
+def habilitations(request: HttpRequest) -> HttpResponse:
+    """The organisation's agents and their permissions on the services one administers."""
+    user = actor(request)
+    form = AgentForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        created = attempt(
+            request,
+            lambda: services.create_agent(
+                user, form.cleaned_data["email"], form.cleaned_data["password"], now=now()
+            ),
+        )
+        if created is not None:
+            messages.success(
+                request, _("The agent %(email)s was created.") % {"email": created.email}
+            )
+            return redirect("web:habilitations")
+    administered, entries = services.organisation_agents(user)
+    rows = [
+        (
+            entry,
+            [(service, sorted(entry.permissions.get(service.id, ()))) for service in administered],
+        )
+        for entry in entries
+    ]
+    return render(
+        request,
+        "accounts/habilitations.html",
+        {
+            "section": "habilitations",
+            "services": administered,
+            "rows": rows,
+            "form": form,
+            "permission_names": Permission.Name.choices,
+        },
+    )
+
+
+@agent_page
+@require_POST
+def change_habilitation(request: HttpRequest, user_id: uuid.UUID) -> HttpResponse:
+    """Grant or revoke one permission, or deactivate the agent."""
+    user = actor(request)
+    action = request.POST.get("action", "")
+    if action == "deactivate":
+        done = attempt(request, lambda: services.deactivate_agent(user, user_id, now=now()))
+        if done is not None:
+            messages.success(
+                request, _("The agent %(email)s is deactivated.") % {"email": done.email}
+            )
+    elif action in ("grant", "revoke"):
+        changed = attempt(
+            request,
+            lambda: services.change_permission(
+                user, user_id, request.POST.get("service", ""), request.POST.get("permission", ""),
+                granted=action == "grant", now=now(),
+            ),
+        )  # fmt: skip
+        if changed is not None:
+            messages.success(
+                request, _("The permissions of %(email)s were changed.") % {"email": changed.email}
+            )
+    return redirect("web:habilitations")

@@ -17,6 +17,8 @@ web_urls = (
         path("connexion/", accounts.login_page, name="login"),
         path("deconnexion/", accounts.logout_page, name="logout"),
         path("tableau-de-bord/", web.dashboard, name="dashboard"),
+        path("habilitations/", accounts.habilitations, name="habilitations"),
+        path("habilitations/<uuid:user_id>/", accounts.change_habilitation, name="habilitation"),
     ],
     "web",
 )
