@@ -12,6 +12,7 @@ from django import forms
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -60,6 +61,7 @@ def key_page(request: HttpRequest, service_id: uuid.UUID | None = None) -> HttpR
             "backup": [e for e in found.entries if e.key_pair.role == KeyPair.Role.BACKUP],
             "warnings": found.warnings,
             "assistant": assistants.assistant_state(actor(request), now=now()),
+            "keys_url": reverse("keypairs:page"),
         },
     )
 
