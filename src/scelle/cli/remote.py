@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
+import zoneinfo
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,6 +31,22 @@ from scelle.keystore import StoredKey, default_home
 def home_of(session: Session) -> Path:
     """This workstation's SCELLE_HOME: the store and the saved login."""
     return session.home or default_home()
+
+
+def platform_zone(session: Session) -> zoneinfo.ZoneInfo:
+    """The platform's time zone, as said at login (UTC for a login saved before)."""
+    name = load_login(home_of(session), now=session.clock()).time_zone or "UTC"
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo("UTC")
+
+
+def platform_time(value: str, zone: zoneinfo.ZoneInfo) -> str:
+    """An ISO 8601 time from the platform as people read it: 2027-03-01 12:00 (Europe/Paris)."""
+    moment = dt.datetime.fromisoformat(value).astimezone(zone)
+    shown = f"{moment:%Y-%m-%d %H:%M}" if moment.second == 0 else f"{moment:%Y-%m-%d %H:%M:%S}"
+    return f"{shown} ({zone.key})"
 
 
 def connect(session: Session) -> api.PlatformClient:
@@ -100,13 +117,14 @@ def login(session: Session, url: str, email: str, password_file: Path | None) ->
             confirm=False,
         )
         answer = client.login(email, password)
-        authority = client.platform_ca()["certificate_pem"]
+        platform_ca = client.platform_ca()
     saved = SavedLogin(
         url=client.url,
         email=answer["user"]["email"],
         token=answer["token"],
         expires_at=dt.datetime.fromisoformat(answer["expires_at"]),
-        authority_pem=authority,
+        authority_pem=platform_ca["certificate_pem"],
+        time_zone=platform_ca.get("time_zone"),
     )
     save_login(home_of(session), saved)
     say(
@@ -290,22 +308,34 @@ def tenders() -> None:
     """Tenders (consultations): create, launch with their key pairs, list, close."""
 
 
-def parse_deadline(value: str) -> dt.datetime:
-    """An ISO 8601 date and time; without a zone, this workstation's local time."""
+def parse_deadline(value: str, zone: zoneinfo.ZoneInfo) -> dt.datetime:
+    """An ISO 8601 date and time; without an offset, in the platform's time zone."""
     try:
         moment = dt.datetime.fromisoformat(value.strip())
     except ValueError:
         raise click.BadParameter(
             f"{value!r} is not an ISO 8601 date and time, such as 2027-03-01T12:00+01:00"
         ) from None
-    return moment if moment.tzinfo else moment.astimezone()
+    if moment.tzinfo is not None:
+        return moment
+    placed = moment.replace(tzinfo=zone)
+    # A time the clocks skip or repeat that day (a change of time) is not guessed.
+    if placed.astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None) != moment or (
+        placed.utcoffset() != moment.replace(tzinfo=zone, fold=1).utcoffset()
+    ):
+        raise click.BadParameter(
+            f"{value} does not exist once in {zone.key} (a change of time): give the offset"
+        )
+    return placed
 
 
 @tenders.command(name="create")
 @click.option("--reference", required=True, help="The tender's reference, unique on the platform.")
 @click.option("--title", required=True, help="The tender's title.")
 @click.option(
-    "--deadline", required=True, help="Deposit deadline, ISO 8601 (local time if no zone)."
+    "--deadline",
+    required=True,
+    help="Deposit deadline, ISO 8601; without an offset, in the platform's time zone.",
 )
 @click.option(
     "--envelopes", default="candidature,offre", show_default=True,
@@ -317,7 +347,8 @@ def create_tender(
     session: Session, reference: str, title: str, deadline: str, envelopes: str, service: str | None
 ) -> None:
     """Create a draft tender."""
-    moment = parse_deadline(deadline)
+    zone = platform_zone(session)
+    moment = parse_deadline(deadline, zone)
     with connect(session) as client:
         chosen = choose_service(client, service, "manage_tenders")
         tender = client.create_tender(
@@ -332,7 +363,7 @@ def create_tender(
             "Draft tender {reference} created (deadline {deadline}); launch it with "
             "`scelle tenders launch {reference} --key DESIGNATION`.",
             reference=tender["reference"],
-            deadline=tender["deadline"],
+            deadline=platform_time(tender["deadline"], zone),
         )
     )
 
@@ -406,12 +437,14 @@ def list_tenders(session: Session, as_json: bool) -> None:
     if not found:
         say(_("No tender."))
         return
+    zone = platform_zone(session)
     # The id names a tender whose reference another buyer uses too.
     print_table(
         [_("Reference"), _("Title"), _("Buyer"), _("Service"), _("Deadline"), _("Status"),
          _("Key pairs"), _("Id")],
         [
-            [t["reference"], t["title"], t["organisation"], t["service"], t["deadline"],
+            [t["reference"], t["title"], t["organisation"], t["service"],
+             platform_time(t["deadline"], zone),
              _(t["status"]), str(len(t["key_pairs"])), t["id"]]
             for t in found
         ],
@@ -432,12 +465,13 @@ def show_tender(session: Session, reference: str, as_json: bool) -> None:
     if as_json:
         print_json(tender)
         return
+    zone = platform_zone(session)
     rows = [
         (_("Reference"), tender["reference"]),
         (_("Title"), tender["title"]),
         (_("Buyer"), f"{tender['organisation']} — {tender['service']}"),
-        (_("Deadline"), tender["deadline"]),
-        (_("Opening window ends"), tender["opening_window_ends"]),
+        (_("Deadline"), platform_time(tender["deadline"], zone)),
+        (_("Opening window ends"), platform_time(tender["opening_window_ends"], zone)),
         (_("Envelopes"), ", ".join(tender["envelopes"])),
         (_("Status"), _(tender["status"])),
         (_("Id"), tender["id"]),

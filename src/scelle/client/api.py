@@ -90,6 +90,10 @@ Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 Pem = Annotated[str, StringConstraints(max_length=64 << 10)]
 Timestamp = Annotated[str, StringConstraints(max_length=40), AfterValidator(_aware_iso_datetime)]
 Size = Annotated[int, Field(ge=0, le=1 << 40)]
+ZoneName = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9_+-]{1,30}(/[A-Za-z0-9_+-]{1,30}){0,2}$")
+]
+"""An IANA time zone name, such as Europe/Paris."""
 Rsf = Annotated[str, StringConstraints(pattern=r"^RSF [0-9A-Z]{4}(-[0-9A-Z]{4}){4}$")]
 
 
@@ -198,6 +202,7 @@ class Authority(TypedDict):
     certificate_pem: Pem
     fingerprint_sha256: Fingerprint
     not_after: Timestamp
+    time_zone: NotRequired[ZoneName]
 
 
 class Health(TypedDict):

@@ -33,6 +33,8 @@ class SavedLogin:
     authority_pem: str | None = None
     """The platform CA's certificate as seen at login: receipts and recipients are
     checked against it, so that a CA swapped later is noticed."""
+    time_zone: str | None = None
+    """The platform's time zone: times are shown, and typed, in it."""
 
 
 def save_login(home: Path, login: SavedLogin) -> Path:
@@ -43,6 +45,7 @@ def save_login(home: Path, login: SavedLogin) -> Path:
         "token": login.token,
         "expires_at": login.expires_at.isoformat(),
         "authority_pem": login.authority_pem,
+        "time_zone": login.time_zone,
     }
     path = home / LOGIN_FILE
     write_private_file(path, json.dumps(document, indent=2).encode(), overwrite=True)
@@ -64,6 +67,7 @@ def load_login(home: Path, *, now: dt.datetime) -> SavedLogin:
             token=str(data["token"]),
             expires_at=dt.datetime.fromisoformat(data["expires_at"]),
             authority_pem=data.get("authority_pem"),
+            time_zone=data.get("time_zone"),
         )
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise StoreError(f"{path} is damaged: log in again") from error

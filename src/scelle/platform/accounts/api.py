@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+from django.conf import settings
 from django.http import HttpRequest
 from ninja import Router, Schema, Status
 from pydantic import Field
@@ -105,6 +106,8 @@ class AuthorityOut(Schema):
     certificate_pem: str
     fingerprint_sha256: str
     not_after: dt.datetime
+    time_zone: str
+    """The platform's time zone (IANA name): the one people read and type times in."""
 
 
 @router.get("/platform/ca", auth=None, response=AuthorityOut)
@@ -116,6 +119,7 @@ def platform_ca(request: HttpRequest) -> AuthorityOut:
         certificate_pem=certs.certificate_pem(ca.certificate).decode(),
         fingerprint_sha256=certs.fingerprint_sha256(ca.certificate),
         not_after=ca.certificate.not_valid_after_utc,
+        time_zone=settings.TIME_ZONE,
     )
 
 

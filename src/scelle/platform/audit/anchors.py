@@ -31,6 +31,7 @@ from scelle.core.errors import ReceiptError
 from scelle.core.receipt import AuditHead, sign_document, verify_document, verify_receipt
 from scelle.platform.audit.models import Checkpoint, Event
 from scelle.platform.audit.services import PLATFORM_ACTOR, lock_chain, record
+from scelle.platform.clock import local_time
 from scelle.platform.keypairs.authority import platform_authority, receipt_signer
 
 CHECKPOINT_ACTION = "audit.checkpoint.signed"
@@ -129,7 +130,7 @@ def verify_anchors(receipts: Sequence[tuple[str, bytes]] = ()) -> AnchorReport:
     for made in Checkpoint.objects.order_by("id").iterator(chunk_size=500):
         count += 1
         seen.add(made.id)
-        anchor = f"checkpoint #{made.id} ({made.at:%Y-%m-%d %H:%M} UTC)"
+        anchor = f"checkpoint #{made.id} ({local_time(made.at)})"
         try:
             body = verify_document(
                 made.document.encode(),

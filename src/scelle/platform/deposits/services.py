@@ -35,6 +35,7 @@ from scelle.core.receipt import Receipt, ReceivedEnvelope, sign_receipt
 from scelle.platform.accounts.models import Organisation, Permission, User
 from scelle.platform.audit.anchors import audit_head, checkpoint
 from scelle.platform.audit.services import record
+from scelle.platform.clock import local_time
 from scelle.platform.deposits import storage
 from scelle.platform.deposits.models import Deposit, Envelope, Upload
 from scelle.platform.keypairs.authority import platform_authority, receipt_signer
@@ -78,7 +79,7 @@ def create_upload(
     _open_for_deposits(tender)
     if now >= tender.deadline:
         raise RuleViolationError(
-            f"the deadline of {tender.reference} ({tender.deadline:%Y-%m-%d %H:%M} UTC) "
+            f"the deadline of {tender.reference} ({local_time(tender.deadline)}) "
             "has passed: deposits are closed"
         )
     if envelope not in tender.envelopes:
@@ -479,7 +480,7 @@ def _envelope_to_open(
     if now < deposit.tender.deadline:
         raise RuleViolationError(
             f"the envelopes of {deposit.tender.reference} stay sealed until its deadline, "
-            f"{deposit.tender.deadline:%Y-%m-%d %H:%M} UTC"
+            f"{local_time(deposit.tender.deadline)}"
         )
     try:
         return deposit.envelopes.select_related("deposit__tender", "deposit__bidder").get(kind=kind)

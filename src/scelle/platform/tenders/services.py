@@ -30,6 +30,7 @@ from scelle.platform.accounts.models import Permission, Service, User, permissio
 from scelle.platform.accounts.services import service_for
 from scelle.platform.audit.anchors import checkpoint
 from scelle.platform.audit.services import record
+from scelle.platform.clock import local_time
 from scelle.platform.keypairs.models import KeyPair
 from scelle.platform.tenders.models import ENVELOPE_KINDS, AssignedKeyPair, Tender
 
@@ -66,7 +67,7 @@ def _check_deadline(deadline: dt.datetime, now: dt.datetime) -> None:
     if deadline.tzinfo is None:
         raise InvalidInputError("the deadline needs a time zone (e.g. 2027-03-01T12:00:00+01:00)")
     if deadline <= now:
-        raise RuleViolationError(f"the deadline {deadline:%Y-%m-%d %H:%M %Z} is already past")
+        raise RuleViolationError(f"the deadline {local_time(deadline)} is already past")
     if deadline > now + MAX_DEADLINE_AHEAD:
         # Also keeps the opening window's end (deadline + days) a date that exists.
         raise InvalidInputError(
@@ -305,7 +306,7 @@ def close_tender(actor: User, reference: str, *, now: dt.datetime) -> Tender:
         if tender.status != Tender.Status.DRAFT and now < tender.deadline:
             raise RuleViolationError(
                 f"the tender {tender.reference} cannot be closed before its deadline "
-                f"({tender.deadline:%Y-%m-%d %H:%M} UTC): companies may be depositing",
+                f"({local_time(tender.deadline)}): companies may be depositing",
                 hint="To stop it early, cancel it (`scelle tenders cancel`) with a reason.",
             )
         _change_status(
