@@ -29,6 +29,86 @@ from tests.e2e.test_platform_journey import Workstation, set_up
 pytestmark = [pytest.mark.slow, pytest.mark.platform]
 
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")
+# What the agent reads and clicks, in French (the guide's words) and in English.
+WORDS = {
+    "email": ("Adresse électronique", "E-mail address"),
+    "password": ("Mot de passe", "Password"),
+    "login": ("Connexion", "Log in"),
+    "dashboard": ("Tableau de bord", "Dashboard"),
+    "ready": ("en cours d'exécution sur POSTE-ACHAT-12, prêt", "running on POSTE-ACHAT-12, ready"),
+    "keys": ("Administration › Clés de chiffrement", "Administration › Encryption keys"),
+    "personal": ("Gestion des bi-clés personnels", "Management of personal key pairs"),
+    "add": ("Ajouter un bi-clé", "Add a key pair"),
+    "designation": (
+        "Désignation du bi-clé dans la salle des marchés",
+        "Designation of the key pair in the tender room",
+    ),
+    "generate": (
+        "Générer un nouveau bi-clé, et l'importer dans le magasin de certificats de ce poste",
+        "Generate a new key pair, and import it into the certificate store of this workstation",
+    ),
+    "submit_key": ("Ajouter le bi-clé", "Add the key pair"),
+    "created": (
+        "Le bi-clé de chiffrement {d} a bien été créé et enregistré dans le magasin de "
+        "certificats de ce poste.",
+        "The encryption key pair {d} has been created and saved in the certificate store of "
+        "this workstation.",
+    ),
+    "referenced": (
+        "Le référencement dans la salle des marchés du bi-clé de chiffrement {d} s'est "
+        "terminé avec succès.",
+        "The referencing in the tender room of the encryption key pair {d} has succeeded.",
+    ),
+    "back": ("Retour aux clés de chiffrement", "Back to the encryption keys"),
+    "no_backup": ("n'a aucun bi-clé de secours", "has no backup key pair"),
+    "add_backup": ("Ajouter un bi-clé de secours", "Add a backup key pair"),
+    "backup_flag": (
+        "Définir comme bi-clé de chiffrement de secours",
+        "Set as a backup encryption key pair",
+    ),
+    "cn": ("CN – Common Name", "CN – Common Name"),
+    "edit": ("Modifier", "Edit"),
+    "new_designation": ("Nouvelle désignation", "New designation"),
+    "save": ("Enregistrer", "Save"),
+    "renamed": (
+        "Le bi-clé est désormais désigné SECOURS-2026.",
+        "The key pair is now designated SECOURS-2026.",
+    ),
+    "tenders": ("Consultations", "Tenders"),
+    "create": ("Créer une consultation", "Create a tender"),
+    "reference": ("Référence", "Reference"),
+    "title": ("Intitulé", "Title"),
+    "day": ("Date limite : jour", "Deadline: day"),
+    "time": ("Date limite : heure", "Deadline: time"),
+    "draft": ("Créer le brouillon", "Create the draft"),
+    "launch": ("Lancer", "Launch"),
+    "launch_tender": ("Lancer la consultation", "Launch the tender"),
+    "confirm_first": (
+        "Confirmez avoir compris que l'affectation est définitive.",
+        "Confirm that you understand the assignment is definitive.",
+    ),
+    "definitive": (
+        "J'ai compris que les bi-clés affectés",
+        "I understand that the key pairs assigned",
+    ),
+    "published": (
+        "La consultation AO-WEB-1 est publiée ; ses bi-clés sont définitifs.",
+        "The tender AO-WEB-1 is published; its key pairs are definitive.",
+    ),
+    "state_published": ("publiée", "published"),
+    "open": ("Ouvrir les plis", "Open the envelopes"),
+    "open_later": (
+        "Les plis s'ouvrent après la date limite de remise.",
+        "The envelopes open after the deadline.",
+    ),
+    "delete": ("Supprimer", "Delete"),
+    "opened_two": ("2 enveloppes ouvertes sur le poste.", "2 envelopes opened on the workstation."),
+    "opened": ("ouverte", "opened"),
+    "jobs": ("Traitements distants", "Remote jobs"),
+    "finished": ("terminé", "finished"),
+    "not_detected": ("non détecté", "not detected"),
+}
+
 DEADLINE_AHEAD = dt.timedelta(seconds=50)
 
 
@@ -118,7 +198,16 @@ def assistant_stopped() -> Iterator[list[Assistant]]:
         each.stop()
 
 
+JOURNEYS = [
+    pytest.param("fr", "sqlite", id="fr-sqlite"),
+    pytest.param("fr", "postgresql", id="fr-postgresql"),
+    pytest.param("en", "sqlite", id="en-sqlite"),
+]
+
+
+@pytest.mark.parametrize(("language", "platform"), JOURNEYS, indirect=["platform"])
 def test_section_b_launch_and_opening_by_clicking(
+    language: str,
     platform: Platform,
     agent: Workstation,
     company: Workstation,
@@ -132,115 +221,97 @@ def test_section_b_launch_and_opening_by_clicking(
     openings = tmp_path / "Plis ouverts"
     helper = Assistant(agent.home, openings, platform.env)
     assistant_stopped.append(helper)
-    screenshots = platform.database is None
+    screenshots = platform.database is None and language == "fr"
+    w = {key: pair[0 if language == "fr" else 1] for key, pair in WORDS.items()}
 
-    with chromium("fr-FR") as browser:
+    with chromium("fr-FR" if language == "fr" else "en-GB") as browser:
         page = browser.new_page()
         journey = Journey(page, screenshots)
         # Connexion, then the dashboard.
         page.goto(platform.url)
         assert page.url.endswith("/connexion/")
         journey.landed("connexion")
-        page.get_by_label("Adresse électronique").fill("acheteur@rouen.fr")
-        page.get_by_label("Mot de passe").fill(PASSWORD)
-        page.get_by_role("button", name="Connexion").click()
-        page.get_by_role("heading", name="Tableau de bord").wait_for()
+        page.get_by_label(w["email"]).fill("acheteur@rouen.fr")
+        page.get_by_label(w["password"]).fill(PASSWORD)
+        page.get_by_role("button", name=w["login"]).click()
+        page.get_by_role("heading", name=w["dashboard"]).wait_for()
         journey.landed("tableau-de-bord")
-        assert "en cours d'exécution sur POSTE-ACHAT-12, prêt" in page.text_content(
-            "#assistant-state"
-        )
+        assert w["ready"] in page.text_content("#assistant-state")
 
         # Section B: Administration › Service › Clés de chiffrement › Ajouter un bi-clé.
-        page.get_by_role("link", name="Administration › Clés de chiffrement").click()
-        page.get_by_role("heading", name="Gestion des bi-clés personnels").wait_for()
+        page.get_by_role("link", name=w["keys"]).click()
+        page.get_by_role("heading", name=w["personal"]).wait_for()
         journey.landed()
-        page.get_by_role("link", name="Ajouter un bi-clé", exact=True).click()
+        page.get_by_role("link", name=w["add"], exact=True).click()
         journey.landed("ajouter-un-bi-cle")
-        page.get_by_label("Désignation du bi-clé dans la salle des marchés").fill("BI-CLE-ACHATS")
-        assert page.get_by_label(
-            "Générer un nouveau bi-clé, et l'importer dans le magasin de certificats de ce poste"
-        ).is_checked()
-        page.get_by_role("button", name="Ajouter le bi-clé").click()
-        created = (
-            "Le bi-clé de chiffrement BI-CLE-ACHATS a bien été créé et enregistré dans le "
-            "magasin de certificats de ce poste."
-        )
-        referenced = (
-            "Le référencement dans la salle des marchés du bi-clé de chiffrement BI-CLE-ACHATS "
-            "s'est terminé avec succès."
-        )
-        page.get_by_text(created).wait_for(timeout=60_000)
-        page.get_by_text(referenced).wait_for()
+        page.get_by_label(w["designation"]).fill("BI-CLE-ACHATS")
+        assert page.get_by_label(w["generate"]).is_checked()
+        page.get_by_role("button", name=w["submit_key"]).click()
+        page.get_by_text(w["created"].format(d="BI-CLE-ACHATS")).wait_for(timeout=60_000)
+        page.get_by_text(w["referenced"].format(d="BI-CLE-ACHATS")).wait_for()
         journey.landed("bi-cle-cree")
-        page.get_by_role("link", name="Retour aux clés de chiffrement").click()
+        page.get_by_role("link", name=w["back"]).click()
         personal = page.locator("table").first
         row = personal.locator("tr", has_text="BI-CLE-ACHATS")
         expiry = (dt.datetime.now(PARIS) + dt.timedelta(days=730)).year
         assert str(expiry) in row.text_content()
-        assert "Le service Service des marchés n'a" in page.text_content("main") or (
-            "has no backup key pair" in page.text_content("main")
-        )
+        assert w["no_backup"] in page.text_content("main")
 
         # A backup key pair.
-        page.get_by_role("link", name="Ajouter un bi-clé de secours").click()
-        assert page.get_by_label("Définir comme bi-clé de chiffrement de secours").is_checked()
-        page.get_by_label("Désignation du bi-clé dans la salle des marchés").fill("SECOURS")
-        page.get_by_label("CN – Common Name").fill("Secours Service des marchés")
-        page.get_by_role("button", name="Ajouter le bi-clé").click()
-        page.get_by_text(
-            "Le référencement dans la salle des marchés du bi-clé de chiffrement SECOURS "
-            "s'est terminé avec succès."
-        ).wait_for(timeout=60_000)
-        page.get_by_role("link", name="Retour aux clés de chiffrement").click()
+        page.get_by_role("link", name=w["add_backup"]).click()
+        assert page.get_by_label(w["backup_flag"]).is_checked()
+        page.get_by_label(w["designation"]).fill("SECOURS")
+        page.get_by_label(w["cn"]).fill("Secours Service des marchés")
+        page.get_by_role("button", name=w["submit_key"]).click()
+        page.get_by_text(w["referenced"].format(d="SECOURS")).wait_for(timeout=60_000)
+        page.get_by_role("link", name=w["back"]).click()
         backup_table = page.locator("table").nth(1)
         assert "Secours Service des marchés" in backup_table.text_content()
         journey.landed("cles-de-chiffrement")
 
         # Modifier.
-        backup_table.get_by_role("link", name="Modifier SECOURS").click()
+        backup_table.get_by_role("link", name=f"{w['edit']} SECOURS").click()
         journey.landed()
-        page.get_by_label("Nouvelle désignation").fill("SECOURS-2026")
-        page.get_by_role("button", name="Enregistrer").click()
-        page.get_by_text("Le bi-clé est désormais désigné SECOURS-2026.").wait_for()
+        page.get_by_label(w["new_designation"]).fill("SECOURS-2026")
+        page.get_by_role("button", name=w["save"]).click()
+        page.get_by_text(w["renamed"]).wait_for()
 
         # A tender, launched with the definitive confirmation.
-        page.get_by_role("link", name="Consultations").click()
+        page.get_by_role("link", name=w["tenders"]).click()
         journey.landed()
-        page.get_by_role("link", name="Créer une consultation").click()
+        page.get_by_role("link", name=w["create"]).click()
         journey.landed("creer-une-consultation")
         deadline = (dt.datetime.now(PARIS) + DEADLINE_AHEAD).replace(microsecond=0)
-        page.get_by_label("Référence").fill("AO-WEB-1")
-        page.get_by_label("Intitulé").fill("Entretien des espaces verts")
-        page.get_by_label("Date limite : jour").fill(deadline.strftime("%Y-%m-%d"))
-        page.get_by_label("Date limite : heure").fill(deadline.strftime("%H:%M:%S"))
-        page.get_by_role("button", name="Créer le brouillon").click()
+        page.get_by_label(w["reference"]).fill("AO-WEB-1")
+        page.get_by_label(w["title"]).fill("Entretien des espaces verts")
+        page.get_by_label(w["day"]).fill(deadline.strftime("%Y-%m-%d"))
+        page.get_by_label(w["time"]).fill(deadline.strftime("%H:%M:%S"))
+        page.get_by_role("button", name=w["draft"]).click()
         page.get_by_role("heading", name=re.compile("AO-WEB-1")).wait_for()
-        page.get_by_role("link", name="Lancer").click()
+        page.get_by_role("link", name=w["launch"]).click()
         journey.landed("lancer")
         assert "SECOURS-2026" in page.text_content("main")  # added automatically
         page.get_by_label(re.compile("^BI-CLE-ACHATS")).check()
-        page.get_by_role("button", name="Lancer la consultation").click()
-        page.get_by_text("Confirmez avoir compris que l'affectation est définitive.").wait_for()
+        page.get_by_role("button", name=w["launch_tender"]).click()
+        page.get_by_text(w["confirm_first"]).wait_for()
         page.get_by_label(re.compile("^BI-CLE-ACHATS")).check()
-        page.get_by_label(re.compile("J'ai compris que les bi-clés affectés")).check()
-        page.get_by_role("button", name="Lancer la consultation").click()
-        page.get_by_text(
-            "La consultation AO-WEB-1 est publiée ; ses bi-clés sont définitifs."
-        ).wait_for()
-        assert page.text_content("#tender-state") == "publiée"
+        page.get_by_label(re.compile(w["definitive"])).check()
+        page.get_by_role("button", name=w["launch_tender"]).click()
+        page.get_by_text(w["published"]).wait_for()
+        assert page.text_content("#tender-state") == w["state_published"]
         rsf = page.text_content("#rsf")
         assert rsf is not None and rsf.startswith("RSF ")
-        opening = page.get_by_role("button", name="Ouvrir les plis")
+        opening = page.get_by_role("button", name=w["open"])
         assert opening.is_disabled()
-        assert "Les plis s'ouvrent après la date limite de remise." in page.text_content("main")
+        assert w["open_later"] in page.text_content("main")
         journey.landed("consultation")
 
         # Supprimer is refused while the tender uses the key pair, naming it.
-        page.get_by_role("link", name="Administration › Clés de chiffrement").click()
-        page.get_by_role("link", name="Supprimer BI-CLE-ACHATS").click()
+        page.get_by_role("link", name=w["keys"]).click()
+        page.get_by_role("link", name=f"{w['delete']} BI-CLE-ACHATS").click()
         journey.landed("supprimer")
         assert "AO-WEB-1" in page.text_content("main")
-        page.get_by_role("button", name="Supprimer").click()
+        page.get_by_role("button", name=w["delete"]).click()
         alert = page.get_by_role("alert")
         alert.wait_for()
         assert "AO-WEB-1" in alert.text_content()
@@ -260,29 +331,29 @@ def test_section_b_launch_and_opening_by_clicking(
 
         # After the deadline, Ouvrir les plis: a job for the assistant.
         time.sleep(max(0.0, (deadline - dt.datetime.now(PARIS)).total_seconds()) + 1)
-        page.get_by_role("link", name="Consultations").click()
+        page.get_by_role("link", name=w["tenders"]).click()
         page.get_by_role("link", name="AO-WEB-1").click()
         assert "BTP Normandie" in page.text_content("main")  # the deposits register
-        page.get_by_role("button", name="Ouvrir les plis").click()
-        page.get_by_text("2 enveloppes ouvertes sur le poste.").wait_for(timeout=60_000)
+        page.get_by_role("button", name=w["open"]).click()
+        page.get_by_text(w["opened_two"]).wait_for(timeout=60_000)
         journey.landed("plis-ouverts")
         results = page.locator("table").text_content()
-        assert results.count("ouverte") == 2 and "BTP Normandie" in results
+        assert results.count(w["opened"]) == 2 and "BTP Normandie" in results
 
         # Traitements distants: each job with its start and end.
-        page.get_by_role("link", name="Traitements distants", exact=True).click()
+        page.get_by_role("link", name=w["jobs"], exact=True).click()
         journey.landed("traitements-distants")
         rows = page.locator("tbody tr")
         assert rows.count() == 3
         for index in range(3):
             cells = rows.nth(index).locator("td")
             assert cells.nth(2).text_content() != "—" and cells.nth(3).text_content() != "—"
-            assert cells.nth(4).text_content() == "terminé"
+            assert cells.nth(4).text_content() == w["finished"]
 
         # The assistant stopped: the page says so.
         helper.stop()
         page.reload()
-        assert "non détecté" in page.text_content("#assistant-state")
+        assert w["not_detected"] in page.text_content("#assistant-state")
 
     # The files are in the folder chosen on the workstation, byte for byte.
     [deposit] = list((openings / "AO-WEB-1" / "BTP Normandie").iterdir())

@@ -100,7 +100,8 @@ def make_buyer(name: str, domain: str) -> Buyer:
 def api_client(user: User, clock: MovableClock) -> Client:
     """A Django test client sending a real bearer token of `user`."""
     token = accounts.log_in(user.email, PASSWORD, client="192.0.2.1", now=clock()).value
-    return Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+    # The command sends the user's language; these tests read the English messages.
+    return Client(HTTP_AUTHORIZATION=f"Bearer {token}", HTTP_ACCEPT_LANGUAGE="en")
 
 
 @pytest.fixture

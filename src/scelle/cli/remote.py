@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from scelle.assistant.i18n import _
+from scelle.assistant.i18n import _, language
 from scelle.cli.console import ask_password, password_file_option, plain_console, say
 from scelle.cli.session import Session, pass_session
 from scelle.client import api
@@ -52,7 +52,7 @@ def platform_time(value: str, zone: zoneinfo.ZoneInfo) -> str:
 def connect(session: Session) -> api.PlatformClient:
     """A client for the platform this workstation is logged in to."""
     saved = load_login(home_of(session), now=session.clock())
-    return api.PlatformClient(saved.url, saved.token)
+    return api.PlatformClient(saved.url, saved.token, language=language())
 
 
 def choose_service(client: api.PlatformClient, name: str | None, permission: str) -> api.Service:
@@ -110,7 +110,7 @@ def _day(value: str) -> str:
 @pass_session
 def login(session: Session, url: str, email: str, password_file: Path | None) -> None:
     """Log in to the platform at URL; the token is kept in this workstation's $SCELLE_HOME."""
-    with api.PlatformClient(url) as client:
+    with api.PlatformClient(url, language=language()) as client:
         password = ask_password(
             _("Password of {email} on {url}", email=email, url=client.url),
             password_file=password_file,

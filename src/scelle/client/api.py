@@ -314,10 +314,18 @@ class PlatformClient:
     """The platform's API, for one user's token (or none, to log in)."""
 
     def __init__(
-        self, url: str, token: str | None = None, *, timeout: float = TIMEOUT_SECONDS
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        timeout: float = TIMEOUT_SECONDS,
+        language: str = "en",
     ) -> None:
         self.url = check_platform_url(url)
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        # The platform's messages come back in the user's language (fr or en).
+        headers = {"Accept-Language": language}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         self._http = httpx.Client(
             base_url=f"{self.url}/api", headers=headers, timeout=timeout, follow_redirects=False
         )

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from scelle.core import authority, certs
 from scelle.core.errors import InvalidInputError, NotFoundError, RuleViolationError
@@ -244,19 +245,26 @@ def registry(actor: User, *, service_id: uuid.UUID | str | None, now: dt.datetim
             for key_pair in key_pairs
         ):
             warnings.append(
-                f"the service {service.name} has no backup key pair: "
-                "if a personal key pair is lost, its bids cannot be opened"
+                _(
+                    "the service %(service)s has no backup key pair: if a personal key pair "
+                    "is lost, its bids cannot be opened"
+                )
+                % {"service": service.name}
             )
     for entry in entries:
         key_pair = entry.key_pair
         if key_pair.not_after <= now:
             warnings.append(
-                f"the key pair {key_pair.designation!r} expired on "
-                f"{key_pair.not_after:%Y-%m-%d}: replace it"
+                _("the key pair %(designation)s expired on %(date)s: replace it")
+                % {"designation": key_pair.designation, "date": f"{key_pair.not_after:%Y-%m-%d}"}
             )
         elif entry.open_tenders and key_pair.not_after <= now + EXPIRY_WARNING:
             warnings.append(
-                f"the key pair {key_pair.designation!r}, used by "
-                f"{', '.join(entry.open_tenders)}, expires on {key_pair.not_after:%Y-%m-%d}"
+                _("the key pair %(designation)s, used by %(tenders)s, expires on %(date)s")
+                % {
+                    "designation": key_pair.designation,
+                    "tenders": ", ".join(entry.open_tenders),
+                    "date": f"{key_pair.not_after:%Y-%m-%d}",
+                }
             )
     return Registry(entries, warnings)
