@@ -1,0 +1,107 @@
+"""The other pages in a real browser: a company's tenders, deposits and receipt; the
+Habilitations page; the API documentation. Each passes axe-core."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import STORE_PASSPHRASE
+from tests.e2e.browser import SCREENSHOTS, chromium, serious_violations
+from tests.e2e.conftest import PASSWORD, Platform
+from tests.e2e.test_platform_journey import Workstation, set_up
+
+pytestmark = [pytest.mark.slow, pytest.mark.platform]
+
+
+def _log_in(page, url: str, email: str) -> None:
+    page.goto(url)
+    page.get_by_label("Adresse électronique").fill(email)
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Connexion").click()
+    page.wait_for_load_state("networkidle")
+
+
+def _accessible(page) -> None:
+    page.wait_for_load_state("networkidle")
+    assert serious_violations(page) == [], page.url
+
+
+@pytest.mark.parametrize("platform", ["sqlite"], indirect=True)
+def test_a_company_sees_its_tenders_and_keeps_its_receipt(
+    platform: Platform, password_file: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    monkeypatch.setenv("SCELLE_STORE_PASSPHRASE", STORE_PASSPHRASE)
+    monkeypatch.setenv("SCELLE_LANG", "en")
+    set_up(platform, password_file)
+    pw = str(password_file)
+    agent = Workstation(tmp_path / "home-agent", capsys)
+    company = Workstation(tmp_path / "home-btp", capsys)
+    agent.ok("login", platform.url, "--email", "acheteur@rouen.fr", "--password-file", pw)
+    agent.ok("keys", "generate", "PERSO", "--publish")
+    deadline = (dt.datetime.now(dt.UTC) + dt.timedelta(days=10)).isoformat()
+    agent.ok("tenders", "create", "--reference", "AO-ENT-1", "--title", "Voirie",
+             "--deadline", deadline)  # fmt: skip
+    agent.ok("tenders", "launch", "AO-ENT-1", "--key", "PERSO")
+    company.ok("login", platform.url, "--email", "offres@btp.fr", "--password-file", pw)
+    offer = tmp_path / "offre.pdf"
+    offer.write_bytes(b"%PDF offre")
+    company.ok("deposit", "AO-ENT-1", f"--envelope=candidature={offer}",
+               f"--envelope=offre={offer}", "--receipt", str(tmp_path / "r.json"))  # fmt: skip
+
+    with chromium() as browser:
+        page = browser.new_page()
+        _log_in(page, platform.url, "offres@btp.fr")
+        page.get_by_role("heading", name="Consultations ouvertes aux entreprises").wait_for()
+        _accessible(page)
+        page.get_by_role("link", name="AO-ENT-1").click()
+        _accessible(page)
+        text = page.text_content("main")
+        assert "Ville de Rouen" in text and "PERSO" in text and "RSF " in text
+        assert "scelle deposit" in text
+        page.screenshot(path=str(SCREENSHOTS / "entreprise-consultation.png"), full_page=True)
+        page.get_by_role("link", name="Mes dépôts").click()
+        _accessible(page)
+        with page.expect_download() as downloading:
+            page.get_by_role("link", name="Télécharger l'accusé de réception AO-ENT-1").click()
+        saved = tmp_path / "accuse-page.json"
+        downloading.value.save_as(saved)
+        # An agent's page is not for a company.
+        answer = page.goto(f"{platform.url}/tableau-de-bord/")
+        assert answer is not None and answer.status == 403
+    said = company.ok("receipts", "verify", str(saved))
+    assert "valid" in said
+
+
+@pytest.mark.parametrize("platform", ["sqlite"], indirect=True)
+def test_habilitations_and_the_api_documentation(platform: Platform, password_file: Path) -> None:
+    set_up(platform, password_file)
+    platform.admin(
+        "create-user", "admin@rouen.fr", "--organisation", "Ville de Rouen",
+        "--password-file", str(password_file), "--service", "Service des marchés",
+        "--permission", "administer",
+    )  # fmt: skip
+    with chromium() as browser:
+        page = browser.new_page()
+        _log_in(page, platform.url, "admin@rouen.fr")
+        page.get_by_role("link", name="Habilitations").click()
+        _accessible(page)
+        page.get_by_label("Adresse électronique").fill("nouvelle@rouen.fr")
+        page.get_by_label("Premier mot de passe").fill(PASSWORD)
+        page.get_by_role("button", name="Créer l'agent").click()
+        page.get_by_text("L'agent nouvelle@rouen.fr a été créé.").wait_for()
+        page.get_by_label("Habilitation — nouvelle@rouen.fr").select_option("manage_keys")
+        page.get_by_role("button", name="Accorder — nouvelle@rouen.fr").click()
+        page.get_by_text("Les habilitations de nouvelle@rouen.fr ont été modifiées.").wait_for()
+        row = page.locator("tr", has_text="nouvelle@rouen.fr")
+        assert "gérer les bi-clés" in row.text_content()
+        page.get_by_role("button", name="Désactiver collegue@rouen.fr").click()
+        page.get_by_text("L'agent collegue@rouen.fr est désactivé.").wait_for()
+        _accessible(page)
+        page.screenshot(path=str(SCREENSHOTS / "habilitations.png"), full_page=True)
+        docs = page.goto(f"{platform.url}/api/docs")
+        assert docs is not None and docs.status == 200
+        page.get_by_text("/api/tenders", exact=False).first.wait_for()
+    assert "collegue@rouen.fr" in platform.admin("list").stdout
