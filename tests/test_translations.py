@@ -15,7 +15,7 @@ from django.utils.translation.template import templatize
 
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "scelle"
 PO = PACKAGE / "locale" / "fr" / "LC_MESSAGES" / "django.po"
-KEYWORDS = {**DEFAULT_KEYWORDS, "gettext_lazy": None, "ngettext_lazy": (1, 2)}
+KEYWORDS = {**DEFAULT_KEYWORDS, "gettext_lazy": None, "gettext_noop": None, "ngettext_lazy": (1, 2)}
 
 
 def _extract(source: str) -> set[object]:
@@ -25,7 +25,8 @@ def _extract(source: str) -> set[object]:
     ):
         if isinstance(message, tuple):
             parts = tuple(part for part in message if part)
-            found.add(parts if len(parts) > 1 else parts[0])
+            if parts:
+                found.add(parts if len(parts) > 1 else parts[0])
         elif message:
             found.add(str(message))
     return found

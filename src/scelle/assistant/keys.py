@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from scelle.client import api
-from scelle.core import authority, certs
+from scelle.core import authority, certs, pkcs12
 from scelle.core.errors import DuplicateKeyError
 from scelle.keystore import KeyStore, StoredKey, check_key_name
 
@@ -83,3 +83,23 @@ def publish_key_pair(
         chain = [certs.load_certificate(pem.encode()) for pem in registered["chain_pem"]]
         stored = store.replace_certificate(stored.name, certificate, chain)
     return Published(stored, registered)
+
+
+def import_key_pair(
+    store: KeyStore,
+    data: bytes,
+    password: str,
+    *,
+    name: str | None,
+    source: str,
+    exportable: bool,
+    now: dt.datetime,
+) -> StoredKey:
+    """A .pfx's key pair into the store, named `name`, else by the file's friendly name,
+    else by its CN."""
+    bundle = pkcs12.import_pkcs12(data, password, source=source)
+    chosen = name or bundle.friendly_name or certs.common_name(bundle.certificate.subject)
+    return store.add(
+        chosen, bundle.private_key, bundle.certificate, bundle.chain,
+        exportable=exportable, origin="imported", now=now,
+    )  # fmt: skip

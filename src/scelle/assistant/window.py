@@ -35,10 +35,12 @@ from typing import Any
 
 from scelle.assistant.config import AssistantConfig, save_config
 from scelle.assistant.i18n import gettext_noop, translate
+from scelle.assistant.keys import import_key_pair
 from scelle.assistant.remote import Assistant
-from scelle.core import certs, pkcs12
+from scelle.core import pkcs12
 from scelle.core.errors import ScelleError, WrongPasswordError
 from scelle.core.passwords import check_password_strength
+from scelle.keystore import StoredKey
 
 MAX_BODY_BYTES = 2 << 20
 """A .pfx is a few kilobytes; forms are smaller still."""
@@ -455,48 +457,37 @@ class Window:
 
     def _import(self, page: Page, form: dict[str, Any]) -> Answer:
         upload = form.get("file")
-        try:
+
+        def bring_in() -> StoredKey:
             if not isinstance(upload, tuple) or not upload[1]:
                 raise WrongPasswordError(page._("Choose a .pfx file."))
-            filename, data = upload
-            bundle = pkcs12.import_pkcs12(data, str(form.get("password", "")), source=filename)
-            chosen = (
-                str(form.get("name", "")).strip()
-                or bundle.friendly_name
-                or certs.common_name(bundle.certificate.subject)
-            )
-            stored = self.helper.store.add(
-                chosen, bundle.private_key, bundle.certificate, bundle.chain,
-                exportable=True, origin="imported", now=self.helper.clock(),
+            return import_key_pair(
+                self.helper.store, upload[1], str(form.get("password", "")),
+                name=str(form.get("name", "")).strip() or None, source=upload[0],
+                exportable=True, now=self.helper.clock(),
             )  # fmt: skip
-        except ScelleError as error:
-            return self._store(page, {}, error=error.message, status=400)
-        self.helper.wake()
-        return self._store(
-            page,
-            {},
-            message=page._(
-                "The key pair {name} has been imported into this workstation's store.",
-                name=stored.name,
-            ),
+
+        return self._change_store(
+            page, bring_in, "The key pair {name} has been imported into this workstation's store."
         )
 
     def _delete(self, page: Page, form: dict[str, Any]) -> Answer:
         if form.get("confirm") != "yes":
             return self._store(page, {}, error=page._("Confirm the deletion."), status=400)
+        return self._change_store(
+            page,
+            lambda: self.helper.store.delete(str(form.get("name", ""))),
+            "The key pair {name} has been deleted from this workstation's store.",
+        )
+
+    def _change_store(self, page: Page, change: Callable[[], StoredKey], done: str) -> Answer:
+        """Import or delete, then the store's page saying what was done, or why not."""
         try:
-            stored = self.helper.store.delete(str(form.get("name", "")))
+            stored = change()
         except ScelleError as error:
             return self._store(page, {}, error=error.message, status=400)
-        self.helper.wake()
-        return self._store(
-            page,
-            {},
-            message=page._(
-                "The key pair {name} has been deleted from this workstation's store.",
-                name=stored.name,
-            ),
-        )
+        self.helper.wake()  # the platform hears of the store's change at once
+        return self._store(page, {}, message=page._(done, name=stored.name))
 
     def _jobs(self, page: Page, _form: dict[str, Any]) -> Answer:
         try:

@@ -76,36 +76,41 @@ def create_agent(session: Session, email: str, password_file: Path | None) -> No
     say(_("The agent {email} was created.", email=agent["email"]))
 
 
+PERMISSIONS = click.Choice(["manage_keys", "manage_tenders", "open", "administer"])
+service_required = click.option(
+    "--service", required=True, help="The service, which you administer."
+)
+
+
 @agents.command(name="grant")
 @click.argument("email")
-@click.argument(
-    "permission", type=click.Choice(["manage_keys", "manage_tenders", "open", "administer"])
-)
-@click.option("--service", required=True, help="The service, which you administer.")
+@click.argument("permission", type=PERMISSIONS)
+@service_required
 @pass_session
 def grant(session: Session, email: str, permission: str, service: str) -> None:
     """Give an agent a permission on a service."""
-    with connect(session) as client:
-        found = client.agents()
-        client.grant(_agent(found, email)["id"], _service(found, service)["id"], permission)
+    _change(session, email, permission, service, granted=True)
     say(_("{email} now holds {permission} on {service}.", email=email, permission=permission,
           service=service))  # fmt: skip
 
 
 @agents.command(name="revoke")
 @click.argument("email")
-@click.argument(
-    "permission", type=click.Choice(["manage_keys", "manage_tenders", "open", "administer"])
-)
-@click.option("--service", required=True, help="The service, which you administer.")
+@click.argument("permission", type=PERMISSIONS)
+@service_required
 @pass_session
 def revoke(session: Session, email: str, permission: str, service: str) -> None:
     """Take a permission back."""
-    with connect(session) as client:
-        found = client.agents()
-        client.revoke(_agent(found, email)["id"], _service(found, service)["id"], permission)
+    _change(session, email, permission, service, granted=False)
     say(_("{email} no longer holds {permission} on {service}.", email=email,
           permission=permission, service=service))  # fmt: skip
+
+
+def _change(session: Session, email: str, permission: str, service: str, *, granted: bool) -> None:
+    with connect(session) as client:
+        found = client.agents()
+        change = client.grant if granted else client.revoke
+        change(_agent(found, email)["id"], _service(found, service)["id"], permission)
 
 
 @agents.command(name="deactivate")

@@ -272,17 +272,12 @@ def import_(
     password = ask_password(
         _("Password of {path}", path=file), password_file=password_file, confirm=False
     )
-    bundle = pkcs12.import_pkcs12(data, password, source=str(file))
-    chosen = name or bundle.friendly_name or certs.common_name(bundle.certificate.subject)
-    stored = session.store.add(
-        chosen,
-        bundle.private_key,
-        bundle.certificate,
-        bundle.chain,
-        exportable=not not_exportable,
-        origin="imported",
-        now=session.clock(),
-    )
+    from scelle.assistant.keys import import_key_pair
+
+    stored = import_key_pair(
+        session.store, data, password, name=name, source=str(file),
+        exportable=not not_exportable, now=session.clock(),
+    )  # fmt: skip
     say(_("The key pair {name} has been imported into this workstation's store.", name=stored.name))
     _print_summary(stored)
 
