@@ -42,6 +42,16 @@ class MovableClock:
         self.now += dt.timedelta(**delta)
 
 
+@pytest.fixture(autouse=True)
+def _english() -> Iterator[None]:
+    """Messages in English where no request chose a language (the platform's default is
+    French; the tests read the English messages, the French ones have their own test)."""
+    from django.utils import translation
+
+    with translation.override("en"):
+        yield
+
+
 @pytest.fixture
 def clock(settings: Any) -> MovableClock:
     moving = MovableClock(NOW)

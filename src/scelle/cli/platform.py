@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
-from scelle.assistant.i18n import _
+from scelle.assistant.i18n import _, language
 from scelle.cli.console import password_file_option, read_password_file, say
 from scelle.cli.session import Session, pass_session
 from scelle.core.errors import InvalidInputError
@@ -45,6 +45,10 @@ def _platform(session: Session, data: Path | None, *, create: bool = False) -> N
                    "`scelle admin init` creates a platform."),
         )  # fmt: skip
     server.configure(data)
+    from django.utils import translation
+
+    # `scelle admin` calls the services here: their messages in the command's language.
+    translation.activate(language())
     if server.prepare(session.clock):
         say(_("Created the platform's certificate authority and receipt-signing key."))
 

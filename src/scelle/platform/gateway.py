@@ -34,6 +34,8 @@ from typing import Any, TypeVar, cast
 from a2wsgi import WSGIMiddleware
 from django.core.handlers.wsgi import WSGIHandler
 from django.db import DatabaseError, close_old_connections
+from django.http import HttpRequest
+from django.utils import translation
 from django.utils.datastructures import CaseInsensitiveMapping
 
 from scelle.core.errors import ScelleError
@@ -165,6 +167,7 @@ class Gateway:
             return
 
         def begin() -> storage.Appender:
+            translation.activate(_language(headers))  # as LocaleMiddleware does for Django
             return services.begin_append(
                 tus.authenticated(headers),
                 upload_id,
@@ -235,6 +238,13 @@ async def _lifespan(receive: Receive, send: Send) -> None:
         elif message["type"] == "lifespan.shutdown":
             await send({"type": "lifespan.shutdown.complete"})
             return
+
+
+def _language(headers: CaseInsensitiveMapping[str]) -> str:
+    """The language the client asks for, as Django's LocaleMiddleware chooses it."""
+    request = HttpRequest()
+    request.META["HTTP_ACCEPT_LANGUAGE"] = headers.get("Accept-Language", "")
+    return translation.get_language_from_request(request)
 
 
 def _headers(scope: Scope) -> CaseInsensitiveMapping[str]:

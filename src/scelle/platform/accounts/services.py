@@ -22,6 +22,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import F
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from scelle.core.certs import check_label
 from scelle.core.errors import (
@@ -45,7 +47,7 @@ from scelle.platform.audit.services import PLATFORM_ACTOR, record
 
 MAX_NAME_LENGTH = 200
 TOKEN_PREFIX = "scl"  # noqa: S105 - a marker, not a secret
-WRONG_CREDENTIALS = "wrong e-mail address or password"
+WRONG_CREDENTIALS = gettext_noop("wrong e-mail address or password")
 
 
 # --- setting up a platform (scelle admin) --------------------------------------
@@ -59,10 +61,14 @@ def create_organisation(name: str, kind: str, *, now: dt.datetime) -> Organisati
     """A buyer or bidder organisation; names are unique on the platform."""
     name = _name(name, "an organisation's name")
     if kind not in Organisation.Kind.values:
-        raise InvalidInputError(f"an organisation is a buyer or a bidder, not {kind!r}")
+        raise InvalidInputError(
+            _("an organisation is a buyer or a bidder, not %(kind)r") % {"kind": kind}
+        )
     with transaction.atomic():
         if Organisation.objects.filter(name__iexact=name).exists():
-            raise RuleViolationError(f"an organisation named {name!r} already exists")
+            raise RuleViolationError(
+                _("an organisation named %(name)r already exists") % {"name": name}
+            )
         organisation = Organisation.objects.create(name=name, kind=kind, created_at=now)
         record(
             "accounts.organisation.created",
@@ -79,24 +85,33 @@ def find_organisation(name: str) -> Organisation:
     try:
         return Organisation.objects.get(name__iexact=name.strip())
     except Organisation.DoesNotExist:
-        raise NotFoundError(f"no organisation named {name!r}") from None
+        raise NotFoundError(_("no organisation named %(name)r") % {"name": name}) from None
 
 
 def find_service(organisation: Organisation, name: str) -> Service:
     try:
         return Service.objects.get(organisation=organisation, name__iexact=name.strip())
     except Service.DoesNotExist:
-        raise NotFoundError(f"{organisation.name} has no service named {name!r}") from None
+        raise NotFoundError(
+            _("%(organisation)s has no service named %(name)r")
+            % {"organisation": organisation.name, "name": name}
+        ) from None
 
 
 def create_service(organisation: Organisation, name: str, *, now: dt.datetime) -> Service:
     """A service of a buyer organisation."""
     name = _name(name, "a service's name")
     if organisation.kind != Organisation.Kind.BUYER:
-        raise RuleViolationError(f"{organisation.name} is a company: only buyers have services")
+        raise RuleViolationError(
+            _("%(organisation)s is a company: only buyers have services")
+            % {"organisation": organisation.name}
+        )
     with transaction.atomic():
         if Service.objects.filter(organisation=organisation, name__iexact=name).exists():
-            raise RuleViolationError(f"{organisation.name} already has a service named {name!r}")
+            raise RuleViolationError(
+                _("%(organisation)s already has a service named %(name)r")
+                % {"organisation": organisation.name, "name": name}
+            )
         service = Service.objects.create(organisation=organisation, name=name, created_at=now)
         record(
             "accounts.service.created",
@@ -114,7 +129,9 @@ def _email(value: str) -> str:
     try:
         validate_email(email)
     except ValidationError:
-        raise InvalidInputError(f"{value!r} is not an e-mail address") from None
+        raise InvalidInputError(
+            _("%(value)r is not an e-mail address") % {"value": value}
+        ) from None
     return email
 
 
@@ -134,14 +151,22 @@ def create_user(
     unknown = [name for name in wanted if name not in Permission.Name.values]
     if unknown:
         choices = ", ".join(Permission.Name.values)
-        raise InvalidInputError(f"unknown permission {unknown[0]!r}; choose among {choices}")
+        raise InvalidInputError(
+            _("unknown permission %(name)r; choose among %(choices)s")
+            % {"name": unknown[0], "choices": choices}
+        )
     if wanted and service is None:
-        raise InvalidInputError("permissions are given on a service: name it")
+        raise InvalidInputError(_("permissions are given on a service: name it"))
     if service is not None and service.organisation_id != organisation.id:
-        raise InvalidInputError(f"the service {service.name} is not one of {organisation.name}")
+        raise InvalidInputError(
+            _("the service %(service)s is not one of %(organisation)s")
+            % {"service": service.name, "organisation": organisation.name}
+        )
     with transaction.atomic():
         if User.objects.filter(email__iexact=email).exists():
-            raise RuleViolationError(f"a user with the address {email} already exists")
+            raise RuleViolationError(
+                _("a user with the address %(email)s already exists") % {"email": email}
+            )
         user = User(email=email, organisation=organisation, created_at=now)
         user.set_password(password)
         user.save()
@@ -161,9 +186,11 @@ def create_user(
 def grant(user: User, service: Service, names: Iterable[str], *, now: dt.datetime) -> None:
     """Give `user` the permissions `names` on `service` (already held ones are kept)."""
     if not user.is_agent:
-        raise RuleViolationError(f"{user.email} works for a company: only agents get permissions")
+        raise RuleViolationError(
+            _("%(email)s works for a company: only agents get permissions") % {"email": user.email}
+        )
     for name in names:
-        _, created = Permission.objects.get_or_create(user=user, service=service, name=name)
+        created = Permission.objects.get_or_create(user=user, service=service, name=name)[1]
         if created:
             record(
                 "accounts.permission.granted",
@@ -180,7 +207,7 @@ def grant(user: User, service: Service, names: Iterable[str], *, now: dt.datetim
 
 def require_agent(actor: User) -> None:
     if not actor.is_agent:
-        raise PermissionDeniedError("only a public buyer's agents can do this")
+        raise PermissionDeniedError(_("only a public buyer's agents can do this"))
 
 
 def service_for(actor: User, service_id: uuid.UUID | str, permission: str | None) -> Service:
@@ -194,13 +221,16 @@ def service_for(actor: User, service_id: uuid.UUID | str, permission: str | None
     try:
         service = Service.objects.get(id=service_id, organisation_id=actor.organisation_id)
     except (Service.DoesNotExist, ValidationError, ValueError):
-        raise NotFoundError("no such service") from None
+        raise NotFoundError(_("no such service")) from None
     held = Permission.objects.filter(user=actor, service=service)
     if permission is not None:
         held = held.filter(name=permission)
     if not held.exists():
-        needed = f"the {permission} permission" if permission else "a permission"
-        raise PermissionDeniedError(f"you need {needed} on the service {service.name}")
+        if permission is None:
+            message = _("you need a permission on the service %(service)s")
+        else:
+            message = _("you need the %(permission)s permission on the service %(service)s")
+        raise PermissionDeniedError(message % {"permission": permission, "service": service.name})
     return service
 
 
@@ -251,7 +281,7 @@ def _take_attempt(buckets: list[tuple[str, Bucket]], now: dt.datetime) -> None:
         rows = {
             row.key: row
             for row in LoginThrottle.objects.select_for_update().filter(
-                key__in=[key for key, _ in buckets]
+                key__in=[key for key, _bucket in buckets]
             )
         }
         wait = 0.0
@@ -265,21 +295,24 @@ def _take_attempt(buckets: list[tuple[str, Bucket]], now: dt.datetime) -> None:
         if wait:
             seconds = math.ceil(wait)
             raise TooManyAttemptsError(
-                f"too many failed logins from here; try again in {seconds} seconds",
-                hint="Check the address and the password.",
+                _("too many failed logins from here; try again in %(seconds)s seconds")
+                % {"seconds": seconds},
+                hint=_("Check the address and the password."),
                 retry_after=seconds,
             )
         for row in rows.values():
             row.tokens -= 1
             row.save(update_fields=["tokens", "updated_at"])
         # Buckets full again are of no use: the table stays small.
-        kept = max(b.capacity * b.refill for _, b in buckets)
+        kept = max(b.capacity * b.refill for _key, b in buckets)
         LoginThrottle.objects.filter(updated_at__lt=now - kept).delete()
 
 
 def _give_back(buckets: list[tuple[str, Bucket]]) -> None:
     """A right password: the attempt did not count."""
-    LoginThrottle.objects.filter(key__in=[key for key, _ in buckets]).update(tokens=F("tokens") + 1)
+    LoginThrottle.objects.filter(key__in=[key for key, _bucket in buckets]).update(
+        tokens=F("tokens") + 1
+    )
 
 
 def check_credentials(email: str, password: str, *, client: str, now: dt.datetime) -> User:
@@ -295,9 +328,9 @@ def check_credentials(email: str, password: str, *, client: str, now: dt.datetim
     user = User.objects.filter(email=address, is_active=True).first()
     if user is None:
         User().set_password(password)  # the same work as a real check: no timing oracle
-        raise NotAuthenticatedError(WRONG_CREDENTIALS)
+        raise NotAuthenticatedError(_(WRONG_CREDENTIALS))
     if not user.check_password(password):
-        raise NotAuthenticatedError(WRONG_CREDENTIALS)
+        raise NotAuthenticatedError(_(WRONG_CREDENTIALS))
     _give_back(buckets)
     return user
 
@@ -424,7 +457,7 @@ def _administered(actor: User) -> list[Service]:
         ).order_by("name")
     )
     if not services:
-        raise PermissionDeniedError("you need the administer permission on a service")
+        raise PermissionDeniedError(_("you need the administer permission on a service"))
     return services
 
 
@@ -433,7 +466,7 @@ def _agent_of(actor: User, user_id: uuid.UUID | str) -> User:
     try:
         return User.objects.get(id=user_id, organisation_id=actor.organisation_id)
     except (User.DoesNotExist, ValidationError, ValueError):
-        raise NotFoundError("no such agent") from None
+        raise NotFoundError(_("no such agent")) from None
 
 
 @dataclass(frozen=True)
@@ -465,7 +498,9 @@ def create_agent(actor: User, email: str, password: str, *, now: dt.datetime) ->
     check_password_strength(password)
     with transaction.atomic():
         if User.objects.filter(email__iexact=address).exists():
-            raise RuleViolationError(f"a user with the address {address} already exists")
+            raise RuleViolationError(
+                _("a user with the address %(email)s already exists") % {"email": address}
+            )
         user = User(email=address, organisation_id=actor.organisation_id, created_at=now)
         user.set_password(password)
         user.save()
@@ -483,7 +518,10 @@ def create_agent(actor: User, email: str, password: str, *, now: dt.datetime) ->
 def _check_permission_name(name: str) -> str:
     if name not in Permission.Name.values:
         choices = ", ".join(Permission.Name.values)
-        raise InvalidInputError(f"unknown permission {name[:40]!r}; choose among {choices}")
+        raise InvalidInputError(
+            _("unknown permission %(name)r; choose among %(choices)s")
+            % {"name": name[:40], "choices": choices}
+        )
     return name
 
 
@@ -501,14 +539,14 @@ def change_permission(
     service = service_for(actor, service_id, Permission.Name.ADMINISTER)
     user = _agent_of(actor, user_id)
     if not user.is_active:
-        raise RuleViolationError(f"{user.email} is deactivated")
+        raise RuleViolationError(_("%(email)s is deactivated") % {"email": user.email})
     if not granted and user.id == actor.id and name == Permission.Name.ADMINISTER:
         raise RuleViolationError(
-            "you cannot take the administer permission from yourself: ask another administrator"
+            _("you cannot take the administer permission from yourself: ask another administrator")
         )
     with transaction.atomic():
         if granted:
-            _, changed = Permission.objects.get_or_create(user=user, service=service, name=name)
+            changed = Permission.objects.get_or_create(user=user, service=service, name=name)[1]
         else:
             changed = bool(
                 Permission.objects.filter(user=user, service=service, name=name).delete()[0]
@@ -530,7 +568,7 @@ def deactivate_agent(actor: User, user_id: uuid.UUID | str, *, now: dt.datetime)
     _administered(actor)
     user = _agent_of(actor, user_id)
     if user.id == actor.id:
-        raise RuleViolationError("you cannot deactivate yourself")
+        raise RuleViolationError(_("you cannot deactivate yourself"))
     with transaction.atomic():
         if user.is_active:
             user.is_active = False

@@ -22,6 +22,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from scelle.core import certs
 from scelle.core.errors import (
@@ -35,7 +36,7 @@ from scelle.platform.accounts.services import require_agent, service_for
 from scelle.platform.assistants.models import Job, Workstation
 from scelle.platform.audit.services import record
 from scelle.platform.keypairs.models import KeyPair
-from scelle.platform.keypairs.services import check_designation
+from scelle.platform.keypairs.services import check_designation, designation_free
 from scelle.platform.tenders.models import Tender
 from scelle.platform.tenders.services import tender_for
 
@@ -158,14 +159,15 @@ def _ready_workstation(
         state = assistant_state(actor, now=now)
         if state.workstation is None:
             raise RuleViolationError(
-                "the Scellé assistant has never run on your workstation",
-                hint="Start it with `scelle assistant` (after `scelle login`).",
+                _("the Scellé assistant has never run on your workstation"),
+                hint=_("Start it with scelle assistant (after scelle login)."),
             )
         workstation = state.workstation
     if not workstation.running or workstation.last_seen_at < now - READY:
         raise RuleViolationError(
-            f"the Scellé assistant is not running on {workstation.name}",
-            hint="Start it with `scelle assistant`, then try again.",
+            _("the Scellé assistant is not running on %(workstation)s")
+            % {"workstation": workstation.name},
+            hint=_("Start it with scelle assistant, then try again."),
         )
     return workstation
 
@@ -215,10 +217,7 @@ def request_key_pair(
     """
     service = service_for(actor, service_id, Permission.Name.MANAGE_KEYS)
     designation = check_designation(designation)
-    if KeyPair.objects.filter(service=service, designation__iexact=designation).exists():
-        raise RuleViolationError(
-            f"the service {service.name} already has a key pair designated {designation!r}"
-        )
+    designation_free(service, designation, except_id=None)
     workstation = _ready_workstation(actor, workstation_id, now)
     params: dict[str, Any] = {
         "service": str(service.id),
@@ -233,8 +232,8 @@ def request_key_pair(
         held = {entry["fingerprint_sha256"]: entry for entry in workstation.key_pairs}
         if reference not in held:
             raise RuleViolationError(
-                f"the store of {workstation.name} holds no key pair with the fingerprint "
-                f"{reference[:95]}"
+                _("the store of %(workstation)s holds no key pair with the fingerprint %(sha)s")
+                % {"workstation": workstation.name, "sha": reference[:95]}
             )
         params["mode"] = "reference"
         params["fingerprint_sha256"] = reference
@@ -261,11 +260,14 @@ def request_opening(
 def check_openable(tender: Tender, now: dt.datetime) -> None:
     """Opening starts after the deadline, on a launched tender (rule 7)."""
     if tender.status == Tender.Status.DRAFT:
-        raise RuleViolationError(f"the tender {tender.reference} is not launched")
+        raise RuleViolationError(
+            _("the tender %(reference)s is not launched") % {"reference": tender.reference}
+        )
     if now < tender.deadline:
         raise RuleViolationError(
-            f"the envelopes of {tender.reference} open after its deadline",
-            hint="Companies may still be depositing.",
+            _("the envelopes of %(reference)s open after its deadline")
+            % {"reference": tender.reference},
+            hint=_("Companies may still be depositing."),
         )
 
 

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet, Sum
+from django.utils.translation import gettext as _
 
 from scelle.core.certs import load_certificate
 from scelle.core.envelope import read_recipients
@@ -45,19 +46,23 @@ from scelle.platform.tenders.services import tender_for, tender_rsf
 
 def _require_bidder(actor: User) -> None:
     if actor.is_agent:
-        raise PermissionDeniedError("only companies deposit; buyers' agents cannot")
+        raise PermissionDeniedError(_("only companies deposit; buyers' agents cannot"))
 
 
 def _open_for_deposits(tender: Tender) -> None:
     if tender.status != Tender.Status.PUBLISHED:
         raise RuleViolationError(
-            f"the tender {tender.reference} is {tender.status}: it takes no deposit"
+            _("the tender %(reference)s is %(status)s: it takes no deposit")
+            % {"reference": tender.reference, "status": tender.get_status_display()}
         )
 
 
 def _too_large(size: int) -> TooLargeError:
     limit = settings.SCELLE_MAX_DEPOSIT_BYTES
-    return TooLargeError(f"a deposit holds at most {_gib(limit)}; this one would hold {_gib(size)}")
+    return TooLargeError(
+        _("a deposit holds at most %(limit)s; this one would hold %(size)s")
+        % {"limit": _gib(limit), "size": _gib(size)}
+    )
 
 
 def _gib(size: int) -> str:
@@ -79,16 +84,20 @@ def create_upload(
     _open_for_deposits(tender)
     if now >= tender.deadline:
         raise RuleViolationError(
-            f"the deadline of {tender.reference} ({local_time(tender.deadline)}) "
-            "has passed: deposits are closed"
+            _("the deadline of %(reference)s (%(deadline)s) has passed: deposits are closed")
+            % {"reference": tender.reference, "deadline": local_time(tender.deadline)}
         )
     if envelope not in tender.envelopes:
         raise InvalidInputError(
-            f"{tender.reference} has no envelope {envelope!r}; "
-            f"its envelopes are {', '.join(tender.envelopes)}"
+            _("%(reference)s has no envelope %(kind)r; its envelopes are %(kinds)s")
+            % {
+                "reference": tender.reference,
+                "kind": envelope,
+                "kinds": ", ".join(tender.envelopes),
+            }
         )
     if length < 0:
-        raise InvalidInputError("an upload's length cannot be negative")
+        raise InvalidInputError(_("an upload's length cannot be negative"))
     if length > settings.SCELLE_MAX_DEPOSIT_BYTES:
         raise _too_large(length)
     upload = Upload(
@@ -129,18 +138,31 @@ def _check_quotas(actor: User, tender: Tender, length: int) -> None:
     limit = settings.SCELLE_MAX_OPEN_UPLOADS
     if in_progress.count() >= limit:
         raise RuleViolationError(
-            f"your company has {limit} uploads in progress, the most the platform keeps "
-            "at once: finish a deposit or abandon an upload first",
-            hint="`scelle deposit` resumes an interrupted deposit; uploads left alone "
-            f"for {settings.SCELLE_UPLOAD_IDLE_HOURS} h are removed.",
+            _(
+                "your company has %(limit)s uploads in progress, the most the platform keeps "
+                "at once: finish a deposit or abandon an upload first"
+            )
+            % {"limit": limit},
+            hint=_(
+                "Depositing again resumes an interrupted deposit; uploads left alone for "
+                "%(hours)s h are removed."
+            )
+            % {"hours": settings.SCELLE_UPLOAD_IDLE_HOURS},
         )
     announced = in_progress.filter(tender=tender).aggregate(total=Sum("length"))["total"] or 0
     allowed = settings.SCELLE_MAX_ANNOUNCED_BYTES
     if announced + length > allowed:
         raise TooLargeError(
-            f"your company's uploads in progress to {tender.reference} would announce "
-            f"{_gib(announced + length)}, more than the {_gib(allowed)} the platform takes "
-            "for one tender: finish a deposit or abandon an upload first"
+            _(
+                "your company's uploads in progress to %(reference)s would announce "
+                "%(size)s, more than the %(allowed)s the platform takes for one tender: "
+                "finish a deposit or abandon an upload first"
+            )
+            % {
+                "reference": tender.reference,
+                "size": _gib(announced + length),
+                "allowed": _gib(allowed),
+            }
         )
 
 
@@ -152,7 +174,7 @@ def upload_for(actor: User, upload_id: uuid.UUID | str) -> Upload:
             id=upload_id, bidder_id=actor.organisation_id
         )
     except (Upload.DoesNotExist, ValidationError, ValueError):
-        raise NotFoundError("no such upload") from None
+        raise NotFoundError(_("no such upload")) from None
 
 
 def begin_append(
@@ -205,7 +227,7 @@ def terminate_upload(actor: User, upload_id: uuid.UUID | str, *, now: dt.datetim
     with transaction.atomic():
         if not Upload.objects.select_for_update().filter(id=upload.id).exists():
             raise RuleViolationError(
-                "this upload was made into a deposit meanwhile: it cannot be abandoned"
+                _("this upload was made into a deposit meanwhile: it cannot be abandoned")
             )
         record(
             "deposits.upload.terminated",
@@ -315,17 +337,19 @@ def finalise_deposit(
     _require_bidder(actor)
     tender = tender_for(actor, reference)
     _open_for_deposits(tender)
-    kinds = [kind for kind, _ in uploads]
+    kinds = [kind for kind, _upload in uploads]
     if sorted(kinds) != sorted(tender.envelopes):
         raise InvalidInputError(
-            f"a deposit to {tender.reference} holds exactly one of each envelope: "
-            f"{', '.join(tender.envelopes)}"
+            _("a deposit to %(reference)s holds exactly one of each envelope: %(kinds)s")
+            % {"reference": tender.reference, "kinds": ", ".join(tender.envelopes)}
         )
     found = []
     for kind, upload_id in uploads:
         upload = upload_for(actor, upload_id)
         if upload.tender_id != tender.id or upload.envelope != kind:
-            raise InvalidInputError(f"the upload for {kind} belongs to another envelope")
+            raise InvalidInputError(
+                _("the upload for %(kind)s belongs to another envelope") % {"kind": kind}
+            )
         found.append(upload)
     total = sum(upload.length for upload in found)
     if total > settings.SCELLE_MAX_DEPOSIT_BYTES:
@@ -337,13 +361,19 @@ def finalise_deposit(
         try:
             sha256 = storage.sha256_of(upload.file_name, upload.length)
         except RuleViolationError as error:
-            raise RuleViolationError(f"the envelope {upload.envelope}: {error.message}") from None
+            raise RuleViolationError(
+                _("the envelope %(kind)s: %(problem)s")
+                % {"kind": upload.envelope, "problem": error.message}
+            ) from None
         wanted = (expected_sha256 or {}).get(upload.envelope)
         if wanted is not None and wanted.lower() != sha256:
             raise RuleViolationError(
-                f"the envelope {upload.envelope} the platform holds is not the one sent "
-                "(SHA-256 differs): nothing was deposited",
-                hint="Abandon this deposit and deposit again.",
+                _(
+                    "the envelope %(kind)s the platform holds is not the one sent "
+                    "(SHA-256 differs): nothing was deposited"
+                )
+                % {"kind": upload.envelope},
+                hint=_("Abandon this deposit and deposit again."),
             )
         hashed[upload.id] = sha256
     recipients = {upload.id: _recipients_of(tender, upload) for upload in found}
@@ -385,7 +415,7 @@ def finalise_deposit(
     with transaction.atomic():
         locked = Upload.objects.select_for_update().filter(id__in=[u.id for u in found])
         if locked.count() != len(found):
-            raise RuleViolationError("these uploads were already made into a deposit")
+            raise RuleViolationError(_("these uploads were already made into a deposit"))
         deposit.save()
         Envelope.objects.bulk_create(envelopes)
         locked.delete()
@@ -422,20 +452,27 @@ def _recipients_of(tender: Tender, upload: Upload) -> list[str]:
             found = read_recipients(handle)
     except OSError:
         raise RuleViolationError(
-            f"the upload for {upload.envelope} was abandoned meanwhile: nothing was deposited"
+            _("the upload for %(kind)s was abandoned meanwhile: nothing was deposited")
+            % {"kind": upload.envelope}
         ) from None
     except DecryptionError:
         raise RuleViolationError(
-            f"the envelope {upload.envelope} is not an envelope the platform can accept: "
-            "nothing was deposited"
+            _(
+                "the envelope %(kind)s is not an envelope the platform can accept: "
+                "nothing was deposited"
+            )
+            % {"kind": upload.envelope}
         ) from None
     fingerprints = []
     for recipient in found:
         matching = [fp for certificate, fp in assigned if recipient.matches(certificate)]
         if not matching:
             raise RuleViolationError(
-                f"the envelope {upload.envelope} is encrypted to a recipient outside the "
-                f"tender's set ({recipient.description}): nothing was deposited"
+                _(
+                    "the envelope %(kind)s is encrypted to a recipient outside the tender's "
+                    "set (%(recipient)s): nothing was deposited"
+                )
+                % {"kind": upload.envelope, "recipient": recipient.description}
             )
         fingerprints.append(matching[0])
     return sorted(set(fingerprints))
@@ -446,7 +483,7 @@ def deposit_of_my_company(actor: User, deposit_id: uuid.UUID | str) -> Deposit:
     try:
         return deposits_of_my_company(actor).get(id=deposit_id)
     except (Deposit.DoesNotExist, ValidationError, ValueError):
-        raise NotFoundError("no such deposit") from None
+        raise NotFoundError(_("no such deposit")) from None
 
 
 def deposits_of_my_company(actor: User) -> QuerySet[Deposit]:
@@ -475,17 +512,20 @@ def _envelope_to_open(
     try:
         deposit = Deposit.objects.select_related("tender").get(id=deposit_id)
     except (Deposit.DoesNotExist, ValidationError, ValueError):
-        raise NotFoundError("no such deposit") from None
+        raise NotFoundError(_("no such deposit")) from None
     tender_for(actor, deposit.tender.reference, Permission.Name.OPEN)
     if now < deposit.tender.deadline:
         raise RuleViolationError(
-            f"the envelopes of {deposit.tender.reference} stay sealed until its deadline, "
-            f"{local_time(deposit.tender.deadline)}"
+            _("the envelopes of %(reference)s stay sealed until its deadline, %(deadline)s")
+            % {
+                "reference": deposit.tender.reference,
+                "deadline": local_time(deposit.tender.deadline),
+            }
         )
     try:
         return deposit.envelopes.select_related("deposit__tender", "deposit__bidder").get(kind=kind)
     except Envelope.DoesNotExist:
-        raise NotFoundError(f"this deposit has no envelope {kind!r}") from None
+        raise NotFoundError(_("this deposit has no envelope %(kind)r") % {"kind": kind}) from None
 
 
 def envelope_for_download(
@@ -495,12 +535,15 @@ def envelope_for_download(
     written once the file is open (a file gone from the disk records nothing)."""
     found = _envelope_to_open(actor, deposit_id, kind, now=now)
     if not 0 <= start <= found.size:
-        raise InvalidInputError(f"the envelope has {found.size} bytes; cannot start at {start}")
+        raise InvalidInputError(
+            _("the envelope has %(size)s bytes; cannot start at %(start)s")
+            % {"size": found.size, "start": start}
+        )
     try:
         handle = storage.path_of(found.storage_name).open("rb")
     except OSError:
         raise RuleViolationError(
-            "the platform cannot read this envelope's file: tell its operator",
+            _("the platform cannot read this envelope's file: tell its operator"),
         ) from None
     try:
         handle.seek(start)

@@ -37,13 +37,14 @@ def check_designation(value: str) -> str:
     )
 
 
-def _designation_free(service: Service, designation: str, *, except_id: uuid.UUID | None) -> None:
+def designation_free(service: Service, designation: str, *, except_id: uuid.UUID | None) -> None:
     taken = KeyPair.objects.filter(service=service, designation__iexact=designation)
     if except_id is not None:
         taken = taken.exclude(id=except_id)
     if taken.exists():
         raise RuleViolationError(
-            f"the service {service.name} already has a key pair designated {designation!r}"
+            _("the service %(service)s already has a key pair designated %(designation)r")
+            % {"service": service.name, "designation": designation}
         )
 
 
@@ -64,7 +65,9 @@ def publish_key_pair(
     """
     service = service_for(actor, service_id, Permission.Name.MANAGE_KEYS)
     if role not in KeyPair.Role.values:
-        raise InvalidInputError(f"a key pair is personal or backup, not {role!r}")
+        raise InvalidInputError(
+            _("a key pair is personal or backup, not %(role)r") % {"role": role}
+        )
     request = authority.load_csr(csr_pem)
     if certificate_pem is None:
         certificate = authority.issue_encryption_certificate(
@@ -82,12 +85,12 @@ def publish_key_pair(
     designation = check_designation(designation or cn)
     key_hash = certs.public_key_sha256(certificate)
     with transaction.atomic():
-        _designation_free(service, designation, except_id=None)
+        designation_free(service, designation, except_id=None)
         existing = KeyPair.objects.filter(service=service, public_key_sha256=key_hash).first()
         if existing is not None:
             raise RuleViolationError(
-                f"this key pair is already in the registry of {service.name} "
-                f"as {existing.designation!r}"
+                _("this key pair is already in the registry of %(service)s as %(designation)r")
+                % {"service": service.name, "designation": existing.designation}
             )
         key_pair = KeyPair.objects.create(
             organisation=service.organisation,
@@ -131,7 +134,7 @@ def key_pair_for(actor: User, key_pair_id: uuid.UUID | str, permission: str | No
             id=key_pair_id, organisation_id=actor.organisation_id
         )
     except (KeyPair.DoesNotExist, ValidationError, ValueError):
-        raise NotFoundError("no such key pair") from None
+        raise NotFoundError(_("no such key pair")) from None
     service_for(actor, key_pair.service_id, permission)
     return key_pair
 
@@ -143,7 +146,7 @@ def rename_key_pair(
     key_pair = key_pair_for(actor, key_pair_id, Permission.Name.MANAGE_KEYS)
     new = check_designation(designation)
     with transaction.atomic():
-        _designation_free(key_pair.service, new, except_id=key_pair.id)
+        designation_free(key_pair.service, new, except_id=key_pair.id)
         old = key_pair.designation
         key_pair.designation = new
         key_pair.save(update_fields=["designation"])
@@ -183,9 +186,12 @@ def delete_key_pair(actor: User, key_pair_id: uuid.UUID | str, *, now: dt.dateti
         using = open_tenders_using([key_pair.id])[key_pair.id]
         if using:
             raise RuleViolationError(
-                f"the key pair {key_pair.designation!r} cannot be deleted: the tenders "
-                f"{', '.join(using)} use it and are not closed",
-                hint="Delete it once those tenders are closed.",
+                _(
+                    "the key pair %(designation)r cannot be deleted: the tenders %(tenders)s "
+                    "use it and are not closed"
+                )
+                % {"designation": key_pair.designation, "tenders": ", ".join(using)},
+                hint=_("Delete it once those tenders are closed."),
             )
         record(
             "keypairs.key_pair.deleted",

@@ -18,6 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 
 from scelle.core.errors import (
     InvalidInputError,
@@ -43,8 +44,11 @@ def check_reference(value: str) -> str:
     reference = value.strip()
     if not _REFERENCE.fullmatch(reference):
         raise InvalidInputError(
-            f"{value!r} cannot be a tender reference: use 1 to 64 letters, digits, "
-            "dots, dashes or underscores, starting with a letter or a digit"
+            _(
+                "%(value)r cannot be a tender reference: use 1 to 64 letters, digits, "
+                "dots, dashes or underscores, starting with a letter or a digit"
+            )
+            % {"value": value}
         )
     return reference
 
@@ -52,26 +56,32 @@ def check_reference(value: str) -> str:
 def check_envelopes(kinds: Sequence[str]) -> list[str]:
     cleaned = [kind.strip().lower() for kind in kinds if kind.strip()]
     if not cleaned:
-        raise InvalidInputError("a tender has at least one envelope")
+        raise InvalidInputError(_("a tender has at least one envelope"))
     for kind in cleaned:
         if kind not in ENVELOPE_KINDS:
             raise InvalidInputError(
-                f"unknown envelope {kind!r}; choose among {', '.join(ENVELOPE_KINDS)}"
+                _("unknown envelope %(kind)r; choose among %(choices)s")
+                % {"kind": kind, "choices": ", ".join(ENVELOPE_KINDS)}
             )
     if len(set(cleaned)) != len(cleaned):
-        raise InvalidInputError("each envelope appears once in a tender")
+        raise InvalidInputError(_("each envelope appears once in a tender"))
     return cleaned
 
 
 def _check_deadline(deadline: dt.datetime, now: dt.datetime) -> None:
     if deadline.tzinfo is None:
-        raise InvalidInputError("the deadline needs a time zone (e.g. 2027-03-01T12:00:00+01:00)")
+        raise InvalidInputError(
+            _("the deadline needs a time zone (e.g. 2027-03-01T12:00:00+01:00)")
+        )
     if deadline <= now:
-        raise RuleViolationError(f"the deadline {local_time(deadline)} is already past")
+        raise RuleViolationError(
+            _("the deadline %(deadline)s is already past") % {"deadline": local_time(deadline)}
+        )
     if deadline > now + MAX_DEADLINE_AHEAD:
         # Also keeps the opening window's end (deadline + days) a date that exists.
         raise InvalidInputError(
-            f"the deadline {deadline:%Y-%m-%d} is more than ten years ahead: check the year"
+            _("the deadline %(day)s is more than ten years ahead: check the year")
+            % {"day": f"{deadline:%Y-%m-%d}"}
         )
 
 
@@ -95,7 +105,9 @@ def create_tender(
     reference = check_reference(reference)
     title = title.strip()
     if not title or len(title) > MAX_TITLE_LENGTH:
-        raise InvalidInputError(f"a tender's title has 1 to {MAX_TITLE_LENGTH} characters")
+        raise InvalidInputError(
+            _("a tender's title has 1 to %(most)s characters") % {"most": MAX_TITLE_LENGTH}
+        )
     kinds = check_envelopes(envelopes)
     _check_deadline(deadline, now)
     with transaction.atomic():
@@ -104,7 +116,8 @@ def create_tender(
         )
         if taken.exists():
             raise RuleViolationError(
-                f"{service.organisation.name} already has a tender with the reference {reference}"
+                _("%(organisation)s already has a tender with the reference %(reference)s")
+                % {"organisation": service.organisation.name, "reference": reference}
             )
         tender = Tender.objects.create(
             organisation_id=service.organisation_id,
@@ -164,19 +177,20 @@ def tender_for(actor: User, key: str, permission: str | None = None) -> Tender:
         matching = list(found.filter(id=tender_id))
     if len(matching) > 1:
         raise RuleViolationError(
-            f"several buyers use the reference {wanted}: give the tender's id instead",
-            hint="`scelle tenders list` shows each tender's id.",
+            _("several buyers use the reference %(reference)s: give the tender's id instead")
+            % {"reference": wanted},
+            hint=_("`scelle tenders list` shows each tender's id."),
         )
     if not matching:
-        raise NotFoundError(f"no tender {wanted}")
+        raise NotFoundError(_("no tender %(reference)s") % {"reference": wanted})
     tender = matching[0]
     if actor.is_agent and tender.organisation_id == actor.organisation_id:
         service_for(actor, tender.service_id, permission)
         return tender
     if actor.is_agent or tender.status == Tender.Status.DRAFT:
-        raise NotFoundError(f"no tender {wanted}")
+        raise NotFoundError(_("no tender %(reference)s") % {"reference": wanted})
     if permission is not None:
-        raise PermissionDeniedError("only the buyer's agents can do this")
+        raise PermissionDeniedError(_("only the buyer's agents can do this"))
     return tender
 
 
@@ -192,15 +206,21 @@ def _chosen_key_pairs(service: Service, chosen: Sequence[str]) -> list[KeyPair]:
             matching = list(of_service.filter(common_name__iexact=name)[:2])
             if len(matching) > 1:
                 raise RuleViolationError(
-                    f"several key pairs of the service {service.name} have the CN {name!r}: "
-                    "give the designation of the one meant",
-                    hint="`scelle service-keys list` shows them.",
+                    _(
+                        "several key pairs of the service %(service)s have the CN %(cn)r: "
+                        "give the designation of the one meant"
+                    )
+                    % {"service": service.name, "cn": name},
+                    hint=_("`scelle service-keys list` shows them."),
                 )
         if not matching:
             raise NotFoundError(
-                f"the service {service.name} has no key pair designated {wanted!r}, "
-                "nor one with that CN",
-                hint="`scelle service-keys list` shows them.",
+                _(
+                    "the service %(service)s has no key pair designated %(designation)r, "
+                    "nor one with that CN"
+                )
+                % {"service": service.name, "designation": wanted},
+                hint=_("`scelle service-keys list` shows them."),
             )
         if matching[0] not in found:
             found.append(matching[0])
@@ -208,17 +228,35 @@ def _chosen_key_pairs(service: Service, chosen: Sequence[str]) -> list[KeyPair]:
 
 
 def _check_valid_through(key_pair: KeyPair, until: dt.datetime, now: dt.datetime) -> None:
-    role = "backup key pair" if key_pair.role == KeyPair.Role.BACKUP else "key pair"
+    values = {
+        "designation": key_pair.designation,
+        "expiry": f"{key_pair.not_after:%Y-%m-%d}",
+        "until": f"{until:%Y-%m-%d}",
+    }
+    backup = key_pair.role == KeyPair.Role.BACKUP
     if key_pair.not_after <= now:
+        expired = (
+            _("the backup key pair %(designation)r expired on %(expiry)s")
+            if backup
+            else _("the key pair %(designation)r expired on %(expiry)s")
+        )
         raise RuleViolationError(
-            f"the {role} {key_pair.designation!r} expired on {key_pair.not_after:%Y-%m-%d}",
-            hint="Replace it with a new key pair before launching.",
+            expired % values, hint=_("Replace it with a new key pair before launching.")
         )
     if key_pair.not_after < until:
+        expires = (
+            _(
+                "the backup key pair %(designation)r expires on %(expiry)s, before the "
+                "opening window ends on %(until)s"
+            )
+            if backup
+            else _(
+                "the key pair %(designation)r expires on %(expiry)s, before the opening "
+                "window ends on %(until)s"
+            )
+        )
         raise RuleViolationError(
-            f"the {role} {key_pair.designation!r} expires on {key_pair.not_after:%Y-%m-%d}, "
-            f"before the opening window ends on {until:%Y-%m-%d}",
-            hint="Choose a key pair valid longer, or replace this one.",
+            expires % values, hint=_("Choose a key pair valid longer, or replace this one.")
         )
 
 
@@ -231,15 +269,20 @@ def launch_tender(
         tender = Tender.objects.select_for_update().get(id=tender.id)
         if tender.status != Tender.Status.DRAFT:
             raise RuleViolationError(
-                f"the tender {tender.reference} is {tender.status}: "
-                "its key pairs were assigned at launch and are definitive"
+                _(
+                    "the tender %(reference)s is %(status)s: its key pairs were assigned at "
+                    "launch and are definitive"
+                )
+                % {"reference": tender.reference, "status": tender.get_status_display()}
             )
         _check_deadline(tender.deadline, now)
         chosen = _chosen_key_pairs(tender.service, key_designations)
         if not any(key_pair.role == KeyPair.Role.PERSONAL for key_pair in chosen):
             raise RuleViolationError(
-                "choose at least one personal key pair; the service's backup key pairs "
-                "are added to every tender"
+                _(
+                    "choose at least one personal key pair; the service's backup key pairs "
+                    "are added to every tender"
+                )
             )
         backups = KeyPair.objects.select_for_update().filter(
             service=tender.service, role=KeyPair.Role.BACKUP
@@ -302,12 +345,17 @@ def close_tender(actor: User, reference: str, *, now: dt.datetime) -> Tender:
     with transaction.atomic():
         tender = Tender.objects.select_for_update().get(id=tender.id)
         if tender.status == Tender.Status.CLOSED:
-            raise RuleViolationError(f"the tender {tender.reference} is already closed")
+            raise RuleViolationError(
+                _("the tender %(reference)s is already closed") % {"reference": tender.reference}
+            )
         if tender.status != Tender.Status.DRAFT and now < tender.deadline:
             raise RuleViolationError(
-                f"the tender {tender.reference} cannot be closed before its deadline "
-                f"({local_time(tender.deadline)}): companies may be depositing",
-                hint="To stop it early, cancel it (`scelle tenders cancel`) with a reason.",
+                _(
+                    "the tender %(reference)s cannot be closed before its deadline "
+                    "(%(deadline)s): companies may be depositing"
+                )
+                % {"reference": tender.reference, "deadline": local_time(tender.deadline)},
+                hint=_("To stop it early, cancel it with a reason."),
             )
         _change_status(
             actor, tender, Tender.Status.CLOSED, {"closed_by": actor, "closed_at": now},
@@ -359,18 +407,20 @@ def cancel_tender(actor: User, reference: str, *, reason: str, now: dt.datetime)
     reason = reason.strip()
     if not reason or len(reason) > MAX_REASON_LENGTH:
         raise InvalidInputError(
-            f"say why the tender is cancelled (1 to {MAX_REASON_LENGTH} characters)"
+            _("say why the tender is cancelled (1 to %(most)s characters)")
+            % {"most": MAX_REASON_LENGTH}
         )
     with transaction.atomic():
         tender = Tender.objects.select_for_update().get(id=tender.id)
         if tender.status != Tender.Status.PUBLISHED:
             raise RuleViolationError(
-                f"the tender {tender.reference} is {tender.status}: only a launched tender "
-                "is cancelled"
+                _("the tender %(reference)s is %(status)s: only a launched tender is cancelled")
+                % {"reference": tender.reference, "status": tender.get_status_display()}
             )
         if now >= tender.deadline:
             raise RuleViolationError(
-                f"the deadline of {tender.reference} has passed: close it instead"
+                _("the deadline of %(reference)s has passed: close it instead")
+                % {"reference": tender.reference}
             )
         _change_status(
             actor, tender, Tender.Status.CANCELLED,
@@ -386,7 +436,8 @@ def recipients(actor: User, reference: str) -> list[AssignedKeyPair]:
     tender = tender_for(actor, reference)
     if tender.status == Tender.Status.DRAFT:
         raise RuleViolationError(
-            f"the tender {tender.reference} is not launched: its key pairs are not assigned yet"
+            _("the tender %(reference)s is not launched: its key pairs are not assigned yet")
+            % {"reference": tender.reference}
         )
     return list(tender.assigned_key_pairs.all())
 
