@@ -96,3 +96,11 @@ def test_a_page_speaks_the_browsers_language(language: str) -> None:
     page = client.get("/connexion/", secure=True).content.decode()
     assert ("Adresse électronique" in page) == (language == "fr")
     assert ("E-mail address" in page) == (language == "en")
+
+
+def test_the_help_texts_are_listed_for_the_catalogue() -> None:
+    """scripts/help-texts keeps src/scelle/cli/help_texts.py current (makemessages reads it)."""
+    from scelle.cli.help_texts import HELP_TEXTS
+    from scelle.cli.main import cli, help_texts
+
+    assert set(help_texts(cli)) == set(HELP_TEXTS), "run scripts/help-texts"

@@ -7,12 +7,15 @@ stderr, a traceback only with --debug); 2 the command line itself is wrong;
 
 from __future__ import annotations
 
+import inspect
 import sys
 import traceback
+from collections.abc import Iterator
 
 import click
 
 from scelle import __version__
+from scelle.assistant.i18n import _, language, use_for_click
 from scelle.cli.session import Session
 from scelle.core.errors import ScelleError
 
@@ -63,7 +66,39 @@ def _register() -> None:
     cli.add_command(decrypt)
 
 
+def help_texts(command: click.Command) -> Iterator[str]:
+    """Every help text of `command` and below, as `--help` shows them (the catalogue's
+    msgids: scripts/help-texts lists them for makemessages)."""
+    if command.help:
+        yield inspect.cleandoc(command.help.split("\f", 1)[0])
+    if command.short_help:
+        yield command.short_help
+    for param in command.params:
+        if isinstance(param, click.Option) and param.help:
+            yield param.help
+    if isinstance(command, click.Group):
+        for name in sorted(command.commands):
+            yield from help_texts(command.commands[name])
+
+
+def _translate_help(command: click.Command) -> None:
+    """`--help` in the user's language, from the same catalogue as the messages."""
+    if command.help:
+        command.help = _(inspect.cleandoc(command.help.split("\f", 1)[0]))
+    if command.short_help:
+        command.short_help = _(command.short_help)
+    for param in command.params:
+        if isinstance(param, click.Option) and param.help:
+            param.help = _(param.help)
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _translate_help(sub)
+
+
 _register()
+if language() != "en":
+    use_for_click(language())
+    _translate_help(cli)
 
 
 def run(args: list[str] | None = None, session: Session | None = None) -> int:
