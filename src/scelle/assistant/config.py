@@ -15,7 +15,7 @@ from pathlib import Path
 
 import platformdirs
 
-from scelle.core.errors import InvalidInputError, StoreError
+from scelle.core.errors import N_, InvalidInputError, StoreError
 from scelle.core.files import ensure_private_dir, write_private_file
 
 CONFIG_FILE = "assistant.json"
@@ -36,8 +36,11 @@ def check_workstation_name(value: str) -> str:
     name = value.strip()
     if not _WORKSTATION.fullmatch(name):
         raise InvalidInputError(
-            f"{value[:80]!r} cannot name a workstation: 1 to 64 letters, digits, spaces, "
-            "dots, dashes, @ or brackets"
+            N_(
+                "{value!r} cannot name a workstation: 1 to 64 letters, digits, spaces, dots, "
+                "dashes, @ or brackets"
+            ),
+            value=value[:80],
         )
     return name
 
@@ -45,9 +48,15 @@ def check_workstation_name(value: str) -> str:
 def check_openings_folder(value: str | Path) -> Path:
     folder = Path(value).expanduser()
     if not folder.is_absolute():
-        raise InvalidInputError(f"{value} is not a full path (such as C:\\Plis or /home/me/Plis)")
+        raise InvalidInputError(
+            N_("{value} is not a full path (such as C:\\Plis or /home/me/Plis)"),
+            value=value,
+        )
     if folder.exists() and not folder.is_dir():
-        raise InvalidInputError(f"{folder} is a file, not a folder")
+        raise InvalidInputError(
+            N_("{folder} is a file, not a folder"),
+            folder=folder,
+        )
     return folder
 
 
@@ -72,7 +81,11 @@ def load_config(home: Path) -> AssistantConfig:
             openings=check_openings_folder(str(data.get("openings", defaults.openings))),
         )
     except (OSError, ValueError, TypeError, AttributeError, InvalidInputError) as error:
-        raise StoreError(f"{path} is damaged: {error}") from error
+        raise StoreError(
+            N_("{path} is damaged: {error}"),
+            path=path,
+            error=error,
+        ) from error
 
 
 def save_config(home: Path, config: AssistantConfig) -> AssistantConfig:

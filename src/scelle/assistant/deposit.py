@@ -36,6 +36,7 @@ from scelle.client import api
 from scelle.core import archive, certs, envelope
 from scelle.core.authority import issued_by
 from scelle.core.errors import (
+    N_,
     CertificateError,
     InvalidInputError,
     NotFoundError,
@@ -100,15 +101,22 @@ def check_recipients(
     could add its own key to the recipients and read the bid.
     """
     if not tender["key_pairs"]:
-        raise RuleViolationError(f"the tender {tender['reference']} has no key pair assigned")
+        raise RuleViolationError(
+            N_("the tender {reference} has no key pair assigned"),
+            reference=tender["reference"],
+        )
     deadline = dt.datetime.fromisoformat(tender["deadline"])
     rsf = tender_rsf(tender)
     assert rsf is not None  # there are key pairs
     if expect_rsf is not None and normalise_rsf(expect_rsf) != rsf:
         raise RuleViolationError(
-            f"the tender's recipients give {rsf}, not the {normalise_rsf(expect_rsf)} expected: "
-            "nothing was sent",
-            hint="Do not deposit: tell the buyer, whose tender notice gives the fingerprint.",
+            N_(
+                "the tender's recipients give {rsf}, not the {normalise_rsf} expected: nothing "
+                "was sent"
+            ),
+            hint=N_("Do not deposit: tell the buyer, whose tender notice gives the fingerprint."),
+            rsf=rsf,
+            normalise_rsf=normalise_rsf(expect_rsf),
         )
     checked = []
     for recipient in tender["key_pairs"]:
@@ -118,15 +126,24 @@ def check_recipients(
         if not issued_by(certificate, authority):
             if recipient["issued_by_platform"]:
                 raise CertificateError(
-                    f"the certificate of {name} was not issued by the platform's CA: "
-                    "refusing to seal the bid to it"
+                    N_(
+                        "the certificate of {name} was not issued by the platform's CA: refusing "
+                        "to seal the bid to it"
+                    ),
+                    name=name,
                 )
             if expect_rsf is None:
                 raise CertificateError(
-                    f"the certificate of {name} was not issued by the platform's CA (the buyer "
-                    f"referenced it as it is): Scellé seals to it only once you have checked "
-                    f"that the tender notice gives {rsf}",
-                    hint=f'Check the notice, then run the command again with --expect-rsf "{rsf}".',
+                    N_(
+                        "the certificate of {name} was not issued by the platform's CA (the "
+                        "buyer referenced it as it is): Scellé seals to it only once you have "
+                        "checked that the tender notice gives {rsf}"
+                    ),
+                    hint=N_(
+                        'Check the notice, then run the command again with --expect-rsf "{rsf}".'
+                    ),
+                    name=name,
+                    rsf=rsf,
                 )
         checked.append(certificate)
     return checked, rsf
@@ -204,7 +221,11 @@ class _UploadSink:
 
     def abandon(self) -> None:
         """Stop the sender after a failure upstream."""
-        self._failure.append(RuntimeError("abandoned"))
+        self._failure.append(
+            RuntimeError(
+                N_("abandoned"),
+            )
+        )
         self._chunks.put(None)
         self._sender.join()
 
@@ -273,7 +294,10 @@ def deposit(
     """
     tender = client.tender(reference)
     if tender["status"] != "published":
-        raise RuleViolationError(f"the tender {tender['reference']} takes no deposit now")
+        raise RuleViolationError(
+            N_("the tender {reference} takes no deposit now"),
+            reference=tender["reference"],
+        )
     by_kind = dict(sources)
     if len(by_kind) != len(sources) or sorted(by_kind) != sorted(tender["envelopes"]):
         raise InvalidInputError(
@@ -318,8 +342,12 @@ def deposit(
         total = sum(item.size for item in items)
         if total > tender["max_deposit_bytes"]:
             raise RuleViolationError(
-                f"this deposit would hold {total / (1 << 30):.2f} GiB; the platform takes at "
-                f"most {tender['max_deposit_bytes'] / (1 << 30):.2f} GiB"
+                N_(
+                    "this deposit would hold {value:.2f} GiB; the platform takes at most "
+                    "{value2:.2f} GiB"
+                ),
+                value=total / (1 << 30),
+                value2=tender["max_deposit_bytes"] / (1 << 30),
             )
         for item in items:
             item.upload = client.create_upload(
@@ -333,9 +361,13 @@ def deposit(
         except NotFoundError:
             store.delete_pending(name)
             raise RuleViolationError(
-                "the platform no longer has this deposit's uploads: they were abandoned or "
-                "already deposited",
-                hint="Check `scelle deposits list`, then run the command again to deposit anew.",
+                N_(
+                    "the platform no longer has this deposit's uploads: they were abandoned or "
+                    "already deposited"
+                ),
+                hint=N_(
+                    "Check `scelle deposits list`, then run the command again to deposit anew."
+                ),
             ) from None
     if any(offsets.values()):
         say("Resuming the interrupted deposit where its upload stopped.")
@@ -350,7 +382,10 @@ def deposit(
             raise
         sent = sink.finish()
         if sent != item.size:
-            raise InvalidInputError(f"the envelope {item.kind} came out at an unexpected size")
+            raise InvalidInputError(
+                N_("the envelope {kind} came out at an unexpected size"),
+                kind=item.kind,
+            )
         hashes[item.kind] = (sent, sink.digest.hexdigest())
     # Kept before finalising: if its answer is lost, a new run finds the deposit by
     # its uploads and checks the receipt fetched again against these.
@@ -381,14 +416,18 @@ def _check_receipt(
     got = {e.kind: (e.size, e.sha256) for e in verified.envelopes}
     if got != hashes or verified.deposit != answer["id"]:
         raise ReceiptError(
-            "the platform's receipt does not match what was sent: keep the receipt, and "
-            "contact the buyer",
+            N_(
+                "the platform's receipt does not match what was sent: keep the receipt, and "
+                "contact the buyer"
+            ),
         )
     sealed_to = {tuple(e.recipients) for e in verified.envelopes}
     if (verified.rsf is not None and verified.rsf != rsf) or sealed_to - {(), tuple(fingerprints)}:
         raise ReceiptError(
-            "the platform's receipt names other recipients than those the envelopes were "
-            "sealed to: keep the receipt, and contact the buyer",
+            N_(
+                "the platform's receipt names other recipients than those the envelopes were "
+                "sealed to: keep the receipt, and contact the buyer"
+            ),
         )
     return Deposited(document, verified)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from scelle.client import api
 from scelle.core import authority, certs, pkcs12
-from scelle.core.errors import DuplicateKeyError
+from scelle.core.errors import N_, DuplicateKeyError
 from scelle.keystore import KeyStore, StoredKey, check_key_name
 
 
@@ -49,7 +49,10 @@ def free_name(store: KeyStore, wanted: str) -> str:
         except DuplicateKeyError:
             continue
         return candidate
-    raise DuplicateKeyError(f"the store holds too many key pairs named {base!r}")
+    raise DuplicateKeyError(
+        N_("the store holds too many key pairs named {base!r}"),
+        base=base,
+    )
 
 
 def publish_key_pair(

@@ -36,6 +36,7 @@ from scelle.assistant.tenders import LaunchRecord
 from scelle.client import api
 from scelle.core import archive, certs, envelope
 from scelle.core.errors import (
+    N_,
     ArchiveError,
     DecryptionError,
     InvalidInputError,
@@ -214,8 +215,13 @@ class _Opening:
             sealed_for = (manifest.tender, manifest.envelope, manifest.bidder)
             if sealed_for != (self.tender["reference"], item["kind"], bidder):
                 raise ArchiveError(
-                    f"this envelope was sealed for {manifest.tender} / {manifest.envelope} / "
-                    f"{manifest.bidder}, not for this deposit: refusing it"
+                    N_(
+                        "this envelope was sealed for {tender} / {envelope} / {bidder}, not for "
+                        "this deposit: refusing it"
+                    ),
+                    tender=manifest.tender,
+                    envelope=manifest.envelope,
+                    bidder=manifest.bidder,
                 )
 
         def report(manifest: archive.Manifest) -> None:
@@ -404,8 +410,10 @@ def open_tender(
     unknown = [kind for kind in kinds if kind not in tender["envelopes"]]
     if unknown:
         raise InvalidInputError(
-            f"{tender['reference']} has no envelope {unknown[0]!r}; "
-            f"its envelopes are {', '.join(tender['envelopes'])}"
+            N_("{reference} has no envelope {value!r}; its envelopes are {join}"),
+            reference=tender["reference"],
+            value=unknown[0],
+            join=", ".join(tender["envelopes"]),
         )
     chosen = choose_deposits(client.tender_deposits(reference), include_late=include_late)
     report = OpeningReport()

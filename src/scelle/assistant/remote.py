@@ -28,6 +28,7 @@ from scelle.client import api
 from scelle.core import certs
 from scelle.core.clock import Clock
 from scelle.core.errors import (
+    N_,
     NotAuthenticatedError,
     PlatformAnswerError,
     PlatformUnavailableError,
@@ -72,14 +73,20 @@ def reported_key_pairs(store: KeyStore) -> list[dict[str, str]]:
 def _text(params: dict[str, Any], name: str, limit: int = 200) -> str:
     value = params.get(name)
     if not isinstance(value, str) or not value or len(value) > limit:
-        raise JobRefused(f"the job's {name} is missing or wrong")
+        raise JobRefused(
+            N_("the job's {name} is missing or wrong"),
+            name=name,
+        )
     return value
 
 
 def _uuid(params: dict[str, Any], name: str) -> str:
     value = _text(params, name, 36)
     if not _UUID.fullmatch(value):
-        raise JobRefused(f"the job's {name} is not an id")
+        raise JobRefused(
+            N_("the job's {name} is not an id"),
+            name=name,
+        )
     return value
 
 
@@ -195,7 +202,10 @@ class Assistant:
                 return self._add_key_pair(job["params"])
             if job["kind"] == "open_tender":
                 return self._open_tender(job["params"])
-            raise JobRefused(f"this assistant does not do {job['kind'][:40]!r}")
+            raise JobRefused(
+                N_("this assistant does not do {value!r}"),
+                value=job["kind"][:40],
+            )
         except NotAuthenticatedError:
             raise
         except ScelleError as error:
@@ -208,7 +218,9 @@ class Assistant:
         designation = _text(params, "designation", 100)
         role = _text(params, "role", 10)
         if role not in ("personal", "backup"):
-            raise JobRefused("the job's role is neither personal nor backup")
+            raise JobRefused(
+                N_("the job's role is neither personal nor backup"),
+            )
         mode = _text(params, "mode", 10)
         if mode == "generate":
             common_name = certs.check_common_name(_text(params, "common_name", 64))
@@ -227,11 +239,17 @@ class Assistant:
         elif mode == "reference":
             fingerprint = _text(params, "fingerprint_sha256", 95)
             if not _FINGERPRINT.fullmatch(fingerprint):
-                raise JobRefused("the job's fingerprint is not a SHA-256 one")
+                raise JobRefused(
+                    N_("the job's fingerprint is not a SHA-256 one"),
+                )
             held = [k for k in self.store.key_pairs() if k.fingerprint_sha256 == fingerprint]
             if not held:
                 raise JobRefused(
-                    f"this workstation's store holds no key pair with the fingerprint {fingerprint}"
+                    N_(
+                        "this workstation's store holds no key pair with the fingerprint "
+                        "{fingerprint}"
+                    ),
+                    fingerprint=fingerprint,
                 )
             name = held[0].name
             done = publish_key_pair(
@@ -239,7 +257,10 @@ class Assistant:
                 backup=role == "backup", designation=designation, as_is=False,
             )  # fmt: skip
         else:
-            raise JobRefused(f"the job's mode {mode[:20]!r} is neither generate nor reference")
+            raise JobRefused(
+                N_("the job's mode {value!r} is neither generate nor reference"),
+                value=mode[:20],
+            )
         registered = done.registered
         return Outcome(
             True,
@@ -260,13 +281,18 @@ class Assistant:
         deadline = dt.datetime.fromisoformat(tender["deadline"])
         if self.clock() < deadline:
             raise JobRefused(
-                f"the deadline of {tender['reference']} has not passed on this workstation's "
-                "clock: nothing was opened"
+                N_(
+                    "the deadline of {reference} has not passed on this workstation's clock: "
+                    "nothing was opened"
+                ),
+                reference=tender["reference"],
             )
         root = self.config.openings
         out = root / folder_name(tender["reference"])
         if not out.resolve().is_relative_to(root.resolve()):
-            raise JobRefused("the tender's folder would lie outside the openings folder")
+            raise JobRefused(
+                N_("the tender's folder would lie outside the openings folder"),
+            )
         report = open_tender(
             self.client,
             self.store.decryption_keys(),

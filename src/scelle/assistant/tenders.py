@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from scelle.client import api
 from scelle.core import certs
-from scelle.core.errors import NotFoundError, PlatformAnswerError, ScelleError
+from scelle.core.errors import N_, NotFoundError, PlatformAnswerError, ScelleError
 from scelle.core.rsf import recipient_set_fingerprint
 from scelle.keystore import KeyStore
 
@@ -33,20 +33,26 @@ def tender_rsf(tender: api.Tender) -> str | None:
             certificate = certs.load_certificate(recipient["certificate_pem"].encode())
         except ScelleError:
             raise PlatformAnswerError(
-                f"the platform sent a certificate for {recipient['designation']} that "
-                "cannot be read"
+                N_("the platform sent a certificate for {designation} that cannot be read"),
+                designation=recipient["designation"],
             ) from None
         fingerprint = certs.fingerprint_sha256(certificate)
         if fingerprint != recipient["fingerprint_sha256"]:
             raise PlatformAnswerError(
-                f"the certificate of {recipient['designation']} does not match its fingerprint"
+                N_("the certificate of {designation} does not match its fingerprint"),
+                designation=recipient["designation"],
             )
         fingerprints.append(fingerprint)
     computed = recipient_set_fingerprint(fingerprints)
     if tender["rsf"] is not None and tender["rsf"] != computed:
         raise PlatformAnswerError(
-            f"the platform states {tender['rsf']} for {tender['reference']}, but the "
-            f"certificates it lists give {computed}: do not deposit, tell the buyer"
+            N_(
+                "the platform states {rsf} for {reference}, but the certificates it lists give "
+                "{computed}: do not deposit, tell the buyer"
+            ),
+            rsf=tender["rsf"],
+            reference=tender["reference"],
+            computed=computed,
         )
     return computed
 
@@ -100,7 +106,10 @@ def launch(
         tender = client.launch_tender(reference, mapped)
     rsf = tender_rsf(tender)
     if rsf is None:
-        raise PlatformAnswerError(f"the platform launched {reference} without any key pair")
+        raise PlatformAnswerError(
+            N_("the platform launched {reference} without any key pair"),
+            reference=reference,
+        )
     local = {key.fingerprint_sha256 for key in store.key_pairs()}
     held = [r["designation"] for r in tender["key_pairs"] if r["fingerprint_sha256"] in local]
     not_vouched = [

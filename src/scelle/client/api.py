@@ -30,6 +30,7 @@ from pydantic import AfterValidator, Field, StringConstraints
 from typing_extensions import TypedDict
 
 from scelle.core.errors import (
+    N_,
     ChecksumMismatchError,
     InvalidInputError,
     NotAuthenticatedError,
@@ -75,9 +76,13 @@ def _aware_iso_datetime(value: str) -> str:
     try:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
-        raise ValueError("not an ISO 8601 date and time") from None
+        raise ValueError(
+            N_("not an ISO 8601 date and time"),
+        ) from None
     if parsed.tzinfo is None:
-        raise ValueError("a date and time without its offset")
+        raise ValueError(
+            N_("a date and time without its offset"),
+        )
     return value
 
 
@@ -253,7 +258,10 @@ def parse_answer(kind: type[_Answer], content: bytes) -> _Answer:
     if adapter is None:
         adapter = _ADAPTERS[kind] = pydantic.TypeAdapter(kind)
     if len(content) > MAX_ANSWER_BYTES:
-        raise PlatformAnswerError(f"{UNDERSTOOD}: the answer is too large")
+        raise PlatformAnswerError(
+            N_("{understood}: the answer is too large"),
+            understood=UNDERSTOOD,
+        )
     try:
         # pydantic's JSON parser bounds nesting depth itself (no RecursionError).
         return cast(_Answer, adapter.validate_json(content, strict=True))
@@ -275,11 +283,15 @@ def check_platform_url(url: str) -> str:
     """The platform's base URL without a trailing slash; plain HTTP only on loopback."""
     parsed = urllib.parse.urlsplit(url.strip())
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise InvalidInputError(f"{url!r} is not a platform address such as https://host")
+        raise InvalidInputError(
+            N_("{url!r} is not a platform address such as https://host"),
+            url=url,
+        )
     if parsed.scheme == "http" and not _is_loopback(parsed.hostname):
         raise InvalidInputError(
-            f"refusing plain HTTP to {parsed.hostname}: passwords and tokens would travel in clear",
-            hint="Use the platform's https:// address.",
+            N_("refusing plain HTTP to {hostname}: passwords and tokens would travel in clear"),
+            hint=N_("Use the platform's https:// address."),
+            hostname=parsed.hostname,
         )
     return urllib.parse.urlunsplit((parsed.scheme, parsed.netloc, parsed.path.rstrip("/"), "", ""))
 
@@ -296,7 +308,9 @@ def _is_loopback(host: str) -> bool:
 def _error(response: httpx.Response) -> ScelleError:
     try:
         if len(response.content) > MAX_ANSWER_BYTES:
-            raise ValueError("too large")
+            raise ValueError(
+                N_("too large"),
+            )
         body = response.json()
         message, hint = _printable(body["detail"]), body.get("hint")
         hint = None if hint is None else _printable(hint)
@@ -305,7 +319,9 @@ def _error(response: httpx.Response) -> ScelleError:
     kind = _ERRORS.get(response.status_code)
     if kind is None:
         return PlatformUnavailableError(
-            f"the platform failed to answer (HTTP {response.status_code}): {message}"
+            N_("the platform failed to answer (HTTP {status_code}): {message_}"),
+            status_code=response.status_code,
+            message_=message,
         )
     return kind(message, hint=hint)
 
@@ -346,7 +362,9 @@ class PlatformClient:
                 response = _read_bounded(streamed)
         except httpx.HTTPError as error:
             raise PlatformUnavailableError(
-                f"cannot reach the platform at {self.url}: {_printable(error)}"
+                N_("cannot reach the platform at {url}: {printable}"),
+                url=self.url,
+                printable=_printable(error),
             ) from None
         _refuse_redirects(response)
         if response.status_code >= 400:
@@ -533,7 +551,10 @@ class PlatformClient:
         prefix = f"{ours.path}/api/uploads/"
         upload_id = parsed.path.removeprefix(prefix)
         if not parsed.path.startswith(prefix) or not re.fullmatch(_UUID_PATTERN, upload_id):
-            raise PlatformAnswerError(f"{UNDERSTOOD}: it did not say where to upload")
+            raise PlatformAnswerError(
+                N_("{understood}: it did not say where to upload"),
+                understood=UNDERSTOOD,
+            )
         return f"/api/uploads/{upload_id}"
 
     def upload_offset(self, upload: str) -> int:
@@ -562,8 +583,10 @@ class PlatformClient:
         held = _header_count(response, "Upload-Offset")
         if held != offset + len(data):
             raise PlatformAnswerError(
-                f"{UNDERSTOOD}: it holds {held} bytes after a chunk that ends at "
-                f"{offset + len(data)}"
+                N_("{understood}: it holds {held} bytes after a chunk that ends at {value}"),
+                understood=UNDERSTOOD,
+                held=held,
+                value=offset + len(data),
             )
         return held
 
@@ -596,18 +619,28 @@ class PlatformClient:
                     raise _error(_read_bounded(response))
                 _refuse_redirects(response)
                 if start and response.status_code != 206:
-                    raise PlatformAnswerError(f"{UNDERSTOOD}: it did not resume the download")
+                    raise PlatformAnswerError(
+                        N_("{understood}: it did not resume the download"),
+                        understood=UNDERSTOOD,
+                    )
                 left = size - start
                 for piece in response.iter_bytes(1 << 20):
                     left -= len(piece)
                     if left < 0:
                         raise PlatformAnswerError(
-                            f"{UNDERSTOOD}: the envelope is longer than the {size} bytes recorded"
+                            N_(
+                                "{understood}: the envelope is longer than the {size} bytes "
+                                "recorded"
+                            ),
+                            understood=UNDERSTOOD,
+                            size=size,
                         )
                     write_all(sink, piece)
         except httpx.HTTPError as error:
             raise PlatformUnavailableError(
-                f"cannot reach the platform at {self.url}: {_printable(error)}"
+                N_("cannot reach the platform at {url}: {printable}"),
+                url=self.url,
+                printable=_printable(error),
             ) from None
 
     def report_opened(self, deposit: str, kind: str, *, files: int) -> None:
@@ -636,7 +669,10 @@ def _read_bounded(streamed: httpx.Response) -> httpx.Response:
     for piece in streamed.iter_bytes():
         body += piece
         if len(body) > MAX_ANSWER_BYTES:
-            raise PlatformAnswerError(f"{UNDERSTOOD}: the answer is too large")
+            raise PlatformAnswerError(
+                N_("{understood}: the answer is too large"),
+                understood=UNDERSTOOD,
+            )
     return httpx.Response(
         streamed.status_code,
         headers=streamed.headers,
@@ -649,8 +685,10 @@ def _refuse_redirects(response: httpx.Response) -> None:
     # Never followed: a redirect could send the token, or the bid, to another host.
     if 300 <= response.status_code < 400:
         raise PlatformAnswerError(
-            f"{UNDERSTOOD}: a redirect (HTTP {response.status_code}) to "
-            f"{_printable(response.headers.get('Location', '?'))[:100]}"
+            N_("{understood}: a redirect (HTTP {status_code}) to {value}"),
+            understood=UNDERSTOOD,
+            status_code=response.status_code,
+            value=_printable(response.headers.get("Location", "?"))[:100],
         )
 
 
@@ -658,5 +696,10 @@ def _header_count(response: httpx.Response, name: str) -> int:
     """A byte count from a tus header: ASCII digits only, bounded."""
     value = response.headers.get(name, "")
     if not re.fullmatch(r"[0-9]{1,15}", value):
-        raise PlatformAnswerError(f"{UNDERSTOOD}: {name} is {_printable(value)[:40]!r}")
+        raise PlatformAnswerError(
+            N_("{understood}: {name} is {value!r}"),
+            understood=UNDERSTOOD,
+            name=name,
+            value=_printable(value)[:40],
+        )
     return int(value)

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from scelle.core.errors import NotAuthenticatedError, StoreError
+from scelle.core.errors import N_, NotAuthenticatedError, StoreError
 from scelle.core.files import ensure_private_dir, write_private_file
 
 LOGIN_FILE = "platform.json"
@@ -70,7 +70,10 @@ def load_login(home: Path, *, now: dt.datetime) -> SavedLogin:
             time_zone=data.get("time_zone"),
         )
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise StoreError(f"{path} is damaged: log in again") from error
+        raise StoreError(
+            N_("{path} is damaged: log in again"),
+            path=path,
+        ) from error
     if login.expires_at <= now:
         raise NotAuthenticatedError(
             f"the login to {login.url} expired on {login.expires_at:%Y-%m-%d}",

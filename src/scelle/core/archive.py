@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from scelle.core.errors import ArchiveError, InvalidInputError
+from scelle.core.errors import N_, ArchiveError, InvalidInputError
 from scelle.core.files import Readable, Writable, write_all
 
 MANIFEST_NAME = "manifest.json"
@@ -95,7 +95,10 @@ class Manifest:
         try:
             document = json.loads(data.decode("utf-8"))
             if document["format"] != MANIFEST_FORMAT:
-                raise ArchiveError(f"unknown envelope format {document['format']!r}")
+                raise ArchiveError(
+                    N_("unknown envelope format {format!r}"),
+                    format=document["format"],
+                )
             files = tuple(
                 ManifestFile(str(f["name"]), int(f["size"]), str(f["sha256"]))
                 for f in document["files"]
@@ -106,23 +109,34 @@ class Manifest:
         except ArchiveError:
             raise
         except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
-            raise ArchiveError("the envelope's manifest is damaged") from None
+            raise ArchiveError(
+                N_("the envelope's manifest is damaged"),
+            ) from None
         seen: set[str] = set()
         folders: set[str] = set()
         for file in manifest.files:
             check_member_name(file.name)
             folded = unicodedata.normalize("NFC", file.name).casefold()
             if folded in seen:
-                raise ArchiveError(f"the envelope lists {file.name!r} twice")
+                raise ArchiveError(
+                    N_("the envelope lists {name!r} twice"),
+                    name=file.name,
+                )
             seen.add(folded)
             parts = folded.split("/")
             folders.update("/".join(parts[:i]) for i in range(1, len(parts)))
             if file.size < 0 or len(file.sha256) != 64:
-                raise ArchiveError(f"the manifest's entry for {file.name!r} is damaged")
+                raise ArchiveError(
+                    N_("the manifest's entry for {name!r} is damaged"),
+                    name=file.name,
+                )
         # "a" and "a/b": one path cannot be both a file and a folder.
         clash = sorted(seen & folders)
         if clash:
-            raise ArchiveError(f"the envelope holds {clash[0]!r} both as a file and as a folder")
+            raise ArchiveError(
+                N_("the envelope holds {value!r} both as a file and as a folder"),
+                value=clash[0],
+            )
         return manifest
 
 
@@ -134,10 +148,16 @@ def check_member_name(name: str) -> str:
     """Refuse a name that could land outside the target folder, or be read two ways."""
     encoded = name.encode("utf-8", "surrogatepass")
     if not name or len(encoded) > MAX_NAME_BYTES:
-        raise ArchiveError(f"the envelope holds a file with an unusable name: {name!r}")
+        raise ArchiveError(
+            N_("the envelope holds a file with an unusable name: {name!r}"),
+            name=name,
+        )
     path = PurePosixPath(name)
     if any(len(part.encode("utf-8", "surrogatepass")) > MAX_COMPONENT_BYTES for part in path.parts):
-        raise ArchiveError(f"the envelope holds a file name too long for any disk: {name[:80]!r}…")
+        raise ArchiveError(
+            N_("the envelope holds a file name too long for any disk: {value!r}…"),
+            value=name[:80],
+        )
     if (
         "\\" in name
         or "\x00" in name
@@ -147,7 +167,10 @@ def check_member_name(name: str) -> str:
         or any(part in ("", ".", "..") for part in name.split("/"))
         or any(ord(char) < 0x20 for char in name)
     ):
-        raise ArchiveError(f"the envelope holds a file with an unsafe name: {name!r}")
+        raise ArchiveError(
+            N_("the envelope holds a file with an unsafe name: {name!r}"),
+            name=name,
+        )
     return name
 
 
@@ -185,13 +208,23 @@ def _members(source: Path) -> list[tuple[str, Path]]:
     try:
         info = source.lstat()
     except OSError as error:
-        raise InvalidInputError(f"cannot read {source}: {error.strerror}") from None
+        raise InvalidInputError(
+            N_("cannot read {source_}: {strerror}"),
+            source_=source,
+            strerror=error.strerror,
+        ) from None
     if stat.S_ISLNK(info.st_mode):
-        raise InvalidInputError(f"{source} is a link: give the file or folder it points to")
+        raise InvalidInputError(
+            N_("{source_} is a link: give the file or folder it points to"),
+            source_=source,
+        )
     if stat.S_ISREG(info.st_mode):
         return [(source.name, source)]
     if not stat.S_ISDIR(info.st_mode):
-        raise InvalidInputError(f"{source} is neither a file nor a folder")
+        raise InvalidInputError(
+            N_("{source_} is neither a file nor a folder"),
+            source_=source,
+        )
     found: list[tuple[str, Path]] = []
     for folder, subfolders, names in os.walk(source, onerror=_walk_error):
         subfolders.sort()
@@ -200,19 +233,30 @@ def _members(source: Path) -> list[tuple[str, Path]]:
             mode = path.lstat().st_mode
             if stat.S_ISLNK(mode):
                 raise InvalidInputError(
-                    f"{path} is a link: links are not packed (copy the file into the folder)"
+                    N_("{path} is a link: links are not packed (copy the file into the folder)"),
+                    path=path,
                 )
             if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
-                raise InvalidInputError(f"{path} is not a regular file")
+                raise InvalidInputError(
+                    N_("{path} is not a regular file"),
+                    path=path,
+                )
             if stat.S_ISREG(mode):
                 found.append((path.relative_to(source).as_posix(), path))
     if not found:
-        raise InvalidInputError(f"the folder {source} holds no file")
+        raise InvalidInputError(
+            N_("the folder {source_} holds no file"),
+            source_=source,
+        )
     return sorted(found, key=lambda member: member[0].encode("utf-8", "surrogatepass"))
 
 
 def _walk_error(error: OSError) -> None:
-    raise InvalidInputError(f"cannot read {error.filename}: {error.strerror}")
+    raise InvalidInputError(
+        N_("cannot read {filename}: {strerror}"),
+        filename=error.filename,
+        strerror=error.strerror,
+    )
 
 
 def _hash_file(path: Path, progress: Progress | None) -> tuple[int, str, int]:
@@ -243,30 +287,45 @@ def plan_archive(
     members = _members(source)
     if len(members) > MAX_FILES:
         raise InvalidInputError(
-            f"{source} holds {len(members)} files; an envelope holds at most {MAX_FILES}",
-            hint="Put them in a ZIP file of your own first.",
+            N_("{source_} holds {len} files; an envelope holds at most {max_files}"),
+            hint=N_("Put them in a ZIP file of your own first."),
+            source_=source,
+            len=len(members),
+            max_files=MAX_FILES,
         )
     for name, path in members:
         try:
             name.encode("utf-8")
         except UnicodeEncodeError:
-            raise InvalidInputError(f"the name of {path} is not valid text; rename it") from None
+            raise InvalidInputError(
+                N_("the name of {path} is not valid text; rename it"),
+                path=path,
+            ) from None
         try:
             check_member_name(name)
         except ArchiveError as error:
             raise InvalidInputError(error.message) from None
         if name == MANIFEST_NAME:
             raise InvalidInputError(
-                f"{path} would clash with the envelope's own {MANIFEST_NAME}: rename it"
+                N_("{path} would clash with the envelope's own {manifest_name}: rename it"),
+                path=path,
+                manifest_name=MANIFEST_NAME,
             )
         folded = unicodedata.normalize("NFC", name).casefold()
         if folded in seen:
-            raise InvalidInputError(f"two files would be named {name!r} on Windows: rename one")
+            raise InvalidInputError(
+                N_("two files would be named {name!r} on Windows: rename one"),
+                name=name,
+            )
         seen.add(folded)
         try:
             size, sha256, crc = _hash_file(path, progress)
         except OSError as error:
-            raise InvalidInputError(f"cannot read {path}: {error.strerror}") from None
+            raise InvalidInputError(
+                N_("cannot read {path}: {strerror}"),
+                path=path,
+                strerror=error.strerror,
+            ) from None
         files.append(PackedFile(path, ManifestFile(name, size, sha256), crc))
     manifest = Manifest(tender, envelope, bidder, tuple(file.entry for file in files))
     return PackPlan(manifest, tuple(files))
@@ -439,10 +498,15 @@ def _copy_checked(path: Path, file: PackedFile, sink: Writable, progress: Progre
                     progress(len(chunk))
             grew = bool(handle.read(1))
     except OSError as error:
-        raise InvalidInputError(f"cannot read {path}: {error.strerror}") from None
+        raise InvalidInputError(
+            N_("cannot read {path}: {strerror}"),
+            path=path,
+            strerror=error.strerror,
+        ) from None
     if size != entry.size or grew or crc != file.crc32:
         raise InvalidInputError(
-            f"{path} changed while it was being deposited: deposit again once it is final"
+            N_("{path} changed while it was being deposited: deposit again once it is final"),
+            path=path,
         )
     return size
 
@@ -472,7 +536,9 @@ class _Stream:
         while left:
             piece = self._source.read(min(left, READ_SIZE))
             if not piece:
-                raise ArchiveError("the envelope's content ends before its archive does")
+                raise ArchiveError(
+                    N_("the envelope's content ends before its archive does"),
+                )
             parts.append(piece)
             left -= len(piece)
         self.position += size
@@ -495,7 +561,9 @@ def _zip64_sizes(extra: bytes, count: int) -> tuple[int, ...]:
         if kind == 0x0001 and length >= 8 * count:
             return struct.unpack_from(f"<{count}Q", extra, 4)
         extra = extra[4 + length :]
-    raise ArchiveError("the envelope's archive has a damaged ZIP64 field")
+    raise ArchiveError(
+        N_("the envelope's archive has a damaged ZIP64 field"),
+    )
 
 
 def _read_local_header(stream: _Stream) -> tuple[bytes, int, int]:
@@ -515,21 +583,27 @@ def _read_local_header(stream: _Stream) -> tuple[bytes, int, int]:
         extra_length,
     ) = fields
     if signature != 0x04034B50:
-        raise ArchiveError("the envelope's files differ from its manifest")
+        raise ArchiveError(
+            N_("the envelope's files differ from its manifest"),
+        )
     if name_length > MAX_NAME_BYTES or extra_length > _MAX_EXTRA:
-        raise ArchiveError("the envelope's archive has an oversized header")
+        raise ArchiveError(
+            N_("the envelope's archive has an oversized header"),
+        )
     name = stream.read(name_length)
     extra = stream.read(extra_length)
     # Stored, not encrypted, sizes in the header (no data descriptor): nothing else.
     if method != 0 or flags & ~_UTF8_NAMES:
         raise ArchiveError(
-            f"{name.decode('utf-8', 'replace')!r} is stored in a way Scellé never writes"
+            N_("{decode!r} is stored in a way Scellé never writes"),
+            decode=name.decode("utf-8", "replace"),
         )
     if packed == size == _ZIP32_LIMIT:
         packed, size = _zip64_sizes(extra, 2)
     if packed != size:
         raise ArchiveError(
-            f"{name.decode('utf-8', 'replace')!r} is stored in a way Scellé never writes"
+            N_("{decode!r} is stored in a way Scellé never writes"),
+            decode=name.decode("utf-8", "replace"),
         )
     return name, size, crc
 
@@ -543,21 +617,30 @@ def _read_directory(stream: _Stream, members: list[tuple[bytes, int]]) -> None:
             fields[10], fields[11], fields[12], fields[15]
         )  # fmt: skip
         if signature != 0x02014B50:
-            raise ArchiveError("the envelope's files differ from its manifest")
+            raise ArchiveError(
+                N_("the envelope's files differ from its manifest"),
+            )
         if name_length > MAX_NAME_BYTES or extra_length > _MAX_EXTRA or comment_length:
-            raise ArchiveError("the envelope's archive has an oversized header")
+            raise ArchiveError(
+                N_("the envelope's archive has an oversized header"),
+            )
         listed = stream.read(name_length)
         stream.read(extra_length)
         if listed != name or crc_listed != crc:
-            raise ArchiveError("the envelope's directory differs from its files")
+            raise ArchiveError(
+                N_("the envelope's directory differs from its files"),
+            )
         mode = external >> 16
         if stat.S_ISLNK(mode) or stat.S_ISDIR(mode):
             raise ArchiveError(
-                f"the envelope holds a folder or a link: {listed.decode('utf-8', 'replace')!r}"
+                N_("the envelope holds a folder or a link: {decode!r}"),
+                decode=listed.decode("utf-8", "replace"),
             )
     trailer = stream.rest(_MAX_TRAILER)
     if trailer is None or not trailer.startswith((b"PK\x06\x06", b"PK\x05\x06")):
-        raise ArchiveError("the envelope's archive does not end as an archive does")
+        raise ArchiveError(
+            N_("the envelope's archive does not end as an archive does"),
+        )
 
 
 def _extract_member(
@@ -568,7 +651,10 @@ def _extract_member(
     destination = staging.joinpath(*entry.name.split("/"))
     # Belt and braces after check_member_name: the path must stay inside.
     if not destination.resolve().is_relative_to(staging.resolve()):
-        raise ArchiveError(f"the envelope holds a file with an unsafe name: {entry.name!r}")
+        raise ArchiveError(
+            N_("the envelope holds a file with an unsafe name: {name!r}"),
+            name=entry.name,
+        )
     destination.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     left = entry.size
@@ -582,7 +668,10 @@ def _extract_member(
             if progress is not None:
                 progress(len(chunk))
     if digest.hexdigest() != entry.sha256:
-        raise ArchiveError(f"{entry.name!r} does not match its manifest's SHA-256")
+        raise ArchiveError(
+            N_("{name!r} does not match its manifest's SHA-256"),
+            name=entry.name,
+        )
 
 
 def _read_archive(
@@ -593,24 +682,40 @@ def _read_archive(
 ) -> Manifest:
     name, size, crc = _read_local_header(stream)
     if name != MANIFEST_NAME.encode():
-        raise ArchiveError(f"the envelope does not start with its {MANIFEST_NAME}")
+        raise ArchiveError(
+            N_("the envelope does not start with its {manifest_name}"),
+            manifest_name=MANIFEST_NAME,
+        )
     if size > MAX_MANIFEST_BYTES:
-        raise ArchiveError("the envelope's manifest is too large")
+        raise ArchiveError(
+            N_("the envelope's manifest is too large"),
+        )
     document = stream.read(size)
     if zlib.crc32(document) != crc:
-        raise ArchiveError("the envelope's manifest is damaged")
+        raise ArchiveError(
+            N_("the envelope's manifest is damaged"),
+        )
     manifest = Manifest.from_json(document)
     if len(manifest.files) > MAX_FILES:
-        raise ArchiveError(f"the envelope holds {len(manifest.files)} files; at most {MAX_FILES}")
+        raise ArchiveError(
+            N_("the envelope holds {len} files; at most {max_files}"),
+            len=len(manifest.files),
+            max_files=MAX_FILES,
+        )
     if expect is not None:
         expect(manifest)
     members = [(name, crc)]
     for entry in manifest.files:
         name, size, crc = _read_local_header(stream)
         if name != entry.name.encode("utf-8", "surrogatepass"):
-            raise ArchiveError("the envelope's files differ from its manifest")
+            raise ArchiveError(
+                N_("the envelope's files differ from its manifest"),
+            )
         if size != entry.size:
-            raise ArchiveError(f"{entry.name!r} has not the size its manifest says")
+            raise ArchiveError(
+                N_("{name!r} has not the size its manifest says"),
+                name=entry.name,
+            )
         _extract_member(stream, entry, staging, progress)
         members.append((name, crc))
     _read_directory(stream, members)
@@ -637,7 +742,10 @@ def open_archive(
     nothing is left.
     """
     if target.exists():
-        raise InvalidInputError(f"{target} already exists")
+        raise InvalidInputError(
+            N_("{target} already exists"),
+            target=target,
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
@@ -651,7 +759,9 @@ def open_archive(
         staging.rename(target)
     except struct.error:
         shutil.rmtree(staging, ignore_errors=True)
-        raise ArchiveError("the envelope's content is not a readable archive") from None
+        raise ArchiveError(
+            N_("the envelope's content is not a readable archive"),
+        ) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -22,7 +22,7 @@ from cryptography.x509.oid import NameOID
 
 from scelle.core import certs
 from scelle.core.envelope import MIN_RSA_BITS
-from scelle.core.errors import CertificateError, InvalidInputError, WrongPasswordError
+from scelle.core.errors import N_, CertificateError, InvalidInputError, WrongPasswordError
 
 AUTHORITY_VALIDITY_DAYS = 3650
 AUTHORITY_RSA_BITS = 3072
@@ -129,7 +129,9 @@ def build_csr(key: rsa.RSAPrivateKey, common_name: str) -> bytes:
 def load_csr(data: bytes) -> x509.CertificateSigningRequest:
     """A request whose signature verifies: its sender holds the private key."""
     if len(data) > MAX_CSR_BYTES:
-        raise InvalidInputError("the certificate request is too large")
+        raise InvalidInputError(
+            N_("the certificate request is too large"),
+        )
     try:
         if data.lstrip().startswith(b"-----BEGIN"):
             request = x509.load_pem_x509_csr(data)
@@ -137,10 +139,12 @@ def load_csr(data: bytes) -> x509.CertificateSigningRequest:
             request = x509.load_der_x509_csr(data)
         valid = request.is_signature_valid
     except (ValueError, TypeError):
-        raise InvalidInputError("the certificate request is not a PKCS#10 request") from None
+        raise InvalidInputError(
+            N_("the certificate request is not a PKCS#10 request"),
+        ) from None
     if not valid:
         raise InvalidInputError(
-            "the certificate request's signature does not verify: it was not signed by its key"
+            N_("the certificate request's signature does not verify: it was not signed by its key"),
         )
     return request
 
@@ -148,10 +152,14 @@ def load_csr(data: bytes) -> x509.CertificateSigningRequest:
 def _request_rsa_key(request: x509.CertificateSigningRequest) -> rsa.RSAPublicKey:
     key = request.public_key()
     if not isinstance(key, rsa.RSAPublicKey):
-        raise CertificateError("encryption key pairs are RSA keys; the request holds another type")
+        raise CertificateError(
+            N_("encryption key pairs are RSA keys; the request holds another type"),
+        )
     if key.key_size < MIN_RSA_BITS:
         raise CertificateError(
-            f"the request holds an RSA-{key.key_size} key; at least {MIN_RSA_BITS} bits are needed"
+            N_("the request holds an RSA-{key_size} key; at least {min_rsa_bits} bits are needed"),
+            key_size=key.key_size,
+            min_rsa_bits=MIN_RSA_BITS,
         )
     return key
 
@@ -188,7 +196,9 @@ def check_referenced_certificate(
     """Refuse a certificate referenced as it is unless it can receive envelopes and the
     request (signed by the same key) proves the sender holds its private key."""
     if request.public_key() != certificate.public_key():
-        raise CertificateError("the certificate request and the certificate hold different keys")
+        raise CertificateError(
+            N_("the certificate request and the certificate hold different keys"),
+        )
     certs.check_recipient(certificate, now=now)
 
 
@@ -218,11 +228,15 @@ def load_authority(key_pem: bytes, certificate_pem: bytes, passphrase: bytes) ->
         key = serialization.load_pem_private_key(key_pem, password=passphrase)
     except (ValueError, TypeError):
         raise WrongPasswordError(
-            "the platform's key file cannot be decrypted with the platform's secret key"
+            N_("the platform's key file cannot be decrypted with the platform's secret key"),
         ) from None
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-        raise CertificateError("the platform's key file holds neither an RSA nor an EC key")
+        raise CertificateError(
+            N_("the platform's key file holds neither an RSA nor an EC key"),
+        )
     certificate = certs.load_certificate(certificate_pem, source="the platform certificate")
     if key.public_key() != certificate.public_key():
-        raise CertificateError("the platform's key file and certificate do not match")
+        raise CertificateError(
+            N_("the platform's key file and certificate do not match"),
+        )
     return Authority(key, certificate)

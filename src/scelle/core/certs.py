@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from scelle.core.envelope import recipient_public_key
-from scelle.core.errors import CertificateError, InvalidInputError, UnsupportedKeyError
+from scelle.core.errors import N_, CertificateError, InvalidInputError, UnsupportedKeyError
 
 DEFAULT_RSA_BITS = 3072
 GENERATED_RSA_BITS = (3072, 4096)
@@ -25,7 +25,11 @@ def generate_private_key(bits: int = DEFAULT_RSA_BITS) -> rsa.RSAPrivateKey:
     """A fresh RSA key of 3072 or 4096 bits."""
     if bits not in GENERATED_RSA_BITS:
         sizes = " or ".join(str(size) for size in GENERATED_RSA_BITS)
-        raise UnsupportedKeyError(f"key pairs are generated with {sizes} bits, not {bits}")
+        raise UnsupportedKeyError(
+            N_("key pairs are generated with {sizes} bits, not {bits}"),
+            sizes=sizes,
+            bits=bits,
+        )
     return rsa.generate_private_key(public_exponent=65537, key_size=bits)
 
 
@@ -33,11 +37,21 @@ def check_label(value: str, *, what: str, max_length: int) -> str:
     """`value` stripped, or an error naming `what` when it is empty, too long or has controls."""
     cleaned = value.strip()
     if not cleaned:
-        raise InvalidInputError(f"{what} cannot be empty")
+        raise InvalidInputError(
+            N_("{what} cannot be empty"),
+            what=what,
+        )
     if len(cleaned) > max_length:
-        raise InvalidInputError(f"{what} has at most {max_length} characters")
+        raise InvalidInputError(
+            N_("{what} has at most {max_length} characters"),
+            what=what,
+            max_length=max_length,
+        )
     if any(ord(char) < 0x20 or ord(char) == 0x7F for char in cleaned):
-        raise InvalidInputError(f"{what} cannot hold control characters")
+        raise InvalidInputError(
+            N_("{what} cannot hold control characters"),
+            what=what,
+        )
     return cleaned
 
 
@@ -64,7 +78,10 @@ def key_usage(**allowed: bool) -> x509.KeyUsage:
     )
     unknown = set(allowed) - set(uses)
     if unknown:
-        raise InvalidInputError(f"unknown key usage {sorted(unknown)[0]}")
+        raise InvalidInputError(
+            N_("unknown key usage {value}"),
+            value=sorted(unknown)[0],
+        )
     return x509.KeyUsage(**{**uses, **allowed})
 
 
@@ -81,7 +98,11 @@ def self_signed_certificate(
     the certificate is good for receiving envelopes and nothing else.
     """
     if not 1 <= days <= MAX_VALIDITY_DAYS:
-        raise InvalidInputError(f"the validity is 1 to {MAX_VALIDITY_DAYS} days, not {days}")
+        raise InvalidInputError(
+            N_("the validity is 1 to {max_validity_days} days, not {days}"),
+            max_validity_days=MAX_VALIDITY_DAYS,
+            days=days,
+        )
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, check_common_name(common_name))])
     public_key = key.public_key()
     return (
@@ -106,7 +127,10 @@ def load_certificate(data: bytes, *, source: str = "the certificate") -> x509.Ce
             return x509.load_pem_x509_certificate(data)
         return x509.load_der_x509_certificate(data)
     except ValueError:
-        raise CertificateError(f"{source} is not a PEM or DER X.509 certificate") from None
+        raise CertificateError(
+            N_("{source_} is not a PEM or DER X.509 certificate"),
+            source_=source,
+        ) from None
 
 
 def certificate_pem(certificate: x509.Certificate) -> bytes:
@@ -161,18 +185,30 @@ def check_recipient(
     recipient_public_key(certificate)
     who = common_name(certificate.subject)
     if not _allows_key_encipherment(certificate):
-        raise CertificateError(f"the certificate of {who} does not allow key encipherment")
+        raise CertificateError(
+            N_("the certificate of {who} does not allow key encipherment"),
+            who=who,
+        )
     not_before = certificate.not_valid_before_utc
     not_after = certificate.not_valid_after_utc
     if now < not_before:
         raise CertificateError(
-            f"the certificate of {who} is not valid before {not_before:%Y-%m-%d}"
+            N_("the certificate of {who} is not valid before {not_before:%Y-%m-%d}"),
+            who=who,
+            not_before=not_before,
         )
     if now > not_after:
-        raise CertificateError(f"the certificate of {who} expired on {not_after:%Y-%m-%d}")
+        raise CertificateError(
+            N_("the certificate of {who} expired on {not_after:%Y-%m-%d}"),
+            who=who,
+            not_after=not_after,
+        )
     if until is not None and until > not_after:
         raise CertificateError(
-            f"the certificate of {who} expires on {not_after:%Y-%m-%d}, before {until:%Y-%m-%d}"
+            N_("the certificate of {who} expires on {not_after:%Y-%m-%d}, before {until:%Y-%m-%d}"),
+            who=who,
+            not_after=not_after,
+            until=until,
         )
 
 
@@ -196,7 +232,9 @@ def private_key_from_pkcs8(der: bytes) -> rsa.RSAPrivateKey:
         der, password=None, unsafe_skip_rsa_key_validation=True
     )
     if not isinstance(key, rsa.RSAPrivateKey):
-        raise UnsupportedKeyError("the stored key is not an RSA key")
+        raise UnsupportedKeyError(
+            N_("the stored key is not an RSA key"),
+        )
     return key
 
 
@@ -208,4 +246,6 @@ def load_pem_certificates(data: bytes) -> list[x509.Certificate]:
     try:
         return x509.load_pem_x509_certificates(data)
     except ValueError:
-        raise CertificateError("the certificate file is damaged") from None
+        raise CertificateError(
+            N_("the certificate file is damaged"),
+        ) from None

@@ -49,7 +49,7 @@ from cryptography.hazmat.primitives.ciphers import (
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from scelle.core import ber
-from scelle.core.errors import DecryptionError, EncryptionError, UnsupportedKeyError
+from scelle.core.errors import N_, DecryptionError, EncryptionError, UnsupportedKeyError
 from scelle.core.files import Readable, Writable, atomic_output, write_all
 from scelle.core.pipeline import WriteBehind
 
@@ -133,13 +133,22 @@ def recipient_public_key(certificate: x509.Certificate) -> rsa.RSAPublicKey:
     key = certificate.public_key()
     if not isinstance(key, rsa.RSAPublicKey):
         raise UnsupportedKeyError(
-            f"the certificate of {_subject(certificate)} holds {describe_key(key)}; "
-            "envelopes can only be sealed to RSA keys"
+            N_(
+                "the certificate of {subject} holds {describe_key}; envelopes can only be sealed "
+                "to RSA keys"
+            ),
+            subject=_subject(certificate),
+            describe_key=describe_key(key),
         )
     if key.key_size < MIN_RSA_BITS:
         raise UnsupportedKeyError(
-            f"the certificate of {_subject(certificate)} holds an RSA key of "
-            f"{key.key_size} bits; at least {MIN_RSA_BITS} are required"
+            N_(
+                "the certificate of {subject} holds an RSA key of {key_size} bits; at least "
+                "{min_rsa_bits} are required"
+            ),
+            subject=_subject(certificate),
+            key_size=key.key_size,
+            min_rsa_bits=MIN_RSA_BITS,
         )
     return key
 
@@ -186,7 +195,9 @@ class EnvelopeKeys:
     def for_recipients(cls, certificates: Sequence[x509.Certificate]) -> EnvelopeKeys:
         """A fresh content key and nonce, wrapped with RSA-OAEP for each certificate."""
         if not certificates:
-            raise EncryptionError("an envelope needs at least one recipient")
+            raise EncryptionError(
+                N_("an envelope needs at least one recipient"),
+            )
         content_key = os.urandom(32)
         infos = []
         seen: set[bytes] = set()
@@ -280,7 +291,9 @@ def encrypt_stream(
         while count := _read_full(source, in_view):
             total += count
             if total > MAX_CONTENT_BYTES:
-                raise EncryptionError("an envelope holds at most 64 GiB; split the content")
+                raise EncryptionError(
+                    N_("an envelope holds at most 64 GiB; split the content"),
+                )
             header = b"\x04" + ber.encode_length(count)
             start = header_room - len(header)
             out = writer.buffer()

@@ -6,20 +6,55 @@ user's words; no bare `ValueError` or `KeyError` leaves the public API.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+
+def N_(message: str) -> str:
+    """Marks a message for the catalogue; it is translated where it is shown."""
+    return message
+
+
+def _fill(template: str, values: dict[str, object]) -> str:
+    if not values:
+        return template
+    try:
+        return template.format(**values)
+    except (KeyError, IndexError, ValueError):  # a translation that lost a placeholder
+        return template
+
 
 class ScelleError(Exception):
-    """Root of every error Scellé reports to its user."""
+    """Root of every error Scellé reports to its user.
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
+    `message` and `hint` are English templates whose `{name}` placeholders `values`
+    fill: kept apart, so that the command and the pages say them in their user's
+    language (`diagnostics(translate)`), from the one gettext catalogue.
+    """
 
-    def diagnostics(self) -> str:
+    def __init__(self, message: str, *, hint: str | None = None, **values: object) -> None:
+        self.template = message
+        self.hint_template = hint
+        self.values = values
+        self.message = _fill(message, values)
+        self.hint = None if hint is None else _fill(hint, values)
+        super().__init__(self.message)
+
+    def localized(self, translate: Callable[[str], str]) -> tuple[str, str | None]:
+        """(message, hint) in the language `translate` (a gettext) speaks."""
+        message = _fill(translate(self.template), self.values)
+        hint = (
+            None
+            if self.hint_template is None
+            else _fill(translate(self.hint_template), self.values)
+        )
+        return message, hint
+
+    def diagnostics(self, translate: Callable[[str], str] | None = None) -> str:
         """The message, followed by what the user can do about it when we know."""
-        if self.hint:
-            return f"{self.message}\n{self.hint}"
-        return self.message
+        message, hint = (
+            (self.message, self.hint) if translate is None else self.localized(translate)
+        )
+        return f"{message}\n{hint}" if hint else message
 
 
 class InvalidInputError(ScelleError):
@@ -119,9 +154,14 @@ class TooManyAttemptsError(ScelleError):
     """Too many failed attempts; wait before trying again (HTTP 429)."""
 
     def __init__(
-        self, message: str, *, hint: str | None = None, retry_after: int | None = None
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        retry_after: int | None = None,
+        **values: object,
     ) -> None:
-        super().__init__(message, hint=hint)
+        super().__init__(message, hint=hint, **values)
         self.retry_after = retry_after
         """Seconds to wait, when known."""
 

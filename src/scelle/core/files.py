@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from scelle.core.errors import InvalidInputError, OutputExistsError, StoreError
+from scelle.core.errors import N_, InvalidInputError, OutputExistsError, StoreError
 
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
@@ -28,11 +28,18 @@ def ensure_private_dir(path: Path) -> Path:
         path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
         info = path.stat()
         if not stat.S_ISDIR(info.st_mode):
-            raise StoreError(f"{path} exists and is not a folder")
+            raise StoreError(
+                N_("{path} exists and is not a folder"),
+                path=path,
+            )
         if stat.S_IMODE(info.st_mode) != PRIVATE_DIR_MODE:
             path.chmod(PRIVATE_DIR_MODE)
     except OSError as error:
-        raise StoreError(f"cannot prepare the folder {path}: {error.strerror}") from error
+        raise StoreError(
+            N_("cannot prepare the folder {path}: {strerror}"),
+            path=path,
+            strerror=error.strerror,
+        ) from error
     return path
 
 
@@ -76,13 +83,19 @@ def atomic_output(
     target = Path(target)
     if not overwrite and target.exists():
         raise OutputExistsError(
-            f"{target} already exists", hint="Choose another output name or pass --force."
+            N_("{target} already exists"),
+            hint=N_("Choose another output name or pass --force."),
+            target=target,
         )
     temp = _temp_name_beside(target)
     try:
         handle = _open_exclusive(temp, mode)
     except OSError as error:
-        raise InvalidInputError(f"cannot write {target}: {error.strerror}") from error
+        raise InvalidInputError(
+            N_("cannot write {target}: {strerror}"),
+            target=target,
+            strerror=error.strerror,
+        ) from error
     committed = False
     try:
         with handle:
@@ -96,12 +109,19 @@ def atomic_output(
             try:
                 os.link(temp, target)
             except FileExistsError as error:
-                raise OutputExistsError(f"{target} already exists") from error
+                raise OutputExistsError(
+                    N_("{target} already exists"),
+                    target=target,
+                ) from error
             temp.unlink()
         committed = True
         fsync_dir(target.parent)
     except OSError as error:
-        raise InvalidInputError(f"cannot write {target}: {error.strerror}") from error
+        raise InvalidInputError(
+            N_("cannot write {target}: {strerror}"),
+            target=target,
+            strerror=error.strerror,
+        ) from error
     finally:
         if not committed:
             with contextlib.suppress(FileNotFoundError):
@@ -136,7 +156,9 @@ def write_all(handle: Writable, data: bytes | bytearray | memoryview) -> None:
     while view:
         written = handle.write(view)
         if not written:
-            raise OSError("short write")
+            raise OSError(
+                N_("short write"),
+            )
         view = view[written:]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import string
 
-from scelle.core.errors import WeakPasswordError
+from scelle.core.errors import N_, WeakPasswordError
 
 MIN_LENGTH = 12
 PASSPHRASE_LENGTH = 20
@@ -36,18 +36,26 @@ def check_password_strength(password: str) -> None:
     """Raise `WeakPasswordError` saying why, or return for an acceptable password."""
     if len(password) < MIN_LENGTH:
         raise WeakPasswordError(
-            f"the password is too short: at least {MIN_LENGTH} characters are required"
+            N_("the password is too short: at least {min_length} characters are required"),
+            min_length=MIN_LENGTH,
         )
     if len(set(password)) < len(password) // 3 + 2:
-        raise WeakPasswordError("the password repeats the same few characters")
+        raise WeakPasswordError(
+            N_("the password repeats the same few characters"),
+        )
     lowered = password.lower()
     stripped = lowered
     for fragment in _COMMON_FRAGMENTS:
         stripped = stripped.replace(fragment, "")
     if len(stripped) < MIN_LENGTH // 2:
-        raise WeakPasswordError("the password is made of common words or sequences")
+        raise WeakPasswordError(
+            N_("the password is made of common words or sequences"),
+        )
     if len(password) < PASSPHRASE_LENGTH and _classes(password) < 3:
         raise WeakPasswordError(
-            "the password needs three kinds of characters among lower case, upper case, "
-            f"digits and symbols, or at least {PASSPHRASE_LENGTH} characters"
+            N_(
+                "the password needs three kinds of characters among lower case, upper case, "
+                "digits and symbols, or at least {passphrase_length} characters"
+            ),
+            passphrase_length=PASSPHRASE_LENGTH,
         )

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from scelle.core.certs import common_name, key_matches_certificate
 from scelle.core.envelope import MIN_RSA_BITS, describe_key
-from scelle.core.errors import PKCS12Error, UnsupportedKeyError, WrongPasswordError
+from scelle.core.errors import N_, PKCS12Error, UnsupportedKeyError, WrongPasswordError
 from scelle.core.passwords import check_password_strength
 
 # PBKDF2 rounds for the modern profile. The key bag and the certificate bag
@@ -103,32 +103,57 @@ def _load(data: bytes, password: str, source: str) -> pkcs12.PKCS12KeyAndCertifi
         except ValueError:
             continue
     if _is_pkcs12_structure(data):
-        raise WrongPasswordError(f"wrong password for {source}")
-    raise PKCS12Error(f"{source} is not a PKCS#12 (.pfx/.p12) file, or it is damaged")
+        raise WrongPasswordError(
+            N_("wrong password for {source_}"),
+            source_=source,
+        )
+    raise PKCS12Error(
+        N_("{source_} is not a PKCS#12 (.pfx/.p12) file, or it is damaged"),
+        source_=source,
+    )
 
 
 def import_pkcs12(data: bytes, password: str, *, source: str = "the file") -> KeyBundle:
     """Read a key pair from a .pfx; `source` names the file in error messages."""
     if len(data) > MAX_PKCS12_BYTES:
-        raise PKCS12Error(f"{source} is too large for a PKCS#12 key file")
+        raise PKCS12Error(
+            N_("{source_} is too large for a PKCS#12 key file"),
+            source_=source,
+        )
     loaded = _load(data, password, source)
     key = loaded.key
     if key is None:
-        raise PKCS12Error(f"{source} holds no private key: it cannot open envelopes")
+        raise PKCS12Error(
+            N_("{source_} holds no private key: it cannot open envelopes"),
+            source_=source,
+        )
     if not isinstance(key, rsa.RSAPrivateKey):
         raise UnsupportedKeyError(
-            f"{source} holds {describe_key(key)}; Scellé opens envelopes with RSA key pairs only"
+            N_("{source_} holds {describe_key}; Scellé opens envelopes with RSA key pairs only"),
+            source_=source,
+            describe_key=describe_key(key),
         )
     if key.key_size < MIN_RSA_BITS:
         raise UnsupportedKeyError(
-            f"{source} holds an RSA key of {key.key_size} bits; "
-            f"at least {MIN_RSA_BITS} are required"
+            N_(
+                "{source_} holds an RSA key of {key_size} bits; at least {min_rsa_bits} are "
+                "required"
+            ),
+            source_=source,
+            key_size=key.key_size,
+            min_rsa_bits=MIN_RSA_BITS,
         )
     if loaded.cert is None:
-        raise PKCS12Error(f"{source} holds a private key but not its certificate")
+        raise PKCS12Error(
+            N_("{source_} holds a private key but not its certificate"),
+            source_=source,
+        )
     certificate = loaded.cert.certificate
     if not key_matches_certificate(key, certificate):
-        raise PKCS12Error(f"{source}: the certificate does not belong to the private key")
+        raise PKCS12Error(
+            N_("{source_}: the certificate does not belong to the private key"),
+            source_=source,
+        )
     friendly = loaded.cert.friendly_name
     chain = tuple(
         extra.certificate for extra in loaded.additional_certs if extra.certificate != certificate

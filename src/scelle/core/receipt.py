@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from scelle.core import certs
 from scelle.core.authority import Authority, issued_by
-from scelle.core.errors import CertificateError, ReceiptError
+from scelle.core.errors import N_, CertificateError, ReceiptError
 
 ALGORITHM = "ecdsa-with-SHA256"
 MAX_RECEIPT_BYTES = 1 << 20
@@ -78,7 +78,9 @@ class AuditHead:
             return None
         sequence, digest = data["sequence"], data["hash"]
         if not isinstance(sequence, int) or not isinstance(digest, str):
-            raise TypeError("audit head")
+            raise TypeError(
+                N_("audit head"),
+            )
         return cls(sequence, digest)
 
 
@@ -148,7 +150,9 @@ def sign_document(
 ) -> bytes:
     """`{name: body, "signature": …}`: the body signed in its canonical form."""
     if not isinstance(signer.key, ec.EllipticCurvePrivateKey):
-        raise CertificateError("the platform signs with its ECDSA key")
+        raise CertificateError(
+            N_("the platform signs with its ECDSA key"),
+        )
     signature = signer.key.sign(_canonical(body), ec.ECDSA(hashes.SHA256()))
     document = {
         name: body,
@@ -196,7 +200,10 @@ def verify_document(
 ) -> VerifiedDocument:
     """Check a document signed by `sign_document`; `what` names it in errors ("receipt")."""
     if len(data) > MAX_RECEIPT_BYTES:
-        raise ReceiptError(f"this is not a {what}: the file is too large")
+        raise ReceiptError(
+            N_("this is not a {what}: the file is too large"),
+            what=what,
+        )
     try:
         document = json.loads(data.decode("utf-8"))
         body = document[name]
@@ -204,7 +211,10 @@ def verify_document(
         if not isinstance(body, dict):
             raise TypeError(name)
         if seal["algorithm"] != ALGORITHM:
-            raise ReceiptError(f"unknown signature algorithm {str(seal['algorithm'])[:40]!r}")
+            raise ReceiptError(
+                N_("unknown signature algorithm {value!r}"),
+                value=str(seal["algorithm"])[:40],
+            )
         signature = base64.b64decode(seal["value"], validate=True)
         signer = certs.load_certificate(seal["certificate"].encode(), source="the signer")
         chain = [certs.load_certificate(pem.encode(), source="the chain") for pem in seal["chain"]]
@@ -219,28 +229,46 @@ def verify_document(
         binascii.Error,
         CertificateError,
     ):
-        raise ReceiptError(f"this is not a Scellé {what}, or it is damaged") from None
+        raise ReceiptError(
+            N_("this is not a Scellé {what}, or it is damaged"),
+            what=what,
+        ) from None
     key = signer.public_key()
     if not isinstance(key, ec.EllipticCurvePublicKey):
-        raise ReceiptError(f"the {what}'s signer does not hold an ECDSA key")
+        raise ReceiptError(
+            N_("the {what}'s signer does not hold an ECDSA key"),
+            what=what,
+        )
     try:
         key.verify(signature, _canonical(body), ec.ECDSA(hashes.SHA256()))
     except InvalidSignature:
         raise ReceiptError(
-            f"the {what}'s signature does not verify: it was altered or not signed by the platform"
+            N_(
+                "the {what}'s signature does not verify: it was altered or not signed by the "
+                "platform"
+            ),
+            what=what,
         ) from None
     try:
         usage = signer.extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
         usage = None
     if usage is None or not usage.digital_signature:
-        raise ReceiptError(f"the {what}'s signer certificate does not allow signing")
+        raise ReceiptError(
+            N_("the {what}'s signer certificate does not allow signing"),
+            what=what,
+        )
     if not chain or not issued_by(signer, chain[0]):
-        raise ReceiptError(f"the {what}'s signer certificate was not issued by the chain's CA")
+        raise ReceiptError(
+            N_("the {what}'s signer certificate was not issued by the chain's CA"),
+            what=what,
+        )
     if trusted_authority is not None and chain[0] != trusted_authority:
         raise ReceiptError(
-            f"the {what} was signed under another CA than the platform's you know",
-            hint=f"Its CA's fingerprint is {certs.fingerprint_sha256(chain[0])}.",
+            N_("the {what} was signed under another CA than the platform's you know"),
+            hint=N_("Its CA's fingerprint is {fingerprint_sha256}."),
+            what=what,
+            fingerprint_sha256=certs.fingerprint_sha256(chain[0]),
         )
     return VerifiedDocument(body, signer, chain[0])
 
@@ -255,9 +283,13 @@ def verify_receipt(
     try:
         receipt = Receipt.from_json(verified.body)
     except (ValueError, KeyError, TypeError, AttributeError):
-        raise ReceiptError("this is not a Scellé receipt, or it is damaged") from None
+        raise ReceiptError(
+            N_("this is not a Scellé receipt, or it is damaged"),
+        ) from None
     at = receipt.received_at
     signer = verified.signer
     if at.tzinfo is None or not signer.not_valid_before_utc <= at <= signer.not_valid_after_utc:
-        raise ReceiptError("the receipt's time lies outside its signer certificate's validity")
+        raise ReceiptError(
+            N_("the receipt's time lies outside its signer certificate's validity"),
+        )
     return VerifiedReceipt(receipt, signer, verified.authority)

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from scelle.core.errors import InvalidInputError
+from scelle.core.errors import N_, InvalidInputError
 
 PREFIX = "RSF"
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -40,10 +40,15 @@ _READ_AS = str.maketrans({"O": "0", "I": "1", "L": "1"})
 def _fingerprint_bytes(fingerprint: str | bytes) -> bytes:
     if isinstance(fingerprint, bytes):
         if len(fingerprint) != 32:
-            raise InvalidInputError("a SHA-256 fingerprint has 32 bytes")
+            raise InvalidInputError(
+                N_("a SHA-256 fingerprint has 32 bytes"),
+            )
         return fingerprint
     if not _FINGERPRINT.fullmatch(fingerprint):
-        raise InvalidInputError(f"{fingerprint[:100]!r} is not a SHA-256 fingerprint")
+        raise InvalidInputError(
+            N_("{value!r} is not a SHA-256 fingerprint"),
+            value=fingerprint[:100],
+        )
     return bytes.fromhex(fingerprint.replace(":", ""))
 
 
@@ -54,7 +59,9 @@ def recipient_set_fingerprint(fingerprints: Iterable[str | bytes]) -> str:
     """
     unique = sorted({_fingerprint_bytes(f) for f in fingerprints})
     if not unique:
-        raise InvalidInputError("a recipient set holds at least one certificate")
+        raise InvalidInputError(
+            N_("a recipient set holds at least one certificate"),
+        )
     digest = hashlib.sha256(_DOMAIN + b"".join(unique)).digest()
     value = int.from_bytes(digest, "big") >> (256 - _BITS)
     symbols = [_ALPHABET[(value >> (5 * i)) & 31] for i in reversed(range(_BITS // 5))]
@@ -75,8 +82,9 @@ def normalise_rsf(text: str) -> str:
     cleaned = cleaned.removeprefix(PREFIX).translate(_READ_AS)
     if len(cleaned) != _GROUPS * _GROUP_LENGTH or any(c not in _ALPHABET for c in cleaned):
         raise InvalidInputError(
-            f"{text[:60]!r} is not a recipient-set fingerprint",
-            hint="It reads like RSF 7KQ2-M9XD-4TPA-W3NE-B81C, as printed in the tender notice.",
+            N_("{value!r} is not a recipient-set fingerprint"),
+            hint=N_("It reads like RSF 7KQ2-M9XD-4TPA-W3NE-B81C, as printed in the tender notice."),
+            value=text[:60],
         )
     groups = [cleaned[i : i + _GROUP_LENGTH] for i in range(0, len(cleaned), _GROUP_LENGTH)]
     return f"{PREFIX} {'-'.join(groups)}"

@@ -17,7 +17,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
-from scelle.core.errors import InvalidInputError, WrongPasswordError
+from scelle.core.errors import N_, InvalidInputError, WrongPasswordError
 
 # OWASP's first recommended Argon2id profile (19 MiB, 2 passes, 1 lane):
 # a guess costs ~50 ms and 19 MiB, and deriving stays within the 64 MB a
@@ -60,7 +60,10 @@ class KdfParameters:
     def from_json(cls, data: dict[str, Any]) -> KdfParameters:
         try:
             if data["name"] != "argon2id":
-                raise InvalidInputError(f"unknown key derivation {data['name']!r}")
+                raise InvalidInputError(
+                    N_("unknown key derivation {name!r}"),
+                    name=data["name"],
+                )
             return cls(
                 salt=base64.b64decode(data["salt"], validate=True),
                 memory_kib=int(data["memory_kib"]),
@@ -68,7 +71,9 @@ class KdfParameters:
                 lanes=int(data["lanes"]),
             )
         except (KeyError, TypeError, ValueError) as error:
-            raise InvalidInputError("the key derivation settings are damaged") from error
+            raise InvalidInputError(
+                N_("the key derivation settings are damaged"),
+            ) from error
 
 
 @dataclass(frozen=True)
@@ -97,7 +102,9 @@ class SealingKey:
         try:
             return AESGCM(self.key).decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], context)
         except (InvalidTag, ValueError):
-            raise WrongPasswordError("wrong store passphrase, or the store is damaged") from None
+            raise WrongPasswordError(
+                N_("wrong store passphrase, or the store is damaged"),
+            ) from None
 
     def check_value(self) -> bytes:
         """A sealed known value, kept beside the salt to recognise a wrong passphrase."""
@@ -109,4 +116,6 @@ class SealingKey:
                 return
         except WrongPasswordError:
             pass
-        raise WrongPasswordError("wrong store passphrase")
+        raise WrongPasswordError(
+            N_("wrong store passphrase"),
+        )

@@ -34,6 +34,7 @@ from filelock import FileLock
 from scelle.core import certs
 from scelle.core.envelope import DecryptionKey
 from scelle.core.errors import (
+    N_,
     DuplicateKeyError,
     InvalidInputError,
     KeyNotFoundError,
@@ -139,8 +140,9 @@ class KeyStore:
             if key.name.casefold() == wanted:
                 return key
         raise KeyNotFoundError(
-            f"no key pair named {name!r} in this workstation's store",
-            hint="`scelle keys list` shows the key pairs of the store.",
+            N_("no key pair named {name!r} in this workstation's store"),
+            hint=N_("`scelle keys list` shows the key pairs of the store."),
+            name=name,
         )
 
     def _read(self, folder: Path) -> StoredKey:
@@ -157,7 +159,11 @@ class KeyStore:
                 created_at=dt.datetime.fromisoformat(meta["created_at"]),
             )
         except (OSError, ValueError, KeyError, IndexError, TypeError) as error:
-            raise StoreError(f"the store entry {folder} is damaged: {error}") from error
+            raise StoreError(
+                N_("the store entry {folder} is damaged: {error}"),
+                folder=folder,
+                error=error,
+            ) from error
 
     def private_key(self, name: str) -> rsa.RSAPrivateKey:
         """The private key of `name`; asks for the store passphrase."""
@@ -170,8 +176,8 @@ class KeyStore:
         chosen = [self.get(name) for name in names] if names else self.key_pairs()
         if not chosen:
             raise KeyNotFoundError(
-                "this workstation's store holds no key pair",
-                hint="Import one with `scelle keys import FILE.pfx`, or pass --pfx.",
+                N_("this workstation's store holds no key pair"),
+                hint=N_("Import one with `scelle keys import FILE.pfx`, or pass --pfx."),
             )
         return [DecryptionKey(self.private_key(key.name), key.certificate) for key in chosen]
 
@@ -179,7 +185,10 @@ class KeyStore:
         """What `keys export` writes; refuses key pairs imported as not exportable."""
         stored = self.get(name)
         if not stored.exportable:
-            raise NotExportableError(f"the key pair {stored.name!r} was imported as not exportable")
+            raise NotExportableError(
+                N_("the key pair {name!r} was imported as not exportable"),
+                name=stored.name,
+            )
         return KeyBundle(
             self.private_key(stored.name), stored.certificate, stored.chain, stored.name
         )
@@ -192,8 +201,9 @@ class KeyStore:
         for existing in self.key_pairs():
             if existing.name.casefold() == wanted:
                 raise DuplicateKeyError(
-                    f"a key pair named {existing.name!r} is already in the store",
-                    hint="Choose another name (--name).",
+                    N_("a key pair named {name!r} is already in the store"),
+                    hint=N_("Choose another name (--name)."),
+                    name=existing.name,
                 )
 
     def add(
@@ -210,14 +220,17 @@ class KeyStore:
         """Store a new key pair; refuses a name or a certificate already there."""
         name = check_key_name(name)
         if not certs.key_matches_certificate(private_key, certificate):
-            raise InvalidInputError("the certificate does not belong to the private key")
+            raise InvalidInputError(
+                N_("the certificate does not belong to the private key"),
+            )
         sealing_key = self.unlock()
         with self._locked():
             self.check_name_free(name)
             for existing in self.key_pairs():
                 if existing.certificate == certificate:
                     raise DuplicateKeyError(
-                        f"this key pair is already in the store as {existing.name!r}"
+                        N_("this key pair is already in the store as {name!r}"),
+                        name=existing.name,
                     )
             key_id = uuid.uuid4().hex
             staging = ensure_private_dir(self._keys_dir / f".new-{key_id}")
@@ -256,7 +269,8 @@ class KeyStore:
             stored = self.get(name)
             if stored.certificate.public_key() != certificate.public_key():
                 raise InvalidInputError(
-                    f"the new certificate does not belong to the key pair {stored.name!r}"
+                    N_("the new certificate does not belong to the key pair {name!r}"),
+                    name=stored.name,
                 )
             folder = self._keys_dir / stored.id
             write_private_file(
@@ -281,7 +295,10 @@ class KeyStore:
 
     def _pending(self, name: str) -> Path:
         if not name.isalnum():
-            raise InvalidInputError(f"{name!r} cannot name a pending record")
+            raise InvalidInputError(
+                N_("{name!r} cannot name a pending record"),
+                name=name,
+            )
         return self.home / "pending" / f"{name}.sealed"
 
     def save_pending(self, name: str, data: bytes) -> None:
@@ -333,7 +350,10 @@ class KeyStore:
             data = json.loads(path.read_text("utf-8"))
             return str(data["rsf"]), [str(f) for f in data["fingerprints"]]
         except (OSError, ValueError, KeyError, TypeError) as error:
-            raise StoreError(f"{path} is damaged") from error
+            raise StoreError(
+                N_("{path} is damaged"),
+                path=path,
+            ) from error
 
     # --- the store passphrase --------------------------------------------------
 
@@ -353,7 +373,10 @@ class KeyStore:
                 params = KdfParameters.from_json(data["kdf"])
                 check = bytes.fromhex(data["check"])
             except (OSError, ValueError, KeyError, TypeError) as error:
-                raise StoreError(f"{store_file} is damaged") from error
+                raise StoreError(
+                    N_("{store_file} is damaged"),
+                    store_file=store_file,
+                ) from error
             key = SealingKey.derive(self.passphrase(False), params)
             key.verify(check)
         else:
