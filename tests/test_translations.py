@@ -104,3 +104,19 @@ def test_the_help_texts_are_listed_for_the_catalogue() -> None:
     from scelle.cli.main import cli, help_texts
 
     assert set(help_texts(cli)) == set(HELP_TEXTS), "run scripts/help-texts"
+
+
+_PLACEHOLDER = re.compile(r"%\([a-z_0-9]+\)[sdr]|\{[a-z_0-9]+(?:![rsa])?(?::[^}]*)?\}")
+
+
+def test_translations_keep_every_placeholder() -> None:
+    wrong = []
+    for key, message in _catalogue().items():
+        ids = key if isinstance(key, tuple) else (key,)
+        strings = getattr(message, "string", "")
+        strings = strings if isinstance(strings, tuple | list) else (strings,)
+        wanted = sorted(_PLACEHOLDER.findall(ids[-1]))
+        for string in strings:
+            if sorted(_PLACEHOLDER.findall(string)) != wanted:
+                wrong.append(f"{ids[-1]!r} → {string!r}")
+    assert wrong == []

@@ -252,6 +252,12 @@ def test_french(
         assert "Empreinte SHA-256" in err
         _, out, _ = scelle(capsys, "keys", "list")
         assert "Délivré à (CN)" in out
+        # The core's refusals too, from the same catalogue.
+        status, _, err = scelle(capsys, "keys", "show", "INCONNU")
+        assert status == EXIT_FAILURE
+        assert "aucun bi-clé nommé 'INCONNU' dans le magasin de ce poste" in err
+        status, _, err = scelle(capsys, "keys", "generate", "X", "--days", "0")
+        assert status == EXIT_USAGE
     finally:
         monkeypatch.setenv("SCELLE_LANG", "en")
         i18n.language.cache_clear()

@@ -221,11 +221,7 @@ class _UploadSink:
 
     def abandon(self) -> None:
         """Stop the sender after a failure upstream."""
-        self._failure.append(
-            RuntimeError(
-                N_("abandoned"),
-            )
-        )
+        self._failure.append(RuntimeError("abandoned"))
         self._chunks.put(None)
         self._sender.join()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gettext
 import os
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -63,6 +64,11 @@ CLICK_WORDS = (
     gettext_noop("Invalid value: {message}"),
     gettext_noop("Aborted!"),
 )
+
+
+def gettext_of(lang: str) -> Callable[[str], str]:
+    """The catalogue's gettext for `lang`: what `ScelleError.diagnostics` takes."""
+    return _catalogue(lang).gettext
 
 
 def translate(lang: str, message: str, /, **values: object) -> str:

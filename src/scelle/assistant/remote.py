@@ -21,6 +21,7 @@ from typing import Any
 
 from scelle import __version__
 from scelle.assistant.config import AssistantConfig
+from scelle.assistant.i18n import gettext_of, language
 from scelle.assistant.keys import free_name, generate_key_pair, publish_key_pair
 from scelle.assistant.opening import OpeningReport, folder_name, open_tender
 from scelle.assistant.tenders import launch_record
@@ -209,7 +210,7 @@ class Assistant:
         except NotAuthenticatedError:
             raise
         except ScelleError as error:
-            return Outcome(False, error.message)
+            return Outcome(False, error.localized(gettext_of(language()))[0])
         except OSError as error:
             return Outcome(False, f"{error.strerror or error}")
 

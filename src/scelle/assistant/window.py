@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from scelle.assistant.config import AssistantConfig, save_config
-from scelle.assistant.i18n import gettext_noop, translate
+from scelle.assistant.i18n import gettext_noop, gettext_of, translate
 from scelle.assistant.keys import import_key_pair
 from scelle.assistant.remote import Assistant
 from scelle.core import pkcs12
@@ -155,6 +155,10 @@ class Page:
 
     def _(self, message: str, /, **values: object) -> str:
         return translate(self.lang, message, **{k: html.escape(str(v)) for k, v in values.items()})
+
+    def said(self, error: ScelleError) -> str:
+        """An error's message in the page's language."""
+        return error.localized(gettext_of(self.lang))[0]
 
     def form(self, action: str, inner: str, *, multipart: bool = False) -> str:
         kind = ' enctype="multipart/form-data"' if multipart else ""
@@ -444,7 +448,7 @@ class Window:
                 store.export_bundle(stored.name), password, legacy=form.get("legacy") == "yes"
             )
         except ScelleError as error:
-            return self._store(page, {}, error=error.message, status=400)
+            return self._store(page, {}, error=page.said(error), status=400)
         filename = urllib.parse.quote(f"{stored.name}.pfx")
         return Answer(
             200,
@@ -485,7 +489,7 @@ class Window:
         try:
             stored = change()
         except ScelleError as error:
-            return self._store(page, {}, error=error.message, status=400)
+            return self._store(page, {}, error=page.said(error), status=400)
         self.helper.wake()  # the platform hears of the store's change at once
         return self._store(page, {}, message=page._(done, name=stored.name))
 
@@ -494,7 +498,7 @@ class Window:
             jobs = [j for j in self.helper.client.jobs() if j["workstation_name"] ==
                     self.helper.config.workstation]  # fmt: skip
         except ScelleError as error:
-            content = f'<p class="error" role="alert">{html.escape(error.message)}</p>'
+            content = f'<p class="error" role="alert">{html.escape(page.said(error))}</p>'
             return page.render("/traitements", page._("Remote jobs"), content)
         states = {
             "queued": page._("queued"),
@@ -553,7 +557,7 @@ class Window:
                 ),
             )
         except ScelleError as error:
-            return self._configuration(page, {}, error=error.message, status=400)
+            return self._configuration(page, {}, error=page.said(error), status=400)
         self.helper.config = saved
         self.helper.wake()
         return self._configuration(page, {}, message=page._("Saved."))

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import click
 
 from scelle import __version__
-from scelle.assistant.i18n import _, language, use_for_click
+from scelle.assistant.i18n import _, gettext_of, language, use_for_click
 from scelle.cli.session import Session
 from scelle.core.errors import ScelleError
 
@@ -120,7 +120,7 @@ def run(args: list[str] | None = None, session: Session | None = None) -> int:
     except ScelleError as error:
         if debug:
             traceback.print_exc()
-        click.echo(f"scelle: {error.diagnostics()}", err=True)
+        click.echo(f"scelle: {error.diagnostics(gettext_of(language()))}", err=True)
         return EXIT_FAILURE
     except OSError as error:
         if debug:

@@ -76,13 +76,9 @@ def _aware_iso_datetime(value: str) -> str:
     try:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
-        raise ValueError(
-            N_("not an ISO 8601 date and time"),
-        ) from None
+        raise ValueError("not an ISO 8601 date and time") from None
     if parsed.tzinfo is None:
-        raise ValueError(
-            N_("a date and time without its offset"),
-        )
+        raise ValueError("a date and time without its offset")
     return value
 
 
@@ -308,9 +304,7 @@ def _is_loopback(host: str) -> bool:
 def _error(response: httpx.Response) -> ScelleError:
     try:
         if len(response.content) > MAX_ANSWER_BYTES:
-            raise ValueError(
-                N_("too large"),
-            )
+            raise ValueError("too large")
         body = response.json()
         message, hint = _printable(body["detail"]), body.get("hint")
         hint = None if hint is None else _printable(hint)

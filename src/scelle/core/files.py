@@ -156,9 +156,7 @@ def write_all(handle: Writable, data: bytes | bytearray | memoryview) -> None:
     while view:
         written = handle.write(view)
         if not written:
-            raise OSError(
-                N_("short write"),
-            )
+            raise OSError("short write")
         view = view[written:]
 
 

@@ -78,9 +78,7 @@ class AuditHead:
             return None
         sequence, digest = data["sequence"], data["hash"]
         if not isinstance(sequence, int) or not isinstance(digest, str):
-            raise TypeError(
-                N_("audit head"),
-            )
+            raise TypeError("audit head")
         return cls(sequence, digest)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
+from django.utils.translation import gettext
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.openapi.schema import OpenAPISchema
@@ -88,10 +89,16 @@ def error_body(message: str, hint: str | None = None) -> dict[str, str | None]:
     return {"detail": message, "hint": hint}
 
 
+def error_answer(error: ScelleError) -> dict[str, str | None]:
+    """The body of an error's answer, in the language the request asked for."""
+    message, hint = error.localized(gettext)
+    return error_body(message, hint)
+
+
 @api.exception_handler(ScelleError)
 def _scelle_error(request: HttpRequest, error: ScelleError) -> HttpResponse:
     status = status_for(error)
-    response = api.create_response(request, error_body(error.message, error.hint), status=status)
+    response = api.create_response(request, error_answer(error), status=status)
     if isinstance(error, TooManyAttemptsError) and error.retry_after is not None:
         response["Retry-After"] = str(error.retry_after)
     return response

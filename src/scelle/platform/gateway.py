@@ -39,7 +39,7 @@ from django.utils import translation
 from django.utils.datastructures import CaseInsensitiveMapping
 
 from scelle.core.errors import ScelleError
-from scelle.platform.api import error_body, status_for
+from scelle.platform.api import error_answer, error_body, status_for
 from scelle.platform.deposits import services, storage, tus
 
 Scope = MutableMapping[str, Any]
@@ -179,7 +179,7 @@ class Gateway:
         try:
             appender = await self._in_pool(begin)
         except ScelleError as error:
-            body = error_body(error.message, error.hint)
+            body = error_answer(error)
             await _answer(send, status_for(error), body, tus_headers, close=True)
             return
         except DatabaseError:
@@ -214,7 +214,7 @@ class Gateway:
             held = await asyncio.get_running_loop().run_in_executor(None, appender.finish)
         except ScelleError as error:
             if stopped is None:
-                body = error_body(error.message, error.hint)
+                body = error_answer(error)
                 await _answer(send, status_for(error), body, tus_headers, close=True)
                 return
             held = None

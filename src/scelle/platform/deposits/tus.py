@@ -32,7 +32,7 @@ from django.views.decorators.csrf import csrf_exempt
 from scelle.core.errors import InvalidInputError, NotAuthenticatedError, ScelleError
 from scelle.platform.accounts.models import User
 from scelle.platform.accounts.services import token_for
-from scelle.platform.api import error_body, status_for
+from scelle.platform.api import error_answer, error_body, status_for
 from scelle.platform.clock import now
 from scelle.platform.deposits import services
 
@@ -112,9 +112,7 @@ def _handled(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         try:
             return _tus(view(request, **kwargs))
         except ScelleError as error:
-            return _tus(
-                JsonResponse(error_body(error.message, error.hint), status=status_for(error))
-            )
+            return _tus(JsonResponse(error_answer(error), status=status_for(error)))
 
     wrapper.__name__ = view.__name__
     wrapper.__doc__ = view.__doc__

@@ -16,6 +16,7 @@ from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
+from django.utils.translation import gettext
 
 from scelle.core.errors import NotFoundError, PermissionDeniedError, ScelleError
 from scelle.platform.accounts.models import User
@@ -62,7 +63,7 @@ def attempt(request: HttpRequest, action: Callable[[], _T]) -> _T | None:
     except (NotFoundError, PermissionDeniedError):
         raise
     except ScelleError as error:
+        message, hint = error.localized(gettext)
         # Hints naming a command are for the terminal; the page says what to do itself.
-        shown = error.diagnostics() if error.hint and "`" not in error.hint else error.message
-        messages.error(request, shown)
+        messages.error(request, f"{message}\n{hint}" if hint and "`" not in hint else message)
         return None
