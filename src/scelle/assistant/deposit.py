@@ -478,3 +478,18 @@ def _save(
     if hashes is not None:
         document |= {"hashes": hashes, "rsf": rsf, "fingerprints": fingerprints}
     store.save_pending(name, json.dumps(document).encode())
+
+
+def pinned_authority(saved_pem: str | None, current_pem: str) -> x509.Certificate:
+    """The platform CA the workstation checks recipients and receipts against: the one seen
+    at login (a CA swapped since is refused), or today's when none was kept."""
+    current = certs.load_certificate(current_pem.encode())
+    if saved_pem is None:
+        return current
+    saved = certs.load_certificate(saved_pem.encode())
+    if saved != current:
+        raise CertificateError(
+            N_("the platform's CA is not the one it had when you logged in: refusing to deposit"),
+            hint=N_("If the platform announced a new CA, log in again to accept it."),
+        )
+    return saved

@@ -13,12 +13,19 @@ from cryptography import x509
 
 from scelle.assistant.i18n import _
 from scelle.cli.console import human_size, password_file_option, progress_bars, say
-from scelle.cli.remote import connect, home_of, json_option, print_table
+from scelle.cli.remote import (
+    connect,
+    home_of,
+    json_option,
+    platform_time,
+    platform_zone,
+    print_table,
+)
 from scelle.cli.session import Session, pass_session
 from scelle.client.api import Deposit, Recipient
 from scelle.client.login import load_login
 from scelle.core import certs
-from scelle.core.errors import CertificateError, InvalidInputError, ScelleError
+from scelle.core.errors import InvalidInputError, ScelleError
 from scelle.core.files import atomic_output, write_all
 from scelle.core.receipt import verify_receipt
 
@@ -64,13 +71,14 @@ def deposit(
     fetches the receipt again if the platform recorded the deposit.
     """
     from scelle.assistant.deposit import deposit as seal_and_deposit
+    from scelle.assistant.deposit import pinned_authority
 
     sources = [_envelope(value) for value in envelopes]
     if receipt is not None and receipt.exists():
         raise InvalidInputError(f"{receipt} already exists", hint="Choose another --receipt.")
     saved = load_login(home_of(session), now=session.clock())
     with connect(session) as client:
-        authority = _authority(saved.authority_pem, client.platform_ca()["certificate_pem"])
+        authority = pinned_authority(saved.authority_pem, client.platform_ca()["certificate_pem"])
         # The store's passphrase is asked now, on a line of its own: a prompt under a
         # live progress bar is erased at once and the command looks hung.
         session.store.unlock()
@@ -94,7 +102,7 @@ def deposit(
         _(
             "Deposited to {tender} on {at}{late}; receipt: {path}",
             tender=done.receipt.tender,
-            at=f"{done.receipt.received_at:%Y-%m-%d %H:%M:%S} UTC",
+            at=platform_time(done.receipt.received_at.isoformat(), platform_zone(session)),
             late=late,
             path=target,
         )
@@ -124,19 +132,6 @@ def _show_recipients(rsf: str, recipients: list[Recipient]) -> None:
 def _save_receipt(document: bytes, target: Path) -> None:
     with atomic_output(target, mode=PUBLIC_FILE_MODE) as handle:
         write_all(handle, document)
-
-
-def _authority(saved_pem: str | None, current_pem: str) -> x509.Certificate:
-    current = certs.load_certificate(current_pem.encode())
-    if saved_pem is None:
-        return current
-    saved = certs.load_certificate(saved_pem.encode())
-    if saved != current:
-        raise CertificateError(
-            "the platform's CA is not the one it had when you logged in: refusing to deposit",
-            hint="If the platform announced a new CA, log in again to accept it.",
-        )
-    return saved
 
 
 @click.group(name="deposits")
@@ -185,9 +180,11 @@ def _print_deposits(
 @pass_session
 def fetch_receipt(session: Session, deposit_id: str, output: Path | None, force: bool) -> None:
     """Fetch the signed receipt of one of your deposits again, and check it."""
+    from scelle.assistant.deposit import pinned_authority
+
     saved = load_login(home_of(session), now=session.clock())
     with connect(session) as client:
-        authority = _authority(saved.authority_pem, client.platform_ca()["certificate_pem"])
+        authority = pinned_authority(saved.authority_pem, client.platform_ca()["certificate_pem"])
         answer = client.my_deposit(deposit_id)
     document = answer["receipt"].encode()
     verified = verify_receipt(document, trusted_authority=authority).receipt
