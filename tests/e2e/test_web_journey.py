@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import STORE_PASSPHRASE
+from scelle.core import certs, pkcs12
+from tests.conftest import PFX_PASSWORD, STORE_PASSPHRASE
 from tests.e2e.browser import SCREENSHOTS, chromium, serious_violations
 from tests.e2e.conftest import PASSWORD, Platform
 from tests.e2e.test_platform_journey import Workstation, set_up
@@ -107,6 +108,11 @@ WORDS = {
     "jobs": ("Traitements distants", "Remote jobs"),
     "finished": ("terminé", "finished"),
     "not_detected": ("non détecté", "not detected"),
+    "store": ("Magasin de certificats", "Certificate store"),
+    "export_password": ("Mot de passe protégeant le fichier", "Password protecting the file"),
+    "repeat_password": ("Répétez le mot de passe", "Repeat the password"),
+    "export": ("Exporter", "Export"),
+    "settings": ("Configuration", "Configuration"),
 }
 
 DEADLINE_AHEAD = dt.timedelta(seconds=50)
@@ -114,6 +120,9 @@ DEADLINE_AHEAD = dt.timedelta(seconds=50)
 
 class Assistant:
     """`scelle assistant` running in its own process, as on the agent's workstation."""
+
+    window = ""
+    """The address of its own window, as it printed it."""
 
     def __init__(self, home: Path, openings: Path, env: dict[str, str]) -> None:
         self.process = subprocess.Popen(
@@ -131,7 +140,9 @@ class Assistant:
             if not line:
                 break
             seen.append(line)
-            if "POSTE-ACHAT-12" in line:
+            found = re.search(r"(http://127\.0\.0\.1:[0-9]+/\?t=\S+)", line)
+            if found:
+                self.window = found.group(1)
                 return
         self.process.kill()
         raise AssertionError("scelle assistant did not start:\n" + "".join(seen))
@@ -349,6 +360,25 @@ def test_section_b_launch_and_opening_by_clicking(
             cells = rows.nth(index).locator("td")
             assert cells.nth(2).text_content() != "—" and cells.nth(3).text_content() != "—"
             assert cells.nth(4).text_content() == w["finished"]
+
+        # The assistant's own window: its store, the key pair exported to a .pfx.
+        window = browser.new_page()
+        window.goto(helper.window)
+        Journey(window, screenshots).landed("assistant-accueil")
+        window.get_by_role("link", name=w["store"]).click()
+        Journey(window, screenshots).landed("assistant-magasin")
+        window.get_by_label(w["export_password"]).fill(PFX_PASSWORD)
+        window.get_by_label(w["repeat_password"]).fill(PFX_PASSWORD)
+        with window.expect_download() as downloading:
+            window.get_by_role("button", name=w["export"]).click()
+        exported = tmp_path / "export.pfx"
+        downloading.value.save_as(exported)
+        bundle = pkcs12.import_pkcs12(exported.read_bytes(), PFX_PASSWORD)
+        assert certs.common_name(bundle.certificate.subject) == "BI-CLE-ACHATS"
+        for name in ("jobs", "settings"):
+            window.get_by_role("link", name=w[name], exact=True).click()
+            Journey(window, screenshots).landed()
+        window.close()
 
         # The assistant stopped: the page says so.
         helper.stop()

@@ -129,8 +129,9 @@ th { background: #f3f3f3; }
 label { display: block; font-weight: 600; margin-top: .75rem; }
 input[type=text], input[type=password], select { font: inherit; padding: .35rem; min-width: 18rem;
   border: 1px solid #6b6b6b; }
-button { font: inherit; margin-top: .75rem; padding: .4rem .9rem; background: #000091; color: #fff;
-  border: 1px solid #000091; border-radius: .25rem; cursor: pointer; }
+button { display: block; font: inherit; margin-top: .75rem; padding: .4rem .9rem;
+  background: #000091; color: #fff; border: 1px solid #000091; border-radius: .25rem;
+  cursor: pointer; }
 button.danger { background: #b10000; border-color: #b10000; }
 .message { padding: .75rem 1rem; border-left: 4px solid #135c26; background: #e0f3e5; }
 .error { padding: .75rem 1rem; border-left: 4px solid #b10000; background: #fee9e9; }
@@ -248,7 +249,7 @@ class Window:
         headers = {
             "Content-Security-Policy": _POLICY,
             "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "no-referrer",
+            "Referrer-Policy": "same-origin",  # "no-referrer" makes form posts say Origin: null
             "X-Frame-Options": "DENY",
             "Cache-Control": "no-store",
             **answer.headers,
