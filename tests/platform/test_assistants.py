@@ -160,3 +160,21 @@ def test_the_api_routes_of_a_job(rouen: Buyer, clock: MovableClock) -> None:
         "/api/assistant/jobs", {"kind": "shell", "params": {}}, content_type="application/json"
     )
     assert bad.status_code == 400 and "does not do" in bad.json()["detail"]
+
+
+def test_jobs_never_taken_or_never_reported_fail(rouen: Buyer, clock: MovableClock) -> None:
+    workstation = _beat(rouen, clock)
+    waiting = _add(rouen, clock, "ATTENTE")
+    taken = _add(rouen, clock, "PRIS")
+    clock.advance(seconds=1)
+    assert services.next_job(rouen.owner, workstation.id, now=clock()).id == waiting.id
+    assert services.expire_jobs(now=clock()) == 0
+    clock.advance(minutes=31)
+    assert services.expire_jobs(now=clock()) == 1  # PRIS: queued, never taken
+    failed = services.job_for(rouen.owner, taken.id)
+    assert failed.state == "failed" and "no Scellé assistant took" in failed.message
+    clock.advance(hours=24)
+    assert services.expire_jobs(now=clock()) == 1  # ATTENTE: started, never reported
+    with pytest.raises(RuleViolationError, match="failed, not started"):
+        services.finish_job(rouen.owner, waiting.id, succeeded=True, message="", result={},
+                            now=clock())  # fmt: skip

@@ -256,9 +256,11 @@ def audit_checkpoint(session: Session, data: Path | None) -> None:
 def sweep(session: Session, data: Path | None) -> None:
     """Remove uploads that will never become deposits (idle, or to a closed tender)."""
     _platform(session, data)
+    from scelle.platform.assistants.services import expire_jobs
     from scelle.platform.deposits.services import sweep_uploads
 
     report = sweep_uploads(now=session.clock())
+    expired = expire_jobs(now=session.clock())
     say(
         _(
             "Removed {idle} idle uploads, {closed} to tenders taking no deposit, "
@@ -269,3 +271,4 @@ def sweep(session: Session, data: Path | None) -> None:
             busy=report.busy,
         )
     )
+    say(_("{count} remote jobs that no assistant took or reported failed.", count=expired))

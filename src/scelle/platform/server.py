@@ -77,10 +77,12 @@ def prepare(clock: Clock = system_clock) -> bool:
 
 def start_housekeeping(clock: Clock, stop: threading.Event) -> threading.Thread:
     """While the server runs: sign an audit checkpoint every hour (audit.anchors), and
-    sweep the uploads that will never become deposits every `SWEEP_SECONDS`."""
+    every `SWEEP_SECONDS` sweep the uploads that will never become deposits and fail the
+    remote jobs no assistant took (or reported)."""
     from django.db import DatabaseError, connection
 
     from scelle.core.errors import ScelleError
+    from scelle.platform.assistants.services import expire_jobs
     from scelle.platform.audit.anchors import checkpoint_if_due
     from scelle.platform.deposits.services import sweep_uploads
 
@@ -94,6 +96,8 @@ def start_housekeeping(clock: Clock, stop: threading.Event) -> threading.Thread:
                     report = sweep_uploads(now=clock())
                     if report.idle or report.closed or report.orphans:
                         _log.warning("swept uploads: %s", report)
+                    if expired := expire_jobs(now=clock()):
+                        _log.warning("%d remote jobs expired", expired)
             except (DatabaseError, ScelleError, OSError):
                 _log.exception("housekeeping failed; trying again later")
             finally:

@@ -26,6 +26,7 @@ from django.utils.translation import gettext as _
 
 from scelle.core import certs
 from scelle.core.errors import (
+    N_,
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
@@ -34,7 +35,7 @@ from scelle.core.errors import (
 from scelle.platform.accounts.models import Permission, User
 from scelle.platform.accounts.services import require_agent, service_for
 from scelle.platform.assistants.models import Job, Workstation
-from scelle.platform.audit.services import record
+from scelle.platform.audit.services import PLATFORM_ACTOR, record
 from scelle.platform.keypairs.models import KeyPair
 from scelle.platform.keypairs.services import check_designation, designation_free
 from scelle.platform.tenders.models import Tender
@@ -376,3 +377,41 @@ def job_for(actor: User, job_id: uuid.UUID | str) -> Job:
         return Job.objects.select_related("workstation").get(id=job_id, agent=actor)
     except (Job.DoesNotExist, ValidationError, ValueError):
         raise NotFoundError("no such job") from None
+
+
+WAIT_FOR_TAKING = dt.timedelta(minutes=30)
+"""A job no assistant took within this long fails: the page then says so, instead of
+waiting for ever (its assistant was stopped, or its workstation is off)."""
+WAIT_FOR_REPORT = dt.timedelta(hours=24)
+"""A started job not reported within this long fails (its assistant died on it)."""
+
+
+def expire_jobs(*, now: dt.datetime) -> int:
+    """Fail the jobs that were never taken, or never reported; returns how many."""
+    expired = 0
+    stale = (
+        (Job.State.QUEUED, "created_at", WAIT_FOR_TAKING,
+         N_("no Scellé assistant took this job: start it, then give the job again")),
+        (Job.State.STARTED, "started_at", WAIT_FOR_REPORT,
+         N_("the Scellé assistant never reported this job: give it again")),
+    )  # fmt: skip
+    for state, since, wait, message in stale:
+        with transaction.atomic():
+            jobs = list(
+                Job.objects.select_for_update().filter(state=state, **{f"{since}__lt": now - wait})
+            )
+            for job in jobs:
+                job.state = Job.State.FAILED
+                job.message = message
+                job.finished_at = now
+                job.save(update_fields=["state", "message", "finished_at"])
+                record(
+                    "assistants.job.expired",
+                    actor=PLATFORM_ACTOR,
+                    target=job,
+                    organisation_id=job.organisation_id,
+                    details={"kind": job.kind, "was": state},
+                    now=now,
+                )
+            expired += len(jobs)
+    return expired
