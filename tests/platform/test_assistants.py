@@ -167,7 +167,8 @@ def test_jobs_never_taken_or_never_reported_fail(rouen: Buyer, clock: MovableClo
     waiting = _add(rouen, clock, "ATTENTE")
     taken = _add(rouen, clock, "PRIS")
     clock.advance(seconds=1)
-    assert services.next_job(rouen.owner, workstation.id, now=clock()).id == waiting.id
+    started = services.next_job(rouen.owner, workstation.id, now=clock())
+    assert started is not None and started.id == waiting.id
     assert services.expire_jobs(now=clock()) == 0
     clock.advance(minutes=31)
     assert services.expire_jobs(now=clock()) == 1  # PRIS: queued, never taken
