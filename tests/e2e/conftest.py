@@ -9,10 +9,12 @@ import re
 import secrets
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -122,6 +124,15 @@ def _server_env(database_url: str | None) -> dict[str, str]:
     return env
 
 
+def _drain(stream: IO[bytes], seen: list[str]) -> None:
+    try:
+        for line in iter(stream.readline, b""):
+            seen.append(line.decode("utf-8", "replace"))
+            del seen[:-200]
+    except (ValueError, OSError):  # the test closed the pipe: the server is gone
+        return
+
+
 def _start(
     data: Path, env: dict[str, str], *, port: str = "0"
 ) -> tuple[subprocess.Popen[bytes], str]:
@@ -145,6 +156,8 @@ def _start(
             # The ready line comes once the socket is bound; the health route
             # answering proves the application behind it is loaded.
             assert httpx.get(f"{url}/api/health", timeout=10).json() == {"status": "ok"}
+            # Keep reading what it says: a full pipe would block the server's next log line.
+            threading.Thread(target=_drain, args=(process.stderr, seen), daemon=True).start()
             return process, url
     process.kill()
     raise AssertionError("scelle serve did not start:\n" + "".join(seen))
