@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.platform]
 
 
 def login(email: str, password: str, client: str = "127.0.0.1") -> Any:
-    return Client(REMOTE_ADDR=client).post(
+    return Client(REMOTE_ADDR=client, HTTP_ACCEPT_LANGUAGE="en").post(
         "/api/auth/login", {"email": email, "password": password}, content_type="application/json"
     )
 

@@ -40,7 +40,7 @@ def test_a_deactivated_agent_can_no_longer_log_in_nor_use_a_token_or_a_session(
 ) -> None:
     colleague = rouen.colleague
     token_client = api_client(colleague, clock)
-    session = Client()
+    session = Client(HTTP_ACCEPT_LANGUAGE="en")
     session.force_login(colleague)
     assert session.get("/tableau-de-bord/", secure=True).status_code == 200
     with pytest.raises(RuleViolationError, match="yourself"):
@@ -48,7 +48,7 @@ def test_a_deactivated_agent_can_no_longer_log_in_nor_use_a_token_or_a_session(
     services.deactivate_agent(rouen.owner, colleague.id, now=clock())
     assert token_client.get("/api/me").status_code == 401
     assert session.get("/tableau-de-bord/", secure=True).status_code == 302
-    answer = Client().post(
+    answer = Client(HTTP_ACCEPT_LANGUAGE="en").post(
         "/api/auth/login", {"email": colleague.email, "password": PASSWORD},
         content_type="application/json",
     )  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Literal
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -173,9 +174,12 @@ def create_agent(request: HttpRequest, payload: AgentIn) -> Status[AgentOut]:
     return Status(201, AgentOut(id=user.id, email=user.email, active=True, permissions={}))
 
 
+PermissionName = Literal["manage_keys", "manage_tenders", "open", "administer"]
+
+
 class PermissionIn(Schema):
     service: uuid.UUID
-    permission: str = Field(max_length=20)
+    permission: PermissionName
 
 
 def _agent_after(request: HttpRequest, user: User) -> AgentOut:
@@ -197,7 +201,7 @@ def grant_permission(request: HttpRequest, user_id: uuid.UUID, payload: Permissi
     response=responses({200: AgentOut}, 403, 404, 409),
 )
 def revoke_permission(
-    request: HttpRequest, user_id: uuid.UUID, service_id: uuid.UUID, permission: str
+    request: HttpRequest, user_id: uuid.UUID, service_id: uuid.UUID, permission: PermissionName
 ) -> AgentOut:
     """Take a permission back."""
     user = services.change_permission(

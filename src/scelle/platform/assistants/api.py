@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from django.http import HttpRequest
 from ninja import Router, Schema, Status
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from scelle.platform.api import actor
 from scelle.platform.assistants import services
@@ -27,16 +27,21 @@ router = Router(tags=["assistant"])
 class ReportedKeyPair(Schema):
     name: str = Field(max_length=100)
     common_name: str = Field(max_length=64)
-    not_after: dt.datetime
+    not_after: str = Field(
+        pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
+        r"(Z|[+-][0-9]{2}:[0-9]{2})$"
+    )
+    """As the workstation states it, shown on the pages only (ISO 8601 with its offset)."""
     fingerprint_sha256: str = Field(pattern=r"^[0-9A-F]{2}(:[0-9A-F]{2}){31}$")
 
 
 class HeartbeatIn(Schema):
-    workstation: str = Field(min_length=1, max_length=64)
+    workstation: str = Field(pattern=r"^[\w][\w .@()-]{0,63}$")
+    """The workstation's name: letters, digits, spaces, dots, dashes, @, brackets."""
     version: str = Field(max_length=40)
     key_pairs: list[ReportedKeyPair] = Field(max_length=services.MAX_REPORTED_KEYS)
     """The certificates of the workstation's store: nothing secret."""
-    running: bool = True
+    running: StrictBool = True
     """False: the assistant stops now (the pages say "not detected" at once)."""
 
 
@@ -59,10 +64,7 @@ def heartbeat(request: HttpRequest, payload: HeartbeatIn) -> WorkstationOut:
         actor(request),
         name=payload.workstation,
         version=payload.version,
-        key_pairs=[
-            {**entry.model_dump(), "not_after": entry.not_after.isoformat()}
-            for entry in payload.key_pairs
-        ],
+        key_pairs=[entry.model_dump() for entry in payload.key_pairs],
         running=payload.running,
         now=now(),
     )
@@ -108,7 +110,8 @@ def next_job(request: HttpRequest, workstation: uuid.UUID, wait: int = 0) -> Job
 
 
 class JobIn(Schema):
-    kind: str = Field(max_length=40)
+    kind: Literal["add_key_pair", "open_tender"]
+    """The closed list of what an assistant does."""
     params: dict[str, str] = Field(max_length=10)
     workstation: uuid.UUID | None = None
     """Default: the agent's workstation heard from last, if its assistant runs."""
