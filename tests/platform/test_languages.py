@@ -41,3 +41,25 @@ def test_the_language_switch_of_the_pages(rouen: Buyer) -> None:
     assert "Tableau de bord" in client.get("/tableau-de-bord/", secure=True).content.decode()
     client.post("/i18n/setlang/", {"language": "en", "next": "/tableau-de-bord/"}, secure=True)
     assert "Dashboard" in client.get("/tableau-de-bord/", secure=True).content.decode()
+
+
+@pytest.mark.parametrize("text", ["\x00", "\ud800"])
+def test_text_no_database_takes_is_refused_not_a_server_error(
+    text: str, rouen: Buyer, clock: MovableClock
+) -> None:
+    """JSON may carry NUL and lone surrogates; PostgreSQL refuses both: 4xx, never 500."""
+    client = api_client(rouen.owner, clock)
+    beat = client.post(
+        "/api/assistant/heartbeat",
+        {"workstation": "POSTE", "version": f"1{text}", "key_pairs": []},
+        content_type="application/json",
+    )
+    assert beat.status_code == 422  # the schema states it
+    if text == "\x00":  # a URL cannot carry a lone surrogate
+        assert client.get("/api/tenders/AO%00").status_code == 404
+    login = Client(HTTP_ACCEPT_LANGUAGE="en").post(
+        "/api/auth/login",
+        {"email": f"a{text}@rouen.fr", "password": f"x{text}" * 8},
+        content_type="application/json",
+    )
+    assert login.status_code in (401, 422)  # 422: the JSON layer refuses a lone surrogate

@@ -11,6 +11,7 @@ from cryptography.x509.oid import NameOID
 
 from scelle.core.envelope import recipient_public_key
 from scelle.core.errors import N_, CertificateError, InvalidInputError, UnsupportedKeyError
+from scelle.core.text import storable
 
 DEFAULT_RSA_BITS = 3072
 GENERATED_RSA_BITS = (3072, 4096)
@@ -47,7 +48,7 @@ def check_label(value: str, *, what: str, max_length: int) -> str:
             what=what,
             max_length=max_length,
         )
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in cleaned):
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in cleaned) or not storable(cleaned):
         raise InvalidInputError(
             N_("{what} cannot hold control characters"),
             what=what,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import string
 
 from scelle.core.errors import N_, WeakPasswordError
+from scelle.core.text import storable
 
 MIN_LENGTH = 12
 PASSPHRASE_LENGTH = 20
@@ -34,6 +35,8 @@ def _classes(password: str) -> int:
 
 def check_password_strength(password: str) -> None:
     """Raise `WeakPasswordError` saying why, or return for an acceptable password."""
+    if not storable(password):
+        raise WeakPasswordError(N_("the password holds characters no keyboard types"))
     if len(password) < MIN_LENGTH:
         raise WeakPasswordError(
             N_("the password is too short: at least {min_length} characters are required"),

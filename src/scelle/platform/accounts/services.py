@@ -35,6 +35,7 @@ from scelle.core.errors import (
     TooManyAttemptsError,
 )
 from scelle.core.passwords import check_password_strength
+from scelle.core.text import storable
 from scelle.platform.accounts.models import (
     ApiToken,
     LoginThrottle,
@@ -126,6 +127,8 @@ def create_service(organisation: Organisation, name: str, *, now: dt.datetime) -
 
 def _email(value: str) -> str:
     email = value.strip().lower()
+    if not storable(email):
+        raise InvalidInputError(_("%(value)r is not an e-mail address") % {"value": value[:80]})
     try:
         validate_email(email)
     except ValidationError:
@@ -246,7 +249,9 @@ class IssuedToken:
 
 
 def _digest(value: str) -> str:
-    return hmac.new(settings.SECRET_KEY.encode(), value.encode(), hashlib.sha256).hexdigest()
+    # surrogatepass: an address from JSON may hold a lone surrogate; it still gets a key.
+    data = value.encode("utf-8", "surrogatepass")
+    return hmac.new(settings.SECRET_KEY.encode(), data, hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -325,9 +330,11 @@ def check_credentials(email: str, password: str, *, client: str, now: dt.datetim
     address = email.strip().lower()
     buckets = _buckets(address, client)
     _take_attempt(buckets, now)
-    user = User.objects.filter(email=address, is_active=True).first()
+    readable = storable(address) and storable(password)  # else no account can match
+    user = User.objects.filter(email=address, is_active=True).first() if readable else None
     if user is None:
-        User().set_password(password)  # the same work as a real check: no timing oracle
+        # The same work as a real check: no timing oracle.
+        User().set_password(password if readable else "x" * len(password))
         raise NotAuthenticatedError(_(WRONG_CREDENTIALS))
     if not user.check_password(password):
         raise NotAuthenticatedError(_(WRONG_CREDENTIALS))

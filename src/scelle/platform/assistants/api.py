@@ -24,9 +24,13 @@ from scelle.platform.schemas import responses
 router = Router(tags=["assistant"])
 
 
+_TEXT = r"^[^\x00-\x1f\x7f]*$"
+"""No control character (NUL included, which PostgreSQL refuses)."""
+
+
 class ReportedKeyPair(Schema):
-    name: str = Field(max_length=100)
-    common_name: str = Field(max_length=64)
+    name: str = Field(max_length=100, pattern=_TEXT)
+    common_name: str = Field(max_length=64, pattern=_TEXT)
     not_after: str = Field(
         pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
         r"(Z|[+-][0-9]{2}:[0-9]{2})$"
@@ -38,7 +42,7 @@ class ReportedKeyPair(Schema):
 class HeartbeatIn(Schema):
     workstation: str = Field(pattern=r"^[\w][\w .@()-]{0,63}$")
     """The workstation's name: letters, digits, spaces, dots, dashes, @, brackets."""
-    version: str = Field(max_length=40)
+    version: str = Field(max_length=40, pattern=_TEXT)
     key_pairs: list[ReportedKeyPair] = Field(max_length=services.MAX_REPORTED_KEYS)
     """The certificates of the workstation's store: nothing secret."""
     running: StrictBool = True

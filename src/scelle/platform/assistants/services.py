@@ -32,6 +32,7 @@ from scelle.core.errors import (
     PermissionDeniedError,
     RuleViolationError,
 )
+from scelle.core.text import storable
 from scelle.platform.accounts.models import Permission, User
 from scelle.platform.accounts.services import require_agent, service_for
 from scelle.platform.assistants.models import Job, Workstation
@@ -61,6 +62,8 @@ def _reported(key_pairs: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
         raise InvalidInputError(f"a store reports at most {MAX_REPORTED_KEYS} key pairs")
     cleaned = []
     for entry in key_pairs:
+        if not all(storable(str(value)) for value in entry.values()):
+            raise InvalidInputError(_("a reported key pair holds text that cannot be stored"))
         fingerprint = str(entry.get("fingerprint_sha256", ""))
         if not _FINGERPRINT.fullmatch(fingerprint):
             raise InvalidInputError("a reported key pair's fingerprint is not a SHA-256 one")
@@ -88,6 +91,8 @@ def heartbeat(
     (or, with `running` False, stops now)."""
     require_agent(actor)
     name = name.strip()
+    if not storable(version) or not storable(name):
+        raise InvalidInputError(_("the assistant's version or name cannot be stored"))
     if not _WORKSTATION.fullmatch(name):
         raise InvalidInputError(
             f"{name[:80]!r} cannot name a workstation: 1 to 64 letters, digits, spaces, "
@@ -338,8 +343,12 @@ def finish_job(
 ) -> Job:
     """The assistant's report of a started job: its message and result, once."""
     require_agent(actor)
-    if len(json.dumps(result)) > MAX_RESULT_BYTES:
-        raise InvalidInputError("a job's result is too large")
+    written = json.dumps(result, ensure_ascii=False)
+    if len(written) > MAX_RESULT_BYTES:
+        raise InvalidInputError(_("a job's result is too large"))
+    # jsonb refuses NUL, which json.dumps writes as an escape; a lone surrogate stays as is.
+    if not storable(message) or not storable(written) or "\\u0000" in written:
+        raise InvalidInputError(_("a job's report holds text that cannot be stored"))
     with transaction.atomic():
         try:
             job = Job.objects.select_for_update().get(id=job_id, agent=actor)

@@ -27,6 +27,7 @@ from scelle.core.errors import (
     RuleViolationError,
 )
 from scelle.core.rsf import recipient_set_fingerprint
+from scelle.core.text import storable
 from scelle.platform.accounts.models import Permission, Service, User, permissions_of
 from scelle.platform.accounts.services import service_for
 from scelle.platform.audit.anchors import checkpoint
@@ -104,7 +105,7 @@ def create_tender(
     service = service_for(actor, service_id, Permission.Name.MANAGE_TENDERS)
     reference = check_reference(reference)
     title = title.strip()
-    if not title or len(title) > MAX_TITLE_LENGTH:
+    if not title or len(title) > MAX_TITLE_LENGTH or not storable(title):
         raise InvalidInputError(
             _("a tender's title has 1 to %(most)s characters") % {"most": MAX_TITLE_LENGTH}
         )
@@ -164,6 +165,8 @@ def tender_for(actor: User, key: str, permission: str | None = None) -> Tender:
     drafts for companies, are "not found".
     """
     wanted = key.strip()
+    if not storable(wanted):  # no tender has such a reference; the database could not say so
+        raise NotFoundError(_("no tender %(reference)s") % {"reference": wanted[:64]})
     found = Tender.objects.select_related("service", "organisation")
     try:
         tender_id = uuid.UUID(wanted)
@@ -405,7 +408,7 @@ def cancel_tender(actor: User, reference: str, *, reason: str, now: dt.datetime)
     """
     tender = tender_for(actor, reference, Permission.Name.MANAGE_TENDERS)
     reason = reason.strip()
-    if not reason or len(reason) > MAX_REASON_LENGTH:
+    if not reason or len(reason) > MAX_REASON_LENGTH or not storable(reason):
         raise InvalidInputError(
             _("say why the tender is cancelled (1 to %(most)s characters)")
             % {"most": MAX_REASON_LENGTH}
