@@ -453,16 +453,21 @@ def organisation_summary() -> list[OrganisationSummary]:
 # --- habilitations: agents who administer a service manage its agents' permissions ------
 
 
-def _administered(actor: User) -> list[Service]:
-    """The services on which the actor holds `administer`; none is "forbidden"."""
-    require_agent(actor)
-    services = list(
+def services_with(actor: User, permission: str) -> list[Service]:
+    """The services of the actor's organisation on which the actor holds `permission`."""
+    return list(
         Service.objects.filter(
             organisation_id=actor.organisation_id,
             permissions__user=actor,
-            permissions__name=Permission.Name.ADMINISTER,
+            permissions__name=permission,
         ).order_by("name")
     )
+
+
+def _administered(actor: User) -> list[Service]:
+    """The services on which the actor holds `administer`; none is "forbidden"."""
+    require_agent(actor)
+    services = services_with(actor, Permission.Name.ADMINISTER)
     if not services:
         raise PermissionDeniedError(_("you need the administer permission on a service"))
     return services

@@ -17,8 +17,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from scelle.core.errors import PermissionDeniedError
-from scelle.platform.accounts.models import Permission, Service
-from scelle.platform.accounts.services import service_for
+from scelle.platform.accounts.models import Permission
+from scelle.platform.accounts.services import service_for, services_with
 from scelle.platform.assistants import services as assistants
 from scelle.platform.clock import now
 from scelle.platform.keypairs import services
@@ -26,21 +26,10 @@ from scelle.platform.keypairs.models import KeyPair
 from scelle.platform.web.pages import actor, agent_page, attempt
 
 
-def _key_services(request: HttpRequest) -> list[Service]:
-    """The services where the agent may manage key pairs."""
-    return list(
-        Service.objects.filter(
-            organisation_id=actor(request).organisation_id,
-            permissions__user=actor(request),
-            permissions__name=Permission.Name.MANAGE_KEYS,
-        ).order_by("name")
-    )
-
-
 @agent_page
 def key_page(request: HttpRequest, service_id: uuid.UUID | None = None) -> HttpResponse:
     """Clés de chiffrement of one service: personal and backup key pairs, warnings."""
-    mine = _key_services(request)
+    mine = services_with(actor(request), Permission.Name.MANAGE_KEYS)
     if service_id is None:
         chosen = [s for s in mine if str(s.id) == request.GET.get("service")]
         if chosen:

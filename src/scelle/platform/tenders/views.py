@@ -22,6 +22,7 @@ from django.utils.translation import gettext_lazy
 
 from scelle.core.errors import PermissionDeniedError
 from scelle.platform.accounts.models import Permission, Service
+from scelle.platform.accounts.services import services_with
 from scelle.platform.assistants import services as assistants
 from scelle.platform.clock import now
 from scelle.platform.deposits.services import deposits_of_tender
@@ -84,16 +85,6 @@ class TenderForm(forms.Form):
         return cleaned
 
 
-def _services_with(request: HttpRequest, permission: str) -> list[Service]:
-    return list(
-        Service.objects.filter(
-            organisation_id=actor(request).organisation_id,
-            permissions__user=actor(request),
-            permissions__name=permission,
-        ).order_by("name")
-    )
-
-
 PER_PAGE = 50
 """Rows of a long list shown at once: a page costs the same with 50 rows or 50,000."""
 
@@ -109,7 +100,7 @@ def tender_list(request: HttpRequest) -> HttpResponse:
             "section": "tenders",
             "page": Paginator(found, PER_PAGE).get_page(request.GET.get("page")),
             "tenders_url": reverse("tenders:list"),  # row links: one reverse, not fifty
-            "can_create": bool(_services_with(request, Permission.Name.MANAGE_TENDERS)),
+            "can_create": bool(services_with(actor(request), Permission.Name.MANAGE_TENDERS)),
         },
     )
 
@@ -117,7 +108,7 @@ def tender_list(request: HttpRequest) -> HttpResponse:
 @agent_page
 def create_tender(request: HttpRequest) -> HttpResponse:
     """A new draft tender."""
-    mine = _services_with(request, Permission.Name.MANAGE_TENDERS)
+    mine = services_with(actor(request), Permission.Name.MANAGE_TENDERS)
     if not mine:
         raise PermissionDeniedError("no service where you manage tenders")
     form = TenderForm(request.POST or None, services_=mine)
