@@ -66,8 +66,12 @@ def test_a_job_goes_to_the_agents_running_assistant_and_back(
 def test_the_pages_say_not_detected_when_the_assistant_stops_or_goes_quiet(
     rouen: Buyer, clock: MovableClock
 ) -> None:
-    _beat(rouen, clock)
+    workstation = _beat(rouen, clock)
     _beat(rouen, clock, running=False)
+    assert not services.assistant_state(rouen.owner, now=clock()).ready
+    # A long poll still waiting when its assistant stopped does not make it run again.
+    clock.advance(seconds=30)
+    services.next_job(rouen.owner, workstation.id, now=clock())
     assert not services.assistant_state(rouen.owner, now=clock()).ready
     with pytest.raises(RuleViolationError, match="not running on POSTE-ACHAT-12"):
         _add(rouen, clock)

@@ -316,8 +316,10 @@ def next_job(actor: User, workstation_id: uuid.UUID | str, *, now: dt.datetime) 
     """
     workstation = own_workstation(actor, workstation_id)
     with transaction.atomic():
-        if workstation.last_seen_at < now - SEEN_EVERY or not workstation.running:
-            Workstation.objects.filter(id=workstation.id).update(last_seen_at=now, running=True)
+        # Never back to running: a long poll still waiting when its assistant said
+        # goodbye must not undo it; the next heartbeat says the assistant runs again.
+        if workstation.running and workstation.last_seen_at < now - SEEN_EVERY:
+            Workstation.objects.filter(id=workstation.id).update(last_seen_at=now)
         job = (
             Job.objects.select_for_update()
             .filter(workstation=workstation, agent=actor, state=Job.State.QUEUED)
