@@ -345,6 +345,30 @@ def check_credentials(email: str, password: str, *, client: str, now: dt.datetim
 def log_in(email: str, password: str, *, client: str, now: dt.datetime) -> IssuedToken:
     """Check the password (`check_credentials`) and issue an API token."""
     user = check_credentials(email, password, client=client, now=now)
+    return _issue_token(user, dt.timedelta(days=settings.SCELLE_TOKEN_DAYS), "login", now=now)
+
+
+PAGE_TOKEN_LIFETIME = dt.timedelta(hours=12)
+"""How long a page's token lives: a day's deposit on a slow line; the page asks again."""
+
+
+def issue_page_token(user: User, *, now: dt.datetime) -> IssuedToken:
+    """A short-lived API token for a page's own script (the deposit page seals and
+    uploads with it); the web session that asked for it revokes it at logout."""
+    if not user.is_active:
+        raise NotAuthenticatedError(_("log in first: this needs a valid token"))
+    return _issue_token(user, PAGE_TOKEN_LIFETIME, "page", now=now)
+
+
+def revoke_prefixes(user: User, prefixes: Iterable[str], *, now: dt.datetime) -> None:
+    """End the tokens of `user` with these prefixes (a page's, at logout)."""
+    for token in ApiToken.objects.filter(user=user, prefix__in=list(prefixes)):
+        revoke(token, now=now)
+
+
+def _issue_token(
+    user: User, lifetime: dt.timedelta, purpose: str, *, now: dt.datetime
+) -> IssuedToken:
     prefix = secrets.token_hex(6)
     value = f"{TOKEN_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
     with transaction.atomic():
@@ -353,14 +377,14 @@ def log_in(email: str, password: str, *, client: str, now: dt.datetime) -> Issue
             prefix=prefix,
             digest=_digest(value),
             created_at=now,
-            expires_at=now + dt.timedelta(days=settings.SCELLE_TOKEN_DAYS),
+            expires_at=now + lifetime,
         )
         record(
             "accounts.token.created",
             actor=user.email,
             target=token,
             organisation_id=user.organisation_id,
-            details={"prefix": prefix, "expires_at": token.expires_at.isoformat()},
+            details={"prefix": prefix, "expires_at": token.expires_at.isoformat(), "for": purpose},
             now=now,
         )
     return IssuedToken(value, token)

@@ -17,7 +17,7 @@ from scelle.core.errors import NotAuthenticatedError, TooManyAttemptsError
 from scelle.platform.accounts import services
 from scelle.platform.accounts.models import Permission
 from scelle.platform.clock import now
-from scelle.platform.web.pages import actor, agent_page, attempt
+from scelle.platform.web.pages import PAGE_TOKENS_KEY, actor, agent_page, attempt
 
 
 class LoginForm(forms.Form):
@@ -66,7 +66,13 @@ def login_page(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def logout_page(request: HttpRequest) -> HttpResponse:
-    """Déconnexion: the session ends."""
+    """Déconnexion: the session ends, and the tokens its pages were given."""
+    if request.user.is_authenticated:
+        services.revoke_prefixes(
+            actor(request),
+            request.session.get(PAGE_TOKENS_KEY, []),
+            now=now(),
+        )
     auth.logout(request)
     return redirect("web:login")
 

@@ -1,14 +1,177 @@
-"""Pages of companies' deposits: the list, each receipt to download."""
+"""Pages of companies' deposits: depositing from the browser, the list, each receipt."""
 
 from __future__ import annotations
 
 import uuid
 
-from django.http import HttpRequest, HttpResponse
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.templatetags.static import static
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_POST
 
+from scelle.platform.accounts.services import issue_page_token
+from scelle.platform.clock import now
 from scelle.platform.deposits import services
-from scelle.platform.web.pages import actor, company_page
+from scelle.platform.tenders import services as tenders
+from scelle.platform.tenders.models import Tender
+from scelle.platform.web.pages import PAGE_TOKENS_KEY, actor, company_page
+
+MAX_PAGE_TOKENS = 20
+"""Tokens a session keeps track of; older ones simply expire (12 hours)."""
+
+
+def _messages() -> dict[str, str]:
+    """The deposit script's sentences, in the user's language ({names} are filled in)."""
+    return {
+        "internal": _("The deposit stopped on an unexpected error: {detail}"),
+        "session": _("Your session ended: log in again, then choose the files again."),
+        "refused": _("The platform refused: {detail}"),
+        "closed": _("This tender takes no deposit any more."),
+        "recipients-checked": _(
+            "The key pairs were checked: issued by the platform, valid through the deadline. "
+            "Recipient-set fingerprint computed in this page: {rsf}."
+        ),
+        "pending": _(
+            "An interrupted deposit can resume: choose the same files again, then press "
+            "Deposit. Recipient-set fingerprint: {rsf}."
+        ),
+        "no-key-pair": _("This tender has no key pair: nothing can be sealed for it."),
+        "certificate-unreadable": _("The certificate of {name} cannot be read: nothing was sent."),
+        "certificate-not-rsa": _(
+            "The certificate of {name} does not hold an RSA key: nothing was sent."
+        ),
+        "certificate-weak": _(
+            "The certificate of {name} holds an RSA key of {bits} bits, fewer than 2048: "
+            "nothing was sent."
+        ),
+        "certificate-usage": _(
+            "The certificate of {name} does not allow key encipherment: nothing was sent."
+        ),
+        "certificate-not-yet": _("The certificate of {name} is not valid yet: nothing was sent."),
+        "certificate-expired": _("The certificate of {name} has expired: nothing was sent."),
+        "certificate-expires": _(
+            "The certificate of {name} expires before the deadline: nothing was sent."
+        ),
+        "certificate-not-issued": _(
+            "The certificate of {name} was not issued by the platform's CA: the page refuses "
+            "to seal your offer to it, and nothing was sent. Tell the buyer."
+        ),
+        "certificate-referenced": _(
+            "The buyer referenced the certificate of {name} as it is, not issued by the "
+            "platform: type the recipient-set fingerprint printed in the tender notice below, "
+            "the page seals to it only if it is {rsf}."
+        ),
+        "rsf-unreadable": _("{value} is not a recipient-set fingerprint (RSF XXXX-XXXX-…)."),
+        "rsf-differs": _(
+            "The tender's key pairs give {rsf}, not {expected} as you typed: nothing was sent. "
+            "Do not deposit, and tell the buyer."
+        ),
+        "name-unusable": _("{name}: this name cannot go in an envelope."),
+        "name-too-long": _("{name}: a part of this name is too long for any disk."),
+        "name-unsafe": _("{name}: this name is not safe in an envelope; rename the file."),
+        "name-manifest": _("{name}: this name is the envelope's own; rename the file."),
+        "name-twice": _("{name} is already chosen for this envelope."),
+        "too-many-files": _("An envelope holds at most {max} files: put them in a ZIP first."),
+        "remove": _("Remove"),
+        "remove-file": _("Remove {name}"),
+        "total": _("Total to send: {total} (the platform takes at most {limit})."),
+        "too-large": _("This deposit would be {total}; the platform takes at most {limit}."),
+        "hashing": _("Fingerprinting the files: {done} of {total}"),
+        "sending": _("Sealed and sent: {sent} of {total}, {speed}/s, {left} left"),
+        "minutes": _("{minutes} min {seconds} s"),
+        "seconds": _("{seconds} s"),
+        "envelope-sent": _("Sealed and sent: {size} in {seconds} s."),
+        "file-changed": _(
+            "{name} changed while it was being sealed: nothing more was sent. Choose it again "
+            "once it is final."
+        ),
+        "file-changed-since": _(
+            "{name} is not the file of the interrupted deposit: it changed. Choose the same "
+            "file, or cancel the interrupted deposit."
+        ),
+        "files-differ": _(
+            "The files of the envelope {kind} are not those of the interrupted deposit: choose "
+            "the same files."
+        ),
+        "upload-failed": _("The upload stopped ({status}): {detail} Press Deposit to continue."),
+        "size-mismatch": _("The envelope came out at an unexpected size: nothing was deposited."),
+        "paused": _("Paused: press Resume to continue where the upload stopped."),
+        "resuming": _("Resuming where the upload stopped."),
+        "finalising": _("Every envelope was sent: waiting for the receipt."),
+        "receipt-damaged": _("The platform's receipt cannot be read: contact the buyer."),
+        "receipt-signature": _(
+            "The platform's receipt does not bear its valid signature: keep it, and contact the "
+            "buyer."
+        ),
+        "receipt-mismatch": _(
+            "The platform's receipt does not match what was sent: keep it, and contact the buyer."
+        ),
+        "receipt-recipients": _(
+            "The platform's receipt names other recipients than those the envelopes were sealed "
+            "to: keep it, and contact the buyer."
+        ),
+        "deposited": _("Deposited. The platform's signature on the receipt was checked."),
+        "deposited-late": _(
+            "Deposited after the deadline: the platform marked it late, and it will not be "
+            "opened by default. The receipt's signature was checked."
+        ),
+        "receipt-tender": _("Tender"),
+        "receipt-company": _("Company"),
+        "receipt-time": _("Received at"),
+        "receipt-envelope": _("Envelope {kind}"),
+        "receipt-rsf": _("Recipient-set fingerprint"),
+    }
+
+
+@company_page
+def deposit_page(request: HttpRequest, tender_id: uuid.UUID) -> HttpResponse:
+    """Déposer une offre: choose the files of each envelope; the page seals and sends them."""
+    user = actor(request)
+    tender = tenders.tender_for(user, str(tender_id))
+    config = {
+        "tender": str(tender.id),
+        "reference": tender.reference,
+        "bidder": user.organisation.name,
+        "user": str(user.id),
+        "maxBytes": settings.SCELLE_MAX_DEPOSIT_BYTES,
+        "timeZone": settings.TIME_ZONE,
+        # Sizes read as the pages' own (Django's filesizeformat, in its translations).
+        "bytes": ngettext("%(size)d byte", "%(size)d bytes", 2),
+        "units": [_("%s KB"), _("%s MB"), _("%s GB"), _("%s TB")],
+        "tokenUrl": reverse("deposits:token"),
+        "tenderUrl": f"/api/tenders/{tender.id}",
+        "caUrl": "/api/platform/ca",
+        "uploadsUrl": "/api/uploads/",
+        "finaliseUrl": f"/api/tenders/{tender.id}/deposits",
+        "workerUrl": static("web/build/seal-worker.js"),
+    }
+    return render(
+        request,
+        "deposits/deposit.html",
+        {
+            "section": "tenders",
+            "tender": tender,
+            "assigned": list(tender.assigned_key_pairs.all()),
+            "rsf": tenders.tender_rsf(tender),
+            "open": tender.status == Tender.Status.PUBLISHED and now() < tender.deadline,
+            "config": config,
+            "messages_for_script": _messages(),
+        },
+    )
+
+
+@require_POST
+@company_page
+def deposit_token(request: HttpRequest) -> JsonResponse:
+    """A short-lived API token for the deposit page's script (CSRF-checked: a POST)."""
+    issued = issue_page_token(actor(request), now=now())
+    kept = [*request.session.get(PAGE_TOKENS_KEY, []), issued.token.prefix][-MAX_PAGE_TOKENS:]
+    request.session[PAGE_TOKENS_KEY] = kept
+    return JsonResponse({"token": issued.value, "expires_at": issued.token.expires_at.isoformat()})
 
 
 @company_page

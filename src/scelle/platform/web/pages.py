@@ -22,6 +22,9 @@ from scelle.core.errors import NotFoundError, PermissionDeniedError, ScelleError
 from scelle.platform.accounts.models import User
 
 _T = TypeVar("_T")
+
+PAGE_TOKENS_KEY = "scelle_page_tokens"
+"""Prefixes of the API tokens a session's pages were given; logging out revokes them."""
 _View = Callable[..., HttpResponse]
 
 

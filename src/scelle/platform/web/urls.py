@@ -42,6 +42,7 @@ tender_urls = (
         path("<uuid:tender_id>/ouvrir/", tenders.open_tender, name="open"),
         path("ouvertes/", tenders.open_to_me, name="open_to_me"),
         path("ouvertes/<uuid:tender_id>/", tenders.company_tender, name="company_detail"),
+        path("ouvertes/<uuid:tender_id>/deposer/", deposits.deposit_page, name="deposit"),
     ],
     "tenders",
 )
@@ -56,6 +57,7 @@ assistant_urls = (
 deposit_urls = (
     [
         path("", deposits.my_deposits, name="mine"),
+        path("jeton/", deposits.deposit_token, name="token"),
         path("<uuid:deposit_id>/accuse-de-reception.json", deposits.receipt, name="receipt"),
     ],
     "deposits",
