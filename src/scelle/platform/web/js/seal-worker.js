@@ -18,6 +18,7 @@ import { CHUNK_SIZE, SealError, hashFiles, sealedParts } from "./seal.js";
 
 export { GcmEncryptor } from "./gcm.js";
 export { envelopeSize, freshKeys, hashFiles, plannedArchiveSize, recipientInfos, sealedParts } from "./seal.js";
+export { layout, manifestBytes } from "./zip.js";
 
 /** Bytes per PATCH: the most sent again after an interruption (as the command). */
 const UPLOAD_CHUNK_BYTES = 16 << 20;
