@@ -1,12 +1,14 @@
 // Bundles the browser code into the platform's static files (scripts/build-js runs it
-// at install time): the deposit page and its sealing worker, each one ES module.
+// at install time): the deposit page, its sealing worker and the worker hashing what
+// it seals, each one ES module.
 import { build } from "esbuild";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
 
 const here = dirname(fileURLToPath(import.meta.url));
 await build({
-  entryPoints: { deposit: join(here, "deposit.js"), "seal-worker": join(here, "seal-worker.js") },
+  entryPoints: { deposit: join(here, "deposit.js"), "seal-worker": join(here, "seal-worker.js"),
+    "hash-worker": join(here, "hash-worker.js") },
   outdir: join(here, "..", "static", "web", "build"),
   bundle: true,
   format: "esm",

@@ -12,9 +12,8 @@
 //
 // The module also exports its parts, for the tests that check them in a browser.
 
-import { createSHA256 } from "hash-wasm";
 import { Upload } from "tus-js-client";
-import { CHUNK_SIZE, SealError, hashFiles, sealedParts } from "./seal.js";
+import { SealError, hashFiles, sealedParts } from "./seal.js";
 
 export { GcmEncryptor } from "./gcm.js";
 export { envelopeSize, freshKeys, hashFiles, plannedArchiveSize, recipientInfos, sealedParts } from "./seal.js";
@@ -25,6 +24,71 @@ const UPLOAD_CHUNK_BYTES = 16 << 20;
 /** Retries of a failed PATCH before the page is told; tus continues from the server's offset. */
 const RETRY_DELAYS = [0, 1000, 3000, 5000, 10000, 20000, 30000];
 const toBase64 = (bytes) => btoa(String.fromCharCode(...bytes));
+
+const HASH_BATCH_BYTES = 4 << 20;
+const HASH_BATCHES_IN_FLIGHT = 4;
+
+/**
+ * The SHA-256 of a stream of pieces, computed by the hash worker on another thread
+ * (the receipt is checked against it). At most a few batches wait there: sealing
+ * waits for hashing rather than fill memory.
+ */
+class ParallelDigest {
+  constructor() {
+    this.worker = new Worker(new URL("./hash-worker.js", import.meta.url), { type: "module" });
+    this.inFlight = 0;
+    this.acked = null;
+    this.answers = new Map();
+    this.worker.onmessage = ({ data }) => {
+      if (data.op === "ack") {
+        this.inFlight -= 1;
+        this.acked?.();
+      } else if (data.op === "digest") {
+        this.answers.get(data.id)(data.hex);
+      }
+    };
+    this.reset();
+  }
+
+  reset() {
+    this.worker.postMessage({ op: "reset" });
+    this.batch = new Uint8Array(HASH_BATCH_BYTES);
+    this.filled = 0;
+  }
+
+  async update(piece) {
+    let at = 0;
+    while (at < piece.length) {
+      const step = Math.min(piece.length - at, HASH_BATCH_BYTES - this.filled);
+      this.batch.set(piece.subarray(at, at + step), this.filled);
+      this.filled += step;
+      at += step;
+      if (this.filled === HASH_BATCH_BYTES) await this.flush();
+    }
+  }
+
+  async flush() {
+    while (this.inFlight >= HASH_BATCHES_IN_FLIGHT) await new Promise((resolve) => (this.acked = resolve));
+    const sent = this.filled === this.batch.length ? this.batch : this.batch.slice(0, this.filled);
+    this.inFlight += 1;
+    this.worker.postMessage(sent.buffer, [sent.buffer]);
+    this.batch = new Uint8Array(HASH_BATCH_BYTES);
+    this.filled = 0;
+  }
+
+  async hex() {
+    if (this.filled) await this.flush();
+    const id = Math.random();
+    return new Promise((resolve) => {
+      this.answers.set(id, resolve);
+      this.worker.postMessage({ op: "digest", id });
+    });
+  }
+
+  close() {
+    this.worker.terminate();
+  }
+}
 
 /**
  * The envelope as a tus source: `slice(start, end)` gives its bytes, sealing
@@ -40,6 +104,7 @@ export class SealedSource {
     this.size = size;
     this.progress = progress;
     this.checksums = new Map();
+    this.digest = new ParallelDigest();
     this.restart();
   }
 
@@ -48,18 +113,14 @@ export class SealedSource {
     this.position = 0; // bytes of the envelope produced so far
     this.kept = []; // produced pieces not yet sent, from `keptStart`
     this.keptStart = 0;
-    this.digest = null; // the whole envelope's SHA-256, computed as it is produced
+    this.digest.reset();
   }
 
   async produceUntil(end) {
-    if (this.digest === null) {
-      this.digest = await createSHA256();
-      this.digest.init();
-    }
     while (this.position < end) {
       const { value, done } = await this.parts.next();
       if (done) break;
-      this.digest.update(value);
+      await this.digest.update(value);
       this.kept.push(value);
       this.position += value.length;
       this.progress(this.position);
@@ -73,7 +134,7 @@ export class SealedSource {
     while (this.kept.length && this.keptStart + this.kept[0].length <= start) {
       this.keptStart += this.kept.shift().length;
     }
-    const value = new Uint8Array(Math.min(end, this.position) - start);
+    const value = new Uint8Array(Math.max(0, Math.min(end, this.position) - start));
     let at = this.keptStart;
     for (const piece of this.kept) {
       const from = Math.max(start, at);
@@ -89,7 +150,9 @@ export class SealedSource {
   async finish() {
     await this.produceUntil(Infinity);
     if (this.position !== this.size) throw new SealError("size-mismatch");
-    return this.digest.digest("hex");
+    const hex = await this.digest.hex();
+    this.digest.close();
+    return hex;
   }
 
   close() {}
@@ -97,15 +160,16 @@ export class SealedSource {
 
 /** Seal to nowhere, counting: what sealing alone costs (bench/browser_seal.py). */
 async function sealToSink(keys, meta, files, report) {
-  const digest = await createSHA256();
-  digest.init();
+  const digest = new ParallelDigest();
   let size = 0;
   for await (const part of sealedParts(keys, meta, files)) {
-    digest.update(part);
+    await digest.update(part);
     size += part.length;
     report({ sealed: size });
   }
-  return { size, sha256: digest.digest("hex") };
+  const sha256 = await digest.hex();
+  digest.close();
+  return { size, sha256 };
 }
 
 let current = null; // the upload in course: {upload, resolve, reject}
