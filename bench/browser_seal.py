@@ -29,11 +29,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from deposit import PASSWORD, STORE, launch_tender, seed, start  # noqa: E402
-
-from scelle.client.api import PlatformClient  # noqa: E402
-from scelle.core import certs  # noqa: E402
-from scelle.keystore import KeyStore  # noqa: E402
+from deposit import PASSWORD, STORE, launch_tender, seed, start
+from scelle.client.api import PlatformClient
+from scelle.core import certs
+from scelle.keystore import KeyStore
 
 MB = 1_000_000
 MIB = 1 << 20
@@ -230,15 +229,23 @@ def main() -> None:
                         got["sink_renderers"],
                         got["sink_tree"],
                     ),
-                    ("page: seal + upload", got["upload"], got["upload_renderers"], got["upload_tree"]),
+                    (
+                        "page: seal + upload",
+                        got["upload"],
+                        got["upload_renderers"],
+                        got["upload_tree"],
+                    ),
                 ]
                 for label, spent, renderers, tree in rows:
                     speed = size / MB / spent
                     memory = (
-                        f" {renderers / MIB:>14.0f} {tree / MIB:>17.0f}" if renderers is not None else ""
+                        f" {renderers / MIB:>14.0f} {tree / MIB:>17.0f}"
+                        if renderers is not None
+                        else ""
                     )
                     print(
-                        f"{mib:>5}M {label:<28} {spent:>8.1f} {speed:>7.0f} {speed / base:>10.2f}{memory}"
+                        f"{mib:>5}M {label:<28} {spent:>8.1f} {speed:>7.0f}"
+                        f" {speed / base:>10.2f}{memory}"
                     )
                 source.unlink()
         finally:

@@ -65,7 +65,7 @@ def test_every_change_is_an_event(history: list[str], rouen: Buyer):
     assert {k["designation"] for k in launched.details["key_pairs"]} == {"PERSO", "SECOURS"}
     # Secrets are never written to the log.
     token_event = Event.objects.filter(action="accounts.token.created").first()
-    assert token_event is not None and set(token_event.details) == {"prefix", "expires_at"}
+    assert token_event is not None and set(token_event.details) == {"prefix", "expires_at", "for"}
 
 
 def test_the_chain_holds_and_events_cannot_be_changed(history: list[str]):

@@ -48,6 +48,8 @@ PAGES = [
          {"action": "deactivate"}),
     Page("get", "/consultations/ouvertes/", (302, 200, 403, 403, 403)),
     Page("get", "/consultations/ouvertes/{PUB-1}/", (302, 200, 403, 403, 403)),
+    Page("get", "/consultations/ouvertes/{PUB-1}/deposer/", (302, 200, 403, 403, 403)),
+    Page("post", "/mes-depots/jeton/", (302, 200, 403, 403, 403), {}),
     Page("get", "/mes-depots/", (302, 200, 403, 403, 403)),
     Page("get", "/mes-depots/{deposit}/accuse-de-reception.json", (302, 200, 403, 403, 403)),
 ]  # fmt: skip

@@ -151,7 +151,7 @@ function updateTotal() {
   const chosen = envelopes.every((envelope) => envelope.entries.length);
   totalLine.textContent = say("total", { total: size(total), limit: size(config.maxBytes) });
   totalLine.className = total > config.maxBytes ? "error" : "";
-  startButton.disabled = !chosen || total > config.maxBytes || running;
+  startButton.disabled = !chosen || total > config.maxBytes || running || refused;
 }
 
 for (const envelope of envelopes) {
@@ -257,6 +257,8 @@ function ask(message, progress = () => {}) {
 
 let recipients = null;
 let running = false;
+/** True once the tender's recipients were refused: nothing may be sealed to them. */
+let refused = false;
 let tenderAnswer = null;
 let authority = null;
 
@@ -265,6 +267,7 @@ async function prepare() {
     tenderAnswer = await api(config.tenderUrl);
     authority = (await api(config.caUrl)).certificate_pem;
     if (tenderAnswer.status !== "published" || new Date(tenderAnswer.deadline) <= new Date()) {
+      refused = true;
       showState("closed", {}, "error");
       return;
     }
@@ -279,6 +282,7 @@ async function prepare() {
       recipients = null;
       showState(error.code, error.values, "info");
     } else {
+      refused = true;
       fail(error);
     }
   }
