@@ -7,10 +7,15 @@ Real server, Debian's Chromium, nothing mocked: the page talks to `scelle serve`
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+import re
+import socket
 import subprocess
+import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -133,3 +138,198 @@ def test_a_company_deposits_from_the_page_and_the_buyer_opens_it(
     )  # fmt: skip
     listing = subprocess.run(["unzip", "-Z1", str(archive)], check=True, capture_output=True)
     assert listing.stdout.decode().split() == ["manifest.json", "offre.zip"]
+
+
+def _foreign_certificate_pem() -> str:
+    """A valid encryption certificate the platform's CA never issued: the server's own."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "PERSO")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=400))
+        .add_extension(x509.KeyUsage(False, False, True, False, False, False, False, False, False),
+                       critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+@pytest.mark.parametrize("platform", ["sqlite"], indirect=True)
+def test_a_recipient_the_platform_ca_did_not_issue_stops_the_page(
+    platform: Platform, password_file: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    monkeypatch.setenv("SCELLE_STORE_PASSPHRASE", STORE_PASSPHRASE)
+    monkeypatch.setenv("SCELLE_LANG", "en")
+    set_up(platform, password_file)
+    agent = Workstation(tmp_path / "home-agent", capsys)
+    launch_tender(platform, agent, password_file, "AO-WEB-2", dt.timedelta(days=5))
+    files = bid(tmp_path / "btp")
+    sent: list[str] = []
+
+    def tamper(route) -> None:
+        answer = route.fetch()
+        tender = answer.json()
+        foreign = _foreign_certificate_pem()
+        extra = dict(tender["key_pairs"][0], designation="ESPION", certificate_pem=foreign)
+        tender["key_pairs"].append(extra)
+        route.fulfill(response=answer, json=tender)
+
+    with chromium() as browser:
+        browser.on("request", lambda r: sent.append(r.method) if "/api/uploads" in r.url else None)
+        page = browser.new_page()
+        log_in(page, platform.url, "offres@btp.fr")
+        browser.route(re.compile(r".*/api/tenders/[0-9a-f-]{36}$"), tamper)
+        page.get_by_role("link", name="AO-WEB-2").click()
+        page.get_by_role("link", name="Déposer une offre").click()
+        page.get_by_text("Le certificat de ESPION n'a pas été émis par l'autorité").wait_for()
+        choose(page, files)
+        assert page.get_by_role("button", name="Déposer", exact=True).is_disabled()
+    assert sent == []
+    assert platform.query("SELECT count(*) FROM deposits_upload") == [(0,)]
+
+
+def _offset_of(request) -> int:
+    return int(request.headers.get("upload-offset", "-1"))
+
+
+@pytest.mark.parametrize("platform", ["sqlite"], indirect=True)
+def test_a_reloaded_tab_resumes_with_the_same_files_and_refuses_a_changed_one(
+    platform: Platform, password_file: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    monkeypatch.setenv("SCELLE_STORE_PASSPHRASE", STORE_PASSPHRASE)
+    monkeypatch.setenv("SCELLE_LANG", "en")
+    set_up(platform, password_file)
+    agent = Workstation(tmp_path / "home-agent", capsys)
+    company = Workstation(tmp_path / "home-btp", capsys)
+    launch_tender(platform, agent, password_file, "AO-WEB-3", dt.timedelta(days=5))
+    files = bid(tmp_path / "btp")
+    files["offre"].write_bytes(os.urandom(40 << 20))  # three PATCHes of 16 MiB
+    offsets: list[int] = []
+    receipt = tmp_path / "accuse.json"
+    with chromium() as browser:
+        browser.on(
+            "request", lambda r: offsets.append(_offset_of(r)) if r.method == "PATCH" else None
+        )
+        page = browser.new_page()
+        page.on("dialog", lambda dialog: dialog.accept())  # "leave the page?" while sending
+        open_deposit_page(page, platform.url, "AO-WEB-3")
+        choose(page, files)
+        # Cut after the offre's second chunk reached the platform (32 MiB of 40).
+        second = lambda r: _offset_of(r.request) == 16 << 20 and r.status == 204  # noqa: E731
+        with page.expect_response(second):
+            page.get_by_role("button", name="Déposer", exact=True).click()
+        page.reload()
+        page.get_by_text("Un dépôt interrompu peut reprendre").wait_for()
+
+        # A file changed meanwhile is refused, by its name.
+        changed = tmp_path / "changed"
+        changed.mkdir()
+        (changed / "offre.zip").write_bytes(os.urandom(40 << 20))
+        choose(page, {"candidature": files["candidature"], "offre": changed / "offre.zip"})
+        page.get_by_role("button", name="Déposer", exact=True).click()
+        page.get_by_text("offre.zip n'est pas le fichier du dépôt interrompu").wait_for()
+
+        page.reload()
+        before = len(offsets)
+        choose(page, files)
+        page.get_by_role("button", name="Déposer", exact=True).click()
+        page.get_by_text("Déposé.").wait_for(timeout=120_000)
+        with page.expect_download() as downloading:
+            page.get_by_role("link", name="Enregistrer l'accusé de réception").click()
+        downloading.value.save_as(receipt)
+    # The resumed upload started where the platform's offset stood: nothing sent again
+    # of the candidature (complete) nor of the offre's first 16 MiB.
+    resumed = [offset for offset in offsets[before:] if offset >= 0]
+    assert resumed and min(resumed) >= 16 << 20
+    assert "valid" in company.ok("receipts", "verify", str(receipt))
+    assert platform.query("SELECT count(*) FROM deposits_deposit") == [(1,)]
+
+
+class CuttingProxy:
+    """A TCP proxy in front of the platform that drops one connection in the middle of
+    an upload, once `cut_after` bytes went up through it: a line that fails mid-chunk."""
+
+    def __init__(self, target: str, cut_after: int) -> None:
+        self.target = urllib.parse.urlsplit(target)
+        self.cut_after = cut_after
+        self.sent = 0
+        self.cut = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection((self.target.hostname, self.target.port))
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket, upward: bool) -> None:
+        try:
+            while data := source.recv(1 << 16):
+                if upward and not self.cut.is_set():
+                    self.sent += len(data)
+                    if self.sent > self.cut_after:
+                        self.cut.set()
+                        break
+                sink.sendall(data)
+        except OSError:
+            pass
+        for end in (source, sink):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+            end.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.mark.parametrize("platform", ["sqlite"], indirect=True)
+def test_a_connection_cut_mid_chunk_continues_from_the_platform_offset(
+    platform: Platform, password_file: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    monkeypatch.setenv("SCELLE_STORE_PASSPHRASE", STORE_PASSPHRASE)
+    monkeypatch.setenv("SCELLE_LANG", "en")
+    set_up(platform, password_file)
+    agent = Workstation(tmp_path / "home-agent", capsys)
+    company = Workstation(tmp_path / "home-btp", capsys)
+    launch_tender(platform, agent, password_file, "AO-WEB-4", dt.timedelta(days=5))
+    files = bid(tmp_path / "btp")
+    files["offre"].write_bytes(os.urandom(40 << 20))
+    proxy = CuttingProxy(platform.url, cut_after=24 << 20)  # inside the offre's second chunk
+    patches: list[tuple[str, int]] = []
+    receipt = tmp_path / "accuse.json"
+    try:
+        with chromium() as browser:
+            browser.on(
+                "request",
+                lambda r: patches.append((r.url, _offset_of(r))) if r.method == "PATCH" else None,
+            )
+            page = browser.new_page()
+            open_deposit_page(page, proxy.url, "AO-WEB-4")
+            choose(page, files)
+            page.get_by_role("button", name="Déposer", exact=True).click()
+            page.get_by_text("Déposé.").wait_for(timeout=120_000)
+            with page.expect_download() as downloading:
+                page.get_by_role("link", name="Enregistrer l'accusé de réception").click()
+            downloading.value.save_as(receipt)
+    finally:
+        proxy.close()
+    assert proxy.cut.is_set()
+    # The cut chunk went again (Chromium, or tus-js-client after asking the offset), and
+    # only it: the offre's first 16 MiB, acknowledged before the cut, left once.
+    offre = patches[-1][0]
+    assert [offset for url, offset in patches if url == offre].count(0) == 1
+    assert platform.query("SELECT count(*) FROM deposits_deposit") == [(1,)]
+    assert "valid" in company.ok("receipts", "verify", str(receipt))
