@@ -219,7 +219,7 @@ def main() -> None:
                 seconds = reference(url, token, root / f"home-{mib}", source)
                 base = size / MB / seconds
                 got = in_browser(url, tender, source)
-                rows = [
+                rows: list[tuple[str, float, float | None, float | None]] = [
                     ("scelle deposit (reference)", seconds, None, None),
                     ("page: hashing (pass 1)", got["hash"], None, None),
                     ("page: sealing, pass 2", got["seal"], None, None),
@@ -240,7 +240,7 @@ def main() -> None:
                     speed = size / MB / spent
                     memory = (
                         f" {renderers / MIB:>14.0f} {tree / MIB:>17.0f}"
-                        if renderers is not None
+                        if renderers is not None and tree is not None
                         else ""
                     )
                     print(

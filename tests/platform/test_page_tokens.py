@@ -3,6 +3,8 @@ short-lived, usable on the API and the tus endpoint, revoked when the session lo
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.test import Client
 
@@ -19,7 +21,7 @@ def _logged_in(user: User) -> Client:
 
 def test_a_page_token_needs_the_csrf_token_lives_hours_and_ends_at_logout(bidder: User) -> None:
     client = _logged_in(bidder)
-    referer = {"HTTP_REFERER": "https://testserver/mes-depots/"}
+    referer: dict[str, Any] = {"HTTP_REFERER": "https://testserver/mes-depots/"}
     assert client.post("/mes-depots/jeton/", secure=True, **referer).status_code == 403
     client.get("/mes-depots/", secure=True)
     csrf = client.cookies["scelle_csrf"].value
