@@ -17,7 +17,6 @@ from scelle.platform.accounts.services import issue_page_token
 from scelle.platform.clock import now
 from scelle.platform.deposits import services
 from scelle.platform.tenders import services as tenders
-from scelle.platform.tenders.models import Tender
 from scelle.platform.web.pages import PAGE_TOKENS_KEY, actor, company_page
 
 MAX_PAGE_TOKENS = 20
@@ -157,7 +156,7 @@ def deposit_page(request: HttpRequest, tender_id: uuid.UUID) -> HttpResponse:
             "tender": tender,
             "assigned": list(tender.assigned_key_pairs.all()),
             "rsf": tenders.tender_rsf(tender),
-            "open": tender.status == Tender.Status.PUBLISHED and now() < tender.deadline,
+            "open": tenders.takes_deposits(tender, now=now()),
             "config": config,
             "messages_for_script": _messages(),
         },

@@ -332,6 +332,11 @@ def launch_tender(
     return tender
 
 
+def takes_deposits(tender: Tender, *, now: dt.datetime) -> bool:
+    """Whether a deposit may start now (rule 5): published, its deadline ahead."""
+    return tender.status == Tender.Status.PUBLISHED and now < tender.deadline
+
+
 def tender_rsf(tender: Tender) -> str | None:
     """The recipient-set fingerprint of a launched tender (core.rsf); None for a draft."""
     fingerprints = [assigned.fingerprint_sha256 for assigned in tender.assigned_key_pairs.all()]

@@ -28,7 +28,7 @@ from scelle.platform.clock import now
 from scelle.platform.deposits.services import deposits_of_tender
 from scelle.platform.keypairs.models import KeyPair
 from scelle.platform.tenders import services
-from scelle.platform.tenders.models import ENVELOPE_KINDS, Tender
+from scelle.platform.tenders.models import ENVELOPE_KINDS
 from scelle.platform.web.pages import actor, agent_page, attempt, company_page
 
 
@@ -250,7 +250,7 @@ def company_tender(request: HttpRequest, tender_id: uuid.UUID) -> HttpResponse:
             "tender": tender,
             "assigned": list(tender.assigned_key_pairs.all()),
             "rsf": services.tender_rsf(tender),
-            "open": tender.status == Tender.Status.PUBLISHED and now() < tender.deadline,
+            "open": services.takes_deposits(tender, now=now()),
             "platform_url": request.build_absolute_uri("/").rstrip("/"),
         },
     )
