@@ -324,11 +324,6 @@ class CuttingProxy:
         self.listener.close()
 
 
-@pytest.mark.skip(
-    reason="found a hang, not fixed yet: one run in three the cut chunk's retry never "
-    "answers and the page waits with no error (a request timeout in the worker, and the "
-    "gateway's lock after a cut PATCH, are to look at)"
-)
 @pytest.mark.parametrize("platform", ["sqlite"], indirect=True)
 def test_a_connection_cut_mid_chunk_continues_from_the_platform_offset(
     platform: Platform, password_file: Path, tmp_path: Path, stations

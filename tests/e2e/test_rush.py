@@ -5,9 +5,11 @@ one upload."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -219,6 +221,43 @@ def test_bodies_are_bounded_and_odd_requests_get_no_server_error(
             break
         time.sleep(0.1)
     assert head.headers["Upload-Offset"] == "40"
+
+
+def test_a_chunk_refused_before_its_body_is_read_gets_its_answer_and_the_connection_ends(
+    sqlite_platform: Platform, password_file: Path, tmp_path: Path
+) -> None:
+    """A browser sends a chunk's whole body before it reads any answer: when the platform
+    refuses the chunk at once (here: another request still writes the upload, as after a
+    connection cut that Chromium resends on another), it must close the connection, or
+    both sides wait for ever (hypercorn kept it open once its queue to the app was full)."""
+    platform = sqlite_platform
+    token, tender, _recipients = _tender(platform, password_file, tmp_path)
+    host, port = _address(platform)
+    size = 8 << 20
+    with PlatformClient(platform.url, token) as company:
+        path = urlsplit(company.create_upload(tender=tender, envelope="offre", length=size)).path
+    head = (
+        f"PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+        "Tus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
+        f"Content-Type: application/offset+octet-stream\r\nContent-Length: {size}\r\n\r\n"
+    ).encode()
+    with socket.create_connection((host, port)) as writing:
+        writing.sendall(head + b"x" * 1000)  # holds the upload while it waits for the rest
+        time.sleep(0.5)
+        for _ in range(3):
+            with socket.create_connection((host, port), timeout=20) as second:
+                sender = threading.Thread(target=_send_all, args=(second, head + b"y" * size))
+                sender.start()
+                answer = b""
+                while piece := second.recv(1 << 16):  # until the platform closes it
+                    answer += piece
+                sender.join(timeout=20)
+            assert answer.startswith(b"HTTP/1.1 409") and b"another request" in answer
+
+
+def _send_all(connection: socket.socket, data: bytes) -> None:
+    with contextlib.suppress(OSError):  # the platform closes the connection meanwhile
+        connection.sendall(data)
 
 
 def test_two_server_processes_share_one_upload(

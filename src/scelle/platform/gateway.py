@@ -103,17 +103,17 @@ class Gateway:
         headers = _headers(scope)
         announced = headers.get("Content-Length", "")
         if announced.isascii() and announced.isdigit() and int(announced) > BODY_LIMIT:
-            await _answer(send, 413, error_body("this request's body is too large"), close=True)
+            await _answer(send, 413, error_body("this request's body is too large"), unread=receive)
             return
         try:
             body = await _read_body(receive, BODY_LIMIT)
         except _Disconnected:
             return
         except _TooSlow:
-            await _answer(send, 408, error_body("the request came too slowly"), close=True)
+            await _answer(send, 408, error_body("the request came too slowly"), unread=receive)
             return
         except _TooLarge:
-            await _answer(send, 413, error_body("this request's body is too large"), close=True)
+            await _answer(send, 413, error_body("this request's body is too large"), unread=receive)
             return
         if scope["path"] == _LONG_POLL and scope["method"] == "GET":
             await self._long_poll(scope, send)
@@ -158,12 +158,14 @@ class Gateway:
         tus_headers = [(b"tus-resumable", tus.VERSION.encode())]
         if headers.get("Tus-Resumable") != tus.VERSION:
             body = error_body(f"this server speaks tus {tus.VERSION}")
-            await _answer(send, 412, body, [*tus_headers, (b"tus-version", b"1.0.0")], close=True)
+            await _answer(
+                send, 412, body, [*tus_headers, (b"tus-version", b"1.0.0")], unread=receive
+            )
             return
         if headers.get("Content-Type", "").split(";")[0].strip() != (
             "application/offset+octet-stream"
         ):
-            await _answer(send, 415, None, tus_headers, close=True)
+            await _answer(send, 415, None, tus_headers, unread=receive)
             return
 
         def begin() -> storage.Appender:
@@ -180,13 +182,13 @@ class Gateway:
             appender = await self._in_pool(begin)
         except ScelleError as error:
             body = error_answer(error)
-            await _answer(send, status_for(error), body, tus_headers, close=True)
+            await _answer(send, status_for(error), body, tus_headers, unread=receive)
             return
         except DatabaseError:
             _log.exception("could not look upload %s up", upload_id)
             body = error_body("the platform is busy; try again in a moment")
             busy = [*tus_headers, (b"retry-after", b"5")]
-            await _answer(send, 503, body, busy, close=True)
+            await _answer(send, 503, body, busy, unread=receive)
             return
         stopped: Exception | None = None
         pieces = _body_pieces(receive)
@@ -201,7 +203,7 @@ class Gateway:
             appender.close()
             _log.exception("could not store a chunk of upload %s", upload_id)
             body = error_body("the platform could not store this chunk; try again later")
-            await _answer(send, 503, body, tus_headers, close=True)
+            await _answer(send, 503, body, tus_headers, unread=receive)
             return
         except BaseException:  # cancelled (the server stopping): the lock goes at once
             appender.close()
@@ -215,7 +217,7 @@ class Gateway:
         except ScelleError as error:
             if stopped is None:
                 body = error_answer(error)
-                await _answer(send, status_for(error), body, tus_headers, close=True)
+                await _answer(send, status_for(error), body, tus_headers, unread=receive)
                 return
             held = None
         if isinstance(stopped, _Disconnected):
@@ -225,7 +227,7 @@ class Gateway:
                 "the chunk came too slowly: the platform keeps what arrived",
                 "Ask for the upload's offset (HEAD) and resume from there.",
             )
-            await _answer(send, 408, body, tus_headers, close=True)
+            await _answer(send, 408, body, tus_headers, unread=receive)
             return
         await _answer(send, 204, None, [*tus_headers, (b"upload-offset", str(held).encode())])
 
@@ -318,20 +320,39 @@ async def _answer(
     body: dict[str, Any] | None,
     headers: list[tuple[bytes, bytes]] | None = None,
     *,
-    close: bool = False,
+    unread: Receive | None = None,
 ) -> None:
-    """An answer of the gateway's own, with the API's JSON error body when there is one."""
+    """An answer of the gateway's own, with the API's JSON error body when there is one.
+
+    `unread`: the request's `receive`, when its body was not all read. The answer then
+    closes the connection (the rest of the body would be taken for the next request),
+    and what the company still sends is read away while the answer goes: hypercorn
+    ends a request by queueing a last message for the application, and with that queue
+    full of body the answer never finished nor the connection closed, while a browser,
+    which reads no answer before its body is sent, waited for ever too.
+    """
     content = b"" if body is None else json.dumps(body).encode()
     extra = list(headers or ())
     if body is not None:
         extra.append((b"content-type", b"application/json"))
-    if close:
-        # A request answered before its whole body was read: the rest of it would
-        # be taken for the next request.
+    if unread is not None:
         extra.append((b"connection", b"close"))
     if status != 204:
         extra.append((b"content-length", str(len(content)).encode()))
-    await send(
-        {"type": "http.response.start", "status": status, "headers": _SECURITY_HEADERS + extra}
-    )
-    await send({"type": "http.response.body", "body": content if status != 204 else b""})
+    draining = None if unread is None else asyncio.create_task(_read_away(unread))
+    try:
+        await send(
+            {"type": "http.response.start", "status": status, "headers": _SECURITY_HEADERS + extra}
+        )
+        await send({"type": "http.response.body", "body": content if status != 204 else b""})
+    finally:
+        if draining is not None:
+            draining.cancel()
+
+
+async def _read_away(receive: Receive) -> None:
+    """Take what a request still brings, and drop it, until it ends."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect" or not message.get("more_body", False):
+            return
