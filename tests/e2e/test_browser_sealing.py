@@ -24,6 +24,7 @@ import io
 import json
 import os
 import random
+import socket
 import threading
 import zipfile
 import zlib
@@ -332,3 +333,25 @@ def test_the_page_seals_the_very_bytes_core_seals(sealing, tmp_path: Path) -> No
     with zipfile.ZipFile(plain) as zipped:
         assert zipped.namelist()[0] == "manifest.json"
         assert {n: zipped.read(n) for n in zipped.namelist()[1:]} == contents
+
+
+def test_a_request_that_moves_no_byte_is_given_up(sealing) -> None:
+    """A line gone silent without closing: tus's request fails after the stall time (and
+    tus retries from the platform's offset) instead of waiting for TCP to give up; a
+    request that is answered is left alone."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # connects, never answers
+        got = sealing.evaluate(
+            """async ({silent, answering}) => {
+                const stack = new window.sealing.WatchedHttpStack(500);
+                const outcome = (request) => request.send(null).then(
+                    (response) => `answered ${response.getStatus()}`,
+                    (error) => `failed: ${error.message}`,
+                );
+                return [
+                    await outcome(stack.createRequest("GET", silent)),
+                    await outcome(stack.createRequest("GET", answering)),
+                ];
+            }""",
+            {"silent": f"http://127.0.0.1:{silent.getsockname()[1]}/", "answering": sealing.url},
+        )
+    assert got == ["failed: no byte moved for 0.5 s", "answered 200"]

@@ -12,7 +12,7 @@
 //
 // The module also exports its parts, for the tests that check them in a browser.
 
-import { Upload } from "tus-js-client";
+import { DefaultHttpStack, Upload } from "tus-js-client";
 import { SealError, hashFiles, sealedParts } from "./seal.js";
 
 export { GcmEncryptor } from "./gcm.js";
@@ -23,6 +23,8 @@ export { layout, manifestBytes } from "./zip.js";
 const UPLOAD_CHUNK_BYTES = 16 << 20;
 /** Retries of a failed PATCH before the page is told; tus continues from the server's offset. */
 const RETRY_DELAYS = [0, 1000, 3000, 5000, 10000, 20000, 30000];
+/** A request that moves no byte for this long is given up, as a failure tus retries. */
+const STALL_MS = 60_000;
 const toBase64 = (bytes) => btoa(String.fromCharCode(...bytes));
 
 const HASH_BATCH_BYTES = 4 << 20;
@@ -37,11 +39,14 @@ class ParallelDigest {
   constructor() {
     this.worker = new Worker(new URL("./hash-worker.js", import.meta.url), { type: "module" });
     this.inFlight = 0;
+    this.spare = [];
     this.acked = null;
     this.answers = new Map();
     this.worker.onmessage = ({ data }) => {
       if (data.op === "ack") {
         this.inFlight -= 1;
+        // The same few buffers go back and forth: no garbage for either thread's GC.
+        if (data.buffer.byteLength === HASH_BATCH_BYTES) this.spare.push(new Uint8Array(data.buffer));
         this.acked?.();
       } else if (data.op === "digest") {
         this.answers.get(data.id)(data.hex);
@@ -52,7 +57,7 @@ class ParallelDigest {
 
   reset() {
     this.worker.postMessage({ op: "reset" });
-    this.batch = new Uint8Array(HASH_BATCH_BYTES);
+    this.batch ??= new Uint8Array(HASH_BATCH_BYTES);
     this.filled = 0;
   }
 
@@ -72,7 +77,7 @@ class ParallelDigest {
     const sent = this.filled === this.batch.length ? this.batch : this.batch.slice(0, this.filled);
     this.inFlight += 1;
     this.worker.postMessage(sent.buffer, [sent.buffer]);
-    this.batch = new Uint8Array(HASH_BATCH_BYTES);
+    this.batch = this.spare.pop() ?? new Uint8Array(HASH_BATCH_BYTES);
     this.filled = 0;
   }
 
@@ -105,6 +110,7 @@ export class SealedSource {
     this.progress = progress;
     this.checksums = new Map();
     this.digest = new ParallelDigest();
+    this.sliced = Promise.resolve();
     this.restart();
   }
 
@@ -113,6 +119,7 @@ export class SealedSource {
     this.position = 0; // bytes of the envelope produced so far
     this.kept = []; // produced pieces not yet sent, from `keptStart`
     this.keptStart = 0;
+    this.failure = null;
     this.digest.reset();
   }
 
@@ -127,8 +134,24 @@ export class SealedSource {
     }
   }
 
-  async slice(start, end) {
+  /**
+   * One slice at a time, the sealing stream and its digest being shared (tus may ask
+   * again before an abandoned request's slice ended: a pause, a retry). While a chunk
+   * goes up, the next one is sealed: one chunk ahead at most.
+   */
+  slice(start, end) {
+    const next = this.sliced.then(() => this.sliceNow(start, end));
+    const ahead = () =>
+      this.produceUntil(Math.min(this.size, end + (end - start))).catch((error) => {
+        this.failure = error; // the next slice says it
+      });
+    this.sliced = next.then(ahead, () => {}).catch(() => {});
+    return next;
+  }
+
+  async sliceNow(start, end) {
     if (start < this.keptStart) this.restart();
+    if (this.failure) throw this.failure;
     await this.produceUntil(end);
     // Forget what lies before `start`: the server has it.
     while (this.kept.length && this.keptStart + this.kept[0].length <= start) {
@@ -148,6 +171,7 @@ export class SealedSource {
 
   /** The SHA-256 of the whole envelope, once every byte was produced (hex). */
   async finish() {
+    await this.sliced;
     await this.produceUntil(Infinity);
     if (this.position !== this.size) throw new SealError("size-mismatch");
     const hex = await this.digest.hex();
@@ -172,7 +196,51 @@ async function sealToSink(keys, meta, files, report) {
   return { size, sha256 };
 }
 
-let current = null; // the upload in course: {upload, resolve, reject}
+/**
+ * tus's HTTP requests, each failed when it moves no byte for `stallMs`: a line gone
+ * silent without closing (a dropped Wi-Fi, a NAT forgetting the connection) would
+ * otherwise hold the upload for as long as TCP takes to give up, a quarter of an hour.
+ * tus then retries from the platform's offset, as after any failure.
+ */
+export class WatchedHttpStack {
+  constructor(stallMs = STALL_MS) {
+    this.inner = new DefaultHttpStack();
+    this.stallMs = stallMs;
+  }
+
+  createRequest(method, url) {
+    const request = this.inner.createRequest(method, url);
+    const { stallMs } = this;
+    const send = request.send.bind(request);
+    const setProgressHandler = request.setProgressHandler.bind(request);
+    let moved = () => {};
+    request.setProgressHandler = (handler) =>
+      setProgressHandler((bytes) => {
+        moved();
+        handler(bytes);
+      });
+    request.send = (body) =>
+      new Promise((resolve, reject) => {
+        let timer = null;
+        moved = () => {
+          clearTimeout(timer);
+          timer = setTimeout(() => {
+            request.abort(); // no event of its own for tus: the rejection below is the one
+            reject(new Error(`no byte moved for ${stallMs / 1000} s`));
+          }, stallMs);
+        };
+        moved();
+        send(body).then(resolve, reject).finally(() => clearTimeout(timer));
+      });
+    return request;
+  }
+
+  getName() {
+    return "WatchedHttpStack";
+  }
+}
+
+let current = null; // the upload in course: {upload}
 
 function uploadEnvelope(source, url, token, report) {
   return new Promise((resolve, reject) => {
@@ -181,6 +249,7 @@ function uploadEnvelope(source, url, token, report) {
       uploadSize: source.size,
       chunkSize: UPLOAD_CHUNK_BYTES,
       retryDelays: RETRY_DELAYS,
+      httpStack: new WatchedHttpStack(),
       headers: { Authorization: `Bearer ${token}` },
       storeFingerprintForResuming: false,
       fileReader: { openFile: async () => source },
