@@ -11,7 +11,8 @@ For each size, in the same run:
 Each prints MB/s and its ratio to the reference, and the browser's peak memory:
 the renderer processes (the page and its worker) and the whole Chromium tree.
 Targets: sealing >= 200 MB/s, seal + upload >= 50 % of `scelle deposit`,
-renderer <= 300 MB at 4 GiB, flat with size.
+renderer <= 300 MB at 4 GiB, flat with size. Memory is the proportional set size
+(a page Chromium's processes share counted once); the loaded page, idle, is the floor.
 
     python bench/browser_seal.py [--sizes-mib 1024 4096]
 """
@@ -78,7 +79,8 @@ SINK = """async ({ workerUrl }) => {
 
 
 class Memory:
-    """Peak resident memory of Chromium's renderers, and of all its processes (Linux /proc)."""
+    """Peak memory of Chromium's renderers, and of all its processes (Linux /proc): the
+    proportional set size, which counts a page its processes share once, not in each."""
 
     def __init__(self) -> None:
         self.renderers = 0
@@ -95,7 +97,7 @@ class Memory:
         self._thread.join()
 
     def _run(self) -> None:
-        while not self._stop.wait(0.1):
+        while not self._stop.wait(0.25):  # reading smaps costs: not too often
             renderers = tree = 0
             for entry in Path("/proc").iterdir():
                 if not entry.name.isdigit():
@@ -104,16 +106,16 @@ class Memory:
                     command = (entry / "cmdline").read_bytes()
                     if b"chromium" not in command.split(b"\0", 1)[0]:
                         continue
-                    rss = next(
+                    pss = next(
                         int(line.split()[1]) * 1024
-                        for line in (entry / "status").read_text().splitlines()
-                        if line.startswith("VmRSS:")
+                        for line in (entry / "smaps_rollup").read_text().splitlines()
+                        if line.startswith("Pss:")
                     )
                 except (OSError, StopIteration):
                     continue
-                tree += rss
+                tree += pss
                 if b"--type=renderer" in command:
-                    renderers += rss
+                    renderers += pss
             self.renderers = max(self.renderers, renderers)
             self.tree = max(self.tree, tree)
 
@@ -167,6 +169,9 @@ def in_browser(url: str, tender: str, source: Path) -> dict[str, float]:
                 " i.id = 'bench-input'; i.hidden = true; document.body.append(i); }"
             )
             page.set_input_files("#bench-input", source)
+            with Memory() as memory:  # the page loaded, nothing started: the floor
+                time.sleep(2)
+            result |= {"idle_renderers": memory.renderers, "idle_tree": memory.tree}
             with Memory() as memory:
                 timings = page.evaluate(SINK, {"workerUrl": worker_url})
             result |= {
@@ -221,6 +226,7 @@ def main() -> None:
                 got = in_browser(url, tender, source)
                 rows: list[tuple[str, float, float | None, float | None]] = [
                     ("scelle deposit (reference)", seconds, None, None),
+                    ("page loaded, idle", 0.0, got["idle_renderers"], got["idle_tree"]),
                     ("page: hashing (pass 1)", got["hash"], None, None),
                     ("page: sealing, pass 2", got["seal"], None, None),
                     (
@@ -237,16 +243,18 @@ def main() -> None:
                     ),
                 ]
                 for label, spent, renderers, tree in rows:
-                    speed = size / MB / spent
+                    speed = size / MB / spent if spent else 0.0
                     memory = (
                         f" {renderers / MIB:>14.0f} {tree / MIB:>17.0f}"
                         if renderers is not None and tree is not None
                         else ""
                     )
-                    print(
-                        f"{mib:>5}M {label:<28} {spent:>8.1f} {speed:>7.0f}"
-                        f" {speed / base:>10.2f}{memory}"
+                    timing = (
+                        f"{spent:>8.1f} {speed:>7.0f} {speed / base:>10.2f}"
+                        if spent
+                        else f"{'':>8} {'':>7} {'':>10}"
                     )
+                    print(f"{mib:>5}M {label:<28} {timing}{memory}")
                 source.unlink()
         finally:
             server.terminate()

@@ -216,6 +216,92 @@ def test_a_recipient_the_platform_ca_did_not_issue_stops_the_page(
     assert platform.query("SELECT count(*) FROM deposits_upload") == [(0,)]
 
 
+def _certificate_pem(days: tuple[int, int]) -> str:
+    """An encryption certificate valid from `days[0]` to `days[1]` days from now."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "PERSO")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now + dt.timedelta(days=days[0]))
+        .not_valid_after(now + dt.timedelta(days=days[1]))
+        .add_extension(x509.KeyUsage(False, False, True, False, False, False, False, False, False),
+                       critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+@pytest.mark.parametrize("platform", ["sqlite"], indirect=True)
+def test_a_deposit_refused_before_it_starts_says_why_and_sends_nothing(
+    platform: Platform, password_file: Path, tmp_path: Path, stations
+) -> None:
+    """A closed tender, an expired recipient certificate, a deposit larger than the
+    platform's limit: one sentence each, and not a byte sent."""
+    agent, _ = stations
+    launch_tender(platform, agent, password_file, "AO-WEB-5", dt.timedelta(days=5))
+    files = bid(tmp_path / "btp")
+    sent: list[str] = []
+    tender_answer = re.compile(r".*/api/tenders/[0-9a-f-]{36}$")
+
+    def answering(change):
+        def handler(route) -> None:
+            answer = route.fetch()
+            route.fulfill(response=answer, json=change(answer.json()))
+
+        return handler
+
+    def closed(tender: dict) -> dict:
+        return {**tender, "deadline": "2020-01-01T12:00:00+00:00"}
+
+    def expired(tender: dict) -> dict:
+        pem = _certificate_pem((-800, -1))
+        key_pair = dict(tender["key_pairs"][0], designation="PERSO", certificate_pem=pem)
+        return {**tender, "key_pairs": [key_pair]}
+
+    with chromium() as browser:
+        browser.on("request", lambda r: sent.append(r.method) if "/api/uploads" in r.url else None)
+        page = browser.new_page()
+        log_in(page, platform.url, "offres@btp.fr")
+        page.get_by_role("link", name="AO-WEB-5").click()
+        deposit_page = page.url
+        for change, sentence in [
+            (closed, "Cette consultation ne reçoit plus de dépôt."),
+            (expired, "Le certificat de PERSO a expiré : rien n'a été envoyé."),
+        ]:
+            browser.route(tender_answer, answering(change))
+            page.goto(deposit_page)
+            page.get_by_role("link", name="Déposer une offre").click()
+            page.get_by_text(sentence).wait_for()
+            choose(page, files)
+            assert page.get_by_role("button", name="Déposer", exact=True).is_disabled()
+            browser.unroute(tender_answer)
+
+        # The platform takes at most 50 KiB here: the page says so once the files are
+        # chosen, and Déposer stays off.
+        def small_limit(route) -> None:
+            answer = route.fetch()
+            body = re.sub(r'"maxBytes": ?\d+', '"maxBytes": 51200', answer.text())
+            route.fulfill(response=answer, body=body)
+
+        page.route(re.compile(r".*/deposer/$"), small_limit)
+        page.goto(deposit_page)
+        page.get_by_role("link", name="Déposer une offre").click()
+        page.get_by_text("Les bi-clés ont été vérifiés").wait_for()
+        choose(page, files)
+        total = page.locator("#deposit-total.error")
+        total.get_by_text(re.compile(r"Total à envoyer : .* accepte au plus 50")).wait_for()
+        assert page.get_by_role("button", name="Déposer", exact=True).is_disabled()
+    assert sent == []
+    assert platform.query("SELECT count(*) FROM deposits_upload") == [(0,)]
+
+
 def _offset_of(request) -> int:
     return int(request.headers.get("upload-offset", "-1"))
 
