@@ -16,7 +16,9 @@ import subprocess
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -166,23 +168,7 @@ def test_a_company_deposits_from_the_page_and_the_buyer_opens_it(
 
 def _foreign_certificate_pem() -> str:
     """A valid encryption certificate the platform's CA never issued: the server's own."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "PERSO")])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=400))
-        .add_extension(x509.KeyUsage(False, False, True, False, False, False, False, False, False),
-                       critical=True)
-        .sign(key, hashes.SHA256())
-    )  # fmt: skip
-    return certificate.public_bytes(serialization.Encoding.PEM).decode()
+    return _certificate_pem((-1, 400))
 
 
 @pytest.mark.parametrize("platform", ["sqlite"], indirect=True)
@@ -250,17 +236,17 @@ def test_a_deposit_refused_before_it_starts_says_why_and_sends_nothing(
     sent: list[str] = []
     tender_answer = re.compile(r".*/api/tenders/[0-9a-f-]{36}$")
 
-    def answering(change):
-        def handler(route) -> None:
+    def answering(change: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[..., None]:
+        def handler(route: Any) -> None:
             answer = route.fetch()
             route.fulfill(response=answer, json=change(answer.json()))
 
         return handler
 
-    def closed(tender: dict) -> dict:
+    def closed(tender: dict[str, Any]) -> dict[str, Any]:
         return {**tender, "deadline": "2020-01-01T12:00:00+00:00"}
 
-    def expired(tender: dict) -> dict:
+    def expired(tender: dict[str, Any]) -> dict[str, Any]:
         pem = _certificate_pem((-800, -1))
         key_pair = dict(tender["key_pairs"][0], designation="PERSO", certificate_pem=pem)
         return {**tender, "key_pairs": [key_pair]}
