@@ -256,13 +256,13 @@ def test_a_deposit_refused_before_it_starts_says_why_and_sends_nothing(
         page = browser.new_page()
         log_in(page, platform.url, "offres@btp.fr")
         page.get_by_role("link", name="AO-WEB-5").click()
-        deposit_page = page.url
+        tender_page = page.url
         for change, sentence in [
             (closed, "Cette consultation ne reçoit plus de dépôt."),
             (expired, "Le certificat de PERSO a expiré : rien n'a été envoyé."),
         ]:
             browser.route(tender_answer, answering(change))
-            page.goto(deposit_page)
+            page.goto(tender_page)
             page.get_by_role("link", name="Déposer une offre").click()
             page.get_by_text(sentence).wait_for()
             choose(page, files)
@@ -277,7 +277,7 @@ def test_a_deposit_refused_before_it_starts_says_why_and_sends_nothing(
             route.fulfill(response=answer, body=body)
 
         page.route(re.compile(r".*/deposer/$"), small_limit)
-        page.goto(deposit_page)
+        page.goto(tender_page)
         page.get_by_role("link", name="Déposer une offre").click()
         page.get_by_text("Les bi-clés ont été vérifiés").wait_for()
         choose(page, files)

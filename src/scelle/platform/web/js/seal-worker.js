@@ -145,7 +145,7 @@ export class SealedSource {
       this.produceUntil(Math.min(this.size, end + (end - start))).catch((error) => {
         this.failure = error; // the next slice says it
       });
-    this.sliced = next.then(ahead, () => {}).catch(() => {});
+    this.sliced = next.then(ahead, () => {}); // never fails: `ahead` keeps its error
     return next;
   }
 
