@@ -8,8 +8,9 @@ For each size, in the same run:
     sink (pass 2), nothing sent;
   - seal + upload: the deposit page as a company uses it, from choosing the file
     to the receipt checked in the page ("Déposé.").
-Each prints MB/s and its ratio to the reference, and the browser's peak memory:
-the renderer processes (the page and its worker) and the whole Chromium tree.
+Each prints MB/s and its ratio to the reference, and the browser's peak memory: the
+page's renderer process (the page and its workers, the target's measure), every
+renderer (with Chrome's own: its omnibox popup, a spare one), the whole Chromium tree.
 Targets: sealing >= 200 MB/s, seal + upload >= 50 % of `scelle deposit`,
 renderer <= 300 MB at 4 GiB, flat with size. Memory is the proportional set size
 (a page Chromium's processes share counted once); the loaded page, idle, is the floor.
@@ -79,10 +80,14 @@ SINK = """async ({ workerUrl }) => {
 
 
 class Memory:
-    """Peak memory of Chromium's renderers, and of all its processes (Linux /proc): the
-    proportional set size, which counts a page its processes share once, not in each."""
+    """Peak memory of Chromium (Linux /proc), as the proportional set size, which counts
+    a page its processes share once, not in each:
+      - page: the renderer running the page's workers (the page and its workers share it);
+      - renderers: every renderer, with Chrome's own (the omnibox popup, a spare one);
+      - tree: every Chromium process."""
 
     def __init__(self) -> None:
+        self.page = 0
         self.renderers = 0
         self.tree = 0
         self._stop = threading.Event()
@@ -98,7 +103,7 @@ class Memory:
 
     def _run(self) -> None:
         while not self._stop.wait(0.25):  # reading smaps costs: not too often
-            renderers = tree = 0
+            page = renderers = tree = 0
             for entry in Path("/proc").iterdir():
                 if not entry.name.isdigit():
                     continue
@@ -111,11 +116,15 @@ class Memory:
                         for line in (entry / "smaps_rollup").read_text().splitlines()
                         if line.startswith("Pss:")
                     )
+                    if b"--type=renderer" in command:
+                        renderers += pss
+                        tasks = (entry / "task").iterdir()
+                        if "DedicatedWorker\n" in {(task / "comm").read_text() for task in tasks}:
+                            page += pss
                 except (OSError, StopIteration):
                     continue
                 tree += pss
-                if b"--type=renderer" in command:
-                    renderers += pss
+            self.page = max(self.page, page)
             self.renderers = max(self.renderers, renderers)
             self.tree = max(self.tree, tree)
 
@@ -149,10 +158,12 @@ def log_in(page: object, url: str) -> None:
     page.wait_for_load_state("networkidle")  # type: ignore[attr-defined]
 
 
-def in_browser(url: str, tender: str, source: Path) -> dict[str, float]:
+def in_browser(url: str, tender: str, source: Path) -> tuple[dict[str, float], dict[str, Memory]]:
+    """Seconds per step, and the memory of each phase: idle, sink, upload."""
     from playwright.sync_api import sync_playwright
 
     result: dict[str, float] = {}
+    memories: dict[str, Memory] = {}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
@@ -169,32 +180,25 @@ def in_browser(url: str, tender: str, source: Path) -> dict[str, float]:
                 " i.id = 'bench-input'; i.hidden = true; document.body.append(i); }"
             )
             page.set_input_files("#bench-input", source)
-            with Memory() as memory:  # the page loaded, nothing started: the floor
+            with Memory() as memories["idle"]:  # the page loaded, nothing started: the floor
                 time.sleep(2)
-            result |= {"idle_renderers": memory.renderers, "idle_tree": memory.tree}
-            with Memory() as memory:
+            with Memory() as memories["sink"]:
                 timings = page.evaluate(SINK, {"workerUrl": worker_url})
-            result |= {
-                "hash": timings["hash"],
-                "seal": timings["seal"],
-                "sink_renderers": memory.renderers,
-                "sink_tree": memory.tree,
-            }
+            result |= {"hash": timings["hash"], "seal": timings["seal"]}
             page.reload()
             page.wait_for_selector("#deposit-state.ok")
             page.set_input_files("fieldset[data-kind='offre'] input[data-role='files']", source)
-            with Memory() as memory:
+            with Memory() as memories["upload"]:
                 began = time.perf_counter()
                 page.click("#deposit-start")
                 page.wait_for_selector("#deposit-receipt:not([hidden])")
                 result["upload"] = time.perf_counter() - began
-            result |= {"upload_renderers": memory.renderers, "upload_tree": memory.tree}
             state = page.text_content("#deposit-state") or ""
             if "signature" not in state:
                 raise SystemExit(f"the page did not deposit: {state}")
         finally:
             browser.close()
-    return result
+    return result, memories
 
 
 def main() -> None:
@@ -215,7 +219,7 @@ def main() -> None:
             print(f"Chromium {CHROMIUM}, scelle serve on {url} (SQLite), {os.cpu_count()} cores")
             print(
                 f"{'size':>6} {'path':<28} {'seconds':>8} {'MB/s':>7} {'vs deposit':>10}"
-                f" {'renderers MiB':>14} {'all Chromium MiB':>17}"
+                f" {'page MiB':>9} {'renderers MiB':>14} {'all Chromium MiB':>17}"
             )
             for mib in options.sizes_mib:
                 source = root / f"offre-{mib}.bin"
@@ -223,38 +227,29 @@ def main() -> None:
                 size = mib * MIB
                 seconds = reference(url, token, root / f"home-{mib}", source)
                 base = size / MB / seconds
-                got = in_browser(url, tender, source)
-                rows: list[tuple[str, float, float | None, float | None]] = [
-                    ("scelle deposit (reference)", seconds, None, None),
-                    ("page loaded, idle", 0.0, got["idle_renderers"], got["idle_tree"]),
-                    ("page: hashing (pass 1)", got["hash"], None, None),
-                    ("page: sealing, pass 2", got["seal"], None, None),
-                    (
-                        "page: sealing alone (1+2)",
-                        got["hash"] + got["seal"],
-                        got["sink_renderers"],
-                        got["sink_tree"],
-                    ),
-                    (
-                        "page: seal + upload",
-                        got["upload"],
-                        got["upload_renderers"],
-                        got["upload_tree"],
-                    ),
+                got, memory = in_browser(url, tender, source)
+                rows: list[tuple[str, float, Memory | None]] = [
+                    ("scelle deposit (reference)", seconds, None),
+                    ("page loaded, idle", 0.0, memory["idle"]),
+                    ("page: hashing (pass 1)", got["hash"], None),
+                    ("page: sealing, pass 2", got["seal"], None),
+                    ("page: sealing alone (1+2)", got["hash"] + got["seal"], memory["sink"]),
+                    ("page: seal + upload", got["upload"], memory["upload"]),
                 ]
-                for label, spent, renderers, tree in rows:
+                for label, spent, peak in rows:
                     speed = size / MB / spent if spent else 0.0
-                    memory = (
-                        f" {renderers / MIB:>14.0f} {tree / MIB:>17.0f}"
-                        if renderers is not None and tree is not None
-                        else ""
-                    )
                     timing = (
                         f"{spent:>8.1f} {speed:>7.0f} {speed / base:>10.2f}"
                         if spent
                         else f"{'':>8} {'':>7} {'':>10}"
                     )
-                    print(f"{mib:>5}M {label:<28} {timing}{memory}")
+                    memory_columns = (
+                        f" {peak.page / MIB:>9.0f} {peak.renderers / MIB:>14.0f}"
+                        f" {peak.tree / MIB:>17.0f}"
+                        if peak is not None
+                        else ""
+                    )
+                    print(f"{mib:>5}M {label:<28} {timing}{memory_columns}")
                 source.unlink()
         finally:
             server.terminate()

@@ -96,24 +96,37 @@ export function plannedArchiveSize(meta, files) {
   return archiveSize(manifestBytes({ ...meta, files: placeholder }).length, sorted);
 }
 
+/** Bytes per read of a large file, into one buffer the reader hands back each time. */
+const READ_BYTES = CHUNK_SIZE;
+
 /**
- * A file's bytes as they come (a stream: far faster than slicing it), or SealError.
- * Not a BYOB reader into one buffer, which would spare the collector: Chromium 156's
- * stalls for good on a 4 GiB file.
+ * Readers with a read under way. Chromium 156 lets the collector take a file's stream
+ * while a BYOB read on it is pending, when nothing else points to it: the read then
+ * never settles (a 4 GiB file stalled about one time in two). Held here, it cannot.
+ */
+const reading = new Set();
+
+/**
+ * A file's bytes, read into one buffer (a BYOB reader): each piece is only valid until
+ * the next one is asked for, so callers use or copy it first. SealError if the file
+ * cannot be read (Chromium refuses a file modified since it was chosen).
  */
 async function* fileBytes(entry) {
   let reader;
   try {
-    reader = entry.file.stream().getReader();
+    reader = entry.file.stream().getReader({ mode: "byob" });
+    reading.add(reader);
+    let into = new Uint8Array(READ_BYTES);
     for (;;) {
-      const { done, value } = await reader.read();
+      const { done, value } = await reader.read(into);
       if (done) return;
       yield value;
+      into = new Uint8Array(value.buffer);
     }
   } catch {
-    // Chromium refuses to read a file modified since it was chosen.
     throw new SealError("file-changed", { name: entry.name });
   } finally {
+    reading.delete(reader);
     reader?.releaseLock();
   }
 }
