@@ -129,7 +129,8 @@ export class GcmEncryptor {
 
   /**
    * Encrypt the next `plaintext`; every call but the last gives exactly `chunkBytes`.
-   * Calls may overlap: each is placed by the order of the calls.
+   * Calls may overlap: each is placed by the order of the calls. WebCrypto copies
+   * `plaintext` during the call, so the caller may fill it again at once.
    * @returns {Promise<Uint8Array>} the ciphertext, as long as the plaintext
    */
   update(plaintext) {

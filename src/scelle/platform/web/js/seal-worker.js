@@ -28,7 +28,7 @@ const STALL_MS = 60_000;
 const toBase64 = (bytes) => btoa(String.fromCharCode(...bytes));
 
 const HASH_BATCH_BYTES = 4 << 20;
-const HASH_BATCHES_IN_FLIGHT = 4;
+const HASH_BATCHES_IN_FLIGHT = 2;
 
 /**
  * The SHA-256 of a stream of pieces, computed by the hash worker on another thread

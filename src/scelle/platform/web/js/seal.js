@@ -202,9 +202,12 @@ async function* archiveBytes(manifest, hashed) {
   }
 }
 
-/** Re-cut a stream of pieces into chunks of exactly `size` bytes (the last one shorter). */
+/**
+ * Re-cut a stream of pieces into chunks of exactly `size` bytes (the last one shorter),
+ * all in one buffer: a chunk is only valid until the next one is asked for.
+ */
 async function* rechunk(pieces, size) {
-  let buffer = new Uint8Array(size);
+  const buffer = new Uint8Array(size);
   let filled = 0;
   for await (const piece of pieces) {
     let at = 0;
@@ -215,7 +218,6 @@ async function* rechunk(pieces, size) {
       at += step;
       if (filled === size) {
         yield buffer;
-        buffer = new Uint8Array(size);
         filled = 0;
       }
     }
@@ -234,7 +236,7 @@ const GCM_CALL_BYTES = 4 * CHUNK_SIZE;
  * @param {{tender: string, envelope: string, bidder: string}} meta
  * @param {Awaited<ReturnType<typeof hashFiles>>} hashed pass 1's result
  */
-export async function* sealedParts(keys, meta, hashed, ahead = 3) {
+export async function* sealedParts(keys, meta, hashed, ahead = 2) {
   const manifest = manifestBytes({ ...meta, files: hashed });
   const gcm = await GcmEncryptor.create(keys.contentKey, keys.nonce, new Uint8Array(0), GCM_CALL_BYTES);
   yield prefix(keys.nonce, keys.recipientInfos);
@@ -243,7 +245,7 @@ export async function* sealedParts(keys, meta, hashed, ahead = 3) {
   for await (const chunk of rechunk(archiveBytes(manifest, hashed), GCM_CALL_BYTES)) {
     total += chunk.length;
     if (total > MAX_GCM_BYTES) throw new SealError("too-large");
-    pending.push(gcm.update(chunk));
+    pending.push(gcm.update(chunk)); // WebCrypto copies the chunk here: its buffer is free again
     if (pending.length >= ahead) yield* segments(await pending.shift());
   }
   while (pending.length) yield* segments(await pending.shift());
