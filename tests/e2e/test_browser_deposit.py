@@ -166,6 +166,19 @@ def test_a_company_deposits_from_the_page_and_the_buyer_opens_it(
     assert listing.stdout.decode().split() == ["manifest.json", "offre.zip"]
 
 
+TENDER_ANSWER = re.compile(r".*/api/tenders/[0-9a-f-]{36}$")
+
+
+def answering(change: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[..., None]:
+    """A route handler giving the platform's tender answer as `change` rewrites it."""
+
+    def handler(route: Any) -> None:
+        answer = route.fetch()
+        route.fulfill(response=answer, json=change(answer.json()))
+
+    return handler
+
+
 def _foreign_certificate_pem() -> str:
     """A valid encryption certificate the platform's CA never issued: the server's own."""
     return _certificate_pem((-1, 400))
@@ -180,19 +193,16 @@ def test_a_recipient_the_platform_ca_did_not_issue_stops_the_page(
     files = bid(tmp_path / "btp")
     sent: list[str] = []
 
-    def tamper(route) -> None:
-        answer = route.fetch()
-        tender = answer.json()
+    def tamper(tender: dict[str, Any]) -> dict[str, Any]:
         foreign = _foreign_certificate_pem()
         extra = dict(tender["key_pairs"][0], designation="ESPION", certificate_pem=foreign)
-        tender["key_pairs"].append(extra)
-        route.fulfill(response=answer, json=tender)
+        return {**tender, "key_pairs": [*tender["key_pairs"], extra]}
 
     with chromium() as browser:
         browser.on("request", lambda r: sent.append(r.method) if "/api/uploads" in r.url else None)
         page = browser.new_page()
         log_in(page, platform.url, "offres@btp.fr")
-        browser.route(re.compile(r".*/api/tenders/[0-9a-f-]{36}$"), tamper)
+        browser.route(TENDER_ANSWER, answering(tamper))
         page.get_by_role("link", name="AO-WEB-2").click()
         page.get_by_role("link", name="Déposer une offre").click()
         page.get_by_text("Le certificat de ESPION n'a pas été émis par l'autorité").wait_for()
@@ -234,14 +244,6 @@ def test_a_deposit_refused_before_it_starts_says_why_and_sends_nothing(
     launch_tender(platform, agent, password_file, "AO-WEB-5", dt.timedelta(days=5))
     files = bid(tmp_path / "btp")
     sent: list[str] = []
-    tender_answer = re.compile(r".*/api/tenders/[0-9a-f-]{36}$")
-
-    def answering(change: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[..., None]:
-        def handler(route: Any) -> None:
-            answer = route.fetch()
-            route.fulfill(response=answer, json=change(answer.json()))
-
-        return handler
 
     def closed(tender: dict[str, Any]) -> dict[str, Any]:
         return {**tender, "deadline": "2020-01-01T12:00:00+00:00"}
@@ -261,13 +263,13 @@ def test_a_deposit_refused_before_it_starts_says_why_and_sends_nothing(
             (closed, "Cette consultation ne reçoit plus de dépôt."),
             (expired, "Le certificat de PERSO a expiré : rien n'a été envoyé."),
         ]:
-            browser.route(tender_answer, answering(change))
+            browser.route(TENDER_ANSWER, answering(change))
             page.goto(tender_page)
             page.get_by_role("link", name="Déposer une offre").click()
             page.get_by_text(sentence).wait_for()
             choose(page, files)
             assert page.get_by_role("button", name="Déposer", exact=True).is_disabled()
-            browser.unroute(tender_answer)
+            browser.unroute(TENDER_ANSWER)
 
         # The platform takes at most 50 KiB here: the page says so once the files are
         # chosen, and Déposer stays off.
