@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import signal
@@ -120,17 +121,29 @@ def serve(
 ) -> None:
     """Serve the platform until interrupted (SIGINT, SIGTERM); `ready` gets the URL once
     bound. The event loop holds the connections; `threads` threads run Django (gateway)."""
+    from django.conf import settings
     from hypercorn.asyncio import serve as hypercorn_serve
     from hypercorn.config import Config
     from hypercorn.typing import ASGIFramework
 
-    from scelle.platform.gateway import Gateway
+    from scelle.platform import pipelining
+    from scelle.platform.admission import Limits
+    from scelle.platform.gateway import Gateway, Proxies
     from scelle.platform.wsgi import application
 
     _raise_open_files_limit()
+    pipelining.install()
+    limits = Limits(
+        threads=threads,
+        client_threads=settings.SCELLE_CLIENT_THREADS,
+        client_queue=settings.SCELLE_CLIENT_QUEUE,
+        max_wait=float(settings.SCELLE_QUEUE_SECONDS),
+    )
+    proxies = Proxies(tuple(_network(part) for part in settings.SCELLE_TRUSTED_PROXIES))
     listener = _listen(host, port)
     config = Config()
-    config.bind = [f"fd://{listener.fileno()}"]
+    # hypercorn gets a socket of its own on the same listening socket, and closes it.
+    config.bind = [f"fd://{os.dup(listener.fileno())}"]
     config.backlog = BACKLOG
     # Until a request's head has arrived, and between requests: a connection that
     # sends nothing (or its headers a byte at a time) is closed after this.
@@ -150,8 +163,9 @@ def serve(
         for name in ("SIGINT", "SIGTERM"):
             with contextlib.suppress(NotImplementedError, AttributeError):
                 loop.add_signal_handler(getattr(signal, name), interrupted.set)
+        # The socket listens already: a client may connect as soon as it reads this.
         loop.call_soon(ready, f"http://{shown}:{bound[1]}")
-        gateway = cast("ASGIFramework", Gateway(application, threads=threads))
+        gateway = cast("ASGIFramework", Gateway(application, limits=limits, proxies=proxies))
         await hypercorn_serve(gateway, config, shutdown_trigger=interrupted.wait)
 
     try:
@@ -159,6 +173,15 @@ def serve(
     finally:
         stop.set()
         listener.close()
+
+
+def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise InvalidInputError(
+            f"SCELLE_TRUSTED_PROXIES: {text!r} is not an address or a network"
+        ) from None
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -174,6 +197,7 @@ def _listen(host: str, port: int) -> socket.socket:
     except OSError as error:
         listener.close()
         raise InvalidInputError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    listener.listen(BACKLOG)
     listener.set_inheritable(True)
     return listener
 

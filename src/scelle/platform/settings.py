@@ -31,6 +31,21 @@
   pages and in messages; JSON keeps ISO 8601 with offsets.
 - SCELLE_SECURE_COOKIES (true): session and CSRF cookies only over HTTPS (browsers
   also send them to http://127.0.0.1 and localhost, the embedded default).
+- SCELLE_TRUSTED_PROXIES (none): addresses or networks of the reverse proxies in front
+  of `scelle serve` (e.g. 127.0.0.1,10.0.0.0/8); their X-Forwarded-For names the client,
+  for admission and login throttling alike.
+- SCELLE_HTTPS (false): served behind a proxy that ends TLS and sets
+  X-Forwarded-Proto: Django then knows requests are HTTPS, redirects http:// to
+  https:// and sends Strict-Transport-Security for SCELLE_HSTS_SECONDS (31536000,
+  a year; 0 sends none).
+- SCELLE_CLIENT_THREADS (2): threads one client (IPv4 address, IPv6 /64) may hold at
+  once in one class of requests; its other requests wait their turn.
+- SCELLE_CLIENT_QUEUE (64): requests of one client that may wait in one class; more are
+  answered 503 at once.
+- SCELLE_QUEUE_SECONDS (5): a request that waited this long for a thread is answered 503
+  with Retry-After.
+- SCELLE_DATABASE_BUSY_SECONDS (5): how long a request waits for SQLite's write lock
+  (or for a PostgreSQL connection) before it is answered 503 with Retry-After.
 
 Boolean variables take `true` or `false` and nothing else; a number that is
 not a number stops the start with a message naming the variable.
@@ -109,6 +124,13 @@ SCELLE_MAX_DEPOSIT_BYTES = _env_int("SCELLE_MAX_DEPOSIT_BYTES", 20 << 30)
 SCELLE_MAX_OPEN_UPLOADS = _env_int("SCELLE_MAX_OPEN_UPLOADS", 20)
 SCELLE_MAX_ANNOUNCED_BYTES = _env_int("SCELLE_MAX_ANNOUNCED_BYTES", 2 * SCELLE_MAX_DEPOSIT_BYTES)
 SCELLE_UPLOAD_IDLE_HOURS = _env_int("SCELLE_UPLOAD_IDLE_HOURS", 24)
+SCELLE_CLIENT_THREADS = _env_int("SCELLE_CLIENT_THREADS", 2)
+SCELLE_CLIENT_QUEUE = _env_int("SCELLE_CLIENT_QUEUE", 64)
+SCELLE_QUEUE_SECONDS = _env_int("SCELLE_QUEUE_SECONDS", 5)
+SCELLE_DATABASE_BUSY_SECONDS = _env_int("SCELLE_DATABASE_BUSY_SECONDS", 5)
+SCELLE_TRUSTED_PROXIES = [
+    part.strip() for part in _env("SCELLE_TRUSTED_PROXIES", "").split(",") if part.strip()
+]
 SCELLE_CLOCK = system_clock
 """Where the platform reads the time; tests put a movable clock here."""
 
@@ -121,7 +143,15 @@ def _database() -> dict[str, Any]:
                 "SCELLE_DATABASE_URL must be a postgresql:// URL; "
                 "leave it unset for the embedded SQLite database"
             )
-        return dict(dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True))
+        database: dict[str, Any] = dict(
+            dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+        )
+        # A server that is down or restarting is a 503 within seconds, not a hung thread.
+        database["OPTIONS"] = {
+            **database.get("OPTIONS", {}),
+            "connect_timeout": SCELLE_DATABASE_BUSY_SECONDS,
+        }
+        return database
     ensure_private_dir(DATA_DIR)
     name = DATA_DIR / "scelle.sqlite3"
     # Password hashes and token digests live here: 0600 from the start (SQLite
@@ -140,7 +170,8 @@ def _database() -> dict[str, Any]:
             # reads its last link and appends in one transaction).
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
             "transaction_mode": "IMMEDIATE",
-            "timeout": 30,
+            # A lock held longer (a backup, another process) is a 503, not a 30 s wait.
+            "timeout": SCELLE_DATABASE_BUSY_SECONDS,
         },
     }
 
@@ -234,7 +265,16 @@ SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = 8 * 3600  # a working day
 SESSION_COOKIE_NAME = "scelle_session"
 CSRF_COOKIE_NAME = "scelle_csrf"
+CSRF_COOKIE_HTTPONLY = True  # the pages send the token from the form, never the cookie
 CSRF_FAILURE_VIEW = "scelle.platform.web.views.csrf_failure"
+
+# Behind a proxy that ends TLS (SCELLE_HTTPS=true): requests are HTTPS when it says so.
+if _env_bool("SCELLE_HTTPS", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^api/health$"]  # the proxy's own checks, over http
+    SECURE_HSTS_SECONDS = _env_int("SCELLE_HSTS_SECONDS", 31536000, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = False  # the platform's name only: say more by hand
 
 # Static files: the platform's own, htmx (django-htmx) and the API documentation's,
 # served by the platform itself (whitenoise): nothing from another origin.

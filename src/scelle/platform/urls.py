@@ -16,3 +16,6 @@ urlpatterns = [
     path("api/", api.urls),
     path("", include("scelle.platform.web.urls")),
 ]
+
+# A failure (a busy database included: 503) answers in JSON, see web.views.server_error.
+handler500 = "scelle.platform.web.views.server_error"

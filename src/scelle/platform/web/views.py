@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+import sys
+
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 
 from scelle.platform.accounts.models import Permission, Service
+from scelle.platform.api import BUSY_SECONDS, busy_body, error_body
 from scelle.platform.assistants import services as assistants
 from scelle.platform.clock import now
 from scelle.platform.tenders.models import Tender
@@ -54,3 +58,16 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
         {"message": _("This form expired or did not come from this platform: send it again.")},
         status=403,
     )
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """Django's handler500, called while the failure is being handled: a database that is
+    locked, down or restarting is a 503 with Retry-After, which the client may simply
+    send again (the failed transaction was rolled back whole); anything else a 500. Both
+    in JSON, on every route: no page of Django's own, no traceback."""
+    if isinstance(sys.exc_info()[1], DatabaseError):
+        busy = JsonResponse(busy_body(), status=503)
+        busy["Retry-After"] = str(BUSY_SECONDS)
+        return busy
+    failed = error_body(_("the platform failed to answer this request; the failure was logged"))
+    return JsonResponse(failed, status=500)
