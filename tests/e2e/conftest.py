@@ -133,6 +133,18 @@ def _drain(stream: IO[bytes], seen: list[str]) -> None:
         return
 
 
+_SAID: dict[int, tuple[threading.Thread, list[str]]] = {}
+
+
+def said(process: subprocess.Popen[bytes]) -> str:
+    """What a server started by `_start` wrote on its standard error (its last 200 lines),
+    all of it once the server has exited."""
+    reader, seen = _SAID[process.pid]
+    if process.poll() is not None:
+        reader.join(timeout=10)
+    return "".join(seen)
+
+
 def _start(
     data: Path, env: dict[str, str], *, port: str = "0"
 ) -> tuple[subprocess.Popen[bytes], str]:
@@ -157,7 +169,9 @@ def _start(
             # answering proves the application behind it is loaded.
             assert httpx.get(f"{url}/api/health", timeout=10).json() == {"status": "ok"}
             # Keep reading what it says: a full pipe would block the server's next log line.
-            threading.Thread(target=_drain, args=(process.stderr, seen), daemon=True).start()
+            reader = threading.Thread(target=_drain, args=(process.stderr, seen), daemon=True)
+            reader.start()
+            _SAID[process.pid] = (reader, seen)
             return process, url
     process.kill()
     raise AssertionError("scelle serve did not start:\n" + "".join(seen))

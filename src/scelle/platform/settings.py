@@ -146,10 +146,12 @@ def _database() -> dict[str, Any]:
         database: dict[str, Any] = dict(
             dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
         )
-        # A server that is down or restarting is a 503 within seconds, not a hung thread.
+        # A server that is down or restarting, or a lock held by another, is a 503
+        # within seconds, not a hung thread.
         database["OPTIONS"] = {
             **database.get("OPTIONS", {}),
             "connect_timeout": SCELLE_DATABASE_BUSY_SECONDS,
+            "options": f"-c lock_timeout={SCELLE_DATABASE_BUSY_SECONDS * 1000}",
         }
         return database
     ensure_private_dir(DATA_DIR)
