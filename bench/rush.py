@@ -1,43 +1,45 @@
-"""Deadline-rush benchmark: thousands of slow connections against one server on 127.0.0.1.
+"""Deadline-day benchmark: one laptop's attacks on one server on 127.0.0.1, one at a time.
 
-Three kinds of connections, in equal parts, as hostile or badly connected
-companies would open them:
+Each attack holds N hostile connections (1,000, then more) while a buyer and a company
+use the platform:
   - idle: connect and send nothing;
-  - slow headers: a request head sent one byte every 2 s;
-  - slow PATCH: a tus chunk of a real upload sent at 64 KiB/s.
-A connection the server closes is opened again, so the count holds. The load
-ramps up (250, 500, 1,000, then up to 5,000) until /api/health's p99 passes
-1 s; at each step a monitoring probe asks /api/health on a fresh connection
-five times a second for 10 s (a probe unanswered after 5 s counts as 5 s). At
-1,000 connections a company that has not logged in yet logs in and deposits
-10 MB (`scelle.assistant.deposit`, the command's path).
+  - slow head: a request head sent one byte every 2 s;
+  - slow PATCH: a tus chunk of a real upload sent at 64 KiB/s;
+  - pipelined: three OpenAPI documents (61 KB, no login) asked at once, read 512 B/s
+    (a slow-read tool's way), from N addresses of 127.0.0.0/8;
+  - slow readers: one document asked, read 256 B/s through a 4 KiB window;
+  - many ranges: three heads of a thousand ranges each, pipelined, answers read;
+  - flood from one address / from many addresses: each connection asks for the document again
+    as soon as it has the answer (keep-alive), from 127.0.0.1 or from N addresses.
+A connection the server closes is opened again, so the count holds. During each
+attack: /api/health probed five times a second for 10 s on fresh connections (an
+unanswered probe counts as 5 s), the login page once, a company logs in and deposits
+10 MB (`scelle.assistant.deposit`, the command's path), the server's RSS. Then the
+attack stops, its sockets reset as a killed process's are, and the bench counts the
+seconds until health and the login page answer again.
 
-Each architecture runs on the same data, the server pinned to core 0 and
-the load to core 1:
-  - cheroot, 8 threads, 60 s socket timeout: the server before this change
-    (the reference);
-  - cheroot, 1,200 threads, 10 s socket timeout: a thread per connection,
-    made large;
-  - scelle serve: hypercorn's event loop holding the connections, tus bodies
-    streamed from it, Django in 8 threads (scelle.platform.gateway).
-Printed per step: connections held, health p50/p99, server RSS; per
-architecture: the most connections held with p99 under 1 s, server CPU
-seconds, whether the fresh deposit completed, and the ratios to the reference.
+Three servers, on the same data, the server on core 0 and the load on core 1:
+  - before (the reference): hypercorn in front of Django through a2wsgi, 8 threads,
+    one first-come queue, the OpenAPI document built for each request: the platform
+    before admission control;
+  - admission, hypercorn's HTTP/1.1 as it is: this change without `pipelining`;
+  - scelle serve: admission, and hypercorn reading on while a request runs.
 
-    python bench/rush.py [--max 5000] [--only scelle]
+    python bench/rush.py [--levels 1000,3000] [--only scelle] [--attacks pipelined,...]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import contextlib
 import datetime as dt
 import multiprocessing
 import os
 import resource
+import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -49,17 +51,31 @@ from urllib.parse import urlsplit
 from deposit import PASSWORD, STORE, cpu_seconds, launch_tender, seed
 from scelle.client.api import PlatformClient
 
-STEPS = (250, 500, 1000, 1500, 2000, 3000, 4000, 5000)
+LEVELS = (1000, 3000)
+MANY_ADDRESSES = "flood from many addresses"
+ATTACKS = (
+    "idle", "slow head", "slow PATCH", "pipelined", "slow readers", "many ranges",
+    "flood from one address", MANY_ADDRESSES,
+)  # fmt: skip
+RAMP_SECONDS = 3.0
 MEASURE_SECONDS = 10.0
 PROBES_PER_SECOND = 5
 PROBE_TIMEOUT = 5.0
+DEPOSIT_TIMEOUT = 90.0
+RECOVERY_LIMIT = 90.0
 SLOW_RATE = 64 << 10
-"""Bytes per second of a slow PATCH."""
 UPLOADS_PER_COMPANY = 20
 UPLOAD_LENGTH = 1 << 30
 REFERENCE = "RUSH-2026"
 FRESH_MB = 10
 HEALTH = b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+LOGIN_PAGE = b"GET /connexion/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+DOCUMENT = b"GET /api/openapi.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+MANY_RANGES = (
+    b"GET /api/openapi.json HTTP/1.1\r\nHost: 127.0.0.1\r\nRange: bytes="
+    + b",".join(b"%d-%d" % (i, i) for i in range(1000))
+    + b"\r\n\r\n"
+)
 
 
 @dataclass
@@ -69,39 +85,54 @@ class Architecture:
 
 
 def architectures(data: Path) -> list[Architecture]:
-    me = [sys.executable, str(Path(__file__).resolve())]
+    me = [sys.executable, str(Path(__file__).resolve()), "--data", str(data)]
     return [
+        Architecture("before: hypercorn + a2wsgi, one queue", [*me, "--serve", "before"]),
+        Architecture("admission, hypercorn's HTTP/1.1 as is", [*me, "--serve", "unpatched"]),
         Architecture(
-            "cheroot, 8 threads, 60 s (before)", [*me, "--cheroot", "8:60", "--data", str(data)]
-        ),
-        Architecture(
-            "cheroot, 1200 threads, 10 s", [*me, "--cheroot", "1200:10", "--data", str(data)]
-        ),
-        Architecture(
-            "scelle serve (hypercorn + gateway)",
+            "scelle serve",
             [sys.executable, "-m", "scelle.cli", "serve", "--data", str(data), "--port", "0"],
         ),
     ]
 
 
-def serve_cheroot(data: Path, threads: int, timeout: int) -> None:
-    """The server as it was before the gateway: cheroot, a thread per request."""
-    from cheroot import wsgi
-
-    from scelle.platform import server
+def serve_variant(data: Path, variant: str) -> None:
+    """The reference servers, in this process: `before` rebuilds the platform as it was
+    (a2wsgi's pool behind hypercorn, the schema built per request); `unpatched` is
+    `scelle serve` without `pipelining`."""
+    from scelle.platform import pipelining, server
 
     server.configure(data)
     server.prepare()
-    from scelle.platform.wsgi import application
+    pipelining.install = lambda: None
+    if variant == "before":
+        from a2wsgi import WSGIMiddleware
 
-    cheroot = wsgi.Server(
-        ("127.0.0.1", 0), application, numthreads=threads, server_name="Scelle",
-        request_queue_size=256, timeout=timeout,
+        from scelle.platform import api, gateway
+
+        build = api.ScelleAPI.get_openapi_schema
+
+        def uncached(self: api.ScelleAPI, **options: object) -> object:
+            self._schemas.clear()
+            return build(self, **options)  # type: ignore[arg-type]
+
+        api.ScelleAPI.get_openapi_schema = uncached  # type: ignore[assignment, method-assign]
+
+        class Before:
+            def __init__(self, application: object, **_: object) -> None:
+                self.django = WSGIMiddleware(application, workers=8)  # type: ignore[arg-type]
+
+            async def __call__(self, scope: dict, receive: object, send: object) -> None:  # type: ignore[type-arg]
+                if scope["type"] == "lifespan":
+                    await gateway._lifespan(receive, send)  # type: ignore[arg-type]
+                elif scope["type"] == "http":
+                    await self.django(scope, receive, send)  # type: ignore[arg-type]
+
+        gateway.Gateway = Before  # type: ignore[assignment, misc]
+    server.serve(
+        "127.0.0.1", 0, threads=8,
+        ready=lambda url: print(f"running on {url}", file=sys.stderr, flush=True),
     )  # fmt: skip
-    cheroot.max_request_body_size = 0
-    cheroot.prepare()
-    print(f"running on http://127.0.0.1:{cheroot.bind_addr[1]}", file=sys.stderr, flush=True)
-    cheroot.serve()
 
 
 def start(architecture: Architecture) -> tuple[subprocess.Popen[bytes], str]:
@@ -114,8 +145,18 @@ def start(architecture: Architecture) -> tuple[subprocess.Popen[bytes], str]:
     for _ in range(50):
         line = process.stderr.readline().decode()
         if "running on " in line:
+            os.set_blocking(process.stderr.fileno(), False)  # its later lines: dropped
             return process, line.split("running on ", 1)[1].split()[0]
     raise SystemExit(f"{architecture.name} did not start")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def rss_mib(pid: int) -> float:
@@ -125,34 +166,62 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
-@dataclass
-class Load:
-    """The hostile connections, kept at `wanted` of each kind."""
+def source(index: int) -> str:
+    """The index-th attacking address in 127.0.0.0/8."""
+    return f"127.{10 + index // 250}.{index % 250 // 50}.{index % 50 + 1}"
 
+
+@dataclass
+class Attack:
+    """N connections of one kind, each opened again when the server closes it."""
+
+    kind: str
     host: str
     port: int
     uploads: list[tuple[str, str]]
-    """(path, token) of the uploads the slow PATCHes write to, one connection each."""
     held: int = 0
-    ended: collections.Counter[str] = field(default_factory=collections.Counter)
-    """Connections of each kind that ended (closed by the server, or refused)."""
-    patch_bytes: int = 0
-    """Bytes the slow PATCHes sent."""
+    answers: int = 0
+    """Answers the flooding connections got."""
+    sockets: set[socket.socket] = field(default_factory=set)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
-    async def _connection(self, kind: str, index: int) -> None:
+    def grow(self, count: int) -> None:
+        for index in range(len(self.tasks), count):
+            self.tasks.append(asyncio.ensure_future(self._connection(index)))
+
+    async def stop(self) -> None:
+        """End the attack as a killed process ends: every socket reset at once."""
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for sock in list(self.sockets):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.close()
+        self.tasks.clear()
+
+    async def _connection(self, index: int) -> None:
+        many = self.kind in (
+            "pipelined",
+            "slow readers",
+            "many ranges",
+            "flood from many addresses",
+        )
         while True:
             writer = None
             try:
-                reader, writer = await asyncio.open_connection(self.host, self.port)
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                self.sockets.add(sock)
+                if self.kind in ("pipelined", "slow readers"):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                if many:
+                    sock.bind((source(index), 0))
+                sock.setblocking(False)
+                await asyncio.get_running_loop().sock_connect(sock, (self.host, self.port))
+                reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 20)
                 self.held += 1
                 try:
-                    if kind == "idle":
-                        await reader.read()
-                    elif kind == "headers":
-                        await self._slow_headers(reader, writer)
-                    else:
-                        await self._slow_patch(reader, writer, *self.uploads[index])
+                    await self._behave(index, reader, writer)
                 finally:
                     self.held -= 1
             except (OSError, asyncio.IncompleteReadError, ValueError, StopIteration):
@@ -160,80 +229,98 @@ class Load:
             finally:
                 if writer is not None:
                     writer.close()
-            self.ended[kind] += 1
             await asyncio.sleep(0.1)
 
-    async def _slow_headers(self, reader: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        head = b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 4000
-        closed = asyncio.ensure_future(reader.read())
-        try:
+    async def _behave(
+        self, index: int, reader: asyncio.StreamReader, w: asyncio.StreamWriter
+    ) -> None:
+        if self.kind == "idle":
+            await reader.read()
+        elif self.kind == "slow head":
+            head = b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 4000
             for byte in head:
                 w.write(bytes([byte]))
                 await w.drain()
-                done, _ = await asyncio.wait({closed}, timeout=2.0)
-                if done:
-                    return
-        finally:
-            closed.cancel()
-
-    async def _slow_patch(
-        self, reader: asyncio.StreamReader, w: asyncio.StreamWriter, path: str, token: str
-    ) -> None:
-        common = f"Host: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nTus-Resumable: 1.0.0\r\n"
-        w.write(f"HEAD {path} HTTP/1.1\r\n{common}\r\n".encode())
-        await w.drain()
-        answer = await reader.readuntil(b"\r\n\r\n")
-        offset = next(
-            int(line.split(b":", 1)[1])
-            for line in answer.split(b"\r\n")
-            if line.lower().startswith(b"upload-offset:")
-        )
-        count = min(256 << 20, UPLOAD_LENGTH - offset)
-        w.write(
-            f"PATCH {path} HTTP/1.1\r\n{common}Upload-Offset: {offset}\r\n"
-            f"Content-Type: application/offset+octet-stream\r\nContent-Length: {count}\r\n\r\n"
-            .encode()
-        )  # fmt: skip
-        closed = asyncio.ensure_future(reader.read(1))
-        piece = b"\0" * (SLOW_RATE // 4)
-        try:
-            while count > 0:
-                w.write(piece[:count])
-                count -= len(piece)
-                self.patch_bytes += len(piece)
+                await asyncio.sleep(2.0)
+        elif self.kind == "slow PATCH":
+            await _slow_patch(reader, w, *self.uploads[index % len(self.uploads)])
+        elif self.kind in ("pipelined", "slow readers"):
+            w.write(DOCUMENT * 3 if self.kind == "pipelined" else DOCUMENT)
+            await w.drain()
+            rate = 512 if self.kind == "pipelined" else 256
+            while await reader.read(rate):
+                await asyncio.sleep(1.0)
+        elif self.kind == "many ranges":
+            while True:
+                w.write(MANY_RANGES * 3)
                 await w.drain()
-                done, _ = await asyncio.wait({closed}, timeout=0.25)
-                if done:
-                    return
-        finally:
-            closed.cancel()
-
-    def grow(self, per_kind: int) -> None:
-        current = len(self.tasks) // 3
-        for index in range(current, per_kind):
-            for kind in ("idle", "headers", "patch"):
-                self.tasks.append(asyncio.ensure_future(self._connection(kind, index)))
-
-    async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        self.tasks.clear()
+                for _ in range(3):
+                    await _read_answer(reader)
+                    self.answers += 1
+        else:  # floods
+            while True:
+                w.write(DOCUMENT)
+                await w.drain()
+                await _read_answer(reader)
+                self.answers += 1
 
 
-async def probe(host: str, port: int) -> float:
-    """Seconds for /api/health on a fresh connection (PROBE_TIMEOUT when unanswered)."""
+async def _read_answer(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        (int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+         if line.lower().startswith(b"content-length:")),
+        0,
+    )  # fmt: skip
+    await reader.readexactly(length)
+    if b"connection: close" in head.lower():
+        raise ValueError("closed by the server")
+    return head
+
+
+async def _slow_patch(
+    reader: asyncio.StreamReader, w: asyncio.StreamWriter, path: str, token: str
+) -> None:
+    common = f"Host: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nTus-Resumable: 1.0.0\r\n"
+    w.write(f"HEAD {path} HTTP/1.1\r\n{common}\r\n".encode())
+    await w.drain()
+    answer = await reader.readuntil(b"\r\n\r\n")
+    offset = next(
+        int(line.split(b":", 1)[1])
+        for line in answer.split(b"\r\n")
+        if line.lower().startswith(b"upload-offset:")
+    )
+    count = min(256 << 20, UPLOAD_LENGTH - offset)
+    w.write(
+        f"PATCH {path} HTTP/1.1\r\n{common}Upload-Offset: {offset}\r\n"
+        f"Content-Type: application/offset+octet-stream\r\nContent-Length: {count}\r\n\r\n"
+        .encode()
+    )  # fmt: skip
+    closed = asyncio.ensure_future(reader.read(1))
+    piece = b"\0" * (SLOW_RATE // 4)
+    try:
+        while count > 0:
+            w.write(piece[:count])
+            count -= len(piece)
+            await w.drain()
+            done, _ = await asyncio.wait({closed}, timeout=0.25)
+            if done:
+                return
+    finally:
+        closed.cancel()
+
+
+async def timed(host: str, port: int, request: bytes, expect: bytes) -> float:
+    """Seconds for `request` on a fresh connection (PROBE_TIMEOUT when unanswered)."""
     began = time.perf_counter()
     writer = None
     try:
         async with asyncio.timeout(PROBE_TIMEOUT):
             reader, writer = await asyncio.open_connection(host, port)
-            writer.write(HEALTH)
+            writer.write(request)
             await writer.drain()
             answer = await reader.read()
-        if b'"ok"' not in answer:
-            return PROBE_TIMEOUT
-        return time.perf_counter() - began
+        return time.perf_counter() - began if expect in answer else PROBE_TIMEOUT
     except (TimeoutError, OSError):
         return PROBE_TIMEOUT
     finally:
@@ -241,16 +328,29 @@ async def probe(host: str, port: int) -> float:
             writer.close()
 
 
-async def measure(host: str, port: int) -> list[float]:
-    probes = []
+async def probes(host: str, port: int) -> list[float]:
+    started = []
     for _ in range(int(MEASURE_SECONDS * PROBES_PER_SECOND)):
-        probes.append(asyncio.ensure_future(probe(host, port)))
+        started.append(asyncio.ensure_future(timed(host, port, HEALTH, b'"ok"')))
         await asyncio.sleep(1 / PROBES_PER_SECOND)
-    return list(await asyncio.gather(*probes))
+    return list(await asyncio.gather(*started))
+
+
+async def recovery(host: str, port: int) -> float:
+    """Seconds until health and the login page both answer (RECOVERY_LIMIT at most)."""
+    began = time.perf_counter()
+    while time.perf_counter() - began < RECOVERY_LIMIT:
+        if (
+            await timed(host, port, HEALTH, b'"ok"') < PROBE_TIMEOUT
+            and await timed(host, port, LOGIN_PAGE, b"200") < PROBE_TIMEOUT
+        ):
+            return time.perf_counter() - began
+        await asyncio.sleep(0.1)
+    return float("inf")
 
 
 def fresh_company(url: str, email: str, source: str, home: str, results: object) -> None:
-    """A company that logs in during the rush and deposits (its own process)."""
+    """A company that logs in during the attack and deposits (its own process)."""
     from scelle.assistant.deposit import deposit
     from scelle.core import certs
     from scelle.keystore import KeyStore
@@ -274,71 +374,47 @@ def p99(values: list[float]) -> float:
 
 
 @dataclass
-class Outcome:
-    held_under_1s: int = 0
-    p50_1000: float = float("nan")
-    p99_1000: float = float("nan")
-    rss_peak: float = 0.0
-    cpu: float = 0.0
-    deposit: str = "not tried"
+class Row:
+    attack: str
+    level: int
+    held: int
+    p50: float
+    p99: float
+    login: float
+    deposit: float | None
+    rss: float
+    recovered: float
 
 
-async def rush(
-    architecture: Architecture, uploads: list[tuple[str, str]], fresh: tuple[str, Path, Path],
-    maximum: int,
-) -> Outcome:  # fmt: skip
-    process, url = start(architecture)
+async def one_attack(
+    process: subprocess.Popen[bytes], url: str, kind: str, level: int,
+    uploads: list[tuple[str, str]], fresh: tuple[str, Path, Path],
+) -> Row:  # fmt: skip
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    load = Load(host, port, uploads)
-    outcome = Outcome()
-    cpu_before = cpu_seconds(process.pid)
-    print(f"\n{architecture.name}")
+    attack = Attack(kind, host, port, uploads)
+    attack.grow(level)
     try:
-        for step in (s for s in STEPS if s <= maximum):
-            load.grow(step // 3)
-            await asyncio.sleep(3)
-            deposit_process = None
-            if step == 1000:
-                email, source, home = fresh
-                context = multiprocessing.get_context("spawn")
-                results = context.Queue()
-                deposit_process = context.Process(
-                    target=fresh_company, args=(url, email, str(source), str(home), results)
-                )
-                deposit_process.start()
-            ended, sent = load.ended.copy(), load.patch_bytes
-            latencies = await measure(host, port)
-            ended, sent = load.ended - ended, load.patch_bytes - sent
-            held = load.held
-            rss = rss_mib(process.pid)
-            outcome.rss_peak = max(outcome.rss_peak, rss)
-            p50, high = statistics.median(latencies), p99(latencies)
-            print(f"  {step:5d} wanted  {held:5d} held  health p50 {p50:6.3f} s  "
-                  f"p99 {high:6.3f} s  server RSS {rss:5.0f} MiB  ended in {MEASURE_SECONDS:.0f} s:"
-                  f" idle {ended['idle']}, headers {ended['headers']}, PATCH {ended['patch']}; "
-                  f"PATCHes sent {sent / MEASURE_SECONDS / 1e6:.1f} MB/s")  # fmt: skip
-            if high < 1.0:
-                outcome.held_under_1s = max(outcome.held_under_1s, held)
-            if deposit_process is not None:
-                outcome.p50_1000, outcome.p99_1000 = p50, high
-                seconds = await asyncio.to_thread(_wait_for, deposit_process, results, 120)
-                outcome.deposit = (
-                    f"completed in {seconds:.1f} s" if seconds is not None else "NOT completed"
-                )
-                print(f"         fresh company: login + {FRESH_MB} MB deposit {outcome.deposit}")
-            if step >= 1000 and high >= 1.0:
-                break
+        await asyncio.sleep(RAMP_SECONDS)
+        email, source_file, home = fresh
+        context = multiprocessing.get_context("spawn")
+        results = context.Queue()
+        company = context.Process(
+            target=fresh_company, args=(url, email, str(source_file), str(home), results)
+        )
+        company.start()
+        latencies = await probes(host, port)
+        login = await timed(host, port, LOGIN_PAGE, b"200")
+        rss = rss_mib(process.pid)
+        held = attack.held
+        seconds = await asyncio.to_thread(_wait_for, company, results, DEPOSIT_TIMEOUT)
     finally:
-        outcome.cpu = cpu_seconds(process.pid) - cpu_before
-        await load.stop()
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return outcome
+        await attack.stop()
+    recovered = await recovery(host, port)
+    return Row(
+        kind, level, held, statistics.median(latencies), p99(latencies), login, seconds, rss,
+        recovered,
+    )  # fmt: skip
 
 
 def _wait_for(process: multiprocessing.process.BaseProcess, results: object, limit: float) -> (
@@ -352,6 +428,38 @@ def _wait_for(process: multiprocessing.process.BaseProcess, results: object, lim
     with contextlib.suppress(Exception):
         return float(results.get(timeout=1))  # type: ignore[attr-defined]
     return None
+
+
+def show(row: Row) -> None:
+    deposit = f"{row.deposit:6.1f} s" if row.deposit is not None else "  FAILED"
+    recovered = f"{row.recovered:5.1f} s" if row.recovered != float("inf") else "  never"
+    print(f"  {row.attack:22s} {row.level:5d} {row.held:5d}  {row.p50:6.3f} {row.p99:6.3f}"
+          f"  {row.login:6.3f}   {deposit}  {row.rss:6.0f}   {recovered}", flush=True)  # fmt: skip
+
+
+async def run(
+    architecture: Architecture, attacks: list[str], levels: list[int],
+    uploads: list[tuple[str, str]], fresh: tuple[str, Path, Path],
+) -> list[Row]:  # fmt: skip
+    rows = []
+    print(f"\n{architecture.name}")
+    print("  attack                 conns  held  health p50    p99  login page  10 MB deposit"
+          "  RSS MiB  recovered")  # fmt: skip
+    process, url = start(architecture)
+    cpu_before = cpu_seconds(process.pid)
+    try:
+        for kind in attacks:
+            for level in levels:
+                row = await one_attack(process, url, kind, level, uploads, fresh)
+                show(row)
+                rows.append(row)
+                if row.recovered == float("inf"):  # start again, so the next is fair
+                    stop(process)
+                    process, url = start(architecture)
+    finally:
+        print(f"  server CPU: {cpu_seconds(process.pid) - cpu_before:.0f} s (last process)")
+        stop(process)
+    return rows
 
 
 def prepare(data: Path, companies: int) -> tuple[list[tuple[str, str]], str]:
@@ -372,58 +480,66 @@ def prepare(data: Path, companies: int) -> tuple[list[tuple[str, str]], str]:
                     )
                     uploads.append((urlsplit(location).path, token))
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop(process)
     return uploads, f"offres@e{companies:03d}.fr"
+
+
+def summary(results: dict[str, list[Row]]) -> None:
+    print("\nsummary at 1,000 connections (ratios: the reference's figure / this one's)")
+    reference = {row.attack: row for row in next(iter(results.values())) if row.level == 1000}
+    for label, rows in results.items():
+        print(f"  {label}")
+        for row in (r for r in rows if r.level == 1000 and r.attack in reference):
+            base = reference[row.attack]
+            print(f"    {row.attack:22s} health p99 {row.p99:6.3f} s (x{base.p99 / row.p99:5.1f})"
+                  f"  recovered in {row.recovered:5.1f} s (x{base.recovered / row.recovered:5.1f})"
+                  f"  deposit {'ok' if row.deposit is not None else 'FAILED'}")  # fmt: skip
+        most = max((r for r in rows if r.p99 < 1.0), key=lambda r: r.held, default=None)
+        if most is not None:
+            print(f"    most held with health p99 < 1 s: {most.held} ({most.attack})")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max", type=int, default=STEPS[-1], help="most connections tried")
-    parser.add_argument("--only", help="run only the architectures whose name contains this")
-    parser.add_argument("--cheroot", help=argparse.SUPPRESS)
+    parser.add_argument("--levels", default=",".join(map(str, LEVELS)))
+    parser.add_argument("--attacks", default=",".join(ATTACKS))
+    parser.add_argument("--only", help="run only the servers whose name contains this")
+    parser.add_argument(
+        "--reference-levels", default="1000", help="levels of the reference servers (slow)"
+    )
+    parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     options = parser.parse_args()
-    if options.cheroot:
-        threads, timeout = (int(part) for part in options.cheroot.split(":"))
-        serve_cheroot(options.data, threads, timeout)
+    if options.serve:
+        serve_variant(options.data, options.serve)
         return
+    levels = [int(part) for part in options.levels.split(",")]
+    attacks = [part.strip() for part in options.attacks.split(",")]
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    if hard < 3 * options.max:
-        raise SystemExit(f"raise the open files limit (ulimit -n {3 * options.max})")
-    print(f"deadline-rush benchmark on 127.0.0.1, SQLite, {os.cpu_count()} cores: "
+    if hard < 2 * max(levels) + 100:
+        raise SystemExit(f"raise the open files limit (ulimit -n {2 * max(levels) + 100})")
+    print(f"deadline-day benchmark on 127.0.0.1, SQLite, {os.cpu_count()} cores: "
           "server on core 0, load on core 1")  # fmt: skip
     os.sched_setaffinity(0, {1})
-    companies = -(-options.max // 3 // UPLOADS_PER_COMPANY)
-    results: dict[str, Outcome] = {}
+    companies = -(-max(levels) // UPLOADS_PER_COMPANY)
+    results: dict[str, list[Row]] = {}
     with tempfile.TemporaryDirectory(prefix="scelle-rush-", dir="/var/tmp") as name:
         folder = Path(name)
         data = folder / "data"
         uploads, email = prepare(data, companies)
-        source = folder / "offre.bin"
-        source.write_bytes(os.urandom(FRESH_MB * 1_000_000))
+        source_file = folder / "offre.bin"
+        source_file.write_bytes(os.urandom(FRESH_MB * 1_000_000))
         for architecture in architectures(data):
             if options.only and options.only not in architecture.name:
                 continue
+            reference = architecture.name != "scelle serve"
+            chosen = [int(p) for p in options.reference_levels.split(",")] if reference else levels
             home = folder / f"home-{len(results)}"
             results[architecture.name] = asyncio.run(
-                rush(architecture, uploads, (email, source, home), options.max)
+                run(architecture, attacks, chosen, uploads, (email, source_file, home))
             )
-    print("\nsummary")
-    reference = next(iter(results.values()))
-    for label, outcome in results.items():
-        held = (
-            f"x{outcome.held_under_1s / reference.held_under_1s:.1f} the reference"
-            if reference.held_under_1s
-            else "the reference held none"
-        )
-        print(f"  {label}: held {outcome.held_under_1s} with p99 < 1 s ({held}); at 1,000: "
-              f"p50 {outcome.p50_1000:.3f} s, p99 {outcome.p99_1000:.3f} s "
-              f"(x{reference.p99_1000 / outcome.p99_1000:.0f} faster than the reference, "
-              f"whose probes time out at {PROBE_TIMEOUT:.0f} s); peak RSS "
-              f"{outcome.rss_peak:.0f} MiB; server CPU {outcome.cpu:.1f} s; fresh deposit "
-              f"{outcome.deposit}")  # fmt: skip
+    summary(results)
 
 
 if __name__ == "__main__":

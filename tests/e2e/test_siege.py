@@ -355,13 +355,12 @@ def test_a_locked_sqlite_database_is_a_503_with_json_then_nothing_is_half_writte
         _stop(process)
 
 
+@pytest.mark.parametrize("platform", ["postgresql"], indirect=True)  # SQLite's: above
 def test_a_restarting_postgresql_is_a_503_never_a_500(
     platform: Platform, password_file: Path
 ) -> None:
     """Every connection of the platform cut, over and over, as a restart cuts them, and a
     table locked for longer than the busy time: 503s with JSON, then service again."""
-    if platform.database is None:
-        pytest.skip("SQLite's case is the test above")
     email = _company(platform, password_file)
     statuses: list[int] = []
     odd: list[str] = []
