@@ -134,3 +134,21 @@ def test_one_thread_serves_every_class_in_order():
         assert anonymous.done()
 
     _run(test)
+
+
+def test_a_client_faster_than_its_class_rate_is_shed_on_arrival_and_others_are_not():
+    async def test() -> None:
+        admission = Admission(
+            Limits(threads=64, client_threads=64, rates=((Kind.LOGIN, "5/minute"),))
+        )
+        tickets = [await admission.enter(Kind.LOGIN, "office") for _ in range(5)]
+        with pytest.raises(Shed) as shed:
+            await admission.enter(Kind.LOGIN, "office")
+        assert not shed.value.waited
+        tickets.append(await admission.enter(Kind.LOGIN, "elsewhere"))
+        tickets += [await admission.enter(Kind.MEMBER, "office") for _ in range(10)]  # no rate
+        for ticket in tickets:
+            admission.leave(ticket)
+        assert admission.busy == 0
+
+    _run(test)

@@ -14,8 +14,9 @@ a thread (Django's pages and API, a tus PATCH's checks) asks this gate first:
   `client_threads` threads of a class at once: a flood from one address waits
   behind its own requests, not in front of everybody else's;
 - a request that waited `max_wait` seconds, or that finds its client's queue
-  (`client_queue`) or its class's (`class_queue`) full, is shed: the gateway
-  answers 503 with Retry-After;
+  (`client_queue`) or its class's (`class_queue`) full, or whose client asks
+  faster than its class's rate (`rates`: anonymous and login requests only), is
+  shed: the gateway answers 503 with Retry-After;
 - a request whose client went away while it waited is dropped: the gateway
   cancels its wait (see `gateway._in_pool`).
 
@@ -29,6 +30,10 @@ import asyncio
 import collections
 import enum
 from dataclasses import dataclass, field
+
+from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage
+from limits.strategies import SlidingWindowCounterRateLimiter
 
 
 class Kind(enum.IntEnum):
@@ -47,6 +52,11 @@ class Kind(enum.IntEnum):
 class Shed(Exception):
     """The platform is too busy for this request now: the gateway answers 503."""
 
+    def __init__(self, *, waited: bool = False) -> None:
+        super().__init__("shed")
+        self.waited = waited
+        """The request waited its time in the queue (else it was refused on arrival)."""
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -64,6 +74,9 @@ class Limits:
     """Requests that may wait in one class, all clients together."""
     max_wait: float = 5.0
     """Seconds a request may wait for a thread before it is shed."""
+    rates: tuple[tuple[Kind, str], ...] = ((Kind.ANONYMOUS, "20/second"), (Kind.LOGIN, "60/second"))
+    """Requests one client may send in a class (`limits`' notation): an anonymous
+    request is cheap, a flood of them from one address is not."""
 
     def reserve(self, kind: Kind) -> int:
         """Threads a class must leave free for the classes above it."""
@@ -102,6 +115,8 @@ class Admission:
         self.busy = 0
         self._running: collections.Counter[tuple[Kind, str]] = collections.Counter()
         self._classes = {kind: _Class() for kind in Kind}
+        self._rates: dict[Kind, RateLimitItem] = {kind: parse(r) for kind, r in limits.rates}
+        self._counter = SlidingWindowCounterRateLimiter(MemoryStorage())
 
     def waiting(self, kind: Kind | None = None) -> int:
         """Requests waiting, of one class or of all."""
@@ -111,6 +126,9 @@ class Admission:
     async def enter(self, kind: Kind, client: str) -> Ticket:
         """Wait for a thread; `Shed` when the wait would be too long. Cancelling the wait
         (the client went away) takes the request out of the queue."""
+        rate = self._rates.get(kind)
+        if rate is not None and not self._counter.hit(rate, client):
+            raise Shed
         queue = self._classes[kind]
         mine = queue.waiting.setdefault(client, collections.deque())
         if len(mine) >= self.limits.client_queue or queue.count >= self.limits.class_queue:
@@ -130,7 +148,7 @@ class Admission:
             if turn.done():  # given a thread as the time ran out: take it
                 return turn.result()
             self._forget(kind, client, turn)
-            raise Shed from None
+            raise Shed(waited=True) from None
         except asyncio.CancelledError:
             if turn.done():  # given a thread as the client left: give it back
                 self.leave(turn.result())

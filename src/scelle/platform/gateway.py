@@ -43,6 +43,7 @@ import io
 import ipaddress
 import json
 import logging
+import random
 import re
 import sys
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, MutableMapping
@@ -79,6 +80,9 @@ MINIMUM_BYTES = 32 << 10
 """Bytes a body must bring in each window (about 1 KiB/s), unless it is complete."""
 FILE_PIECE = 1 << 20
 """Bytes of a sealed envelope read from its file and sent at a time."""
+
+SHED_PAUSE = 2.0
+"""Seconds a request refused on arrival waits before its 503 is sent."""
 
 POLL_EVERY = 1.0
 """Seconds between two looks for an assistant's next job during its long poll."""
@@ -283,7 +287,18 @@ class Gateway:
                 await self._send(request, answer, send)
         except _Gone:
             return
-        except Shed:  # the connection closes: a client's pipelined requests go with it
+        except Shed as shed:
+            # A flood's client asks again the moment it is answered, and a refusal is
+            # cheap but not free for the event loop: a refusal on arrival waits a little
+            # (a client that left gets none), so one laptop's thousand connections cost
+            # the loop a few hundred requests a second, not as many as the laptop can
+            # write. The connection then closes, and its pipelined requests with it.
+            if not shed.waited:
+                with contextlib.suppress(TimeoutError):  # spread out: no synchronous waves
+                    async with asyncio.timeout(SHED_PAUSE * (0.5 + random.random())):  # noqa: S311
+                        await asyncio.shield(request.watch)
+                if request.gone():
+                    return
             busy = [(b"retry-after", str(BUSY_SECONDS).encode()), (b"connection", b"close")]
             await _answer(send, 503, _busy(headers), busy)
         finally:

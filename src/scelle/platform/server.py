@@ -127,7 +127,7 @@ def serve(
     from hypercorn.typing import ASGIFramework
 
     from scelle.platform import pipelining
-    from scelle.platform.admission import Limits
+    from scelle.platform.admission import Kind, Limits
     from scelle.platform.gateway import Gateway, Proxies
     from scelle.platform.wsgi import application
 
@@ -138,6 +138,10 @@ def serve(
         client_threads=settings.SCELLE_CLIENT_THREADS,
         client_queue=settings.SCELLE_CLIENT_QUEUE,
         max_wait=float(settings.SCELLE_QUEUE_SECONDS),
+        rates=(
+            (Kind.ANONYMOUS, _rate("SCELLE_ANONYMOUS_RATE", settings.SCELLE_ANONYMOUS_RATE)),
+            (Kind.LOGIN, _rate("SCELLE_LOGIN_RATE", settings.SCELLE_LOGIN_RATE)),
+        ),
     )
     proxies = Proxies(tuple(_network(part) for part in settings.SCELLE_TRUSTED_PROXIES))
     listener = _listen(host, port)
@@ -173,6 +177,16 @@ def serve(
     finally:
         stop.set()
         listener.close()
+
+
+def _rate(name: str, text: str) -> str:
+    from limits import parse
+
+    try:
+        parse(text)
+    except ValueError:
+        raise InvalidInputError(f"{name} must read like 20/second, not {text!r}") from None
+    return text
 
 
 def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:

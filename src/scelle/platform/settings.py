@@ -42,6 +42,10 @@
   once in one class of requests; its other requests wait their turn.
 - SCELLE_CLIENT_QUEUE (64): requests of one client that may wait in one class; more are
   answered 503 at once.
+- SCELLE_ANONYMOUS_RATE (20/second), SCELLE_LOGIN_RATE (60/second): requests one client
+  may send without logging in, and to log in (the login page and its static files
+  included); faster ones are answered 503. Written as `limits` reads them ("N/second",
+  "N/minute").
 - SCELLE_QUEUE_SECONDS (5): a request that waited this long for a thread is answered 503
   with Retry-After.
 - SCELLE_DATABASE_BUSY_SECONDS (5): how long a request waits for SQLite's write lock
@@ -127,6 +131,8 @@ SCELLE_UPLOAD_IDLE_HOURS = _env_int("SCELLE_UPLOAD_IDLE_HOURS", 24)
 SCELLE_CLIENT_THREADS = _env_int("SCELLE_CLIENT_THREADS", 2)
 SCELLE_CLIENT_QUEUE = _env_int("SCELLE_CLIENT_QUEUE", 64)
 SCELLE_QUEUE_SECONDS = _env_int("SCELLE_QUEUE_SECONDS", 5)
+SCELLE_ANONYMOUS_RATE = _env("SCELLE_ANONYMOUS_RATE", "20/second")
+SCELLE_LOGIN_RATE = _env("SCELLE_LOGIN_RATE", "60/second")
 SCELLE_DATABASE_BUSY_SECONDS = _env_int("SCELLE_DATABASE_BUSY_SECONDS", 5)
 SCELLE_TRUSTED_PROXIES = [
     part.strip() for part in _env("SCELLE_TRUSTED_PROXIES", "").split(",") if part.strip()
