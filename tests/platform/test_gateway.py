@@ -79,3 +79,64 @@ def test_bodies_other_than_chunks_are_bounded(monkeypatch):
 
     with pytest.raises(gateway._TooLarge):
         asyncio.run(read())
+
+
+def _scope(path: str, headers: dict[str, str], peer: str = "192.0.2.7") -> dict[str, Any]:
+    return {
+        "path": path,
+        "client": (peer, 40000),
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+    }
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "kind"),
+    [
+        ("/api/health", {}, gateway.Kind.HEALTH),
+        ("/api/health", {"Authorization": "Bearer x"}, gateway.Kind.HEALTH),
+        ("/connexion/", {}, gateway.Kind.LOGIN),
+        ("/api/auth/login", {}, gateway.Kind.LOGIN),
+        ("/static/web/scelle.css", {}, gateway.Kind.LOGIN),
+        ("/api/openapi.json", {}, gateway.Kind.ANONYMOUS),
+        ("/api/uploads/", {}, gateway.Kind.ANONYMOUS),  # no credential: no priority
+        ("/api/uploads/abc", {"Authorization": "Bearer x"}, gateway.Kind.DEPOSIT),
+        ("/api/tenders/AO-1/deposits", {"Authorization": "Bearer x"}, gateway.Kind.DEPOSIT),
+        ("/api/deposits/1/envelopes/offre", {"Authorization": "Bearer x"}, gateway.Kind.DEPOSIT),
+        ("/api/assistant/jobs/next", {"Authorization": "Bearer x"}, gateway.Kind.DEPOSIT),
+        ("/mes-depots/jeton/", {"Cookie": "a=b; scelle_session=s"}, gateway.Kind.DEPOSIT),
+        ("/api/tenders", {"Authorization": "Bearer x"}, gateway.Kind.MEMBER),
+        ("/consultations/", {"Cookie": "scelle_session=s"}, gateway.Kind.MEMBER),
+        ("/consultations/", {"Cookie": "not_scelle_session=s"}, gateway.Kind.ANONYMOUS),
+    ],
+)
+def test_requests_are_classed_by_route_and_credential(path, headers, kind):
+    scope = _scope(path, headers)
+    assert gateway.kind_of(scope, gateway._headers(scope)) == kind
+
+
+def test_the_client_is_the_peer_unless_the_peer_is_a_trusted_proxy():
+    import ipaddress
+
+    forwarded = {"X-Forwarded-For": "198.51.100.1, 203.0.113.9, 10.0.0.2"}
+    direct = _scope("/", forwarded, peer="203.0.113.50")
+    assert gateway.Proxies().client(direct, gateway._headers(direct)) == "203.0.113.50"
+    proxies = gateway.Proxies((ipaddress.ip_network("10.0.0.0/8"),))
+    via = _scope("/", forwarded, peer="10.0.0.1")
+    # The last address the trusted proxies did not add: what a client writes before it
+    # (198.51.100.1 here) is not believed.
+    assert proxies.client(via, gateway._headers(via)) == "203.0.113.9"
+    lying = _scope("/", {"X-Forwarded-For": "10.0.0.9"}, peer="10.0.0.1")
+    assert proxies.client(lying, gateway._headers(lying)) == "10.0.0.9"
+
+
+def test_a_head_is_measured_as_sent_and_many_ranges_are_dropped():
+    scope = {**_scope("/x", {"Range": "bytes=0-1,2-3", "Host": "h"}), "method": "GET"}
+    scope["raw_path"] = b"/x"
+    assert gateway._head_size(scope) == len(
+        b"GET /x HTTP/1.1\r\nrange: bytes=0-1,2-3\r\nhost: h\r\n"
+    )
+    gateway._one_range_at_most(scope, gateway._headers(scope))
+    assert [name for name, _ in scope["headers"]] == [b"host"]
+    single = _scope("/x", {"Range": "bytes=5-"})
+    gateway._one_range_at_most(single, gateway._headers(single))
+    assert single["headers"] == [(b"range", b"bytes=5-")]
