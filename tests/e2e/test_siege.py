@@ -413,3 +413,33 @@ def test_a_restarting_postgresql_is_a_503_never_a_500(
     assert locked.json()["detail"] == BUSY and seconds < 15
     with PlatformClient(platform.url) as anonymous:  # service again at once
         assert anonymous.login(email, PASSWORD)["token"]
+
+
+def test_behind_a_tls_proxy_the_forwarded_client_and_https_are_believed(
+    tmp_path: Path, password_file: Path
+) -> None:
+    env = {**_server_env(None), "SCELLE_HTTPS": "true", "SCELLE_TRUSTED_PROXIES": "127.0.0.0/8"}
+    process, url = _start(tmp_path / "data", env)
+    platform = Platform(url, tmp_path / "data", env, process)
+    try:
+        email = _company(platform, password_file)
+        https = {"X-Forwarded-Proto": "https"}
+        page = httpx.get(f"{url}/connexion/", headers=https)
+        assert page.status_code == 200
+        assert page.headers["Strict-Transport-Security"] == "max-age=31536000"
+        assert "HttpOnly" in page.headers["Set-Cookie"] and "Secure" in page.headers["Set-Cookie"]
+        plain = httpx.get(f"{url}/connexion/")
+        assert plain.status_code == 301 and plain.headers["Location"].startswith("https://")
+        assert httpx.get(f"{url}/api/health").status_code == 200  # the proxy's own check
+        # Login throttling counts the client the proxy names, not the proxy.
+        wrong = {"email": email, "password": "not the password"}
+
+        def login(client: str, body: dict[str, str]) -> int:
+            headers = {**https, "X-Forwarded-For": client}
+            return httpx.post(f"{url}/api/auth/login", json=body, headers=headers).status_code
+
+        assert [login("203.0.113.1", wrong) for _ in range(6)][-1] == 429
+        assert login("203.0.113.2", wrong) == 401
+        assert login("203.0.113.2", {"email": email, "password": PASSWORD}) == 200
+    finally:
+        _stop(process)

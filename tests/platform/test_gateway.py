@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from scelle.platform import gateway
+from scelle.platform.admission import Kind
 
 
 def _client(pieces: list[tuple[float, bytes, bool]]) -> Any:
@@ -92,21 +93,21 @@ def _scope(path: str, headers: dict[str, str], peer: str = "192.0.2.7") -> dict[
 @pytest.mark.parametrize(
     ("path", "headers", "kind"),
     [
-        ("/api/health", {}, gateway.Kind.HEALTH),
-        ("/api/health", {"Authorization": "Bearer x"}, gateway.Kind.HEALTH),
-        ("/connexion/", {}, gateway.Kind.LOGIN),
-        ("/api/auth/login", {}, gateway.Kind.LOGIN),
-        ("/static/web/scelle.css", {}, gateway.Kind.LOGIN),
-        ("/api/openapi.json", {}, gateway.Kind.ANONYMOUS),
-        ("/api/uploads/", {}, gateway.Kind.ANONYMOUS),  # no credential: no priority
-        ("/api/uploads/abc", {"Authorization": "Bearer x"}, gateway.Kind.DEPOSIT),
-        ("/api/tenders/AO-1/deposits", {"Authorization": "Bearer x"}, gateway.Kind.DEPOSIT),
-        ("/api/deposits/1/envelopes/offre", {"Authorization": "Bearer x"}, gateway.Kind.DEPOSIT),
-        ("/api/assistant/jobs/next", {"Authorization": "Bearer x"}, gateway.Kind.DEPOSIT),
-        ("/mes-depots/jeton/", {"Cookie": "a=b; scelle_session=s"}, gateway.Kind.DEPOSIT),
-        ("/api/tenders", {"Authorization": "Bearer x"}, gateway.Kind.MEMBER),
-        ("/consultations/", {"Cookie": "scelle_session=s"}, gateway.Kind.MEMBER),
-        ("/consultations/", {"Cookie": "not_scelle_session=s"}, gateway.Kind.ANONYMOUS),
+        ("/api/health", {}, Kind.HEALTH),
+        ("/api/health", {"Authorization": "Bearer x"}, Kind.HEALTH),
+        ("/connexion/", {}, Kind.LOGIN),
+        ("/api/auth/login", {}, Kind.LOGIN),
+        ("/static/web/scelle.css", {}, Kind.LOGIN),
+        ("/api/openapi.json", {}, Kind.ANONYMOUS),
+        ("/api/uploads/", {}, Kind.ANONYMOUS),  # no credential: no priority
+        ("/api/uploads/abc", {"Authorization": "Bearer x"}, Kind.DEPOSIT),
+        ("/api/tenders/AO-1/deposits", {"Authorization": "Bearer x"}, Kind.DEPOSIT),
+        ("/api/deposits/1/envelopes/offre", {"Authorization": "Bearer x"}, Kind.DEPOSIT),
+        ("/api/assistant/jobs/next", {"Authorization": "Bearer x"}, Kind.DEPOSIT),
+        ("/mes-depots/jeton/", {"Cookie": "a=b; scelle_session=s"}, Kind.DEPOSIT),
+        ("/api/tenders", {"Authorization": "Bearer x"}, Kind.MEMBER),
+        ("/consultations/", {"Cookie": "scelle_session=s"}, Kind.MEMBER),
+        ("/consultations/", {"Cookie": "not_scelle_session=s"}, Kind.ANONYMOUS),
     ],
 )
 def test_requests_are_classed_by_route_and_credential(path, headers, kind):
@@ -140,3 +141,73 @@ def test_a_head_is_measured_as_sent_and_many_ranges_are_dropped():
     single = _scope("/x", {"Range": "bytes=5-"})
     gateway._one_range_at_most(single, gateway._headers(single))
     assert single["headers"] == [(b"range", b"bytes=5-")]
+
+
+def _http_scope(path: str) -> dict[str, Any]:
+    return {
+        "type": "http", "method": "GET", "path": path, "raw_path": path.encode(),
+        "query_string": b"", "http_version": "1.1", "scheme": "http",
+        "server": ("127.0.0.1", 8000), "client": ("192.0.2.1", 40000), "headers": [],
+    }  # fmt: skip
+
+
+def test_an_answer_nobody_reads_holds_no_thread(tmp_path):
+    """The only thread is free again while a client reads nothing of a 10 MB envelope
+    (sent from the event loop) nor of a page: the next request gets it at once."""
+    from scelle.platform.admission import Limits
+
+    envelope = tmp_path / "envelope.p7m"
+    envelope.write_bytes(b"x" * 10_000_000)
+
+    def application(environ: Any, start_response: Any) -> Any:
+        if environ["PATH_INFO"] == "/envelope":
+            start_response("200 OK", [("Content-Length", "10000000")])
+            return environ["wsgi.file_wrapper"](envelope.open("rb"))
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"page"]
+
+    async def test() -> None:
+        front = gateway.Gateway(application, limits=Limits(threads=1))  # type: ignore[arg-type]
+        never = asyncio.Event()
+        stuck: list[dict[str, Any]] = []
+
+        def receiver() -> Any:
+            """A request without a body whose client then stays (no disconnect)."""
+            given: list[bool] = []
+
+            async def receive() -> Any:
+                if not given:
+                    given.append(True)
+                    return {"type": "http.request", "body": b"", "more_body": False}
+                await never.wait()
+                return {"type": "http.disconnect"}
+
+            return receive
+
+        async def not_reading(message: Any) -> None:
+            stuck.append(message)
+            if message["type"] == "http.response.body":
+                await never.wait()  # the client's window stays shut
+
+        readers = [
+            asyncio.ensure_future(front(_http_scope(path), receiver(), not_reading))
+            for path in ("/envelope", "/page")
+        ]
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if len(stuck) == 4:
+                break
+        assert [m["type"] for m in stuck].count("http.response.body") == 2
+        assert front.admission.busy == 0
+        answered: list[dict[str, Any]] = []
+
+        async def reading(message: Any) -> None:
+            answered.append(message)
+
+        await asyncio.wait_for(front(_http_scope("/page"), receiver(), reading), 5)
+        assert answered[-1]["body"] == b"page"
+        for task in readers:
+            task.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+
+    asyncio.run(test())
