@@ -224,9 +224,15 @@ class _Request:
     scope: Scope
     headers: CaseInsensitiveMapping[str]
     kind: Kind
-    client: str
+    address: str
+    """The client's address: the peer's, or the one a trusted proxy forwards."""
     watch: asyncio.Future[Message] | None = field(default=None)
     """The next message of the request once its body is read: `http.disconnect`."""
+
+    @property
+    def client(self) -> str:
+        """Who asks, for admission: the address, or its IPv6 /64."""
+        return client_of(self.address)
 
     def gone(self) -> bool:
         return self.watch is not None and self.watch.done()
@@ -258,7 +264,7 @@ class Gateway:
         headers = _headers(scope)
         _one_range_at_most(scope, headers)
         request = _Request(
-            scope, headers, kind_of(scope, headers), client_of(self._proxies.client(scope, headers))
+            scope, headers, kind_of(scope, headers), self._proxies.client(scope, headers)
         )
         found = _UPLOAD.fullmatch(scope["path"])
         if found is not None and scope["method"] == "PATCH":
@@ -309,7 +315,7 @@ class Gateway:
         environ: dict[str, Any] = dict(
             build_environ(cast(Any, request.scope), cast(Any, io.BytesIO(body)))
         )
-        environ["REMOTE_ADDR"] = self._proxies.client(request.scope, request.headers)
+        environ["REMOTE_ADDR"] = request.address
         environ["wsgi.errors"] = sys.stderr
         environ["wsgi.file_wrapper"] = _FileWrapper
         return await self._in_pool(request, lambda: _call_django(self._application, environ))
