@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import re
 import resource
 import signal
@@ -42,17 +43,26 @@ def _many_sockets() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 1 << 16), hard))
 
 
-@pytest.fixture
-def sqlite_platform(tmp_path: Path) -> Iterator[Platform]:
-    """The gateway is the same whatever the database: SQLite is enough (and nothing is
-    started on PostgreSQL only to be skipped)."""
-    env = _server_env(None)
-    process, url = _start(tmp_path / "scelle-data", env)
-    running = Platform(url, tmp_path / "scelle-data", env, process)
+@contextlib.contextmanager
+def _serving(
+    data: Path, database: str | None = None, name: str | None = None, **settings: str
+) -> Iterator[Platform]:
+    """`scelle serve` on `data` with these SCELLE_* settings, stopped with SIGTERM."""
+    env = {**_server_env(database), **settings}
+    process, url = _start(data, env)
+    running = Platform(url, data, env, process, name)
     try:
         yield running
     finally:
         _stop(running.process)
+
+
+@pytest.fixture
+def sqlite_platform(tmp_path: Path) -> Iterator[Platform]:
+    """The gateway is the same whatever the database: SQLite is enough (and nothing is
+    started on PostgreSQL only to be skipped)."""
+    with _serving(tmp_path / "scelle-data") as running:
+        yield running
 
 
 @pytest.fixture
@@ -259,10 +269,9 @@ def test_ranges_and_heads_are_bounded(sqlite_platform: Platform) -> None:
 def test_a_flood_from_one_address_is_shed_with_503_while_others_are_served(
     tmp_path: Path, password_file: Path
 ) -> None:
-    env = {**_server_env(None), "SCELLE_CLIENT_QUEUE": "4", "SCELLE_QUEUE_SECONDS": "2"}
-    process, url = _start(tmp_path / "data", env)
-    platform = Platform(url, tmp_path / "data", env, process)
-    try:
+    settings = {"SCELLE_CLIENT_QUEUE": "4", "SCELLE_QUEUE_SECONDS": "2"}
+    with _serving(tmp_path / "data", **settings) as platform:
+        url = platform.url
         email = _company(platform, password_file)
         flood = [_open(platform, "127.20.0.1") for _ in range(60)]
         for connection in flood:  # wrong passwords: Argon2 each, two at a time
@@ -272,8 +281,6 @@ def test_a_flood_from_one_address_is_shed_with_503_while_others_are_served(
         answers = [_read_answer(connection) for connection in flood]
         for connection in flood:
             connection.close()
-    finally:
-        _stop(process)
     shed = [(headers, body) for status, headers, body in answers if status == 503]
     assert {status for status, _h, _b in answers} <= {401, 429, 503}
     assert shed, "the flood was not shed"
@@ -307,11 +314,9 @@ def test_sigterm_stops_the_server_cleanly_idle_and_under_load(
 def test_a_locked_sqlite_database_is_a_503_with_json_then_nothing_is_half_written(
     tmp_path: Path, password_file: Path
 ) -> None:
-    env = {**_server_env(None), "SCELLE_DATABASE_BUSY_SECONDS": "2"}
     data = tmp_path / "data"
-    process, url = _start(data, env)
-    platform = Platform(url, data, env, process)
-    try:
+    with _serving(data, SCELLE_DATABASE_BUSY_SECONDS="2") as platform:
+        url = platform.url
         email = _company(platform, password_file)
         with PlatformClient(url) as anonymous:
             token = anonymous.login(email, PASSWORD)["token"]
@@ -351,8 +356,6 @@ def test_a_locked_sqlite_database_is_a_503_with_json_then_nothing_is_half_writte
         assert _tokens_issued(platform) == tokens  # nothing of the refused login stayed
         with PlatformClient(url, token) as company:
             assert company.me()["email"] == email  # the logout did not happen
-    finally:
-        _stop(process)
 
 
 @pytest.mark.parametrize("platform", ["postgresql"], indirect=True)  # SQLite's: above
@@ -418,10 +421,9 @@ def test_a_restarting_postgresql_is_a_503_never_a_500(
 def test_behind_a_tls_proxy_the_forwarded_client_and_https_are_believed(
     tmp_path: Path, password_file: Path
 ) -> None:
-    env = {**_server_env(None), "SCELLE_HTTPS": "true", "SCELLE_TRUSTED_PROXIES": "127.0.0.0/8"}
-    process, url = _start(tmp_path / "data", env)
-    platform = Platform(url, tmp_path / "data", env, process)
-    try:
+    proxied = {"SCELLE_HTTPS": "true", "SCELLE_TRUSTED_PROXIES": "127.0.0.0/8"}
+    with _serving(tmp_path / "data", **proxied) as platform:
+        url = platform.url
         email = _company(platform, password_file)
         https = {"X-Forwarded-Proto": "https"}
         page = httpx.get(f"{url}/connexion/", headers=https)
@@ -441,5 +443,92 @@ def test_behind_a_tls_proxy_the_forwarded_client_and_https_are_believed(
         assert [login("203.0.113.1", wrong) for _ in range(6)][-1] == 429
         assert login("203.0.113.2", wrong) == 401
         assert login("203.0.113.2", {"email": email, "password": PASSWORD}) == 200
+
+
+class _Relay:
+    """A TCP relay in front of PostgreSQL that the test takes down and brings back: its
+    connections cut and new ones dropped, as while the server restarts."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.up = True
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.open: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                near, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.up:
+                _reset(near)
+                continue
+            far = socket.create_connection(self.target)
+            self.open += [near, far]
+            for source, sink in ((near, far), (far, near)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        for end in (source, sink):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+    def down(self) -> None:
+        self.up = False
+        for connection in self.open:
+            _reset(connection)
+        self.open.clear()
+
+    def close(self) -> None:
+        self.down()
+        self.listener.close()
+
+
+def test_postgresql_down_then_back_is_503s_then_service(
+    tmp_path: Path, password_file: Path
+) -> None:
+    import psycopg
+
+    from tests.e2e.conftest import postgres_admin_url
+
+    admin = postgres_admin_url()
+    name = f"scelle_relay_{os.getpid()}"
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    server = urlsplit(POSTGRES_SERVER)
+    relay = _Relay((server.hostname or "127.0.0.1", server.port or 5432))
+    database = f"postgresql://{server.username}@127.0.0.1:{relay.port}/{name}"
+    try:
+        with _serving(
+            tmp_path / "data", database, name, SCELLE_DATABASE_BUSY_SECONDS="2"
+        ) as platform:
+            url = platform.url
+            email = _company(platform, password_file)
+            with PlatformClient(url) as anonymous:
+                token = anonymous.login(email, PASSWORD)["token"]
+            me = {"Authorization": f"Bearer {token}"}
+            relay.down()
+            began = time.monotonic()
+            while_down = [httpx.get(f"{url}/api/me", headers=me, timeout=30) for _ in range(3)]
+            seconds = time.monotonic() - began
+            relay.up = True
+            for answer in while_down:
+                assert answer.status_code == 503 and answer.headers["Retry-After"] == "5"
+                assert answer.json()["detail"] == BUSY
+            assert seconds < 3 * 4, seconds  # within the busy time each, not a hung thread
+            deadline = time.monotonic() + 10
+            while (back := httpx.get(f"{url}/api/me", headers=me, timeout=30)).status_code != 200:
+                assert back.status_code == 503 and time.monotonic() < deadline
+                time.sleep(0.2)
+            assert back.json()["email"] == email
     finally:
-        _stop(process)
+        relay.close()
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
