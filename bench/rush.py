@@ -4,7 +4,8 @@ Each attack holds N hostile connections (1,000, then more) while a buyer and a c
 use the platform:
   - idle: connect and send nothing;
   - slow head: a request head sent one byte every 2 s;
-  - slow PATCH: a tus chunk of a real upload sent at 64 KiB/s;
+  - slow PATCH: a tus chunk of a real upload sent at 64 KiB/s, from N addresses (as
+    many companies);
   - pipelined: three OpenAPI documents (61 KB, no login) asked at once, read 512 B/s
     (a slow-read tool's way), from N addresses of 127.0.0.0/8;
   - slow readers: one document asked, read 256 B/s through a 4 KiB window;
