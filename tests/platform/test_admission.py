@@ -152,3 +152,26 @@ def test_a_client_faster_than_its_class_rate_is_shed_on_arrival_and_others_are_n
         assert admission.busy == 0
 
     _run(test)
+
+
+def test_a_rush_of_uploads_does_not_starve_logins_nor_logins_uploads():
+    async def test() -> None:
+        admission = Admission(Limits(threads=2, client_threads=1))
+        held = await admission.enter(Kind.DEPOSIT, "company-0")
+        uploads = [await _waiting(admission, Kind.DEPOSIT, f"company-{i}") for i in range(1, 50)]
+        logins = [await _waiting(admission, Kind.LOGIN, f"person-{i}") for i in range(50)]
+        started: list[Kind] = []
+        ticket = held
+        for _ in range(21):  # one thread turning over: who gets each turn
+            admission.leave(ticket)
+            await _settle()
+            running = [t for t in uploads + logins if t.done() and t.result() not in started]
+            ticket = running[0].result()
+            started.append(ticket)
+        kinds = [t.kind for t in started]
+        # Deposits have four shares to logins' two: both move, neither waits for the other.
+        assert 12 <= kinds.count(Kind.DEPOSIT) <= 16 and 5 <= kinds.count(Kind.LOGIN) <= 9
+        for task in uploads + logins:
+            task.cancel()
+
+    _run(test)

@@ -3,9 +3,10 @@
 On deadline day one laptop must not stop the platform. Every request that needs
 a thread (Django's pages and API, a tus PATCH's checks) asks this gate first:
 
-- requests come in classes, served in priority order: health, then the
-  deposits' and assistants' own requests, then logins (and what the login page
-  needs), then logged-in work, then anonymous work;
+- requests come in classes: health goes first; the deposits' and assistants' own
+  requests, logins (and what the login page needs) and logged-in work then share
+  the threads 4:2:1 when all of them wait (`SHARES`), so none starves another;
+  anonymous work goes last;
 - each class may start only while enough threads stay free for the classes
   above it (`Limits.reserve`): anonymous work never holds more than half the
   threads, and the last thread is health's alone;
@@ -47,6 +48,10 @@ class Kind(enum.IntEnum):
     MEMBER = 3
     """Anything else that carries a session or a token."""
     ANONYMOUS = 4
+
+
+SHARES = {Kind.DEPOSIT: 4, Kind.LOGIN: 2, Kind.MEMBER: 1}
+"""How the classes between health and anonymous work share threads when all wait."""
 
 
 class Shed(Exception):
@@ -117,6 +122,11 @@ class Admission:
         self._classes = {kind: _Class() for kind in Kind}
         self._rates: dict[Kind, RateLimitItem] = {kind: parse(r) for kind, r in limits.rates}
         self._counter = SlidingWindowCounterRateLimiter(MemoryStorage())
+        self._pass = dict.fromkeys(SHARES, 0.0)
+        """Each shared class's stride pass: how far along its share it has been served."""
+        self._virtual = 0.0
+        """The pass of the last shared request started: a class that was idle starts
+        from here, with no credit saved up while nobody of it asked."""
 
     def waiting(self, kind: Kind | None = None) -> int:
         """Requests waiting, of one class or of all."""
@@ -136,6 +146,8 @@ class Admission:
                 del queue.waiting[client]
             raise Shed
         turn: asyncio.Future[Ticket] = asyncio.get_running_loop().create_future()
+        if kind in SHARES and not queue.count:
+            self._pass[kind] = max(self._pass[kind], self._virtual)
         mine.append(turn)
         queue.count += 1
         self._dispatch()  # at once when a thread is free and nobody is ahead
@@ -176,21 +188,42 @@ class Admission:
         self._running[(ticket.kind, ticket.client)] += 1
 
     def _dispatch(self) -> None:
-        """Give free threads to waiting requests: classes in order, clients in turn."""
+        """Give free threads to waiting requests, clients of a class in turn."""
+        while (chosen := self._next()) is not None:
+            kind, client = chosen
+            queue = self._classes[kind]
+            mine = queue.waiting.pop(client)
+            turn = mine.popleft()
+            queue.count -= 1
+            if mine:
+                queue.waiting[client] = mine  # back of the line
+            if kind in SHARES:
+                self._virtual = self._pass[kind]
+                self._pass[kind] += 1 / SHARES[kind]
+            ticket = Ticket(kind, client)
+            self._start(ticket)
+            turn.set_result(ticket)
+
+    def _next(self) -> tuple[Kind, str] | None:
+        """The class and client whose request goes next: health first; then deposits,
+        logins and logged-in work, each in proportion to its share (stride scheduling:
+        the class furthest behind its share goes, ties in class order), so that a rush
+        of uploads never starves logins nor the reverse; anonymous work last."""
+        ready: list[tuple[Kind, str]] = []
         for kind in Kind:
             queue = self._classes[kind]
-            while queue.count and self.busy + self.limits.reserve(kind) < self.limits.threads:
-                client = next((c for c in queue.waiting if self._may_start(Ticket(kind, c))), None)
-                if client is None:
-                    break  # every waiting client of this class holds its share
-                mine = queue.waiting.pop(client)
-                turn = mine.popleft()
-                queue.count -= 1
-                if mine:
-                    queue.waiting[client] = mine  # back of the line
-                ticket = Ticket(kind, client)
-                self._start(ticket)
-                turn.set_result(ticket)
+            if not queue.count or self.busy + self.limits.reserve(kind) >= self.limits.threads:
+                continue
+            client = next((c for c in queue.waiting if self._may_start(Ticket(kind, c))), None)
+            if client is None:
+                continue  # every waiting client of this class holds its share
+            if kind is Kind.HEALTH:
+                return kind, client
+            ready.append((kind, client))
+        shared = [entry for entry in ready if entry[0] in SHARES]
+        if shared:
+            return min(shared, key=lambda entry: (self._pass[entry[0]], entry[0]))
+        return ready[0] if ready else None
 
     def _forget(self, kind: Kind, client: str, turn: asyncio.Future[Ticket]) -> None:
         queue = self._classes[kind]
