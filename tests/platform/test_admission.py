@@ -54,20 +54,21 @@ def test_anonymous_work_leaves_half_the_threads_and_the_last_is_healths():
         anonymous = [await _waiting(admission, Kind.ANONYMOUS, f"a{i}") for i in range(8)]
         assert sum(task.done() for task in anonymous) == 4
         members = [await _waiting(admission, Kind.MEMBER, f"m{i}") for i in range(8)]
-        assert sum(task.done() for task in members) == 2  # two left for those above
+        assert sum(task.done() for task in members) == 3  # one left for health
         deposits = [await _waiting(admission, Kind.DEPOSIT, f"d{i}") for i in range(3)]
-        assert sum(task.done() for task in deposits) == 1
+        assert not any(task.done() for task in deposits)
         health = await _waiting(admission, Kind.HEALTH, "probe")
         assert health.done() and admission.busy == 8
         # Health's thread, given back, stays free for health.
         admission.leave(health.result())
         await _settle()
         assert admission.busy == 7
-        # The next goes to the most urgent class waiting.
+        # The next goes to the shared classes (deposits first: they have had no share
+        # yet), never to the anonymous requests waiting.
         admission.leave(anonymous[0].result())
         await _settle()
-        assert sum(task.done() for task in deposits) == 2
-        assert sum(task.done() for task in members) == 2
+        assert sum(task.done() for task in deposits) == 1
+        assert sum(task.done() for task in anonymous) == 4
         for task in anonymous + members + deposits:
             task.cancel()
 

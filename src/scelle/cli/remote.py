@@ -52,7 +52,9 @@ def platform_time(value: str, zone: zoneinfo.ZoneInfo) -> str:
 def connect(session: Session) -> api.PlatformClient:
     """A client for the platform this workstation is logged in to."""
     saved = load_login(home_of(session), now=session.clock())
-    return api.PlatformClient(saved.url, saved.token, language=language())
+    return api.PlatformClient(
+        saved.url, saved.token, language=language(), busy_retries=api.BUSY_RETRIES
+    )
 
 
 def choose_service(client: api.PlatformClient, name: str | None, permission: str) -> api.Service:
@@ -110,7 +112,7 @@ def _day(value: str) -> str:
 @pass_session
 def login(session: Session, url: str, email: str, password_file: Path | None) -> None:
     """Log in to the platform at URL; the token is kept in this workstation's $SCELLE_HOME."""
-    with api.PlatformClient(url, language=language()) as client:
+    with api.PlatformClient(url, language=language(), busy_retries=api.BUSY_RETRIES) as client:
         password = ask_password(
             _("Password of {email} on {url}", email=email, url=client.url),
             password_file=password_file,

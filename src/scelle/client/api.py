@@ -21,7 +21,9 @@ import datetime as dt
 import hashlib
 import ipaddress
 import re
+import time
 import urllib.parse
+from collections.abc import Callable
 from typing import Annotated, Any, NotRequired, TypeVar, cast
 
 import httpx
@@ -46,6 +48,11 @@ from scelle.core.errors import (
 from scelle.core.files import Writable, write_all
 
 TIMEOUT_SECONDS = 30.0
+BUSY_RETRIES = 5
+"""Times the command sends a request again that the platform answered 503: the platform
+says so when it sheds load or its database is busy, and then nothing was done."""
+LONGEST_RETRY_AFTER = 30
+"""The longest Retry-After believed, in seconds: a server cannot park the command."""
 MAX_ANSWER_BYTES = 32 << 20
 """The largest JSON answer read: a tender list with its certificates fits many times."""
 MAX_MESSAGE_CHARACTERS = 500
@@ -320,6 +327,13 @@ def _error(response: httpx.Response) -> ScelleError:
     return kind(message, hint=hint)
 
 
+def _retry_after(response: httpx.Response) -> float:
+    """The seconds a 503 asks to wait: 1 to LONGEST_RETRY_AFTER, 5 when it says none."""
+    value = response.headers.get("Retry-After", "")
+    seconds = int(value) if value.isascii() and value.isdigit() and len(value) < 6 else 5
+    return float(min(max(seconds, 1), LONGEST_RETRY_AFTER))
+
+
 class PlatformClient:
     """The platform's API, for one user's token (or none, to log in)."""
 
@@ -330,8 +344,12 @@ class PlatformClient:
         *,
         timeout: float = TIMEOUT_SECONDS,
         language: str = "en",
+        busy_retries: int = 0,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.url = check_platform_url(url)
+        self._busy_retries = busy_retries
+        self._sleep = sleep
         # The platform's messages come back in the user's language (fr or en).
         headers = {"Accept-Language": language}
         if token:
@@ -350,16 +368,22 @@ class PlatformClient:
         self.close()
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:  # noqa: ANN401
-        """One request; its body read up to MAX_ANSWER_BYTES, errors raised."""
-        try:
-            with self._http.stream(method, path, **kwargs) as streamed:
-                response = _read_bounded(streamed)
-        except httpx.HTTPError as error:
-            raise PlatformUnavailableError(
-                N_("cannot reach the platform at {url}: {printable}"),
-                url=self.url,
-                printable=_printable(error),
-            ) from None
+        """One request; its body read up to MAX_ANSWER_BYTES, errors raised. A 503 is
+        sent again after its Retry-After, `busy_retries` times (bodies here are bytes or
+        JSON, never a stream: sending again sends the same)."""
+        for attempt in range(self._busy_retries + 1):
+            try:
+                with self._http.stream(method, path, **kwargs) as streamed:
+                    response = _read_bounded(streamed)
+            except httpx.HTTPError as error:
+                raise PlatformUnavailableError(
+                    N_("cannot reach the platform at {url}: {printable}"),
+                    url=self.url,
+                    printable=_printable(error),
+                ) from None
+            if response.status_code != 503 or attempt == self._busy_retries:
+                break
+            self._sleep(_retry_after(response))
         _refuse_redirects(response)
         if response.status_code >= 400:
             raise _error(response)

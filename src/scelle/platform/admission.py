@@ -87,9 +87,11 @@ class Limits:
         """Threads a class must leave free for the classes above it."""
         wanted = {
             Kind.HEALTH: 0,
+            # Equal for the shared classes: a higher reserve for one would let the others
+            # fill the threads it may not take, and starve it whatever the shares say.
             Kind.DEPOSIT: 1,
-            Kind.LOGIN: 2,
-            Kind.MEMBER: 2,
+            Kind.LOGIN: 1,
+            Kind.MEMBER: 1,
             Kind.ANONYMOUS: self.threads // 2,
         }[kind]
         return min(wanted, self.threads - 1)
