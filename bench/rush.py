@@ -50,7 +50,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from deposit import PASSWORD, STORE, cpu_seconds, launch_tender, seed
-from scelle.client.api import PlatformClient
+from scelle.client.api import BUSY_RETRIES, PlatformClient
 
 LEVELS = (1000, 3000)
 MANY_ADDRESSES = "flood from many addresses"
@@ -362,9 +362,10 @@ def fresh_company(url: str, email: str, source: str, home: str, results: object)
     from scelle.keystore import KeyStore
 
     began = time.perf_counter()
-    with PlatformClient(url) as anonymous:
+    # As the command does: a 503 is sent again after its Retry-After.
+    with PlatformClient(url, busy_retries=BUSY_RETRIES) as anonymous:
         token = anonymous.login(email, PASSWORD)["token"]
-    with PlatformClient(url, token) as client:
+    with PlatformClient(url, token, busy_retries=BUSY_RETRIES) as client:
         authority = certs.load_certificate(client.platform_ca()["certificate_pem"].encode())
         store = KeyStore(Path(home), lambda _new: STORE)
         deposit(
