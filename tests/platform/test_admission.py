@@ -161,7 +161,7 @@ def test_a_rush_of_uploads_does_not_starve_logins_nor_logins_uploads():
         held = await admission.enter(Kind.DEPOSIT, "company-0")
         uploads = [await _waiting(admission, Kind.DEPOSIT, f"company-{i}") for i in range(1, 50)]
         logins = [await _waiting(admission, Kind.LOGIN, f"person-{i}") for i in range(50)]
-        started: list[Kind] = []
+        started: list[Ticket] = []
         ticket = held
         for _ in range(21):  # one thread turning over: who gets each turn
             admission.leave(ticket)
