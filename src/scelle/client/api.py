@@ -367,6 +367,13 @@ class PlatformClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _unreachable(self, error: httpx.HTTPError) -> PlatformUnavailableError:
+        return PlatformUnavailableError(
+            N_("cannot reach the platform at {url}: {printable}"),
+            url=self.url,
+            printable=_printable(error),
+        )
+
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:  # noqa: ANN401
         """One request; its body read up to MAX_ANSWER_BYTES, errors raised. A 503 is
         sent again after its Retry-After, `busy_retries` times (bodies here are bytes or
@@ -376,11 +383,7 @@ class PlatformClient:
                 with self._http.stream(method, path, **kwargs) as streamed:
                     response = _read_bounded(streamed)
             except httpx.HTTPError as error:
-                raise PlatformUnavailableError(
-                    N_("cannot reach the platform at {url}: {printable}"),
-                    url=self.url,
-                    printable=_printable(error),
-                ) from None
+                raise self._unreachable(error) from None
             if response.status_code != 503 or attempt == self._busy_retries:
                 break
             self._sleep(_retry_after(response))
@@ -655,11 +658,7 @@ class PlatformClient:
                         )
                     write_all(sink, piece)
         except httpx.HTTPError as error:
-            raise PlatformUnavailableError(
-                N_("cannot reach the platform at {url}: {printable}"),
-                url=self.url,
-                printable=_printable(error),
-            ) from None
+            raise self._unreachable(error) from None
 
     def report_opened(self, deposit: str, kind: str, *, files: int) -> None:
         path = f"/deposits/{_segment(deposit)}/envelopes/{_segment(kind)}/opened"
