@@ -128,6 +128,8 @@ def test_the_client_is_the_peer_unless_the_peer_is_a_trusted_proxy():
     assert proxies.client(via, gateway._headers(via)) == "203.0.113.9"
     lying = _scope("/", {"X-Forwarded-For": "10.0.0.9"}, peer="10.0.0.1")
     assert proxies.client(lying, gateway._headers(lying)) == "10.0.0.9"
+    garbled = _scope("/", {"X-Forwarded-For": "a new name each time"}, peer="10.0.0.1")
+    assert proxies.client(garbled, gateway._headers(garbled)) == "10.0.0.1"
 
 
 def test_a_head_is_measured_as_sent_and_many_ranges_are_dropped():

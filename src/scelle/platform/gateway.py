@@ -137,15 +137,23 @@ class Proxies:
             chain = [part.strip() for part in forwarded.split(",") if part.strip()] + chain
         for address in reversed(chain):
             if not self._trusted(address):
-                return address
+                # What a proxy forwards is text: anything but an address names no one,
+                # and would let a client pick a new name for each request.
+                return address if _is_address(address) else peer
         return chain[0]
 
     def _trusted(self, address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in network for network in self.networks)
+        return _is_address(address) and any(
+            ipaddress.ip_address(address) in network for network in self.networks
+        )
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def kind_of(scope: Scope, headers: CaseInsensitiveMapping[str]) -> Kind:
