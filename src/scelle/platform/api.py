@@ -1,4 +1,4 @@
-"""The JSON API: authentication, the one error-to-status mapping, and the routers.
+"""The JSON API: authentication, error handlers, and every app's router registered.
 
 Routes are thin: parse, call one service function with the actor and the
 time, present. The rules live in the services.
@@ -9,43 +9,18 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
-from django.utils.translation import gettext
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.openapi.schema import OpenAPISchema
 from ninja.security import HttpBearer
 
 from scelle import __version__
-from scelle.core.errors import (
-    ChecksumMismatchError,
-    NotAuthenticatedError,
-    NotFoundError,
-    PermissionDeniedError,
-    RuleViolationError,
-    ScelleError,
-    TooLargeError,
-    TooManyAttemptsError,
-)
-from scelle.platform.accounts.models import ApiToken, User
+from scelle.core.errors import ScelleError, TooManyAttemptsError
+from scelle.platform.accounts.models import User
 from scelle.platform.accounts.services import token_for
+from scelle.platform.answers import error_answer, error_body, status_for
 from scelle.platform.clock import now
-
-# The only place where an error becomes an HTTP status. Anything else that
-# is a ScelleError is the caller's input: 400.
-_STATUS: tuple[tuple[type[ScelleError], int], ...] = (
-    (ChecksumMismatchError, 460),  # tus checksum extension
-    (NotAuthenticatedError, 401),
-    (PermissionDeniedError, 403),
-    (NotFoundError, 404),
-    (TooLargeError, 413),  # before RuleViolationError, its parent
-    (RuleViolationError, 409),
-    (TooManyAttemptsError, 429),
-)
-
-
-def status_for(error: ScelleError) -> int:
-    """The HTTP status of an error, for the API and the upload routes alike."""
-    return next((code for kind, code in _STATUS if isinstance(error, kind)), 400)
+from scelle.platform.deposits.tus import OPENAPI_PATHS
 
 
 class TokenAuth(HttpBearer):
@@ -71,8 +46,6 @@ class ScelleAPI(NinjaAPI):
     ) -> OpenAPISchema:
         """Built once per process: /api/openapi.json needs no login, and building the
         document took 70 ms of CPU, which 1,000 anonymous connections asked for at once."""
-        from scelle.platform.deposits.tus import OPENAPI_PATHS  # tus imports this module
-
         if path_prefix is None:
             path_prefix = self.get_root_path(path_params or {})
         schema = self._schemas.get(path_prefix)
@@ -94,28 +67,6 @@ api = ScelleAPI(
     auth=TokenAuth(),
     urls_namespace="api",
 )
-
-
-def error_body(message: str, hint: str | None = None) -> dict[str, str | None]:
-    return {"detail": message, "hint": hint}
-
-
-BUSY_SECONDS = 5
-"""What a busy platform's 503 says to wait (Retry-After)."""
-
-
-def busy_body() -> dict[str, str | None]:
-    """The body of a 503, in the active language: nothing was done, come back soon."""
-    return error_body(
-        gettext("the platform is busy; try again in a moment"),
-        gettext("Nothing was done: send the same request again in a few seconds."),
-    )
-
-
-def error_answer(error: ScelleError) -> dict[str, str | None]:
-    """The body of an error's answer, in the language the request asked for."""
-    message, hint = error.localized(gettext)
-    return error_body(message, hint)
 
 
 @api.exception_handler(ScelleError)
@@ -147,14 +98,6 @@ def _invalid(request: HttpRequest, error: ValidationError) -> HttpResponse:
 @api.exception_handler(HttpError)
 def _http_error(request: HttpRequest, error: HttpError) -> HttpResponse:
     return api.create_response(request, error_body(str(error)), status=error.status_code)
-
-
-def current_token(request: HttpRequest) -> ApiToken:
-    return request.api_token  # type: ignore[attr-defined, no-any-return]
-
-
-def actor(request: HttpRequest) -> User:
-    return request.auth  # type: ignore[attr-defined, no-any-return]
 
 
 def _register() -> None:

@@ -61,7 +61,7 @@ from django.utils.datastructures import CaseInsensitiveMapping
 from scelle.core.errors import ScelleError
 from scelle.platform.accounts.services import client_of
 from scelle.platform.admission import Admission, Kind, Limits, Shed, Ticket
-from scelle.platform.api import BUSY_SECONDS, busy_body, error_answer, error_body, status_for
+from scelle.platform.answers import BUSY_SECONDS, busy_body, error_answer, error_body, status_for
 from scelle.platform.deposits import services, storage, tus
 
 Scope = MutableMapping[str, Any]

@@ -14,7 +14,7 @@ from pydantic import Field
 from scelle.core import certs
 from scelle.platform.accounts import services
 from scelle.platform.accounts.models import Permission, Service, User
-from scelle.platform.api import actor, current_token
+from scelle.platform.answers import actor, current_token
 from scelle.platform.clock import now
 from scelle.platform.keypairs.authority import platform_authority
 from scelle.platform.schemas import responses

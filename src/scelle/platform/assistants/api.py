@@ -15,7 +15,7 @@ from django.http import HttpRequest
 from ninja import Router, Schema, Status
 from pydantic import Field, StrictBool
 
-from scelle.platform.api import actor
+from scelle.platform.answers import actor
 from scelle.platform.assistants import services
 from scelle.platform.assistants.models import Job, Workstation
 from scelle.platform.clock import now

@@ -10,7 +10,7 @@ from django.http import FileResponse, HttpRequest
 from ninja import Router, Schema, Status
 from pydantic import Field
 
-from scelle.platform.api import actor
+from scelle.platform.answers import actor
 from scelle.platform.clock import now
 from scelle.platform.deposits import services
 from scelle.platform.deposits.models import Deposit

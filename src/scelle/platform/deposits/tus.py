@@ -32,7 +32,7 @@ from django.views.decorators.csrf import csrf_exempt
 from scelle.core.errors import InvalidInputError, NotAuthenticatedError, ScelleError
 from scelle.platform.accounts.models import User
 from scelle.platform.accounts.services import token_for
-from scelle.platform.api import error_answer, error_body, status_for
+from scelle.platform.answers import error_answer, error_body, status_for
 from scelle.platform.clock import now
 from scelle.platform.deposits import services
 

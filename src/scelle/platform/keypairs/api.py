@@ -11,7 +11,7 @@ from ninja import Router, Schema, Status
 from pydantic import Field
 
 from scelle.core import certs
-from scelle.platform.api import actor
+from scelle.platform.answers import actor
 from scelle.platform.clock import now
 from scelle.platform.keypairs import services
 from scelle.platform.keypairs.authority import platform_authority

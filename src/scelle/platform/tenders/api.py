@@ -14,7 +14,7 @@ from django.http import HttpRequest
 from ninja import Router, Schema, Status
 from pydantic import Field
 
-from scelle.platform.api import actor
+from scelle.platform.answers import actor
 from scelle.platform.clock import now
 from scelle.platform.schemas import responses
 from scelle.platform.tenders import services

@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 
 from scelle.platform.accounts.models import Permission, Service
-from scelle.platform.api import BUSY_SECONDS, busy_body, error_body
+from scelle.platform.answers import BUSY_SECONDS, busy_body, error_body
 from scelle.platform.assistants import services as assistants
 from scelle.platform.clock import now
 from scelle.platform.tenders.models import Tender
