@@ -100,14 +100,13 @@ def check_recipients(
     the RSF published in the tender notice (`expect_rsf`): otherwise a server
     could add its own key to the recipients and read the bid.
     """
-    if not tender["key_pairs"]:
+    rsf = tender_rsf(tender)
+    if rsf is None:  # no key pair
         raise RuleViolationError(
             N_("the tender {reference} has no key pair assigned"),
             reference=tender["reference"],
         )
     deadline = dt.datetime.fromisoformat(tender["deadline"])
-    rsf = tender_rsf(tender)
-    assert rsf is not None  # there are key pairs
     if expect_rsf is not None and normalise_rsf(expect_rsf) != rsf:
         raise RuleViolationError(
             N_(

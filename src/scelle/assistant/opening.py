@@ -52,7 +52,6 @@ WORK_FOLDER = ".scelle-work"
 WORKERS = 4
 """Envelopes opened at once: enough to overlap download, decryption and extraction
 on two cores, few enough to keep memory and disk traffic flat."""
-OUTSIDE_THE_SET = "encrypted to a recipient outside the tender's set"
 MAX_FOLDER_CHARACTERS = 80
 
 

@@ -118,13 +118,15 @@ class Assistant:
 
     # --- the loop ---------------------------------------------------------------------
 
-    def beat(self) -> None:
-        """Tell the platform this workstation's assistant runs, and what its store holds."""
+    def beat(self) -> str:
+        """Tell the platform this workstation's assistant runs, and what its store holds;
+        returns the workstation's id."""
         answer = self.client.heartbeat(
             self.config.workstation, __version__, reported_key_pairs(self.store)
         )
         self.workstation = answer["id"]
         self._last_beat = self.clock().timestamp()
+        return answer["id"]
 
     def wake(self) -> None:
         """The store or the settings changed: the next turn tells the platform."""
@@ -141,13 +143,11 @@ class Assistant:
     def step(self, *, wait: int = LONG_POLL_SECONDS) -> bool:
         """One turn: heartbeat when due, report what is left, ask for a job and do it.
         Returns whether a job was done."""
-        if self.workstation is None or self.clock().timestamp() - self._last_beat >= (
-            HEARTBEAT_SECONDS
-        ):
-            self.beat()
+        workstation = self.workstation
+        if workstation is None or self.clock().timestamp() - self._last_beat >= (HEARTBEAT_SECONDS):
+            workstation = self.beat()
         self._report_left()
-        assert self.workstation is not None
-        job = self.client.next_job(self.workstation, wait=wait)
+        job = self.client.next_job(workstation, wait=wait)
         self.state = "ready"
         if job is None:
             return False
@@ -183,12 +183,7 @@ class Assistant:
             except NotAuthenticatedError:
                 self.state = "logged-out"
                 raise
-            except PlatformUnavailableError as error:
-                self.state = "unreachable"
-                self.say(f"{error.message}; trying again in {backoff:.0f} s")
-                stop.wait(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
-            except PlatformAnswerError as error:
+            except PlatformUnavailableError as error:  # PlatformAnswerError included
                 self.state = "unreachable"
                 self.say(f"{error.message}; trying again in {backoff:.0f} s")
                 stop.wait(backoff)

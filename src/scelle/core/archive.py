@@ -86,10 +86,6 @@ class Manifest:
         }
         return json.dumps(document, ensure_ascii=False, indent=1, sort_keys=True).encode()
 
-    @property
-    def total_size(self) -> int:
-        return sum(file.size for file in self.files)
-
     @classmethod
     def from_json(cls, data: bytes) -> Manifest:
         try:

@@ -12,18 +12,13 @@ from dataclasses import dataclass
 from scelle.core.files import Readable
 
 # Tag bytes (class and form folded in) of the universal types we frame by hand.
-TAG_SEQUENCE = 0x30
-TAG_SET = 0x31
 TAG_OCTET_STRING = 0x04
-TAG_OCTET_STRING_CONSTRUCTED = 0x24
 TAG_OID = 0x06
-TAG_INTEGER = 0x02
 
 CONTEXT = 2  # the class of [n] tags
 UNIVERSAL = 0
 
 EOC = b"\x00\x00"
-INDEFINITE = b"\x80"
 
 MAX_DEPTH = 32
 

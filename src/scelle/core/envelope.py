@@ -611,7 +611,8 @@ def _decrypt(
         mac_header = reader.read_header()
         _check(mac_header.is_(ber.UNIVERSAL, 4, constructed=False))
         _check(mac_header.length == tag_or_block)
-        assert isinstance(cipher, AEADDecryptionContext)
+        if not isinstance(cipher, AEADDecryptionContext):
+            raise _Failed
         try:
             cipher.finalize_with_tag(reader.read_exact(tag_or_block))
         except InvalidTag:

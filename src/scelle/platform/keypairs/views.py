@@ -7,6 +7,7 @@ found) in the workstation's store, and only its certificate reaches here.
 from __future__ import annotations
 
 import uuid
+from typing import cast
 
 from django import forms
 from django.contrib import messages
@@ -96,8 +97,7 @@ class AddKeyPairForm(forms.Form):
 
     def __init__(self, *args: object, reported: list[dict[str, str]], **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        field = self.fields["existing"]
-        assert isinstance(field, forms.ChoiceField)
+        field = cast("forms.ChoiceField", self.fields["existing"])
         field.choices = [("", "—")] + [
             (
                 entry["fingerprint_sha256"],

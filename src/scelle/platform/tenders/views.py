@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 import zoneinfo
+from typing import cast
 
 from django import forms
 from django.conf import settings
@@ -70,8 +71,7 @@ class TenderForm(forms.Form):
 
     def __init__(self, *args: object, services_: list[Service], **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        field = self.fields["service"]
-        assert isinstance(field, forms.ChoiceField)
+        field = cast("forms.ChoiceField", self.fields["service"])
         field.choices = [(str(service.id), service.name) for service in services_]
 
     def clean(self) -> dict[str, object]:
