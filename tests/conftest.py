@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,12 +15,33 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from scelle.core import certs
+from scelle.core.clock import TEST_CLOCK_VARIABLE
 from scelle.core.envelope import DecryptionKey
 from scelle.keystore import KeyStore
 
 NOW = dt.datetime(2026, 11, 22, 9, 30, tzinfo=dt.UTC)
 STORE_PASSPHRASE = "Magasin-de-test-2026!"
 PFX_PASSWORD = "Export-Bi-clé-2026!"
+
+
+LOCALE_VARIABLES = ("SCELLE_LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A suite started with SIGINT ignored (`&` in a script, nohup) would pass that on to
+    # every process it starts, and the journeys' Ctrl-C would never arrive: the processes
+    # the tests start get Python's own handler back, as from a terminal.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture(autouse=True)
+def _same_environment_everywhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts in English whatever the shell's locale, with no moved clock: a
+    test that wants French or a clock says so."""
+    for name in (*LOCALE_VARIABLES, TEST_CLOCK_VARIABLE):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "C.UTF-8")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from scelle.assistant import i18n
 from scelle.cli.main import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, run
 from scelle.cli.session import Session
 from tests.conftest import NOW, PFX_PASSWORD, STORE_PASSPHRASE, Identity
@@ -242,25 +241,24 @@ def test_french(
     scelle_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SCELLE_LANG", "fr_FR.UTF-8")
-    i18n.language.cache_clear()
-    try:
-        _status, _, err = scelle(capsys, "keys", "generate", "BICLE")
-        assert (
-            "Le bi-clé BICLE a été créé et enregistré dans le magasin de certificats de ce poste."
-            in err
-        )
-        assert "Empreinte SHA-256" in err
-        _, out, _ = scelle(capsys, "keys", "list")
-        assert "Délivré à (CN)" in out
-        # The core's refusals too, from the same catalogue.
-        status, _, err = scelle(capsys, "keys", "show", "INCONNU")
-        assert status == EXIT_FAILURE
-        assert "aucun bi-clé nommé 'INCONNU' dans le magasin de ce poste" in err
-        status, _, err = scelle(capsys, "keys", "generate", "X", "--days", "0")
-        assert status == EXIT_USAGE
-    finally:
-        monkeypatch.setenv("SCELLE_LANG", "en")
-        i18n.language.cache_clear()
+    _status, _, err = scelle(capsys, "keys", "generate", "BICLE")
+    assert (
+        "Le bi-clé BICLE a été créé et enregistré dans le magasin de certificats de ce poste."
+        in err
+    )
+    assert "Empreinte SHA-256" in err
+    _, out, _ = scelle(capsys, "keys", "list")
+    assert "Délivré à (CN)" in out
+    # The core's refusals too, from the same catalogue.
+    status, _, err = scelle(capsys, "keys", "show", "INCONNU")
+    assert status == EXIT_FAILURE
+    assert "aucun bi-clé nommé 'INCONNU' dans le magasin de ce poste" in err
+    status, _, err = scelle(capsys, "keys", "generate", "X", "--days", "0")
+    assert status == EXIT_USAGE
+    # English again as soon as the setting says so, in the same process.
+    monkeypatch.setenv("SCELLE_LANG", "en")
+    _, out, _ = scelle(capsys, "keys", "list")
+    assert "Issued to (CN)" in out
 
 
 # --- the installed command, as a process -------------------------------------------
@@ -350,17 +348,11 @@ def test_sizes_read_as_people_read_them(monkeypatch) -> None:
     from scelle.cli.console import human_size
 
     monkeypatch.setenv("SCELLE_LANG", "en")
-    i18n.language.cache_clear()
     assert [human_size(n) for n in (0, 999, 1000, 314_575_977, 10**13)] == [
         "0 B", "999 B", "1.0 kB", "314.6 MB", "10.0 TB",
     ]  # fmt: skip
     monkeypatch.setenv("SCELLE_LANG", "fr")
-    i18n.language.cache_clear()
-    try:
-        assert human_size(314_575_977) == "314,6 Mo"
-    finally:
-        monkeypatch.setenv("SCELLE_LANG", "en")
-        i18n.language.cache_clear()
+    assert human_size(314_575_977) == "314,6 Mo"
 
 
 def test_receipts_verify_takes_several_files(

@@ -4,9 +4,11 @@ on SQLite in a temporary folder or on a fresh PostgreSQL database."""
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import re
 import secrets
+import signal
 import subprocess
 import sys
 import threading
@@ -18,6 +20,8 @@ from typing import IO
 
 import httpx
 import pytest
+
+from scelle.core.clock import TEST_CLOCK_VARIABLE, shifted_clock
 
 POSTGRES_SERVER = os.environ.get("SCELLE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 START_TIMEOUT = 90.0
@@ -48,6 +52,23 @@ class Platform:
     process: subprocess.Popen[bytes]
     database: str | None = None
     """The PostgreSQL database's name, None on SQLite."""
+    python: str = sys.executable
+    """The Python whose `scelle` serves (an installed wheel's, in the wheel test)."""
+
+    @property
+    def clock_file(self) -> Path:
+        """The seconds the server's and the workstations' clocks are moved by."""
+        return Path(self.env[TEST_CLOCK_VARIABLE])
+
+    def pass_deadline(self, deadline: dt.datetime, *, by: float = 1.0) -> None:
+        """Move the platform's clock, and the workstations' (same file), `by` seconds past
+        `deadline`, instead of waiting for it. Clocks never go back."""
+        moved = shifted_clock(self.clock_file)() - dt.datetime.now(dt.UTC)
+        wanted = (deadline - dt.datetime.now(dt.UTC)).total_seconds() + by
+        if wanted > moved.total_seconds():
+            written = self.clock_file.with_suffix(".new")
+            written.write_text(f"{wanted:.3f}", encoding="ascii")
+            written.replace(self.clock_file)
 
     def query(self, sql: str) -> list[tuple[object, ...]]:
         """Read the platform's database directly, as an operator could."""
@@ -99,12 +120,12 @@ class Platform:
     def restart(self) -> None:
         """Start again on the same data and the same port."""
         port = self.url.rsplit(":", 1)[1]
-        self.process, url = _start(self.data, self.env, port=port)
+        self.process, url = _start(self.data, self.env, port=port, python=self.python)
         assert url == self.url
 
     def admin(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [sys.executable, "-m", "scelle.cli", "admin", *args, "--data", str(self.data)],
+            [self.python, "-m", "scelle.cli", "admin", *args, "--data", str(self.data)],
             env=self.env,
             capture_output=True,
             text=True,
@@ -116,9 +137,11 @@ class Platform:
         return result
 
 
-def _server_env(database_url: str | None) -> dict[str, str]:
+def _server_env(database_url: str | None, clock_file: Path | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SCELLE_", "DJANGO_"))}
     env["SCELLE_LANG"] = "en"
+    if clock_file is not None:
+        env[TEST_CLOCK_VARIABLE] = str(clock_file)
     if database_url:
         env["SCELLE_DATABASE_URL"] = database_url
     return env
@@ -146,10 +169,10 @@ def said(process: subprocess.Popen[bytes]) -> str:
 
 
 def _start(
-    data: Path, env: dict[str, str], *, port: str = "0"
+    data: Path, env: dict[str, str], *, port: str = "0", python: str = sys.executable
 ) -> tuple[subprocess.Popen[bytes], str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "scelle.cli", "serve", "--data", str(data), "--port", port],
+        [python, "-m", "scelle.cli", "serve", "--data", str(data), "--port", port],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -177,8 +200,31 @@ def _start(
     raise AssertionError("scelle serve did not start:\n" + "".join(seen))
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def platform(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Platform]:
+def _stop(process: subprocess.Popen[bytes]) -> int:
+    """SIGTERM, as a service manager stops the server; its exit status (killed after 30 s)."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
+    finally:
+        said(process)  # read to its end
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+BOTH_DATABASES = pytest.mark.parametrize("platform", ["sqlite", "postgresql"], indirect=True)
+"""For the journeys whose outcome depends on the database (what it holds, durability,
+several processes): they run on SQLite and on PostgreSQL. The others run on SQLite, and
+the platform's own tests run again on PostgreSQL (scripts/test)."""
+
+
+@pytest.fixture(params=["sqlite"])
+def platform(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Platform]:
+    """`scelle serve` on a fresh database (SQLite unless the test asks for PostgreSQL)."""
     database_url = None
     admin_url = None
     name = f"scelle_e2e_{secrets.token_hex(4)}"
@@ -189,22 +235,19 @@ def platform(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Platfor
         with psycopg.connect(admin_url, autocommit=True) as connection:
             connection.execute(f'CREATE DATABASE "{name}"')  # name is ours: hex only
         database_url = f"{POSTGRES_SERVER}/{name}"
-    env = _server_env(database_url)
+    clock_file = tmp_path / "clock-seconds"
+    env = _server_env(database_url, clock_file)
+    # The workstations of the test (the command in this process, assistants it starts)
+    # read the same moved clock as the server.
+    monkeypatch.setenv(TEST_CLOCK_VARIABLE, str(clock_file))
     data = tmp_path / "scelle-data"
     process, url = _start(data, env)
     running = Platform(url, data, env, process, name if database_url else None)
     try:
         yield running
     finally:
-        process = running.process
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stderr is not None:
-            process.stderr.close()
+        if running.process.returncode is None:
+            _stop(running.process)
         if admin_url is not None:
             import psycopg
 

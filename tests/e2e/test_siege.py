@@ -12,11 +12,9 @@ import json
 import os
 import re
 import resource
-import signal
 import socket
 import sqlite3
 import struct
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -27,7 +25,15 @@ import httpx
 import pytest
 
 from scelle.client.api import PlatformClient
-from tests.e2e.conftest import PASSWORD, POSTGRES_SERVER, Platform, _server_env, _start, said
+from tests.e2e.conftest import (
+    PASSWORD,
+    POSTGRES_SERVER,
+    Platform,
+    _server_env,
+    _start,
+    _stop,
+    said,
+)
 from tests.e2e.test_rush import _sealed, _tender
 
 pytestmark = [pytest.mark.slow, pytest.mark.platform]
@@ -141,17 +147,6 @@ def _company(platform: Platform, password_file: Path) -> str:
         "--password-file", str(password_file),
     )  # fmt: skip
     return "offres@btp.fr"
-
-
-def _stop(process: subprocess.Popen[bytes]) -> int:
-    """SIGTERM, as a service manager stops the server; its exit status."""
-    process.send_signal(signal.SIGTERM)
-    try:
-        return process.wait(timeout=30)
-    finally:
-        said(process)  # read to its end
-        if process.stderr is not None:
-            process.stderr.close()
 
 
 def _tokens_issued(platform: Platform) -> int:

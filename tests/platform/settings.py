@@ -19,3 +19,8 @@ from scelle.platform.settings import *  # noqa: F403
 # Argon2 at its production cost makes every test login take 50 ms; the
 # hasher is the same, only cheaper.
 PASSWORD_HASHERS = ["tests.platform.hashers.FastArgon2PasswordHasher"]
+
+if DATABASES["default"]["ENGINE"] == "scelle.platform.sqlite":  # noqa: F405
+    # In memory, as for Django's own SQLite backend; said outright because pytest-django
+    # (each xdist worker its own database) only recognises that backend by its name.
+    DATABASES["default"]["TEST"] = {"NAME": ":memory:"}  # noqa: F405

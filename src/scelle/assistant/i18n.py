@@ -18,8 +18,8 @@ from pathlib import Path
 LOCALE = Path(__file__).resolve().parent.parent / "locale"
 
 
-@cache
 def language() -> str:
+    """Read at each message (no cache): a setting changed in the process applies at once."""
     for variable in ("SCELLE_LANG", "LC_ALL", "LC_MESSAGES", "LANG"):
         value = os.environ.get(variable)
         if value:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import click
 
 from scelle import __version__
-from scelle.assistant.i18n import _, gettext_of, language, use_for_click
+from scelle.assistant.i18n import gettext_of, language, translate, use_for_click
 from scelle.cli.session import Session
 from scelle.core.errors import ScelleError
 
@@ -67,8 +67,13 @@ def _register() -> None:
 
 
 def help_texts(command: click.Command) -> Iterator[str]:
-    """Every help text of `command` and below, as `--help` shows them (the catalogue's
-    msgids: scripts/help-texts lists them for makemessages)."""
+    """Every help text of `command` and below, as written (the catalogue's msgids:
+    scripts/help-texts lists them for makemessages)."""
+    _translate_help(command, "en")
+    yield from _help_texts(command)
+
+
+def _help_texts(command: click.Command) -> Iterator[str]:
     if command.help:
         yield inspect.cleandoc(command.help.split("\f", 1)[0])
     if command.short_help:
@@ -78,32 +83,48 @@ def help_texts(command: click.Command) -> Iterator[str]:
             yield param.help
     if isinstance(command, click.Group):
         for name in sorted(command.commands):
-            yield from help_texts(command.commands[name])
+            yield from _help_texts(command.commands[name])
 
 
-def _translate_help(command: click.Command) -> None:
-    """`--help` in the user's language, from the same catalogue as the messages."""
-    if command.help:
-        command.help = _(inspect.cleandoc(command.help.split("\f", 1)[0]))
-    if command.short_help:
-        command.short_help = _(command.short_help)
+_ORIGINAL_HELP: dict[tuple[int, str], str | None] = {}
+"""Each help text as written (English), by its holder (a command or an option)."""
+
+
+def _in_language(holder: click.Command | click.Parameter, attribute: str, lang: str) -> None:
+    key = (id(holder), attribute)
+    if key not in _ORIGINAL_HELP:
+        text = getattr(holder, attribute)
+        if text and isinstance(holder, click.Command) and attribute == "help":
+            text = inspect.cleandoc(text.split("\f", 1)[0])
+        _ORIGINAL_HELP[key] = text
+    original = _ORIGINAL_HELP[key]
+    if original:
+        setattr(holder, attribute, translate(lang, original))
+
+
+def _translate_help(command: click.Command, lang: str) -> None:
+    """`--help` in the user's language, from the same catalogue as the messages: set at
+    each run from the texts as written, so that a run in English after one in French
+    (the same process, as in the tests) is in English again."""
+    _in_language(command, "help", lang)
+    _in_language(command, "short_help", lang)
     for param in command.params:
-        if isinstance(param, click.Option) and param.help:
-            param.help = _(param.help)
+        if isinstance(param, click.Option):
+            _in_language(param, "help", lang)
     if isinstance(command, click.Group):
         for sub in command.commands.values():
-            _translate_help(sub)
+            _translate_help(sub, lang)
 
 
 _register()
-if language() != "en":
-    use_for_click(language())
-    _translate_help(cli)
 
 
 def run(args: list[str] | None = None, session: Session | None = None) -> int:
     """Run the command line and return its exit status."""
     debug = "--debug" in (args if args is not None else sys.argv[1:])
+    lang = language()
+    use_for_click(lang)
+    _translate_help(cli, lang)
     try:
         cli.main(args=args, prog_name="scelle", standalone_mode=False, obj=session)
     except click.exceptions.Abort:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 
-from scelle.core.clock import Clock, system_clock
+from scelle.core.clock import Clock, clock_from_environment
 from scelle.keystore import KeyStore, default_home
 
 
@@ -15,7 +16,7 @@ from scelle.keystore import KeyStore, default_home
 class Session:
     """What every command shares: the clock and the local store."""
 
-    clock: Clock = system_clock
+    clock: Clock = field(default_factory=lambda: clock_from_environment(os.environ))
     home: Path | None = None
     debug: bool = False
     _store: KeyStore | None = field(default=None, init=False, repr=False)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
-from scelle.core.clock import Clock, system_clock
+from scelle.core.clock import TEST_CLOCK_VARIABLE, Clock, system_clock
 from scelle.core.errors import InvalidInputError
 
 DEFAULT_THREADS = 8
@@ -133,6 +133,8 @@ def serve(
 
     _raise_open_files_limit()
     pipelining.install()
+    if os.environ.get(TEST_CLOCK_VARIABLE):
+        _log.warning("%s is set: this platform's clock is moved (tests only)", TEST_CLOCK_VARIABLE)
     limits = Limits(
         threads=threads,
         client_threads=settings.SCELLE_CLIENT_THREADS,

@@ -64,7 +64,7 @@ from typing import Any
 
 import dj_database_url
 
-from scelle.core.clock import system_clock
+from scelle.core.clock import clock_from_environment
 from scelle.core.errors import InvalidInputError
 from scelle.core.files import ensure_private_dir, write_private_file
 
@@ -137,8 +137,9 @@ SCELLE_DATABASE_BUSY_SECONDS = _env_int("SCELLE_DATABASE_BUSY_SECONDS", 5)
 SCELLE_TRUSTED_PROXIES = [
     part.strip() for part in _env("SCELLE_TRUSTED_PROXIES", "").split(",") if part.strip()
 ]
-SCELLE_CLOCK = system_clock
-"""Where the platform reads the time; tests put a movable clock here."""
+SCELLE_CLOCK = clock_from_environment(os.environ)
+"""Where the platform reads the time: the system's, moved only by the test suite's
+SCELLE_TEST_CLOCK_FILE (a running server's) or replaced by a movable clock (in-process)."""
 
 
 def _database() -> dict[str, Any]:
