@@ -36,11 +36,11 @@ def test_long_polls_hold_no_thread_and_a_job_goes_to_one(
         ).json()["id"]
 
         def poll(_index: int) -> httpx.Response:
-            return api.get("/assistant/jobs/next", params={"workstation": workstation, "wait": 20})
+            return api.get("/assistant/jobs/next", params={"workstation": workstation, "wait": 8})
 
         with concurrent.futures.ThreadPoolExecutor(POLLERS) as pool:
             waiting = [pool.submit(poll, index) for index in range(POLLERS)]
-            # The pollers wait 20 s; were each holding one of the 8 threads, this would
+            # The pollers wait 8 s; were each holding one of the 8 threads, this would
             # queue behind them for that long.
             assert api.get("/health", timeout=5).json() == {"status": "ok"}
             made = api.post(

@@ -112,7 +112,6 @@ def choose(page, files: dict[str, Path]) -> None:
         envelope.locator(f"input[data-role='{role}']").set_input_files(path)
 
 
-@pytest.mark.parametrize("platform", ["sqlite"], indirect=True)
 def test_a_company_deposits_from_the_page_and_the_buyer_opens_it(
     platform: Platform, password_file: Path, tmp_path: Path, stations
 ) -> None:
@@ -183,7 +182,6 @@ def _foreign_certificate_pem() -> str:
     return _certificate_pem((-1, 400))
 
 
-@pytest.mark.parametrize("platform", ["sqlite"], indirect=True)
 def test_a_recipient_the_platform_ca_did_not_issue_stops_the_page(
     platform: Platform, password_file: Path, tmp_path: Path, stations
 ) -> None:
@@ -233,7 +231,6 @@ def _certificate_pem(days: tuple[int, int]) -> str:
     return certificate.public_bytes(serialization.Encoding.PEM).decode()
 
 
-@pytest.mark.parametrize("platform", ["sqlite"], indirect=True)
 def test_a_deposit_refused_before_it_starts_says_why_and_sends_nothing(
     platform: Platform, password_file: Path, tmp_path: Path, stations
 ) -> None:
@@ -293,7 +290,6 @@ def _offset_of(request) -> int:
     return int(request.headers.get("upload-offset", "-1"))
 
 
-@pytest.mark.parametrize("platform", ["sqlite"], indirect=True)
 def test_a_reloaded_tab_resumes_with_the_same_files_and_refuses_a_changed_one(
     platform: Platform, password_file: Path, tmp_path: Path, stations
 ) -> None:
@@ -397,7 +393,6 @@ class CuttingProxy:
         self.listener.close()
 
 
-@pytest.mark.parametrize("platform", ["sqlite"], indirect=True)
 def test_a_connection_cut_mid_chunk_continues_from_the_platform_offset(
     platform: Platform, password_file: Path, tmp_path: Path, stations
 ) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import STORE_PASSPHRASE
-from tests.e2e.conftest import Platform
+from tests.e2e.conftest import BOTH_DATABASES, Platform
 from tests.e2e.test_platform_journey import Workstation, set_up
 
 pytestmark = [pytest.mark.slow, pytest.mark.platform]
@@ -63,6 +63,7 @@ def bid(folder: Path, size: int = 300_000) -> tuple[Path, Path]:
     return candidature, offre
 
 
+@BOTH_DATABASES
 def test_deposits_and_what_the_platform_holds(
     platform: Platform, stations: dict[str, Workstation], password_file: Path, tmp_path: Path
 ) -> None:
@@ -170,6 +171,7 @@ def test_an_interrupted_client_resumes(
     assert json.loads(stations["btp"].ok("receipts", "verify", str(receipt), "--json"))
 
 
+@BOTH_DATABASES
 def test_a_server_killed_mid_upload_loses_nothing(
     platform: Platform, stations: dict[str, Workstation], password_file: Path, tmp_path: Path
 ) -> None:

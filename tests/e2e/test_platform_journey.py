@@ -303,8 +303,6 @@ def test_admin_commands_do_not_create_a_platform_where_there_is_none(tmp_path: P
 def test_a_key_pair_is_named_by_its_designation_its_cn_or_its_local_name(
     platform: Platform, stations: dict[str, Workstation], password_file: Path
 ) -> None:
-    if platform.database:
-        pytest.skip("names are resolved the same whatever the database: SQLite is enough")
     set_up(platform, password_file)
     agent = stations["agent"]
     agent.ok("login", platform.url, "--email", "acheteur@rouen.fr", "--password-file",

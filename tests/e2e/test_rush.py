@@ -24,10 +24,10 @@ from scelle.core import certs
 from scelle.core.envelope import EnvelopeKeys, encrypt_stream
 from scelle.core.receipt import verify_receipt
 from scelle.platform.server import DEFAULT_THREADS, KEEP_ALIVE_SECONDS
-from tests.e2e.conftest import PASSWORD, Platform, _start
+from tests.e2e.conftest import BOTH_DATABASES, PASSWORD, Platform, _start
 from tests.e2e.test_platform_journey import set_up
 
-pytestmark = [pytest.mark.slow, pytest.mark.platform]
+pytestmark = [pytest.mark.slow, pytest.mark.platform, pytest.mark.xdist_group("load")]
 
 
 def _address(platform: Platform) -> tuple[str, int]:
@@ -42,13 +42,6 @@ def _answers(url: str) -> bool:
         return bool(httpx.get(f"{url}/api/health", timeout=5).json() == {"status": "ok"})
     except httpx.TimeoutException:
         return False
-
-
-@pytest.fixture
-def sqlite_platform(platform: Platform) -> Platform:
-    if platform.database:
-        pytest.skip("the server side is the same whatever the database: SQLite is enough")
-    return platform
 
 
 def _tender(
@@ -96,9 +89,9 @@ def crowd() -> Iterator[list[socket.socket]]:
 
 
 def test_silent_and_slow_connections_hold_no_worker(
-    sqlite_platform: Platform, password_file: Path, tmp_path: Path, crowd: list[socket.socket]
+    platform: Platform, password_file: Path, tmp_path: Path, crowd: list[socket.socket]
 ) -> None:
-    platform = sqlite_platform
+    platform = platform
     token, tender, recipients = _tender(platform, password_file, tmp_path)
     host, port = _address(platform)
     # Many more silent connections than worker threads, and request heads cut short.
@@ -141,9 +134,9 @@ def test_silent_and_slow_connections_hold_no_worker(
 
 
 def test_bodies_are_bounded_and_odd_requests_get_no_server_error(
-    sqlite_platform: Platform, password_file: Path, tmp_path: Path
+    platform: Platform, password_file: Path, tmp_path: Path
 ) -> None:
-    platform = sqlite_platform
+    platform = platform
     token, tender, _recipients = _tender(platform, password_file, tmp_path)
     auth = {"Authorization": f"Bearer {token}"}
     # A JSON body announced larger than any the API takes: refused before it is read.
@@ -224,13 +217,13 @@ def test_bodies_are_bounded_and_odd_requests_get_no_server_error(
 
 
 def test_a_chunk_refused_before_its_body_is_read_gets_its_answer_and_the_connection_ends(
-    sqlite_platform: Platform, password_file: Path, tmp_path: Path
+    platform: Platform, password_file: Path, tmp_path: Path
 ) -> None:
     """A browser sends a chunk's whole body before it reads any answer: when the platform
     refuses the chunk at once (here: another request still writes the upload, as after a
     connection cut that Chromium resends on another), it must close the connection, or
     both sides wait for ever (hypercorn kept it open once its queue to the app was full)."""
-    platform = sqlite_platform
+    platform = platform
     token, tender, _recipients = _tender(platform, password_file, tmp_path)
     host, port = _address(platform)
     size = 8 << 20
@@ -260,6 +253,7 @@ def _send_all(connection: socket.socket, data: bytes) -> None:
         connection.sendall(data)
 
 
+@BOTH_DATABASES
 def test_two_server_processes_share_one_upload(
     platform: Platform, password_file: Path, tmp_path: Path
 ) -> None:
@@ -295,9 +289,9 @@ def test_two_server_processes_share_one_upload(
 
 
 def test_the_server_sweeps_the_uploads_of_a_cancelled_tender(
-    sqlite_platform: Platform, password_file: Path, tmp_path: Path
+    platform: Platform, password_file: Path, tmp_path: Path
 ) -> None:
-    platform = sqlite_platform
+    platform = platform
     token, tender, _recipients = _tender(platform, password_file, tmp_path)
     with PlatformClient(platform.url, token) as company:
         uploads = [

@@ -36,7 +36,7 @@ from tests.e2e.conftest import (
 )
 from tests.e2e.test_rush import _sealed, _tender
 
-pytestmark = [pytest.mark.slow, pytest.mark.platform]
+pytestmark = [pytest.mark.slow, pytest.mark.platform, pytest.mark.xdist_group("load")]
 
 OPENAPI = b"GET /api/openapi.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 BUSY = "la plateforme est occupée ; réessayez dans un instant"

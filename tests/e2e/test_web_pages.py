@@ -29,7 +29,6 @@ def _accessible(page) -> None:
     assert serious_violations(page) == [], page.url
 
 
-@pytest.mark.parametrize("platform", ["sqlite"], indirect=True)
 def test_a_company_sees_its_tenders_and_keeps_its_receipt(
     platform: Platform, password_file: Path, tmp_path: Path, capsys, monkeypatch
 ) -> None:
@@ -75,7 +74,6 @@ def test_a_company_sees_its_tenders_and_keeps_its_receipt(
     assert "valid" in said
 
 
-@pytest.mark.parametrize("platform", ["sqlite"], indirect=True)
 def test_habilitations_and_the_api_documentation(platform: Platform, password_file: Path) -> None:
     set_up(platform, password_file)
     platform.admin(
