@@ -39,11 +39,10 @@ class BuildJs(Command):
     def run(self) -> None:
         sources = [*SOURCES.glob("*.js"), *SOURCES.glob("*.mjs"), ROOT / "package-lock.json"]
         built = list(BUNDLE.glob("*.js"))
-        fresh = bool(built) and min(p.stat().st_mtime for p in built) >= _newest(sources)
+        if built and min(p.stat().st_mtime for p in built) >= _newest(sources):
+            return  # built since its sources last changed (an sdist carries its bundle)
         npm = shutil.which("npm")
         if npm is None or shutil.which("node") is None:
-            if fresh:
-                return  # an sdist carries its bundle: nothing to build without Node.js
             raise SystemExit(
                 "Node.js and npm are needed to bundle the deposit page's code "
                 "(Debian: apt-get install nodejs npm; or run scripts/build-js)"
