@@ -100,10 +100,12 @@ def test_a_page_speaks_the_browsers_language(language: str) -> None:
 
 def test_the_help_texts_are_listed_for_the_catalogue() -> None:
     """scripts/help-texts keeps src/scelle/cli/help_texts.py current (makemessages reads it)."""
-    from scelle.cli.help_texts import HELP_TEXTS
-    from scelle.cli.main import cli, help_texts
+    from scelle.cli.help_texts import COMMAND_HELP, HELP_TEXTS
+    from scelle.cli.main import all_commands, help_texts
 
+    cli = all_commands()
     assert set(help_texts(cli)) == set(HELP_TEXTS), "run scripts/help-texts"
+    assert COMMAND_HELP == {name: c.help for name, c in cli.commands.items()}, "run scripts/help-texts"
 
 
 _PLACEHOLDER = re.compile(r"%\([a-z_0-9]+\)[sdr]|\{[a-z_0-9]+(?:![rsa])?(?::[^}]*)?\}")

@@ -288,17 +288,7 @@ def deposit(
     before anything is sent; `expect_rsf` refuses to send when it differs.
     """
     tender = client.tender(reference)
-    if tender["status"] != "published":
-        raise RuleViolationError(
-            N_("the tender {reference} takes no deposit now"),
-            reference=tender["reference"],
-        )
-    by_kind = dict(sources)
-    if len(by_kind) != len(sources) or sorted(by_kind) != sorted(tender["envelopes"]):
-        raise InvalidInputError(
-            f"{tender['reference']} takes exactly one of each envelope: "
-            + ", ".join(f"--envelope {kind}=FILE_OR_FOLDER" for kind in tender["envelopes"])
-        )
+    by_kind = _sources_for(tender, sources)
     recipients, rsf = check_recipients(tender, authority, now=now, expect_rsf=expect_rsf)
     show_recipients(rsf, tender["key_pairs"])
     fingerprints = sorted(certs.fingerprint_sha256(c) for c in recipients)
@@ -328,27 +318,77 @@ def deposit(
         for entry in json.loads(saved)["envelopes"]:
             _abandon(client, entry["upload"])
     if items is None:
-        items = [
-            _Envelope(
-                kind, by_kind[kind], plans[kind], envelope.EnvelopeKeys.for_recipients(recipients)
-            )
-            for kind in tender["envelopes"]
-        ]
-        total = sum(item.size for item in items)
-        if total > tender["max_deposit_bytes"]:
-            raise RuleViolationError(
-                N_(
-                    "this deposit would hold {value:.2f} GiB; the platform takes at most "
-                    "{value2:.2f} GiB"
-                ),
-                value=total / (1 << 30),
-                value2=tender["max_deposit_bytes"] / (1 << 30),
-            )
-        for item in items:
-            item.upload = client.create_upload(
-                tender=tender["id"], envelope=item.kind, length=item.size
-            )
+        items = _new_envelopes(client, tender, plans, by_kind, recipients)
         _save(store, name, client.url, tender["reference"], items)
+    offsets = _offsets(client, store, name, items)
+    if any(offsets.values()):
+        say("Resuming the interrupted deposit where its upload stopped.")
+    sending = progress("Sealing and sending", sum(i.size - offsets[i.kind] for i in items))
+    hashes = {item.kind: _send(client, item, offsets[item.kind], sending) for item in items}
+    # Kept before finalising: if its answer is lost, a new run finds the deposit by
+    # its uploads and checks the receipt fetched again against these.
+    _save(store, name, client.url, tender["reference"], items, hashes, rsf, fingerprints)
+    answer = client.finalise_deposit(
+        tender["id"],
+        [(item.kind, _upload_id(item.upload), hashes[item.kind][1]) for item in items],
+    )
+    verified = _check_receipt(answer, hashes, rsf, fingerprints, authority)
+    store.delete_pending(name)
+    return verified
+
+
+def _sources_for(tender: api.Tender, sources: Sequence[tuple[str, Path]]) -> dict[str, Path]:
+    """The file or folder of each envelope, when the tender takes a deposit of exactly
+    these envelopes."""
+    if tender["status"] != "published":
+        raise RuleViolationError(
+            N_("the tender {reference} takes no deposit now"),
+            reference=tender["reference"],
+        )
+    by_kind = dict(sources)
+    if len(by_kind) != len(sources) or sorted(by_kind) != sorted(tender["envelopes"]):
+        raise InvalidInputError(
+            f"{tender['reference']} takes exactly one of each envelope: "
+            + ", ".join(f"--envelope {kind}=FILE_OR_FOLDER" for kind in tender["envelopes"])
+        )
+    return by_kind
+
+
+def _new_envelopes(
+    client: api.PlatformClient,
+    tender: api.Tender,
+    plans: dict[str, archive.PackPlan],
+    by_kind: dict[str, Path],
+    recipients: list[x509.Certificate],
+) -> list[_Envelope]:
+    """A new content key and upload for each envelope, once the deposit's size fits."""
+    items = [
+        _Envelope(
+            kind, by_kind[kind], plans[kind], envelope.EnvelopeKeys.for_recipients(recipients)
+        )
+        for kind in tender["envelopes"]
+    ]
+    total = sum(item.size for item in items)
+    if total > tender["max_deposit_bytes"]:
+        raise RuleViolationError(
+            N_(
+                "this deposit would hold {value:.2f} GiB; the platform takes at most "
+                "{value2:.2f} GiB"
+            ),
+            value=total / (1 << 30),
+            value2=tender["max_deposit_bytes"] / (1 << 30),
+        )
+    for item in items:
+        item.upload = client.create_upload(
+            tender=tender["id"], envelope=item.kind, length=item.size
+        )
+    return items
+
+
+def _offsets(
+    client: api.PlatformClient, store: KeyStore, name: str, items: list[_Envelope]
+) -> dict[str, int]:
+    """What the platform already holds of each envelope's upload."""
     offsets = {}
     for item in items:
         try:
@@ -364,34 +404,26 @@ def deposit(
                     "Check `scelle deposits list`, then run the command again to deposit anew."
                 ),
             ) from None
-    if any(offsets.values()):
-        say("Resuming the interrupted deposit where its upload stopped.")
-    sending = progress("Sealing and sending", sum(i.size - offsets[i.kind] for i in items))
-    hashes = {}
-    for item in items:
-        sink = _UploadSink(client, item.upload, skip=offsets[item.kind], progress=sending)
-        try:
-            _seal_and_send(item, sink)
-        except BaseException:
-            sink.abandon()
-            raise
-        sent = sink.finish()
-        if sent != item.size:
-            raise InvalidInputError(
-                N_("the envelope {kind} came out at an unexpected size"),
-                kind=item.kind,
-            )
-        hashes[item.kind] = (sent, sink.digest.hexdigest())
-    # Kept before finalising: if its answer is lost, a new run finds the deposit by
-    # its uploads and checks the receipt fetched again against these.
-    _save(store, name, client.url, tender["reference"], items, hashes, rsf, fingerprints)
-    answer = client.finalise_deposit(
-        tender["id"],
-        [(item.kind, _upload_id(item.upload), hashes[item.kind][1]) for item in items],
-    )
-    verified = _check_receipt(answer, hashes, rsf, fingerprints, authority)
-    store.delete_pending(name)
-    return verified
+    return offsets
+
+
+def _send(
+    client: api.PlatformClient, item: _Envelope, offset: int, sending: Progress | None
+) -> tuple[int, str]:
+    """Seal the envelope again and send what the platform lacks: its size and SHA-256."""
+    sink = _UploadSink(client, item.upload, skip=offset, progress=sending)
+    try:
+        _seal_and_send(item, sink)
+    except BaseException:
+        sink.abandon()
+        raise
+    sent = sink.finish()
+    if sent != item.size:
+        raise InvalidInputError(
+            N_("the envelope {kind} came out at an unexpected size"),
+            kind=item.kind,
+        )
+    return sent, sink.digest.hexdigest()
 
 
 def _upload_id(upload: str) -> str:

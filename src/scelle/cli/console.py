@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from scelle.assistant.i18n import _, language
-from scelle.core.envelope import ProgressCallback
 from scelle.core.errors import InvalidInputError, WrongPasswordError
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from scelle.core.envelope import ProgressCallback
 
 _Command = TypeVar("_Command", bound=Callable[..., Any])
 
@@ -139,7 +140,7 @@ def say(message: str) -> None:
     click.echo(message, err=True)
 
 
-ProgressFactory = Callable[[str, int | None], ProgressCallback | None]
+ProgressFactory = Callable[[str, int | None], "ProgressCallback | None"]
 
 
 def plain_console(**options: Any) -> Console:  # noqa: ANN401 - rich's keywords

@@ -156,3 +156,22 @@ HELP_TEXTS = (
     ),
     gettext_noop("Show a tender, with its key pairs and their fingerprints."),
 )
+
+COMMAND_HELP = {
+    "admin": "Set up the platform: organisations, services, users; check the audit log.",
+    "agents": "Your organisation's agents and their permissions (needs `administer`).",
+    "assistant": "Run the assistant the platform's pages give work to (Traitements distants).\n\nIt logs in as `scelle login` did, asks the platform for jobs (it never listens\nfor it), adds key pairs to this workstation's store and opens tenders'\nenvelopes into the openings folder. Stop it with Ctrl-C.",
+    "decrypt": "Open the envelope IN (a file, or - for stdin).\n\nThe output appears only once the envelope has verified: nothing is left\nbehind when it fails.",
+    "deposit": "Seal the envelopes on this machine and deposit them to the tender REFERENCE.\n\nBefore sending, it shows the recipient-set fingerprint (RSF) of the\ncertificates it encrypts to: compare it with the tender notice. Run it\nagain after an interruption: it continues where the upload stopped, and\nfetches the receipt again if the platform recorded the deposit.",
+    "deposits": "Your company's deposits.",
+    "encrypt": "Seal IN (a file, or - for stdin) into an envelope for each RECIPIENT.",
+    "keys": "Generate, list, export, import and delete key pairs (bi-clés).",
+    "login": "Log in to the platform at URL; the token is kept in this workstation's $SCELLE_HOME.",
+    "logout": "Revoke this workstation's token and forget it.",
+    "open": "Open the deposits of a tender on this workstation, after its deadline.\n\nEach company's last deposit on time is opened (late ones with\n--include-late) into OUT/<company>/<deposit>/<envelope>/. An envelope\nthat fails is reported and the others still open; run the command again\nto retry: what was opened is kept.",
+    "receipts": "Deposit receipts (accusés de réception).",
+    "serve": "Run the platform (SQLite and a local folder unless SCELLE_DATABASE_URL is set).",
+    "service-keys": "The key pairs of your services on the platform (the key page).",
+    "tenders": "Tenders (consultations): create, launch with their key pairs, list, close.",
+}
+"""Each command's help, from which `scelle --help` lists it without loading it."""

@@ -7,10 +7,13 @@ stderr, a traceback only with --debug); 2 the command line itself is wrong;
 
 from __future__ import annotations
 
+import gettext
+import importlib
 import inspect
 import sys
 import traceback
 from collections.abc import Iterator
+from typing import cast
 
 import click
 
@@ -25,7 +28,70 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "admin": ("scelle.cli.platform:admin",),
+    "agents": ("scelle.cli.agents:agents",),
+    "assistant": ("scelle.cli.assistant:assistant",),
+    "decrypt": ("scelle.cli.crypt:decrypt",),
+    "deposit": ("scelle.cli.deposits:deposit",),
+    "deposits": ("scelle.cli.deposits:deposits",),
+    "encrypt": ("scelle.cli.crypt:encrypt",),
+    "keys": ("scelle.cli.keys:keys",),
+    "login": ("scelle.cli.remote:login",),
+    "logout": ("scelle.cli.remote:logout",),
+    "open": ("scelle.cli.deposits:open_",),
+    "receipts": ("scelle.cli.deposits:receipts",),
+    "serve": ("scelle.cli.platform:serve",),
+    "service-keys": ("scelle.cli.remote:service_keys",),
+    "tenders": ("scelle.cli.remote:tenders", "scelle.cli.deposits:tender_deposits"),
+}
+"""Each command, where it is written, then the subcommands added to it from elsewhere.
+A command's module loads only when it runs (or shows its own help): `scelle --help`
+lists them from their help texts (cli/help_texts.py), without the libraries they use."""
+
+
+def _load(path: str) -> click.Command:
+    module, name = path.split(":")
+    command = getattr(importlib.import_module(module), name)
+    if not isinstance(command, click.Command):
+        raise TypeError(f"{path} is not a command")
+    return command
+
+
+class LazyGroup(click.Group):
+    """A group whose commands load when first asked for (click's documented pattern)."""
+
+    language = "en"
+    """The language of the run: each command is translated as it loads."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            command, *subcommands = (_load(path) for path in COMMANDS[cmd_name])
+            for sub in subcommands:
+                cast("click.Group", command).add_command(sub)
+            self.add_command(command, cmd_name)
+            _translate_help(command, self.language)
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The list of commands, from their help texts: nothing is loaded to show it."""
+        from scelle.cli.help_texts import COMMAND_HELP
+
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = [
+            (name, click.Command(name, help=translate(self.language, COMMAND_HELP[name]))
+             .get_short_help_str(limit))
+            for name in names
+        ]  # fmt: skip
+        with formatter.section(gettext.gettext("Commands")):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show the traceback of errors.")
 @click.version_option(__version__, prog_name="scelle")
 @click.pass_context
@@ -39,36 +105,17 @@ def cli(context: click.Context, debug: bool) -> None:
     session.debug = debug
 
 
-def _register() -> None:
-    from scelle.cli.agents import agents
-    from scelle.cli.assistant import assistant
-    from scelle.cli.crypt import decrypt, encrypt
-    from scelle.cli.deposits import deposit, deposits, open_, receipts, tender_deposits
-    from scelle.cli.keys import keys
-    from scelle.cli.platform import admin, serve
-    from scelle.cli.remote import login, logout, service_keys, tenders
-
-    cli.add_command(keys)
-    cli.add_command(assistant)
-    cli.add_command(agents)
-    cli.add_command(serve)
-    cli.add_command(admin)
-    cli.add_command(login)
-    cli.add_command(logout)
-    cli.add_command(service_keys)
-    cli.add_command(tenders)
-    tenders.add_command(tender_deposits)
-    cli.add_command(deposit)
-    cli.add_command(deposits)
-    cli.add_command(receipts)
-    cli.add_command(open_)
-    cli.add_command(encrypt)
-    cli.add_command(decrypt)
+def all_commands() -> click.Group:
+    """The whole command, every command loaded (for its help texts and the tests)."""
+    context = click.Context(cli)
+    for name in cli.list_commands(context):
+        cli.get_command(context, name)
+    return cli
 
 
 def help_texts(command: click.Command) -> Iterator[str]:
     """Every help text of `command` and below, as written (the catalogue's msgids:
-    scripts/help-texts lists them for makemessages)."""
+    scripts/help-texts lists them for makemessages); `all_commands()` for all of them."""
     _translate_help(command, "en")
     yield from _help_texts(command)
 
@@ -116,14 +163,12 @@ def _translate_help(command: click.Command, lang: str) -> None:
             _translate_help(sub, lang)
 
 
-_register()
-
-
 def run(args: list[str] | None = None, session: Session | None = None) -> int:
     """Run the command line and return its exit status."""
     debug = "--debug" in (args if args is not None else sys.argv[1:])
     lang = language()
     use_for_click(lang)
+    cast("LazyGroup", cli).language = lang
     _translate_help(cli, lang)
     try:
         cli.main(args=args, prog_name="scelle", standalone_mode=False, obj=session)

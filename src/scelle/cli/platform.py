@@ -16,7 +16,10 @@ from scelle.assistant.i18n import _, language
 from scelle.cli.console import password_file_option, read_password_file, say
 from scelle.cli.session import Session, pass_session
 from scelle.core.errors import InvalidInputError
-from scelle.platform.server import DEFAULT_THREADS
+
+DEFAULT_THREADS = 8
+"""Requests that Django works on at once in `scelle serve`; requests still arriving hold
+no thread (its event loop holds every connection)."""
 
 _Command = TypeVar("_Command", bound=Callable[..., Any])
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from scelle.core.clock import Clock, clock_from_environment
-from scelle.keystore import KeyStore, default_home
+
+if TYPE_CHECKING:
+    from scelle.keystore import KeyStore
 
 
 @dataclass
@@ -25,6 +28,7 @@ class Session:
     def store(self) -> KeyStore:
         if self._store is None:
             from scelle.cli.console import store_passphrase
+            from scelle.keystore import KeyStore, default_home
 
             self._store = KeyStore(self.home or default_home(), store_passphrase)
         return self._store

@@ -22,8 +22,6 @@ from typing import cast
 from scelle.core.clock import TEST_CLOCK_VARIABLE, Clock, system_clock
 from scelle.core.errors import InvalidInputError
 
-DEFAULT_THREADS = 8
-"""Requests that Django works on at once; requests still arriving hold no thread."""
 BACKLOG = 1024
 """Connections the kernel queues before they are accepted: many companies may
 connect in the same second."""

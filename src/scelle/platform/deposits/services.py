@@ -337,45 +337,10 @@ def finalise_deposit(
     _require_bidder(actor)
     tender = tender_for(actor, reference)
     _open_for_deposits(tender)
-    kinds = [kind for kind, _upload in uploads]
-    if sorted(kinds) != sorted(tender.envelopes):
-        raise InvalidInputError(
-            _("a deposit to %(reference)s holds exactly one of each envelope: %(kinds)s")
-            % {"reference": tender.reference, "kinds": ", ".join(tender.envelopes)}
-        )
-    found = []
-    for kind, upload_id in uploads:
-        upload = upload_for(actor, upload_id)
-        if upload.tender_id != tender.id or upload.envelope != kind:
-            raise InvalidInputError(
-                _("the upload for %(kind)s belongs to another envelope") % {"kind": kind}
-            )
-        found.append(upload)
-    total = sum(upload.length for upload in found)
-    if total > settings.SCELLE_MAX_DEPOSIT_BYTES:
-        raise _too_large(total)
+    found = _complete_uploads(actor, tender, uploads)
     # Hash what is on disk (from the running hash when the chunks came in order),
     # sign the receipt: both before the transaction, which holds the write lock.
-    hashed = {}
-    for upload in found:
-        try:
-            sha256 = storage.sha256_of(upload.file_name, upload.length)
-        except RuleViolationError as error:
-            raise RuleViolationError(
-                _("the envelope %(kind)s: %(problem)s")
-                % {"kind": upload.envelope, "problem": error.message}
-            ) from None
-        wanted = (expected_sha256 or {}).get(upload.envelope)
-        if wanted is not None and wanted.lower() != sha256:
-            raise RuleViolationError(
-                _(
-                    "the envelope %(kind)s the platform holds is not the one sent "
-                    "(SHA-256 differs): nothing was deposited"
-                )
-                % {"kind": upload.envelope},
-                hint=_("Abandon this deposit and deposit again."),
-            )
-        hashed[upload.id] = sha256
+    hashed = _hashes(found, expected_sha256 or {})
     recipients = {upload.id: _recipients_of(tender, upload) for upload in found}
     deposit = Deposit(
         tender=tender,
@@ -396,22 +361,7 @@ def finalise_deposit(
         )
         for upload in sorted(found, key=lambda u: tender.envelopes.index(u.envelope))
     ]
-    receipt = Receipt(
-        platform=settings.SCELLE_PLATFORM_NAME,
-        tender=tender.reference,
-        bidder=actor.organisation.name,
-        deposit=str(deposit.id),
-        received_at=now,
-        late=deposit.late,
-        envelopes=tuple(
-            ReceivedEnvelope(e.kind, e.size, e.sha256, tuple(e.recipients)) for e in envelopes
-        ),
-        rsf=tender_rsf(tender),
-        audit_head=audit_head(),
-    )
-    deposit.receipt = sign_receipt(
-        receipt, receipt_signer(), [platform_authority().certificate]
-    ).decode()
+    deposit.receipt = _signed_receipt(actor, tender, deposit, envelopes)
     with transaction.atomic():
         locked = Upload.objects.select_for_update().filter(id__in=[u.id for u in found])
         if locked.count() != len(found):
@@ -435,6 +385,75 @@ def finalise_deposit(
             now=now,
         )
     return deposit
+
+
+def _complete_uploads(
+    actor: User, tender: Tender, uploads: Sequence[tuple[str, uuid.UUID | str]]
+) -> list[Upload]:
+    """The company's uploads, one per envelope of the tender, within the size allowed."""
+    kinds = [kind for kind, _upload in uploads]
+    if sorted(kinds) != sorted(tender.envelopes):
+        raise InvalidInputError(
+            _("a deposit to %(reference)s holds exactly one of each envelope: %(kinds)s")
+            % {"reference": tender.reference, "kinds": ", ".join(tender.envelopes)}
+        )
+    found = []
+    for kind, upload_id in uploads:
+        upload = upload_for(actor, upload_id)
+        if upload.tender_id != tender.id or upload.envelope != kind:
+            raise InvalidInputError(
+                _("the upload for %(kind)s belongs to another envelope") % {"kind": kind}
+            )
+        found.append(upload)
+    total = sum(upload.length for upload in found)
+    if total > settings.SCELLE_MAX_DEPOSIT_BYTES:
+        raise _too_large(total)
+    return found
+
+
+def _hashes(found: list[Upload], expected_sha256: dict[str, str]) -> dict[uuid.UUID, str]:
+    """Each stored envelope's SHA-256, which must be the one the company sent."""
+    hashed = {}
+    for upload in found:
+        try:
+            sha256 = storage.sha256_of(upload.file_name, upload.length)
+        except RuleViolationError as error:
+            raise RuleViolationError(
+                _("the envelope %(kind)s: %(problem)s")
+                % {"kind": upload.envelope, "problem": error.message}
+            ) from None
+        wanted = expected_sha256.get(upload.envelope)
+        if wanted is not None and wanted.lower() != sha256:
+            raise RuleViolationError(
+                _(
+                    "the envelope %(kind)s the platform holds is not the one sent "
+                    "(SHA-256 differs): nothing was deposited"
+                )
+                % {"kind": upload.envelope},
+                hint=_("Abandon this deposit and deposit again."),
+            )
+        hashed[upload.id] = sha256
+    return hashed
+
+
+def _signed_receipt(
+    actor: User, tender: Tender, deposit: Deposit, envelopes: list[Envelope]
+) -> str:
+    """The accusé de réception: what was received, when, to whom it is sealed, signed."""
+    receipt = Receipt(
+        platform=settings.SCELLE_PLATFORM_NAME,
+        tender=tender.reference,
+        bidder=actor.organisation.name,
+        deposit=str(deposit.id),
+        received_at=deposit.received_at,
+        late=deposit.late,
+        envelopes=tuple(
+            ReceivedEnvelope(e.kind, e.size, e.sha256, tuple(e.recipients)) for e in envelopes
+        ),
+        rsf=tender_rsf(tender),
+        audit_head=audit_head(),
+    )
+    return sign_receipt(receipt, receipt_signer(), [platform_authority().certificate]).decode()
 
 
 def _recipients_of(tender: Tender, upload: Upload) -> list[str]:
