@@ -105,7 +105,8 @@ def test_the_help_texts_are_listed_for_the_catalogue() -> None:
 
     cli = all_commands()
     assert set(help_texts(cli)) == set(HELP_TEXTS), "run scripts/help-texts"
-    assert COMMAND_HELP == {name: c.help for name, c in cli.commands.items()}, "run scripts/help-texts"
+    helps = {name: command.help for name, command in cli.commands.items()}
+    assert helps == COMMAND_HELP, "run scripts/help-texts"
 
 
 _PLACEHOLDER = re.compile(r"%\([a-z_0-9]+\)[sdr]|\{[a-z_0-9]+(?:![rsa])?(?::[^}]*)?\}")

@@ -19,11 +19,11 @@ import httpx
 import pytest
 from cryptography import x509
 
+from scelle.cli.platform import DEFAULT_THREADS
 from scelle.client.api import PlatformClient
 from scelle.core import certs
 from scelle.core.envelope import EnvelopeKeys, encrypt_stream
 from scelle.core.receipt import verify_receipt
-from scelle.cli.platform import DEFAULT_THREADS
 from scelle.platform.server import KEEP_ALIVE_SECONDS
 from tests.e2e.conftest import BOTH_DATABASES, PASSWORD, Platform, _start
 from tests.e2e.test_platform_journey import set_up

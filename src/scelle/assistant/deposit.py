@@ -99,6 +99,9 @@ def check_recipients(
     when the tender says it was referenced as it is *and* the company confirmed
     the RSF published in the tender notice (`expect_rsf`): otherwise a server
     could add its own key to the recipients and read the bid.
+
+    Long because it is one check after another, each with its own refusal, in the order the
+    deposit page makes them too.
     """
     rsf = tender_rsf(tender)
     if rsf is None:  # no key pair
@@ -286,6 +289,9 @@ def deposit(
 
     `show_recipients` is told the recipient-set fingerprint, as recomputed here,
     before anything is sent; `expect_rsf` refuses to send when it differs.
+
+    Long because it tells the deposit's story in order (check, plan, resume or start, send,
+    finalise), one call a step.
     """
     tender = client.tender(reference)
     by_kind = _sources_for(tender, sources)

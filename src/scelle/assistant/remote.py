@@ -210,6 +210,11 @@ class Assistant:
             return Outcome(False, f"{error.strerror or error}")
 
     def _add_key_pair(self, params: dict[str, Any]) -> Outcome:
+        """Add a key pair to a service: generated in this store, or one it holds, referenced.
+
+        Long because generating and referencing share the job's checks on what the platform
+        sent, and its report.
+        """
         service = _uuid(params, "service")
         designation = _text(params, "designation", 100)
         role = _text(params, "role", 10)

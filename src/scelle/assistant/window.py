@@ -375,6 +375,10 @@ class Window:
 
     def _store(self, page: Page, _form: dict[str, Any], *, message: str = "", error: str = "",
                status: int = 200) -> Answer:  # fmt: skip
+        """The store's page: its key pairs, and the forms to export, import and delete.
+
+        Long because it writes the whole page in one piece of escaped HTML.
+        """
         keys = self.helper.store.key_pairs()
         rows = "".join(
             f"<tr><td>{html.escape(key.name)}</td><td>{html.escape(key.cn)}</td>"

@@ -46,6 +46,11 @@ def assistant(
     It logs in as `scelle login` did, asks the platform for jobs (it never listens
     for it), adds key pairs to this workstation's store and opens tenders'
     envelopes into the openings folder. Stop it with Ctrl-C.
+
+    \f
+
+    Long because it sets the assistant up from its options (login, keyring, window,
+    openings folder) before its loop starts.
     """
     from scelle.assistant.config import load_config, save_config
     from scelle.assistant.remote import Assistant

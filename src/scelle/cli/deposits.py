@@ -336,6 +336,11 @@ def open_(
     --include-late) into OUT/<company>/<deposit>/<envelope>/. An envelope
     that fails is reported and the others still open; run the command again
     to retry: what was opened is kept.
+
+    \f
+
+    Long because it presents the opening's report (each envelope opened, refused or failed)
+    as the buyer reads it.
     """
     from scelle.assistant.opening import open_tender
     from scelle.assistant.tenders import launch_record

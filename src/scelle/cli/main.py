@@ -168,7 +168,7 @@ def run(args: list[str] | None = None, session: Session | None = None) -> int:
     debug = "--debug" in (args if args is not None else sys.argv[1:])
     lang = language()
     use_for_click(lang)
-    cast("LazyGroup", cli).language = lang
+    cli.language = lang
     _translate_help(cli, lang)
     try:
         cli.main(args=args, prog_name="scelle", standalone_mode=False, obj=session)

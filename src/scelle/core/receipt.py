@@ -196,7 +196,11 @@ def verify_document(
     what: str,
     trusted_authority: x509.Certificate | None = None,
 ) -> VerifiedDocument:
-    """Check a document signed by `sign_document`; `what` names it in errors ("receipt")."""
+    """Check a document signed by `sign_document`; `what` names it in errors ("receipt").
+
+    Long because each field of the signed document is checked in place, each with its own
+    message.
+    """
     if len(data) > MAX_RECEIPT_BYTES:
         raise ReceiptError(
             N_("this is not a {what}: the file is too large"),

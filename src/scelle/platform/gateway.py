@@ -399,7 +399,11 @@ class Gateway:
             self.admission.leave(ticket)
 
     async def _patch(self, request: _Request, receive: Receive, send: Send, upload_id: str) -> None:
-        """tus PATCH: the same checks and answers as `tus.upload`, the body on the loop."""
+        """tus PATCH: the same checks and answers as `tus.upload`, the body on the loop.
+
+        Long because, as tus.upload, it answers each header problem with its own status
+        before it streams the body.
+        """
         headers = request.headers
         tus_headers = [(b"tus-resumable", tus.VERSION.encode())]
         if headers.get("Tus-Resumable") != tus.VERSION:

@@ -118,7 +118,11 @@ def serve(
     clock: Clock = system_clock,
 ) -> None:
     """Serve the platform until interrupted (SIGINT, SIGTERM); `ready` gets the URL once
-    bound. The event loop holds the connections; `threads` threads run Django (gateway)."""
+    bound. The event loop holds the connections; `threads` threads run Django (gateway).
+
+    Long because it wires the server's limits, its socket and its event loop in one place,
+    in order.
+    """
     from django.conf import settings
     from hypercorn.asyncio import serve as hypercorn_serve
     from hypercorn.config import Config

@@ -78,6 +78,9 @@ def create_upload(
     at most SCELLE_MAX_ANNOUNCED_BYTES to one tender: over that, the upload is
     refused before any file exists. The file and the row are made together: a
     failure of either leaves neither.
+
+    Long because each limit on an upload is its own refusal, all checked before anything is
+    written.
     """
     _require_bidder(actor)
     tender = tender_for(actor, reference)
@@ -333,6 +336,9 @@ def finalise_deposit(
 
     `expected_sha256` ({kind: hex}) is what the company sent: a stored envelope
     that hashes otherwise is refused, and nothing is recorded.
+
+    Long because the deposit, its envelopes and its receipt are made together, then
+    recorded in one transaction.
     """
     _require_bidder(actor)
     tender = tender_for(actor, reference)

@@ -24,7 +24,10 @@ MAX_PAGE_TOKENS = 20
 
 
 def _messages() -> dict[str, str]:
-    """The deposit script's sentences, in the user's language ({names} are filled in)."""
+    """The deposit script's sentences, in the user's language ({names} are filled in).
+
+    Long because it is the deposit page's table of sentences, one per line.
+    """
     return {
         "internal": _("The deposit stopped on an unexpected error: {detail}"),
         "session": _("Your session ended: log in again, then choose the files again."),

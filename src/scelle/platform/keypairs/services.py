@@ -62,6 +62,9 @@ def publish_key_pair(
 
     Without `certificate_pem`, the platform CA issues the certificate for the
     request; with it, that certificate is referenced as it is.
+
+    Long because its two ways in (a CSR the CA signs, a referenced certificate) share their
+    checks and their record.
     """
     service = service_for(actor, service_id, Permission.Name.MANAGE_KEYS)
     if role not in KeyPair.Role.values:

@@ -266,7 +266,10 @@ def _check_valid_through(key_pair: KeyPair, until: dt.datetime, now: dt.datetime
 def launch_tender(
     actor: User, reference: str, key_designations: Sequence[str], *, now: dt.datetime
 ) -> Tender:
-    """Publish a draft and assign its key pairs, for good (rule 3)."""
+    """Publish a draft and assign its key pairs, for good (rule 3).
+
+    Long because rule 3 is several checks on the chosen key pairs, then one record.
+    """
     tender = tender_for(actor, reference, Permission.Name.MANAGE_TENDERS)
     with transaction.atomic():
         tender = Tender.objects.select_for_update().get(id=tender.id)
