@@ -38,6 +38,7 @@ PAGES = [
     Page("get", "/consultations/nouvelle/", (302, 403, 200, 403, 200)),
     Page("get", "/consultations/{PUB-1}/", (302, 403, 404, 403, 200)),
     Page("get", "/consultations/{DRAFT-1}/lancer/", (302, 403, 404, 403, 200)),
+    Page("get", "/consultations/{PUB-1}/cloturer/", (302, 403, 404, 403, 200)),
     Page("post", "/consultations/{PUB-1}/cloturer/", (302, 403, 404, 403, 302)),
     Page("post", "/consultations/{PUB-1}/ouvrir/", (302, 403, 404, 403, 302)),
     Page("get", "/traitements-distants/", (302, 403, 200, 200, 200)),
@@ -109,3 +110,43 @@ def test_pages_carry_a_strict_content_security_policy(world: World) -> None:  # 
     assert "script-src 'self'" in policy and "unsafe" not in policy
     assert "frame-ancestors 'none'" in policy
     assert "<script>" not in response.content.decode()  # no inline script
+
+
+def _owner_session(world: World) -> Client:  # noqa: F811
+    return _sessions(world)["permitted"]
+
+
+def test_closing_is_a_page_that_says_what_it_means_before_anything_happens(
+    world: World,  # noqa: F811
+) -> None:
+    client = _owner_session(world)
+    draft, published = (Tender.objects.get(reference=r) for r in ("DRAFT-1", "PUB-1"))
+    detail = client.get(f"/consultations/{draft.id}/", secure=True).content.decode()
+    # Clôturer on the tender's page is a link to the confirmation, no form that acts.
+    assert f'href="/consultations/{draft.id}/cloturer/"' in detail
+    assert f'action="/consultations/{draft.id}/cloturer/"' not in detail
+    page = client.get(f"/consultations/{draft.id}/cloturer/", secure=True).content.decode()
+    assert "jamais été lancé" in page and 'class="danger">' in page
+    draft.refresh_from_db()
+    assert draft.status == Tender.Status.DRAFT  # looking changes nothing
+    # Before its deadline a launched tender cannot be closed: the button is off, and why.
+    page = client.get(f"/consultations/{published.id}/cloturer/", secure=True).content.decode()
+    assert 'class="danger" disabled>' in page and "déclarez-la sans suite" in page
+    assert f'href="/consultations/{published.id}/cloturer/"' not in client.get(
+        f"/consultations/{published.id}/", secure=True
+    ).content.decode()
+    assert client.post(f"/consultations/{draft.id}/cloturer/", secure=True).status_code == 302
+    draft.refresh_from_db()
+    assert draft.status == Tender.Status.CLOSED
+
+
+def test_a_key_pair_in_use_offers_no_live_delete_button(world: World) -> None:  # noqa: F811
+    client = _owner_session(world)
+    page = client.get(
+        f"/administration/cles-de-chiffrement/{world.ids['PERSO']}/supprimer/", secure=True
+    ).content.decode()
+    assert "PUB-1" in page and 'class="danger" disabled aria-describedby="in-use"' in page
+    free = client.get(
+        f"/administration/cles-de-chiffrement/{world.ids['LIBRE']}/supprimer/", secure=True
+    ).content.decode()
+    assert 'class="danger">' in free

@@ -466,6 +466,8 @@ class TenderAbilities:
     """The agent holds `open` on the tender's service (the button shows)."""
     open_refusal: str | None
     """Why opening cannot start yet: "not_launched" or "before_deadline"; None when it can."""
+    past_deadline: bool
+    """The deadline has passed (rule 5): deposits from now on are late."""
 
 
 def abilities(actor: User, tender: Tender, *, now: dt.datetime) -> TenderAbilities:
@@ -487,4 +489,5 @@ def abilities(actor: User, tender: Tender, *, now: dt.datetime) -> TenderAbiliti
         see_deposits=Permission.Name.OPEN in held,
         open=Permission.Name.OPEN in held and status != Tender.Status.DRAFT,
         open_refusal=refusal,
+        past_deadline=not before,
     )

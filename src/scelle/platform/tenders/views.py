@@ -155,7 +155,6 @@ def tender_detail(request: HttpRequest, tender_id: uuid.UUID) -> HttpResponse:
             "rsf": services.tender_rsf(tender),
             "deposits": deposits,
             "opening_window_ends": services.opening_window_end(tender),
-            "past_deadline": now() >= tender.deadline,
         },
     )
 
@@ -204,15 +203,26 @@ def launch_tender(request: HttpRequest, tender_id: uuid.UUID) -> HttpResponse:
 
 @agent_page
 def close_tender(request: HttpRequest, tender_id: uuid.UUID) -> HttpResponse:
-    """Clôturer, after the deadline."""
+    """Clôturer: says what closing means and asks to confirm; closes on the confirmation
+    (after the deadline, or a draft at any time)."""
     user = actor(request)
+    tender = services.tender_for(user, str(tender_id), Permission.Name.MANAGE_TENDERS)
     if request.method == "POST":
-        done = attempt(request, lambda: services.close_tender(user, str(tender_id), now=now()))
+        done = attempt(request, lambda: services.close_tender(user, str(tender.id), now=now()))
         if done is not None:
             messages.success(
                 request, _("The tender %(reference)s is closed.") % {"reference": done.reference}
             )
-    return redirect("tenders:detail", tender_id)
+        return redirect("tenders:detail", tender.id)
+    return render(
+        request,
+        "tenders/close.html",
+        {
+            "section": "tenders",
+            "tender": tender,
+            "can": services.abilities(user, tender, now=now()),
+        },
+    )
 
 
 @agent_page
