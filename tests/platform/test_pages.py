@@ -132,9 +132,10 @@ def test_closing_is_a_page_that_says_what_it_means_before_anything_happens(
     # Before its deadline a launched tender cannot be closed: the button is off, and why.
     page = client.get(f"/consultations/{published.id}/cloturer/", secure=True).content.decode()
     assert 'class="danger" disabled>' in page and "déclarez-la sans suite" in page
-    assert f'href="/consultations/{published.id}/cloturer/"' not in client.get(
-        f"/consultations/{published.id}/", secure=True
-    ).content.decode()
+    assert (
+        f'href="/consultations/{published.id}/cloturer/"'
+        not in client.get(f"/consultations/{published.id}/", secure=True).content.decode()
+    )
     assert client.post(f"/consultations/{draft.id}/cloturer/", secure=True).status_code == 302
     draft.refresh_from_db()
     assert draft.status == Tender.Status.CLOSED
@@ -150,3 +151,21 @@ def test_a_key_pair_in_use_offers_no_live_delete_button(world: World) -> None:  
         f"/administration/cles-de-chiffrement/{world.ids['LIBRE']}/supprimer/", secure=True
     ).content.decode()
     assert 'class="danger">' in free
+
+
+def test_fingerprints_wrap_between_bytes_only_and_pages_carry_an_icon(
+    world: World,  # noqa: F811
+) -> None:
+    from django.contrib.staticfiles import finders
+
+    from scelle.platform.web.templatetags.scelle_tags import breakable
+
+    assert breakable("AB:CD:EF") == "AB:<wbr>CD:<wbr>EF"
+    assert breakable("0123456789abcdef01") == "01234567<wbr>89abcdef<wbr>01"
+    assert breakable("<b>:x") == "&lt;b&gt;:<wbr>x"
+    client = _owner_session(world)
+    page = client.get(
+        f"/administration/cles-de-chiffrement/service/{world.ids['service']}/", secure=True
+    ).content.decode()
+    assert page.count(":<wbr>") >= 31  # a SHA-256 fingerprint: 32 bytes, 31 places to wrap
+    assert 'rel="icon"' in page and finders.find("web/favicon.svg")
