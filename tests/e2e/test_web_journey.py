@@ -362,6 +362,7 @@ def test_section_b_launch_and_opening_by_clicking(
         assert "BTP Normandie" in page.text_content("main")  # the deposits register
         page.get_by_role("button", name=w["open"]).click()
         page.get_by_text(w["opened_two"]).wait_for(timeout=60_000)
+        assert str(openings) in page.get_by_text(w["opened_two"]).text_content()  # where
         journey.landed("plis-ouverts")
         results = page.locator("table").text_content()
         assert results.count(w["opened"]) == 2 and "BTP Normandie" in results

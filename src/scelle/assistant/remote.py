@@ -17,6 +17,7 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from scelle import __version__
@@ -42,6 +43,8 @@ LONG_POLL_SECONDS = 25
 HEARTBEAT_SECONDS = 20.0
 MAX_BACKOFF_SECONDS = 60.0
 MAX_LISTED = 300
+MAX_FOLDER_CHARACTERS = 500
+"""The longest folder path an opening's report gives the page."""
 """Envelopes listed one by one in an opening's result; the rest are counted."""
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _FINGERPRINT = re.compile(r"[0-9A-F]{2}(:[0-9A-F]{2}){31}")
@@ -301,10 +304,10 @@ class Assistant:
             out,
             record=launch_record(self.store, self.client.url, tender["reference"]),
         )
-        return _opening_outcome(report, tender["reference"])
+        return _opening_outcome(report, tender["reference"], out)
 
 
-def _opening_outcome(report: OpeningReport, reference: str) -> Outcome:
+def _opening_outcome(report: OpeningReport, reference: str, folder: Path) -> Outcome:
     listed: list[dict[str, Any]] = []
     for done in report.opened + report.already:
         listed.append(
@@ -343,5 +346,7 @@ def _opening_outcome(report: OpeningReport, reference: str) -> Outcome:
             "opened": opened,
             "failed": len(report.failed),
             "warnings": [warning[:300] for warning in report.warnings[:20]],
+            # Where the agent finds the files on the workstation (the page says it).
+            "folder": str(folder)[:MAX_FOLDER_CHARACTERS],
         },
     )
