@@ -109,10 +109,20 @@ def habilitations(request: HttpRequest) -> HttpResponse:
             )
             return redirect("web:habilitations")
     administered, entries = services.organisation_agents(user)
+    labels = dict(Permission.Name.choices)
     rows = [
         (
             entry,
-            [(service, sorted(entry.permissions.get(service.id, ()))) for service in administered],
+            [
+                (
+                    service,
+                    [
+                        (name, labels[name])
+                        for name in sorted(entry.permissions.get(service.id, ()))
+                    ],
+                )
+                for service in administered
+            ],
         )
         for entry in entries
     ]
