@@ -89,6 +89,10 @@ WORDS = {
         "Confirmez avoir compris que l'affectation est définitive.",
         "Confirm that you understand the assignment is definitive.",
     ),
+    "choose_one": (
+        "Choisissez au moins un bi-clé personnel.",
+        "Choose at least one personal key pair.",
+    ),
     "definitive": (
         "J'ai compris que les bi-clés affectés",
         "I understand that the key pairs assigned",
@@ -315,9 +319,10 @@ def test_section_b_launch_and_opening_by_clicking(
         page.get_by_role("link", name=w["launch"]).click()
         journey.landed("lancer")
         assert "SECOURS-2026" in page.text_content("main")  # added automatically
-        page.get_by_label(re.compile("^BI-CLE-ACHATS")).check()
+        # Launched with nothing chosen: every missing answer is said at once.
         page.get_by_role("button", name=w["launch_tender"]).click()
         page.get_by_text(w["confirm_first"]).wait_for()
+        assert w["choose_one"] in page.text_content("main")
         page.get_by_label(re.compile("^BI-CLE-ACHATS")).check()
         page.get_by_label(re.compile(w["definitive"])).check()
         page.get_by_role("button", name=w["launch_tender"]).click()

@@ -200,7 +200,10 @@ def test_rule3_key_pairs_must_outlive_the_opening_window(registry, rouen: Buyer,
     create_tender(registry, rouen.service, "AO-LONG", deadline=NOW + dt.timedelta(days=700))
     answer = launch(registry, "AO-LONG", "PERSO-1")
     assert answer.status_code == 409
-    assert "before the opening window ends" in answer.json()["detail"]
+    detail = answer.json()["detail"]
+    # One refusal names every key pair that falls short: the personal and the backup one.
+    assert "before the opening window ends" in detail
+    assert "'PERSO-1'" in detail and "backup key pair 'SECOURS'" in detail
     settings.SCELLE_OPENING_WINDOW_DAYS = 10
     assert launch(registry, "AO-LONG", "PERSO-1").status_code == 200
 

@@ -230,7 +230,8 @@ def _chosen_key_pairs(service: Service, chosen: Sequence[str]) -> list[KeyPair]:
     return found
 
 
-def _check_valid_through(key_pair: KeyPair, until: dt.datetime, now: dt.datetime) -> None:
+def _validity_problem(key_pair: KeyPair, until: dt.datetime, now: dt.datetime) -> str | None:
+    """Why `key_pair` cannot be assigned (expired, or expiring before `until`), or None."""
     values = {
         "designation": key_pair.designation,
         "expiry": f"{key_pair.not_after:%Y-%m-%d}",
@@ -243,9 +244,7 @@ def _check_valid_through(key_pair: KeyPair, until: dt.datetime, now: dt.datetime
             if backup
             else _("the key pair %(designation)r expired on %(expiry)s")
         )
-        raise RuleViolationError(
-            expired % values, hint=_("Replace it with a new key pair before launching.")
-        )
+        return expired % values
     if key_pair.not_after < until:
         expires = (
             _(
@@ -258,9 +257,28 @@ def _check_valid_through(key_pair: KeyPair, until: dt.datetime, now: dt.datetime
                 "window ends on %(until)s"
             )
         )
+        return expires % values
+    return None
+
+
+def _check_valid_through(assigned: list[KeyPair], until: dt.datetime, now: dt.datetime) -> None:
+    """Every key pair the tender would be sealed to is valid through `until`; otherwise one
+    refusal naming each that is not, so that the agent fixes them all at once."""
+    problems = [p for k in assigned if (p := _validity_problem(k, until, now)) is not None]
+    if problems:
         raise RuleViolationError(
-            expires % values, hint=_("Choose a key pair valid longer, or replace this one.")
+            "; ".join(problems),
+            hint=_("Choose key pairs valid longer, or replace these with new key pairs."),
         )
+
+
+def launch_choices(tender: Tender) -> tuple[list[KeyPair], list[KeyPair]]:
+    """The service's personal key pairs the agent chooses from at launch, and its backup
+    key pairs, which every tender of the service gets (rule 3)."""
+    of_service = KeyPair.objects.filter(service=tender.service).order_by("designation")
+    personal = [k for k in of_service if k.role == KeyPair.Role.PERSONAL]
+    backup = [k for k in of_service if k.role == KeyPair.Role.BACKUP]
+    return personal, backup
 
 
 def launch_tender(
@@ -295,8 +313,7 @@ def launch_tender(
         )
         assigned = chosen + [key_pair for key_pair in backups if key_pair not in chosen]
         until = opening_window_end(tender)
-        for key_pair in assigned:
-            _check_valid_through(key_pair, until, now)
+        _check_valid_through(assigned, until, now)
         for key_pair in assigned:
             AssignedKeyPair.objects.create(
                 tender=tender,

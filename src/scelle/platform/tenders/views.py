@@ -27,7 +27,6 @@ from scelle.platform.accounts.services import services_with
 from scelle.platform.assistants import services as assistants
 from scelle.platform.clock import now
 from scelle.platform.deposits.services import deposits_of_tender
-from scelle.platform.keypairs.models import KeyPair
 from scelle.platform.tenders import services
 from scelle.platform.tenders.models import ENVELOPE_KINDS
 from scelle.platform.web.pages import actor, agent_page, attempt, company_page
@@ -165,16 +164,15 @@ def launch_tender(request: HttpRequest, tender_id: uuid.UUID) -> HttpResponse:
     agent confirms that the assignment is definitive."""
     user = actor(request)
     tender = services.tender_for(user, str(tender_id), Permission.Name.MANAGE_TENDERS)
-    of_service = KeyPair.objects.filter(service=tender.service).order_by("designation")
-    personal = [k for k in of_service if k.role == KeyPair.Role.PERSONAL]
-    backup = [k for k in of_service if k.role == KeyPair.Role.BACKUP]
+    personal, backup = services.launch_choices(tender)
     chosen = request.POST.getlist("key_pairs")
     if request.method == "POST":
+        # Every missing answer at once, not one per attempt.
+        if not chosen:
+            messages.error(request, _("Choose at least one personal key pair."))
         if not request.POST.get("definitive"):
             messages.error(request, _("Confirm that you understand the assignment is definitive."))
-        elif not chosen:
-            messages.error(request, _("Choose at least one personal key pair."))
-        else:
+        if chosen and request.POST.get("definitive"):
             designations = [k.designation for k in personal if str(k.id) in chosen]
             launched = attempt(
                 request, lambda: services.launch_tender(user, str(tender.id), designations,
