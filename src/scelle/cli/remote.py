@@ -19,6 +19,7 @@ from scelle.cli.console import ask_password, password_file_option, plain_console
 from scelle.cli.session import Session, pass_session
 from scelle.client import api
 from scelle.client.login import SavedLogin, forget_login, load_login, save_login
+from scelle.core.clock import placed_in
 from scelle.core.errors import (
     InvalidInputError,
     NotFoundError,
@@ -320,11 +321,8 @@ def parse_deadline(value: str, zone: zoneinfo.ZoneInfo) -> dt.datetime:
         ) from None
     if moment.tzinfo is not None:
         return moment
-    placed = moment.replace(tzinfo=zone)
-    # A time the clocks skip or repeat that day (a change of time) is not guessed.
-    if placed.astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None) != moment or (
-        placed.utcoffset() != moment.replace(tzinfo=zone, fold=1).utcoffset()
-    ):
+    placed = placed_in(moment, zone)
+    if placed is None:
         raise click.BadParameter(
             f"{value} does not exist once in {zone.key} (a change of time): give the offset"
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 Clock = Callable[[], dt.datetime]
 """Returns the current time, timezone-aware (UTC)."""
@@ -36,3 +37,13 @@ def clock_from_environment(environ: Mapping[str, str]) -> Clock:
     """The system clock, unless the environment names a test clock's file."""
     offset_file = environ.get(TEST_CLOCK_VARIABLE)
     return shifted_clock(Path(offset_file)) if offset_file else system_clock
+
+
+def placed_in(moment: dt.datetime, zone: ZoneInfo) -> dt.datetime | None:
+    """A local date and time (naive) as an aware moment in `zone`; None when the clocks
+    skip it or go through it twice that day (a change of time): that is not guessed."""
+    placed = moment.replace(tzinfo=zone)
+    there_and_back = placed.astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None)
+    if there_and_back != moment or placed.utcoffset() != placed.replace(fold=1).utcoffset():
+        return None
+    return placed

@@ -13,7 +13,7 @@ from pydantic import Field
 
 from scelle.core import certs
 from scelle.platform.accounts import services
-from scelle.platform.accounts.models import Permission, Service, User
+from scelle.platform.accounts.models import User
 from scelle.platform.answers import actor, current_token
 from scelle.platform.clock import now
 from scelle.platform.keypairs.authority import platform_authority
@@ -63,18 +63,14 @@ class LoginOut(Schema):
 
 
 def _me(user: User) -> MeOut:
-    held: dict[uuid.UUID, list[str]] = {}
-    for service_id, name in Permission.objects.filter(user=user).values_list("service_id", "name"):
-        held.setdefault(service_id, []).append(name)
-    services_ = Service.objects.filter(id__in=held).order_by("name")
     return MeOut(
         email=user.email,
         organisation=OrganisationOut(
             id=user.organisation.id, name=user.organisation.name, kind=user.organisation.kind
         ),
         services=[
-            ServiceOut(id=service.id, name=service.name, permissions=sorted(held[service.id]))
-            for service in services_
+            ServiceOut(id=service.id, name=service.name, permissions=permissions)
+            for service, permissions in services.services_held(user)
         ],
     )
 

@@ -43,6 +43,7 @@ from scelle.platform.accounts.models import (
     Permission,
     Service,
     User,
+    permissions_of,
 )
 from scelle.platform.audit.services import PLATFORM_ACTOR, record
 
@@ -619,3 +620,13 @@ def deactivate_agent(actor: User, user_id: uuid.UUID | str, *, now: dt.datetime)
                 now=now,
             )
     return user
+
+
+def services_held(user: User) -> list[tuple[Service, list[str]]]:
+    """The services `user` holds a permission on, by name, each with the permissions
+    held (sorted): what the dashboard and `GET /api/me` show."""
+    held = permissions_of(user)
+    return [
+        (service, sorted(held[service.id]))
+        for service in Service.objects.filter(id__in=held).order_by("name")
+    ]

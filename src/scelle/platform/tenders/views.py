@@ -21,6 +21,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from scelle.core.clock import placed_in
 from scelle.core.errors import PermissionDeniedError
 from scelle.platform.accounts.models import Permission, Service
 from scelle.platform.accounts.services import services_with
@@ -35,11 +36,8 @@ from scelle.platform.web.pages import actor, agent_page, attempt, company_page
 def local_deadline(day: dt.date, time: dt.time) -> dt.datetime:
     """A date and time typed in the platform's zone, as an aware moment; a time that the
     clocks skip or repeat that day is refused rather than guessed."""
-    zone = zoneinfo.ZoneInfo(settings.TIME_ZONE)
-    moment = dt.datetime.combine(day, time, tzinfo=zone)
-    other = moment.replace(fold=1)
-    there_and_back = moment.astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None)
-    if there_and_back != moment.replace(tzinfo=None) or moment.utcoffset() != other.utcoffset():
+    moment = placed_in(dt.datetime.combine(day, time), zoneinfo.ZoneInfo(settings.TIME_ZONE))
+    if moment is None:
         raise forms.ValidationError(
             _("%(time)s does not exist once on %(day)s in %(zone)s (a clock change): choose "
               "another time.") % {"time": time, "day": day, "zone": settings.TIME_ZONE}

@@ -9,7 +9,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 
-from scelle.platform.accounts.models import Permission, Service
+from scelle.platform.accounts.models import Permission
+from scelle.platform.accounts.services import services_held
 from scelle.platform.answers import BUSY_SECONDS, busy_body, error_body
 from scelle.platform.assistants import services as assistants
 from scelle.platform.clock import now
@@ -29,13 +30,7 @@ def home(request: HttpRequest) -> HttpResponse:
 def dashboard(request: HttpRequest) -> HttpResponse:
     """Tableau de bord: the agent's services, tenders in progress, the assistant's state."""
     user = actor(request)
-    held: dict[object, list[str]] = {}
-    for service_id, name in Permission.objects.filter(user=user).values_list("service_id", "name"):
-        held.setdefault(service_id, []).append(name)
-    services = [
-        (service, sorted(held[service.id]))
-        for service in Service.objects.filter(id__in=held).order_by("name")
-    ]
+    services = services_held(user)
     in_progress = visible_tenders(user).filter(status=Tender.Status.PUBLISHED).order_by("deadline")
     return render(
         request,
