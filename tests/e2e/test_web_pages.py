@@ -99,9 +99,8 @@ def test_habilitations_and_the_api_documentation(platform: Platform, password_fi
         page.get_by_label("Habilitation — nouvelle@rouen.fr").select_option("open")
         page.get_by_role("button", name="Accorder — nouvelle@rouen.fr").click()
         page.get_by_text("Les habilitations de nouvelle@rouen.fr ont été modifiées.").wait_for()
-        page.get_by_role(
-            "button", name="Retirer « gérer les bi-clés » sur Service des marchés à nouvelle@rouen.fr"
-        ).click()
+        revoke = "Retirer « gérer les bi-clés » sur Service des marchés à nouvelle@rouen.fr"
+        page.get_by_role("button", name=revoke).click()
         page.get_by_text("Les habilitations de nouvelle@rouen.fr ont été modifiées.").wait_for()
         held = page.locator("tr", has_text="nouvelle@rouen.fr").locator("td").nth(1)
         assert "gérer les bi-clés" not in held.text_content()

@@ -105,12 +105,14 @@ def _register() -> None:
     from scelle.platform.assistants.api import router as assistants
     from scelle.platform.deposits.api import router as deposits
     from scelle.platform.keypairs.api import router as keypairs
+    from scelle.platform.opening.api import router as opening
     from scelle.platform.tenders.api import router as tenders
 
     api.add_router("", accounts)
     api.add_router("/key-pairs", keypairs)
     api.add_router("/tenders", tenders)
     api.add_router("", deposits)
+    api.add_router("", opening)
     api.add_router("/assistant", assistants)
 
 

@@ -39,7 +39,7 @@ from scelle.platform.assistants.models import Job, Workstation
 from scelle.platform.audit.services import PLATFORM_ACTOR, record
 from scelle.platform.keypairs.models import KeyPair
 from scelle.platform.keypairs.services import check_designation, designation_free
-from scelle.platform.tenders.models import Tender
+from scelle.platform.opening.services import check_openable
 from scelle.platform.tenders.services import tender_for
 
 READY = dt.timedelta(seconds=60)
@@ -261,20 +261,6 @@ def request_opening(
     workstation = _ready_workstation(actor, workstation_id, now)
     params = {"tender": str(tender.id), "reference": tender.reference}
     return _give(actor, workstation, Job.Kind.OPEN_TENDER, params, now)
-
-
-def check_openable(tender: Tender, now: dt.datetime) -> None:
-    """Opening starts after the deadline, on a launched tender (rule 7)."""
-    if tender.status == Tender.Status.DRAFT:
-        raise RuleViolationError(
-            _("the tender %(reference)s is not launched") % {"reference": tender.reference}
-        )
-    if now < tender.deadline:
-        raise RuleViolationError(
-            _("the envelopes of %(reference)s open after its deadline")
-            % {"reference": tender.reference},
-            hint=_("Companies may still be depositing."),
-        )
 
 
 def request_job(

@@ -27,7 +27,7 @@ from scelle.platform.accounts.models import Permission, Service
 from scelle.platform.accounts.services import services_with
 from scelle.platform.assistants import services as assistants
 from scelle.platform.clock import now
-from scelle.platform.deposits.services import deposits_of_tender
+from scelle.platform.opening.services import deposits_of_tender
 from scelle.platform.tenders import services
 from scelle.platform.tenders.models import ENVELOPE_KINDS
 from scelle.platform.web.pages import actor, agent_page, attempt, company_page

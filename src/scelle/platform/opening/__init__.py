@@ -1,0 +1,1 @@
+"""Opening a tender's deposits after its deadline (rule 7)."""
