@@ -167,10 +167,16 @@ def test_the_jobs_page_lists_this_workstations_jobs(window, browser, fake) -> No
     job = {
         "id": str(uuid.uuid4()), "kind": "open_tender", "workstation": str(uuid.uuid4()),
         "workstation_name": "POSTE-ACHAT-12", "params": {}, "state": "finished",
-        "message": "AO-1: 2 envelope(s) opened, 0 failed", "result": {},
+        "message": "AO-1: 2 envelope(s) opened, 0 failed",
+        "result": {"said": {"template": "{reference}: {opened} envelope(s) opened, {failed} failed",
+                            "values": {"reference": "AO-1", "opened": 2, "failed": 0}}},
         "created_at": NOW.isoformat(), "started_at": NOW.isoformat(),
         "finished_at": NOW.isoformat(),
     }  # fmt: skip
     fake.set_json("GET", "/api/assistant/jobs", [job, {**job, "workstation_name": "AUTRE"}])
     page = browser.get("/traitements", headers={"Accept-Language": "fr"}).text
-    assert page.count("AO-1: 2 envelope(s) opened") == 1 and "Début" in page
+    # In the window's language, with the times in the platform's zone (UTC: no login here).
+    assert page.count("AO-1 : 2 enveloppe(s) ouverte(s), 0 en échec") == 1 and "Début" in page
+    assert f"{NOW:%Y-%m-%d %H:%M} (UTC)" in page
+    english = browser.get("/traitements", headers={"Accept-Language": "en"}).text
+    assert "AO-1: 2 envelope(s) opened, 0 failed" in english

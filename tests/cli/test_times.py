@@ -8,7 +8,8 @@ import zoneinfo
 import click
 import pytest
 
-from scelle.cli.remote import parse_deadline, platform_time
+from scelle.assistant.times import platform_time
+from scelle.cli.remote import parse_deadline
 
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")
 

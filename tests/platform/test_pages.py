@@ -169,3 +169,25 @@ def test_fingerprints_wrap_between_bytes_only_and_pages_carry_an_icon(
     ).content.decode()
     assert page.count(":<wbr>") >= 31  # a SHA-256 fingerprint: 32 bytes, 31 places to wrap
     assert 'rel="icon"' in page and finders.find("web/favicon.svg")
+
+
+def test_a_jobs_message_is_said_in_the_pages_language() -> None:
+    from types import SimpleNamespace
+
+    from django.utils import translation
+
+    from scelle.platform.web.templatetags.scelle_tags import said
+
+    job = SimpleNamespace(
+        message="AO-1: 2 envelope(s) opened, 0 failed",
+        result={"said": {"template": "{reference}: {opened} envelope(s) opened, {failed} failed",
+                         "values": {"reference": "AO-1", "opened": 2, "failed": 0}}},
+    )  # fmt: skip
+    with translation.override("fr"):
+        assert said(job) == "AO-1 : 2 enveloppe(s) ouverte(s), 0 en échec"
+    with translation.override("en"):
+        assert said(job) == "AO-1: 2 envelope(s) opened, 0 failed"
+    # A template that reaches into its values is not filled: the message as sent instead.
+    job.result = {"said": {"template": "{x.__class__}", "values": {"x": "a"}}}
+    with translation.override("fr"):
+        assert said(job) == job.message

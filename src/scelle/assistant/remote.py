@@ -22,7 +22,7 @@ from typing import Any
 
 from scelle import __version__
 from scelle.assistant.config import AssistantConfig
-from scelle.assistant.i18n import gettext_of, language
+from scelle.assistant.i18n import language, translate
 from scelle.assistant.keys import free_name, generate_key_pair, publish_key_pair
 from scelle.assistant.opening import OpeningReport, folder_name, open_tender
 from scelle.assistant.tenders import launch_record
@@ -36,6 +36,7 @@ from scelle.core.errors import (
     PlatformUnavailableError,
     RuleViolationError,
     ScelleError,
+    fill_plain,
 )
 from scelle.keystore import KeyStore
 
@@ -56,9 +57,23 @@ class JobRefused(ScelleError):
 
 @dataclass(frozen=True)
 class Outcome:
+    """What a job came to: its message as an English template and its values, so that the
+    page and the window say it in their reader's language (the `said` of its result)."""
+
     succeeded: bool
-    message: str
+    template: str
+    values: dict[str, str | int] = field(default_factory=dict)
     result: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def message(self) -> str:
+        """In English: the job's message on the platform, for whoever has no catalogue."""
+        return fill_plain(self.template, self.values) or self.template
+
+    @property
+    def report(self) -> dict[str, Any]:
+        """The result sent to the platform, with what to say in any language."""
+        return {**self.result, "said": {"template": self.template, "values": self.values}}
 
 
 def reported_key_pairs(store: KeyStore) -> list[dict[str, str]]:
@@ -159,7 +174,7 @@ class Assistant:
         self._unreported.append((job["id"], outcome))
         self._report_left()
         self.say(f"job {job['kind']} {'finished' if outcome.succeeded else 'failed'}: "
-                 f"{outcome.message}")  # fmt: skip
+                 f"{translate(language(), outcome.template, **outcome.values)}")  # fmt: skip
         self.wake()  # the store may have changed: tell at once
         return True
 
@@ -172,7 +187,7 @@ class Assistant:
                     job_id,
                     succeeded=outcome.succeeded,
                     message=outcome.message,
-                    result=outcome.result,
+                    result=outcome.report,
                 )
             self._unreported.pop(0)
 
@@ -208,9 +223,10 @@ class Assistant:
         except NotAuthenticatedError:
             raise
         except ScelleError as error:
-            return Outcome(False, error.localized(gettext_of(language()))[0])
+            values = {k: v if isinstance(v, int) else str(v) for k, v in error.values.items()}
+            return Outcome(False, error.template, values)
         except OSError as error:
-            return Outcome(False, f"{error.strerror or error}")
+            return Outcome(False, "{problem}", {"problem": f"{error.strerror or error}"})
 
     def _add_key_pair(self, params: dict[str, Any]) -> Outcome:
         """Add a key pair to a service: generated in this store, or one it holds, referenced.
@@ -268,7 +284,10 @@ class Assistant:
         registered = done.registered
         return Outcome(
             True,
-            f"{registered['designation']}: {mode}d in the store as {name}, referenced",
+            N_("{designation}: generated in this store as {name}, and referenced")
+            if mode == "generate"
+            else N_("{designation}: this store's key pair {name}, referenced"),
+            {"designation": registered["designation"], "name": name},
             {
                 "key_pair": registered["id"],
                 "designation": registered["designation"],
@@ -332,14 +351,12 @@ def _opening_outcome(report: OpeningReport, reference: str, folder: Path) -> Out
             }
         )
     opened = len(report.opened) + len(report.already)
-    message = (
-        f"{reference}: {opened} envelope(s) opened, {len(report.failed)} failed"
-        if listed
-        else f"{reference}: no deposit to open"
-    )
     return Outcome(
         not report.failed,
-        message,
+        N_("{reference}: {opened} envelope(s) opened, {failed} failed")
+        if listed
+        else N_("{reference}: no deposit to open"),
+        {"reference": reference, "opened": opened, "failed": len(report.failed)},
         {
             "envelopes": listed[:MAX_LISTED],
             "more": max(0, len(listed) - MAX_LISTED),

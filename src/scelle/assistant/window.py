@@ -37,8 +37,10 @@ from scelle.assistant.config import AssistantConfig, save_config
 from scelle.assistant.i18n import gettext_noop, gettext_of, translate
 from scelle.assistant.keys import import_key_pair
 from scelle.assistant.remote import Assistant
+from scelle.assistant.times import platform_time, platform_zone
+from scelle.client import api
 from scelle.core import pkcs12
-from scelle.core.errors import ScelleError, WrongPasswordError
+from scelle.core.errors import ScelleError, WrongPasswordError, fill_plain
 from scelle.core.passwords import check_password_strength
 from scelle.keystore import StoredKey
 
@@ -153,6 +155,19 @@ class Page:
     def __init__(self, lang: str, csrf: str) -> None:
         self.lang = lang
         self.csrf = csrf
+
+    def job_said(self, job: api.Job) -> str:
+        """A job's message in the page's language (its assistant's template, translated
+        and filled with plain values); else the message as the platform gives it."""
+        spoken = job["result"].get("said") if isinstance(job.get("result"), dict) else None
+        if isinstance(spoken, dict) and isinstance(spoken.get("template"), str):
+            values = spoken.get("values")
+            filled = fill_plain(
+                translate(self.lang, spoken["template"]), values if isinstance(values, dict) else {}
+            )
+            if filled is not None:
+                return filled
+        return translate(self.lang, job["message"])
 
     def _(self, message: str, /, **values: object) -> str:
         return translate(self.lang, message, **{k: html.escape(str(v)) for k, v in values.items()})
@@ -515,12 +530,17 @@ class Window:
             "add_key_pair": page._("add a key pair"),
             "open_tender": page._("open a tender's envelopes"),
         }
+        zone = platform_zone(self.home, now=self.helper.clock())
+
+        def when(value: str | None) -> str:
+            return platform_time(value, zone) if value else "—"
+
         rows = "".join(
             f"<tr><td>{html.escape(kinds.get(job['kind'], job['kind']))}</td>"
-            f"<td>{html.escape((job['started_at'] or '—')[:19].replace('T', ' '))}</td>"
-            f"<td>{html.escape((job['finished_at'] or '—')[:19].replace('T', ' '))}</td>"
+            f"<td>{html.escape(when(job['started_at']))}</td>"
+            f"<td>{html.escape(when(job['finished_at']))}</td>"
             f"<td>{html.escape(states.get(job['state'], job['state']))}</td>"
-            f"<td>{html.escape(job['message'])}</td></tr>"
+            f"<td>{html.escape(page.job_said(job))}</td></tr>"
             for job in jobs
         )
         content = (

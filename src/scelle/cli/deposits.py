@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import zoneinfo
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -12,12 +13,12 @@ import click
 from cryptography import x509
 
 from scelle.assistant.i18n import _
+from scelle.assistant.times import platform_time
 from scelle.cli.console import human_size, password_file_option, progress_bars, say
 from scelle.cli.remote import (
     connect,
     home_of,
     json_option,
-    platform_time,
     platform_zone,
     print_table,
 )
@@ -225,14 +226,15 @@ def verify(session: Session, files: tuple[Path, ...], as_json: bool) -> None:
         saved = None
     if saved is not None and saved.authority_pem:
         trusted = certs.load_certificate(saved.authority_pem.encode())
+    zone = platform_zone(session)  # UTC when this workstation never logged in
     if len(files) == 1:
-        _verify_one(files[0], trusted, as_json)
+        _verify_one(files[0], trusted, as_json, zone)
         return
     failed = 0
     for file in files:
         say(f"== {file}")
         try:
-            _verify_one(file, trusted, as_json)
+            _verify_one(file, trusted, as_json, zone)
         except ScelleError as error:
             failed += 1
             say(_("{file}: {error}", file=file, error=error.message))
@@ -242,7 +244,9 @@ def verify(session: Session, files: tuple[Path, ...], as_json: bool) -> None:
         )
 
 
-def _verify_one(file: Path, trusted: x509.Certificate | None, as_json: bool) -> None:
+def _verify_one(
+    file: Path, trusted: x509.Certificate | None, as_json: bool, zone: zoneinfo.ZoneInfo
+) -> None:
     verified = verify_receipt(file.read_bytes(), trusted_authority=trusted)
     receipt = verified.receipt
     if as_json:
@@ -270,7 +274,7 @@ def _verify_one(file: Path, trusted: x509.Certificate | None, as_json: bool) -> 
         (_("Tender"), receipt.tender),
         (_("Company"), receipt.bidder),
         (_("Deposit (receipt id)"), receipt.deposit),
-        (_("Received"), f"{receipt.received_at:%Y-%m-%d %H:%M:%S} UTC"),
+        (_("Received"), platform_time(receipt.received_at, zone)),
         (_("State"), _("late") if receipt.late else _("on time")),
         (_("Platform CA"), certs.fingerprint_sha256(verified.authority)),
     ]

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import click
 
+from scelle.assistant import times
 from scelle.assistant.i18n import _, language
+from scelle.assistant.times import platform_time
 from scelle.cli.console import ask_password, password_file_option, plain_console, say
 from scelle.cli.session import Session, pass_session
 from scelle.client import api
@@ -35,19 +37,8 @@ def home_of(session: Session) -> Path:
 
 
 def platform_zone(session: Session) -> zoneinfo.ZoneInfo:
-    """The platform's time zone, as said at login (UTC for a login saved before)."""
-    name = load_login(home_of(session), now=session.clock()).time_zone or "UTC"
-    try:
-        return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return zoneinfo.ZoneInfo("UTC")
-
-
-def platform_time(value: str, zone: zoneinfo.ZoneInfo) -> str:
-    """An ISO 8601 time from the platform as people read it: 2027-03-01 12:00 (Europe/Paris)."""
-    moment = dt.datetime.fromisoformat(value).astimezone(zone)
-    shown = f"{moment:%Y-%m-%d %H:%M}" if moment.second == 0 else f"{moment:%Y-%m-%d %H:%M:%S}"
-    return f"{shown} ({zone.key})"
+    """The platform's time zone, as said at login (UTC without one)."""
+    return times.platform_zone(home_of(session), now=session.clock())
 
 
 def connect(session: Session) -> api.PlatformClient:

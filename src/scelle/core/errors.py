@@ -6,7 +6,9 @@ user's words; no bare `ValueError` or `KeyError` leaves the public API.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+import string
+from collections.abc import Callable, Mapping
 
 
 def N_(message: str) -> str:
@@ -21,6 +23,30 @@ def _fill(template: str, values: dict[str, object]) -> str:
         return template.format(**values)
     except (KeyError, IndexError, ValueError):  # a translation that lost a placeholder
         return template
+
+
+_PLAIN_SPEC = re.compile(r"(\.[0-9]f)?")
+
+
+def fill_plain(template: str, values: Mapping[str, object]) -> str | None:
+    """`template` filled with `values` when it came from elsewhere (a workstation's job
+    report): only `{name}` fields naming a given text or number, no attribute, no index;
+    None otherwise, and the caller shows what it had instead."""
+    try:
+        fields = list(string.Formatter().parse(template))
+    except ValueError:
+        return None
+    for _literal, name, spec, conversion in fields:
+        if name is None:
+            continue
+        if (
+            not name.isidentifier()
+            or not isinstance(values.get(name), str | int | float)
+            or conversion not in (None, "r")
+            or not _PLAIN_SPEC.fullmatch(spec or "")
+        ):
+            return None
+    return template.format(**values)
 
 
 class ScelleError(Exception):

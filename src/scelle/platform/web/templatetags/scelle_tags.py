@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import template
 from django.utils.html import format_html_join
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext
+
+from scelle.core.errors import fill_plain
 
 register = template.Library()
 
@@ -23,3 +28,21 @@ def breakable(value: str) -> SafeString:
         return format_html_join(mark_safe(":<wbr>"), "{}", ((part,) for part in parts))
     groups = [text[i : i + HEX_GROUP] for i in range(0, len(text), HEX_GROUP)]
     return format_html_join(mark_safe("<wbr>"), "{}", ((group,) for group in groups))
+
+
+@register.filter
+def said(job: Any) -> str:  # noqa: ANN401 (a Job, or the API's dict of one)
+    """A job's message in the page's language: the English template its assistant sent,
+    translated here and filled with its values (plain names only); else the message as
+    the assistant wrote it."""
+    result = getattr(job, "result", None) or {}
+    spoken = result.get("said") if isinstance(result, dict) else None
+    if (
+        isinstance(spoken, dict)
+        and isinstance(spoken.get("template"), str)
+        and isinstance(spoken.get("values"), dict)
+    ):
+        filled = fill_plain(gettext(spoken["template"]), spoken["values"])
+        if filled is not None:
+            return filled
+    return gettext(str(getattr(job, "message", "")))
