@@ -124,6 +124,9 @@ def test_a_company_deposits_from_the_page_and_the_buyer_opens_it(
         page = browser.new_page()
         open_deposit_page(page, platform.url, "AO-WEB-1")
         assert serious_violations(page) == []
+        # Nothing to pause or resume before a deposit starts.
+        assert not page.locator("#deposit-pause").is_visible()
+        assert not page.locator("#deposit-resume").is_visible()
         choose(page, files)
         page.get_by_text("Total à envoyer").wait_for()
         assert "Kbis société.pdf" in page.text_content("fieldset[data-kind='candidature']")
