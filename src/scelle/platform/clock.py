@@ -13,8 +13,17 @@ def now() -> dt.datetime:
 
 
 def local_time(moment: dt.datetime) -> str:
-    """A moment as people read it in messages: in the platform's time zone, named."""
-    from django.utils import timezone
+    """A moment as people read it in messages: in the platform's time zone, named, written
+    the way the active language writes dates ("1 mars 2027 12:00", "March 1, 2027, noon")."""
+    from django.utils import formats, timezone
 
-    shown = timezone.localtime(moment)
-    return f"{shown:%Y-%m-%d %H:%M} ({settings.TIME_ZONE})"
+    shown = formats.date_format(timezone.localtime(moment), "DATETIME_FORMAT")
+    return f"{shown} ({settings.TIME_ZONE})"
+
+
+def local_date(moment: dt.datetime) -> str:
+    """A day as people read it in messages, in the platform's time zone and the active
+    language ("1 mars 2027", "March 1, 2027")."""
+    from django.utils import formats, timezone
+
+    return formats.date_format(timezone.localtime(moment), "DATE_FORMAT")

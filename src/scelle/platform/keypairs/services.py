@@ -23,6 +23,7 @@ from scelle.core.errors import InvalidInputError, NotFoundError, RuleViolationEr
 from scelle.platform.accounts.models import Permission, Service, User
 from scelle.platform.accounts.services import require_agent, service_for
 from scelle.platform.audit.services import record
+from scelle.platform.clock import local_date
 from scelle.platform.keypairs.authority import platform_authority
 from scelle.platform.keypairs.models import KeyPair
 from scelle.platform.tenders.models import AssignedKeyPair, Tender
@@ -265,7 +266,7 @@ def registry(actor: User, *, service_id: uuid.UUID | str | None, now: dt.datetim
         if key_pair.not_after <= now:
             warnings.append(
                 _("the key pair %(designation)s expired on %(date)s: replace it")
-                % {"designation": key_pair.designation, "date": f"{key_pair.not_after:%Y-%m-%d}"}
+                % {"designation": key_pair.designation, "date": local_date(key_pair.not_after)}
             )
         elif entry.open_tenders and key_pair.not_after <= now + EXPIRY_WARNING:
             warnings.append(
@@ -273,7 +274,7 @@ def registry(actor: User, *, service_id: uuid.UUID | str | None, now: dt.datetim
                 % {
                     "designation": key_pair.designation,
                     "tenders": ", ".join(entry.open_tenders),
-                    "date": f"{key_pair.not_after:%Y-%m-%d}",
+                    "date": local_date(key_pair.not_after),
                 }
             )
     return Registry(entries, warnings)

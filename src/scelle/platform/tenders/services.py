@@ -32,7 +32,7 @@ from scelle.platform.accounts.models import Permission, Service, User, permissio
 from scelle.platform.accounts.services import service_for
 from scelle.platform.audit.anchors import checkpoint
 from scelle.platform.audit.services import record
-from scelle.platform.clock import local_time
+from scelle.platform.clock import local_date, local_time
 from scelle.platform.keypairs.models import KeyPair
 from scelle.platform.tenders.models import ENVELOPE_KINDS, AssignedKeyPair, Tender
 
@@ -82,7 +82,7 @@ def _check_deadline(deadline: dt.datetime, now: dt.datetime) -> None:
         # Also keeps the opening window's end (deadline + days) a date that exists.
         raise InvalidInputError(
             _("the deadline %(day)s is more than ten years ahead: check the year")
-            % {"day": f"{deadline:%Y-%m-%d}"}
+            % {"day": local_date(deadline)}
         )
 
 
@@ -234,8 +234,8 @@ def _validity_problem(key_pair: KeyPair, until: dt.datetime, now: dt.datetime) -
     """Why `key_pair` cannot be assigned (expired, or expiring before `until`), or None."""
     values = {
         "designation": key_pair.designation,
-        "expiry": f"{key_pair.not_after:%Y-%m-%d}",
-        "until": f"{until:%Y-%m-%d}",
+        "expiry": local_date(key_pair.not_after),
+        "until": local_date(until),
     }
     backup = key_pair.role == KeyPair.Role.BACKUP
     if key_pair.not_after <= now:

@@ -67,6 +67,7 @@ def attempt(request: HttpRequest, action: Callable[[], _T]) -> _T | None:
         raise
     except ScelleError as error:
         message, hint = error.localized(gettext)
+        message = message[:1].upper() + message[1:]  # a sentence on a page; terse in a terminal
         # Hints naming a command are for the terminal; the page says what to do itself.
         messages.error(request, f"{message}\n{hint}" if hint and "`" not in hint else message)
         return None
