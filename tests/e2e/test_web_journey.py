@@ -204,9 +204,10 @@ def _files(folder: Path) -> dict[str, bytes]:
 class Journey:
     """The browser page, with an accessibility check of every page it lands on."""
 
-    def __init__(self, page: Any, screenshots: bool) -> None:
+    def __init__(self, page: Any, screenshots: Path | None) -> None:
         self.page = page
         self.screenshots = screenshots
+        """Where the pages' pictures go (docs/screenshots, English ones in en/), or None."""
         self.checked: set[str] = set()
 
     def landed(self, shot: str | None = None) -> None:
@@ -215,8 +216,8 @@ class Journey:
         if path not in self.checked:
             self.checked.add(path)
             assert serious_violations(self.page) == [], path
-        if shot and self.screenshots:
-            self.page.screenshot(path=str(SCREENSHOTS / f"{shot}.png"), full_page=True)
+        if shot and self.screenshots is not None:
+            self.page.screenshot(path=str(self.screenshots / f"{shot}.png"), full_page=True)
 
 
 @pytest.fixture
@@ -249,7 +250,9 @@ def test_section_b_launch_and_opening_by_clicking(
     openings = tmp_path / "Plis ouverts"
     helper = Assistant(agent.home, openings, platform.env)
     assistant_stopped.append(helper)
-    screenshots = platform.database is None and language == "fr"
+    # The pages' pictures in both languages: docs/screenshots/ (French), en/ (English).
+    screenshots = SCREENSHOTS if language == "fr" else SCREENSHOTS / "en"
+    screenshots.mkdir(exist_ok=True)
     w = {key: pair[0 if language == "fr" else 1] for key, pair in WORDS.items()}
 
     with chromium("fr-FR" if language == "fr" else "en-GB") as browser:
