@@ -1,7 +1,9 @@
-"""Key pairs of the workstation and the platform's registry: generating, publishing.
+"""Key pairs of the workstation and the platform's registry: generating, publishing,
+moving them between workstations as .pfx files.
 
-The command (`scelle keys generate --publish`, `scelle keys publish`) and the
-assistant's jobs (Ajouter un bi-clé) call these same functions.
+The command (`scelle keys generate --publish`, `scelle keys publish`, `scelle keys
+export`, `import`), the assistant's jobs (Ajouter un bi-clé) and its window (Magasin de
+certificats) call these same functions.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from scelle.client import api
 from scelle.core import authority, certs, pkcs12
 from scelle.core.errors import N_, DuplicateKeyError
+from scelle.core.passwords import check_password_strength
 from scelle.keystore import KeyStore, StoredKey, check_key_name
 
 
@@ -106,3 +109,13 @@ def import_key_pair(
         chosen, bundle.private_key, bundle.certificate, bundle.chain,
         exportable=exportable, origin="imported", now=now,
     )  # fmt: skip
+
+
+def export_key_pair(
+    store: KeyStore, name: str, password: str, *, legacy: bool = False
+) -> tuple[StoredKey, bytes]:
+    """The key pair `name`, private key included, as a .pfx protected by `password` (strong
+    enough, checked first): PBES2 AES-256, or 3DES/SHA-1 with `legacy` for old Windows."""
+    check_password_strength(password)
+    stored = store.get(name)
+    return stored, pkcs12.export_pkcs12(store.export_bundle(stored.name), password, legacy=legacy)

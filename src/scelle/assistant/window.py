@@ -35,13 +35,11 @@ from typing import Any
 
 from scelle.assistant.config import AssistantConfig, save_config
 from scelle.assistant.i18n import gettext_noop, gettext_of, translate
-from scelle.assistant.keys import import_key_pair
+from scelle.assistant.keys import export_key_pair, import_key_pair
 from scelle.assistant.remote import Assistant
 from scelle.assistant.times import platform_time, platform_zone
 from scelle.client import api
-from scelle.core import pkcs12
 from scelle.core.errors import ScelleError, WrongPasswordError, fill_plain
-from scelle.core.passwords import check_password_strength
 from scelle.keystore import StoredKey
 
 MAX_BODY_BYTES = 2 << 20
@@ -461,11 +459,8 @@ class Window:
         try:
             if password != str(form.get("password2", "")):
                 raise WrongPasswordError(page._("The two passwords differ."))
-            check_password_strength(password)
-            store = self.helper.store
-            stored = store.get(name)
-            data = pkcs12.export_pkcs12(
-                store.export_bundle(stored.name), password, legacy=form.get("legacy") == "yes"
+            stored, data = export_key_pair(
+                self.helper.store, name, password, legacy=form.get("legacy") == "yes"
             )
         except ScelleError as error:
             return self._store(page, {}, error=page.said(error), status=400)

@@ -18,10 +18,9 @@ from scelle.cli.console import (
     spinner,
 )
 from scelle.cli.session import Session, pass_session
-from scelle.core import certs, pkcs12
+from scelle.core import certs
 from scelle.core.errors import InvalidInputError
 from scelle.core.files import atomic_output, write_all
-from scelle.core.passwords import check_password_strength
 from scelle.keystore import StoredKey, check_key_name
 
 PUBLIC_FILE_MODE = 0o644
@@ -234,6 +233,8 @@ def export(
     force: bool,
 ) -> None:
     """Export a key pair, private key included, to a password-protected .pfx."""
+    from scelle.assistant.keys import export_key_pair
+
     store = session.store
     stored = store.get(name)
     if not stored.exportable:
@@ -243,8 +244,7 @@ def export(
     password = ask_password(
         _("Password protecting {path}", path=output), password_file=password_file, confirm=True
     )
-    check_password_strength(password)  # before the store passphrase is asked
-    data = pkcs12.export_pkcs12(store.export_bundle(name), password, legacy=legacy)
+    _stored, data = export_key_pair(store, name, password, legacy=legacy)
     with atomic_output(output, overwrite=force) as handle:
         write_all(handle, data)
     say(_("The key pair {name} has been exported to {path}.", name=stored.name, path=output))
