@@ -545,3 +545,36 @@ def test_launch_says_which_key_pairs_it_cannot_vouch_for(
         answer["rsf"],
         sorted(certs.fingerprint_sha256(c) for c in (buyer.certificate, carol.certificate)),
     )
+
+
+def test_a_receipt_fetched_again_must_be_the_one_asked_for(
+    platform: HostilePlatform, buyer: Buyer, capsys, tmp_path: Path
+) -> None:
+    """A platform answering with another deposit's receipt (valid, and under that other
+    deposit's id) is refused, and nothing is written."""
+    from scelle.core import authority
+    from scelle.core.receipt import Receipt, ReceivedEnvelope, sign_receipt
+
+    signer = authority.create_signing_identity(buyer.ca, "Scellé — accusés", now=NOW)
+    asked, other = str(uuid.uuid4()), str(uuid.uuid4())
+
+    def answer_for(deposit: str) -> dict[str, Any]:
+        receipt = Receipt(
+            platform="Scellé", tender=REFERENCE, bidder="BTP", deposit=deposit,
+            received_at=NOW, late=False, envelopes=(ReceivedEnvelope("offre", 10, "a" * 64),),
+        )  # fmt: skip
+        return {
+            "id": deposit, "tender": REFERENCE, "bidder": "BTP", "received_at": NOW.isoformat(),
+            "late": False, "envelopes": [{"kind": "offre", "size": 10, "sha256": "a" * 64,
+                                          "recipients": [], "upload": None}],
+            "receipt": sign_receipt(receipt, signer, [buyer.ca.certificate]).decode(),
+        }  # fmt: skip
+
+    target = tmp_path / "accuse.json"
+    platform.set_json("GET", f"/api/deposits/{asked}", answer_for(other))
+    status, _, err = scelle(capsys, "deposits", "receipt", asked, "-o", str(target))
+    assert status == EXIT_FAILURE and "receipt of another deposit" in err
+    assert not target.exists()
+    platform.set_json("GET", f"/api/deposits/{asked}", answer_for(asked))
+    status, _, err = scelle(capsys, "deposits", "receipt", asked, "-o", str(target))
+    assert status == EXIT_OK and target.exists(), err

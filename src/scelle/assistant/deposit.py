@@ -530,3 +530,18 @@ def pinned_authority(saved_pem: str | None, current_pem: str) -> x509.Certificat
             hint=N_("If the platform announced a new CA, log in again to accept it."),
         )
     return saved
+
+
+def fetch_receipt(
+    client: api.PlatformClient, deposit_id: str, *, saved_authority_pem: str | None
+) -> tuple[Receipt, bytes]:
+    """One of the company's receipts, fetched again: signed by the platform CA seen at
+    login, and the receipt of the deposit asked for (a platform that answers with another
+    is refused). Returns the receipt and the signed document to keep."""
+    authority = pinned_authority(saved_authority_pem, client.platform_ca()["certificate_pem"])
+    answer = client.my_deposit(deposit_id)
+    document = answer["receipt"].encode()
+    receipt = verify_receipt(document, trusted_authority=authority).receipt
+    if receipt.deposit != answer["id"] or receipt.deposit.lower() != deposit_id.strip().lower():
+        raise ReceiptError(N_("the platform sent the receipt of another deposit"))
+    return receipt, document

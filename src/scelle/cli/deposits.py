@@ -181,16 +181,11 @@ def _print_deposits(
 @pass_session
 def fetch_receipt(session: Session, deposit_id: str, output: Path | None, force: bool) -> None:
     """Fetch the signed receipt of one of your deposits again, and check it."""
-    from scelle.assistant.deposit import pinned_authority
+    from scelle.assistant.deposit import fetch_receipt as fetch
 
     saved = load_login(home_of(session), now=session.clock())
     with connect(session) as client:
-        authority = pinned_authority(saved.authority_pem, client.platform_ca()["certificate_pem"])
-        answer = client.my_deposit(deposit_id)
-    document = answer["receipt"].encode()
-    verified = verify_receipt(document, trusted_authority=authority).receipt
-    if verified.deposit != answer["id"]:
-        raise ScelleError("the platform sent the receipt of another deposit")
+        verified, document = fetch(client, deposit_id, saved_authority_pem=saved.authority_pem)
     target = output or Path(f"receipt-{verified.deposit}.json")
     if target.exists() and not force:
         raise InvalidInputError(f"{target} already exists", hint="Pass --force to replace it.")
