@@ -22,7 +22,6 @@ from typing import Any
 
 from scelle import __version__
 from scelle.assistant.config import AssistantConfig
-from scelle.assistant.i18n import language, translate
 from scelle.assistant.keys import free_name, generate_key_pair, publish_key_pair
 from scelle.assistant.opening import OpeningReport, folder_name, open_tender
 from scelle.assistant.tenders import launch_record
@@ -38,6 +37,7 @@ from scelle.core.errors import (
     ScelleError,
     fill_plain,
 )
+from scelle.i18n import language, translate
 from scelle.keystore import KeyStore
 
 LONG_POLL_SECONDS = 25

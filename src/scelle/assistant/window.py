@@ -34,12 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from scelle.assistant.config import AssistantConfig, save_config
-from scelle.assistant.i18n import gettext_noop, gettext_of, translate
 from scelle.assistant.keys import export_key_pair, import_key_pair
 from scelle.assistant.remote import Assistant
 from scelle.assistant.times import platform_time, platform_zone
 from scelle.client import api
 from scelle.core.errors import ScelleError, WrongPasswordError, fill_plain
+from scelle.i18n import gettext_noop, gettext_of, translate
 from scelle.keystore import StoredKey
 
 MAX_BODY_BYTES = 2 << 20

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from scelle.assistant.i18n import _
 from scelle.cli.console import ask_password, password_file_option, say
 from scelle.cli.remote import connect, json_option, print_json, print_table
 from scelle.cli.session import Session, pass_session
 from scelle.client import api
 from scelle.core.errors import NotFoundError
+from scelle.i18n import _
 
 
 @click.group()

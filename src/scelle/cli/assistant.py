@@ -8,11 +8,11 @@ from pathlib import Path
 
 import click
 
-from scelle.assistant.i18n import _
 from scelle.cli.console import say
 from scelle.cli.remote import connect, home_of
 from scelle.cli.session import Session, pass_session
 from scelle.core.errors import NotAuthenticatedError
+from scelle.i18n import _
 
 
 def _stamp(message: str) -> None:

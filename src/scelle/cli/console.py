@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from scelle.assistant.i18n import _, language
 from scelle.core.errors import InvalidInputError, WrongPasswordError
+from scelle.i18n import _, language
 
 if TYPE_CHECKING:
     from rich.console import Console

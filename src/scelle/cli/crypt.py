@@ -12,7 +12,6 @@ from typing import BinaryIO, cast
 import click
 from cryptography import x509
 
-from scelle.assistant.i18n import _
 from scelle.cli.console import (
     ask_password,
     force_option,
@@ -24,6 +23,7 @@ from scelle.cli.session import Session, pass_session
 from scelle.core import certs, envelope, pkcs12
 from scelle.core.errors import DecryptionError, InvalidInputError, KeyNotFoundError
 from scelle.core.files import Readable, atomic_output, private_temporary_file
+from scelle.i18n import _
 
 STDIO = "-"
 ENVELOPE_SUFFIXES = (".p7m", ".cms", ".p7e")

@@ -12,7 +12,6 @@ from typing import Literal
 import click
 from cryptography import x509
 
-from scelle.assistant.i18n import _
 from scelle.assistant.times import platform_time
 from scelle.cli.console import human_size, password_file_option, progress_bars, say
 from scelle.cli.remote import (
@@ -29,6 +28,7 @@ from scelle.core import certs
 from scelle.core.errors import InvalidInputError, ScelleError
 from scelle.core.files import atomic_output, write_all
 from scelle.core.receipt import verify_receipt
+from scelle.i18n import _
 
 PUBLIC_FILE_MODE = 0o644
 

@@ -1,7 +1,7 @@
 """Every `--help` text of the command, for the catalogue (written by scripts/help-texts;
 tests/test_translations.py checks it is current)."""
 
-from scelle.assistant.i18n import gettext_noop
+from scelle.i18n import gettext_noop
 
 HELP_TEXTS = (
     gettext_noop(

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import click
 
-from scelle.assistant.i18n import _
 from scelle.cli.console import (
     ask_password,
     force_option,
@@ -21,6 +20,7 @@ from scelle.cli.session import Session, pass_session
 from scelle.core import certs
 from scelle.core.errors import InvalidInputError
 from scelle.core.files import atomic_output, write_all
+from scelle.i18n import _
 from scelle.keystore import StoredKey, check_key_name
 
 PUBLIC_FILE_MODE = 0o644

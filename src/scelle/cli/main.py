@@ -18,9 +18,10 @@ from typing import cast
 import click
 
 from scelle import __version__
-from scelle.assistant.i18n import gettext_of, language, translate, use_for_click
+from scelle.cli.language import use_for_click
 from scelle.cli.session import Session
 from scelle.core.errors import ScelleError
+from scelle.i18n import gettext_of, language, translate
 
 EXIT_OK = 0
 EXIT_FAILURE = 1

@@ -12,10 +12,10 @@ from typing import Any, TypeVar
 
 import click
 
-from scelle.assistant.i18n import _, language
 from scelle.cli.console import password_file_option, read_password_file, say
 from scelle.cli.session import Session, pass_session
 from scelle.core.errors import InvalidInputError
+from scelle.i18n import _, language
 
 DEFAULT_THREADS = 8
 """Requests that Django works on at once in `scelle serve`; requests still arriving hold

@@ -15,7 +15,6 @@ from pathlib import Path
 import click
 
 from scelle.assistant import times
-from scelle.assistant.i18n import _, language
 from scelle.assistant.times import platform_time
 from scelle.cli.console import ask_password, password_file_option, plain_console, say
 from scelle.cli.session import Session, pass_session
@@ -28,6 +27,7 @@ from scelle.core.errors import (
     PermissionDeniedError,
     PlatformUnavailableError,
 )
+from scelle.i18n import _, language
 from scelle.keystore import StoredKey, default_home
 
 

@@ -1,4 +1,5 @@
-"""French and English for the command, from the platform's gettext catalogue.
+"""French and English for the command and the assistant's window, from the platform's
+gettext catalogue (the pages read the same one through Django).
 
 One catalogue (src/scelle/locale/<lang>/LC_MESSAGES/django.po, compiled by
 scripts/translations) serves the pages and the command. Messages are written in
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
-LOCALE = Path(__file__).resolve().parent.parent / "locale"
+LOCALE = Path(__file__).resolve().parent / "locale"
 
 
 def language() -> str:
@@ -32,38 +33,9 @@ def _catalogue(lang: str) -> gettext.NullTranslations:
     return gettext.translation("django", localedir=LOCALE, languages=[lang], fallback=True)
 
 
-def use_for_click(lang: str) -> None:
-    """Make the standard gettext, which click reads, answer from this catalogue in `lang`."""
-    gettext.bindtextdomain("django", LOCALE)
-    gettext.textdomain("django")
-    os.environ["LANGUAGE"] = lang
-
-
 def gettext_noop(message: str) -> str:
     """Marks `message` for the catalogue, translated later (`translate`)."""
     return message
-
-
-# click asks the standard gettext for its own words ("Usage:", "Options"…): the command
-# points that at this catalogue (cli.main), which lists them below.
-CLICK_WORDS = (
-    gettext_noop("Usage:"),
-    gettext_noop("Options"),
-    gettext_noop("Commands"),
-    gettext_noop("Show this message and exit."),
-    gettext_noop("required"),
-    gettext_noop("default: {default}"),
-    gettext_noop("Error: {message}"),
-    gettext_noop("Try '{command} {option}' for help."),
-    gettext_noop("No such option {name!r}."),
-    gettext_noop("No such command {name!r}."),
-    gettext_noop("Missing option"),
-    gettext_noop("Missing argument"),
-    gettext_noop("Missing parameter"),
-    gettext_noop("Invalid value for {param_hint}: {message}"),
-    gettext_noop("Invalid value: {message}"),
-    gettext_noop("Aborted!"),
-)
 
 
 def gettext_of(lang: str) -> Callable[[str], str]:
