@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from pathlib import Path
 
 import click
@@ -11,7 +10,6 @@ import click
 from scelle.cli.console import say
 from scelle.cli.remote import connect, home_of
 from scelle.cli.session import Session, pass_session
-from scelle.core.errors import NotAuthenticatedError
 from scelle.i18n import _
 
 
@@ -46,34 +44,18 @@ def assistant(
     It logs in as `scelle login` did, asks the platform for jobs (it never listens
     for it), adds key pairs to this workstation's store and opens tenders'
     envelopes into the openings folder. Stop it with Ctrl-C.
-
-    \f
-
-    Long because it sets the assistant up from its options (login, keyring, window,
-    openings folder) before its loop starts.
     """
-    from scelle.assistant.config import load_config, save_config
-    from scelle.assistant.remote import Assistant
-    from scelle.assistant.window import Window
+    from scelle.assistant import running
 
     home = home_of(session)
-    config = load_config(home)
-    if workstation is not None or openings is not None:
-        config = save_config(
-            home,
-            type(config)(
-                workstation=workstation or config.workstation,
-                openings=(openings.resolve() if openings else config.openings),
-            ),
-        )
+    config = running.settings(home, workstation=workstation, openings=openings)
     client = connect(session)
     if use_keyring:
         from scelle.cli.console import keyring_passphrase
 
         session.store.passphrase = keyring_passphrase(home)
     session.store.unlock()  # the passphrase, once, before anything runs
-    helper = Assistant(client, session.store, config, clock=session.clock, say=_stamp)
-    helper.beat()
+    started = running.start(client, session.store, config, home, clock=session.clock, say=_stamp)
     say(
         _(
             "The Scellé assistant runs on {workstation} for {url}; openings go to {folder}. "
@@ -83,24 +65,9 @@ def assistant(
             folder=config.openings,
         )
     )
-    window = Window(helper, home)
-    window.start()
-    say(_("Its window (this workstation only): {url}", url=window.url))
+    say(_("Its window (this workstation only): {url}", url=started.window.url))
     if not no_browser:
         import webbrowser
 
-        webbrowser.open(window.url)
-    stop = threading.Event()
-    try:
-        helper.run(stop)
-    except NotAuthenticatedError as error:
-        raise NotAuthenticatedError(
-            _("the platform no longer accepts this workstation's login ({message})",
-              message=error.message),
-            hint=_("Your login expired or was revoked: run `scelle login URL --email E` again."),
-        ) from None  # fmt: skip
-    finally:
-        stop.set()
-        window.close()
-        helper.goodbye()
-        client.close()
+        webbrowser.open(started.window.url)
+    running.serve_until_stopped(started)
