@@ -19,13 +19,12 @@ from scelle.assistant.times import platform_time
 from scelle.cli.console import ask_password, password_file_option, plain_console, say
 from scelle.cli.session import Session, pass_session
 from scelle.client import api
-from scelle.client.login import SavedLogin, forget_login, load_login, save_login
+from scelle.client.login import load_login
 from scelle.core.clock import placed_in
 from scelle.core.errors import (
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
-    PlatformUnavailableError,
 )
 from scelle.i18n import _, language
 from scelle.keystore import StoredKey, default_home
@@ -104,30 +103,24 @@ def _day(value: str) -> str:
 @pass_session
 def login(session: Session, url: str, email: str, password_file: Path | None) -> None:
     """Log in to the platform at URL; the token is kept in this workstation's $SCELLE_HOME."""
-    with api.PlatformClient(url, language=language(), busy_retries=api.BUSY_RETRIES) as client:
-        password = ask_password(
-            _("Password of {email} on {url}", email=email, url=client.url),
+    from scelle.assistant.login import log_in
+
+    def password(shown_url: str) -> str:
+        return ask_password(
+            _("Password of {email} on {url}", email=email, url=shown_url),
             password_file=password_file,
             confirm=False,
         )
-        answer = client.login(email, password)
-        platform_ca = client.platform_ca()
-    saved = SavedLogin(
-        url=client.url,
-        email=answer["user"]["email"],
-        token=answer["token"],
-        expires_at=dt.datetime.fromisoformat(answer["expires_at"]),
-        authority_pem=platform_ca["certificate_pem"],
-        time_zone=platform_ca.get("time_zone"),
-    )
-    save_login(home_of(session), saved)
+
+    done = log_in(home_of(session), url, email, password, language=language())
+    zone = times.platform_zone(home_of(session), now=session.clock())
     say(
         _(
             "Logged in to {url} as {email} ({organisation}); the login expires on {date}.",
-            url=saved.url,
-            email=saved.email,
-            organisation=answer["user"]["organisation"]["name"],
-            date=f"{saved.expires_at:%Y-%m-%d}",
+            url=done.saved.url,
+            email=done.saved.email,
+            organisation=done.organisation,
+            date=platform_time(done.saved.expires_at, zone),
         )
     )
 
@@ -136,14 +129,11 @@ def login(session: Session, url: str, email: str, password_file: Path | None) ->
 @pass_session
 def logout(session: Session) -> None:
     """Revoke this workstation's token and forget it."""
-    home = home_of(session)
-    saved = load_login(home, now=session.clock())
-    try:
-        with api.PlatformClient(saved.url, saved.token) as client:
-            client.logout()
-    except PlatformUnavailableError as error:
-        say(_("Warning: {message}; the token was only forgotten here.", message=error.message))
-    forget_login(home)
+    from scelle.assistant.login import log_out
+
+    saved, unreachable = log_out(home_of(session), now=session.clock())
+    if unreachable is not None:
+        say(_("Warning: {message}; the token was only forgotten here.", message=unreachable))
     say(_("Logged out of {url}.", url=saved.url))
 
 
