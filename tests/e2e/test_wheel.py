@@ -24,7 +24,7 @@ from tests.e2e.conftest import Platform, _server_env, _start, _stop
 from tests.e2e.test_browser_deposit import DEADLINE_AHEAD, launch_tender, open_deposit_page
 from tests.e2e.test_platform_journey import Workstation, set_up
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("wheel")]
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ("deposit.js", "seal-worker.js", "hash-worker.js")
