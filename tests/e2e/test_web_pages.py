@@ -113,3 +113,44 @@ def test_habilitations_and_the_api_documentation(platform: Platform, password_fi
         assert docs is not None and docs.status == 200
         page.get_by_text("/api/tenders", exact=False).first.wait_for()
     assert "collegue@rouen.fr" in platform.admin("list").stdout
+
+
+@pytest.mark.parametrize("language", ["fr", "en"])
+def test_closing_a_draft_asks_first_and_says_what_it_means(
+    platform: Platform, password_file: Path, tmp_path: Path, capsys, monkeypatch, language: str
+) -> None:
+    monkeypatch.setenv("SCELLE_LANG", "en")
+    set_up(platform, password_file)
+    agent = Workstation(tmp_path / "home-agent", capsys)
+    agent.ok("login", platform.url, "--email", "acheteur@rouen.fr", "--password-file",
+             str(password_file))  # fmt: skip
+    deadline = (dt.datetime.now(dt.UTC) + dt.timedelta(days=19)).isoformat()
+    agent.ok("tenders", "create", "--reference", "AO-BROUILLON", "--title", "Espaces verts",
+             "--deadline", deadline)  # fmt: skip
+    french = language == "fr"
+    with chromium("fr-FR" if french else "en-GB") as browser:
+        page = browser.new_page()
+        page.goto(platform.url)
+        page.get_by_label("Adresse électronique" if french else "E-mail address").fill(
+            "acheteur@rouen.fr"
+        )
+        page.get_by_label("Mot de passe" if french else "Password").fill(PASSWORD)
+        page.get_by_role("button", name="Connexion" if french else "Log in").click()
+        page.get_by_role("link", name="Consultations" if french else "Tenders").click()
+        page.get_by_role("link", name="AO-BROUILLON").click()
+        # One click on Clôturer does nothing yet: it opens the page that says what it means.
+        page.get_by_role("link", name="Clôturer" if french else "Close").click()
+        page.get_by_role("heading", name="AO-BROUILLON").wait_for()
+        said = page.text_content("main")
+        assert ("jamais été lancé" if french else "never launched") in said
+        _accessible(page)
+        shots = SCREENSHOTS if french else SCREENSHOTS / "en"
+        shots.mkdir(exist_ok=True)
+        page.screenshot(path=str(shots / "cloturer.png"), full_page=True)
+        assert "draft" in str(platform.query("SELECT status FROM tenders_tender"))
+        page.get_by_role(
+            "button", name="Clôturer la consultation" if french else "Close the tender"
+        ).click()
+        state = page.locator("#tender-state")
+        state.wait_for()
+        assert state.text_content() == ("clôturée" if french else "closed")
