@@ -10,9 +10,13 @@ from pathlib import Path
 
 import grimp
 
+from scelle.core import errors
+
 SOURCE = Path(__file__).resolve().parents[1] / "src" / "scelle"
 HEAVY = ("cryptography", "httpx", "pydantic", "rich", "django", "ninja", "scelle.platform")
 """What `scelle --help` must not load: each costs tens of milliseconds at every start."""
+OURS = {name for name, value in vars(errors).items() if isinstance(value, type)}
+"""Scellé's error classes (`ScelleError` and its families)."""
 LONGEST = 60
 """Lines a function may have before its docstring must say why it is longer."""
 
@@ -102,3 +106,36 @@ def long_functions() -> list[tuple[str, int, str]]:
 
 def test_no_long_function_without_its_reason() -> None:
     assert long_functions() == []
+
+
+def untranslatable_raises() -> list[str]:
+    """Where the platform raises one of its errors with text already translated (`_()`),
+    already filled (`%`, an f-string) or written as a bare English string: each must be an
+    `N_("…{name}…")` template with its values apart, said in the reader's language where
+    it is shown (the API, the pages, the command)."""
+    found = []
+    for path in sorted((SOURCE / "platform").rglob("*.py")):
+        if "migrations" in path.parts:
+            continue
+        source = path.read_text(encoding="utf-8")
+        for node in ast.walk(ast.parse(source)):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in OURS  # not Django's (forms take translated text)
+                and node.args
+            ):
+                continue
+            message = node.args[0]
+            bare = isinstance(message, ast.JoinedStr | ast.BinOp | ast.Constant)
+            translated = isinstance(message, ast.Call) and getattr(message.func, "id", "") in (
+                "_",
+                "gettext",
+            )
+            if bare or translated:
+                found.append(f"{path.relative_to(SOURCE.parent)}:{node.lineno}")
+    return found
+
+
+def test_the_platform_raises_templates_said_where_they_are_shown() -> None:
+    assert untranslatable_raises() == []

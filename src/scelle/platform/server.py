@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import cast
 
 from scelle.core.clock import TEST_CLOCK_VARIABLE, Clock, system_clock
-from scelle.core.errors import InvalidInputError
+from scelle.core.errors import N_, InvalidInputError
 
 BACKLOG = 1024
 """Connections the kernel queues before they are accepted: many companies may
@@ -189,7 +189,9 @@ def _rate(name: str, text: str) -> str:
     try:
         parse(text)
     except ValueError:
-        raise InvalidInputError(f"{name} must read like 20/second, not {text!r}") from None
+        raise InvalidInputError(
+            N_("{name} must read like 20/second, not {text!r}"), name=name, text=text
+        ) from None
     return text
 
 
@@ -198,7 +200,7 @@ def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
         return ipaddress.ip_network(text, strict=False)
     except ValueError:
         raise InvalidInputError(
-            f"SCELLE_TRUSTED_PROXIES: {text!r} is not an address or a network"
+            N_("SCELLE_TRUSTED_PROXIES: {text!r} is not an address or a network"), text=text
         ) from None
 
 
@@ -214,7 +216,12 @@ def _listen(host: str, port: int) -> socket.socket:
         listener.bind((host, port))
     except OSError as error:
         listener.close()
-        raise InvalidInputError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+        raise InvalidInputError(
+            N_("cannot listen on {host}:{port}: {problem}"),
+            host=host,
+            port=port,
+            problem=error.strerror or str(error),
+        ) from None
     listener.listen(BACKLOG)
     listener.set_inheritable(True)
     return listener

@@ -65,7 +65,7 @@ from typing import Any
 import dj_database_url
 
 from scelle.core.clock import clock_from_environment
-from scelle.core.errors import InvalidInputError
+from scelle.core.errors import N_, InvalidInputError
 from scelle.core.files import ensure_private_dir, write_private_file
 
 
@@ -78,7 +78,9 @@ def _env_bool(name: str, default: bool) -> bool:
     if value is None:
         return default
     if value.lower() not in ("true", "false"):
-        raise InvalidInputError(f"{name} must be true or false, not {value!r}")
+        raise InvalidInputError(
+            N_("{name} must be true or false, not {value!r}"), name=name, value=value
+        )
     return value.lower() == "true"
 
 
@@ -89,9 +91,16 @@ def _env_int(name: str, default: int, *, minimum: int = 1) -> int:
     try:
         number = int(value)
     except ValueError:
-        raise InvalidInputError(f"{name} must be a whole number, not {value!r}") from None
+        raise InvalidInputError(
+            N_("{name} must be a whole number, not {value!r}"), name=name, value=value
+        ) from None
     if number < minimum:
-        raise InvalidInputError(f"{name} must be at least {minimum}, not {number}")
+        raise InvalidInputError(
+            N_("{name} must be at least {minimum}, not {number}"),
+            name=name,
+            minimum=minimum,
+            number=number,
+        )
     return number
 
 
@@ -147,8 +156,10 @@ def _database() -> dict[str, Any]:
     if url:
         if not url.startswith(("postgres://", "postgresql://")):
             raise InvalidInputError(
-                "SCELLE_DATABASE_URL must be a postgresql:// URL; "
-                "leave it unset for the embedded SQLite database"
+                N_(
+                    "SCELLE_DATABASE_URL must be a postgresql:// URL; "
+                    "leave it unset for the embedded SQLite database"
+                )
             )
         database: dict[str, Any] = dict(
             dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
@@ -193,7 +204,8 @@ def _time_zone() -> str:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise InvalidInputError(
-            f"SCELLE_TIME_ZONE must be a time zone such as Europe/Paris, not {name!r}"
+            N_("SCELLE_TIME_ZONE must be a time zone such as Europe/Paris, not {name!r}"),
+            name=name,
         ) from None
     return name
 

@@ -22,11 +22,11 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import F
-from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from scelle.core.certs import check_label
 from scelle.core.errors import (
+    N_,
     InvalidInputError,
     NotAuthenticatedError,
     NotFoundError,
@@ -64,13 +64,11 @@ def create_organisation(name: str, kind: str, *, now: dt.datetime) -> Organisati
     name = _name(name, "an organisation's name")
     if kind not in Organisation.Kind.values:
         raise InvalidInputError(
-            _("an organisation is a buyer or a bidder, not %(kind)r") % {"kind": kind}
+            N_("an organisation is a buyer or a bidder, not {kind!r}"), kind=kind
         )
     with transaction.atomic():
         if Organisation.objects.filter(name__iexact=name).exists():
-            raise RuleViolationError(
-                _("an organisation named %(name)r already exists") % {"name": name}
-            )
+            raise RuleViolationError(N_("an organisation named {name!r} already exists"), name=name)
         organisation = Organisation.objects.create(name=name, kind=kind, created_at=now)
         record(
             "accounts.organisation.created",
@@ -87,7 +85,7 @@ def find_organisation(name: str) -> Organisation:
     try:
         return Organisation.objects.get(name__iexact=name.strip())
     except Organisation.DoesNotExist:
-        raise NotFoundError(_("no organisation named %(name)r") % {"name": name}) from None
+        raise NotFoundError(N_("no organisation named {name!r}"), name=name) from None
 
 
 def find_service(organisation: Organisation, name: str) -> Service:
@@ -95,8 +93,9 @@ def find_service(organisation: Organisation, name: str) -> Service:
         return Service.objects.get(organisation=organisation, name__iexact=name.strip())
     except Service.DoesNotExist:
         raise NotFoundError(
-            _("%(organisation)s has no service named %(name)r")
-            % {"organisation": organisation.name, "name": name}
+            N_("{organisation} has no service named {name!r}"),
+            organisation=organisation.name,
+            name=name,
         ) from None
 
 
@@ -105,14 +104,15 @@ def create_service(organisation: Organisation, name: str, *, now: dt.datetime) -
     name = _name(name, "a service's name")
     if organisation.kind != Organisation.Kind.BUYER:
         raise RuleViolationError(
-            _("%(organisation)s is a company: only buyers have services")
-            % {"organisation": organisation.name}
+            N_("{organisation} is a company: only buyers have services"),
+            organisation=organisation.name,
         )
     with transaction.atomic():
         if Service.objects.filter(organisation=organisation, name__iexact=name).exists():
             raise RuleViolationError(
-                _("%(organisation)s already has a service named %(name)r")
-                % {"organisation": organisation.name, "name": name}
+                N_("{organisation} already has a service named {name!r}"),
+                organisation=organisation.name,
+                name=name,
             )
         service = Service.objects.create(organisation=organisation, name=name, created_at=now)
         record(
@@ -129,13 +129,11 @@ def create_service(organisation: Organisation, name: str, *, now: dt.datetime) -
 def _email(value: str) -> str:
     email = value.strip().lower()
     if not storable(email):
-        raise InvalidInputError(_("%(value)r is not an e-mail address") % {"value": value[:80]})
+        raise InvalidInputError(N_("{value!r} is not an e-mail address"), value=value[:80])
     try:
         validate_email(email)
     except ValidationError:
-        raise InvalidInputError(
-            _("%(value)r is not an e-mail address") % {"value": value}
-        ) from None
+        raise InvalidInputError(N_("{value!r} is not an e-mail address"), value=value) from None
     return email
 
 
@@ -156,20 +154,22 @@ def create_user(
     if unknown:
         choices = ", ".join(Permission.Name.values)
         raise InvalidInputError(
-            _("unknown permission %(name)r; choose among %(choices)s")
-            % {"name": unknown[0], "choices": choices}
+            N_("unknown permission {name!r}; choose among {choices}"),
+            name=unknown[0],
+            choices=choices,
         )
     if wanted and service is None:
-        raise InvalidInputError(_("permissions are given on a service: name it"))
+        raise InvalidInputError(N_("permissions are given on a service: name it"))
     if service is not None and service.organisation_id != organisation.id:
         raise InvalidInputError(
-            _("the service %(service)s is not one of %(organisation)s")
-            % {"service": service.name, "organisation": organisation.name}
+            N_("the service {service} is not one of {organisation}"),
+            service=service.name,
+            organisation=organisation.name,
         )
     with transaction.atomic():
         if User.objects.filter(email__iexact=email).exists():
             raise RuleViolationError(
-                _("a user with the address %(email)s already exists") % {"email": email}
+                N_("a user with the address {email} already exists"), email=email
             )
         user = User(email=email, organisation=organisation, created_at=now)
         user.set_password(password)
@@ -191,7 +191,7 @@ def grant(user: User, service: Service, names: Iterable[str], *, now: dt.datetim
     """Give `user` the permissions `names` on `service` (already held ones are kept)."""
     if not user.is_agent:
         raise RuleViolationError(
-            _("%(email)s works for a company: only agents get permissions") % {"email": user.email}
+            N_("{email} works for a company: only agents get permissions"), email=user.email
         )
     for name in names:
         created = Permission.objects.get_or_create(user=user, service=service, name=name)[1]
@@ -211,7 +211,7 @@ def grant(user: User, service: Service, names: Iterable[str], *, now: dt.datetim
 
 def require_agent(actor: User) -> None:
     if not actor.is_agent:
-        raise PermissionDeniedError(_("only a public buyer's agents can do this"))
+        raise PermissionDeniedError(N_("only a public buyer's agents can do this"))
 
 
 def service_for(actor: User, service_id: uuid.UUID | str, permission: str | None) -> Service:
@@ -225,16 +225,20 @@ def service_for(actor: User, service_id: uuid.UUID | str, permission: str | None
     try:
         service = Service.objects.get(id=service_id, organisation_id=actor.organisation_id)
     except (Service.DoesNotExist, ValidationError, ValueError):
-        raise NotFoundError(_("no such service")) from None
+        raise NotFoundError(N_("no such service")) from None
     held = Permission.objects.filter(user=actor, service=service)
     if permission is not None:
         held = held.filter(name=permission)
     if not held.exists():
         if permission is None:
-            message = _("you need a permission on the service %(service)s")
-        else:
-            message = _("you need the %(permission)s permission on the service %(service)s")
-        raise PermissionDeniedError(message % {"permission": permission, "service": service.name})
+            raise PermissionDeniedError(
+                N_("you need a permission on the service {service}"), service=service.name
+            )
+        raise PermissionDeniedError(
+            N_("you need the {permission} permission on the service {service}"),
+            permission=permission,
+            service=service.name,
+        )
     return service
 
 
@@ -301,10 +305,10 @@ def _take_attempt(buckets: list[tuple[str, Bucket]], now: dt.datetime) -> None:
         if wait:
             seconds = math.ceil(wait)
             raise TooManyAttemptsError(
-                _("too many failed logins from here; try again in %(seconds)s seconds")
-                % {"seconds": seconds},
-                hint=_("Check the address and the password."),
+                N_("too many failed logins from here; try again in {seconds} seconds"),
+                hint=N_("Check the address and the password."),
                 retry_after=seconds,
+                seconds=seconds,
             )
         for row in rows.values():
             row.tokens -= 1
@@ -336,9 +340,9 @@ def check_credentials(email: str, password: str, *, client: str, now: dt.datetim
     if user is None:
         # The same work as a real check: no timing oracle.
         User().set_password(password if readable else "x" * len(password))
-        raise NotAuthenticatedError(_(WRONG_CREDENTIALS))
+        raise NotAuthenticatedError(WRONG_CREDENTIALS)
     if not user.check_password(password):
-        raise NotAuthenticatedError(_(WRONG_CREDENTIALS))
+        raise NotAuthenticatedError(WRONG_CREDENTIALS)
     _give_back(buckets)
     return user
 
@@ -357,7 +361,7 @@ def issue_page_token(user: User, *, now: dt.datetime) -> IssuedToken:
     """A short-lived API token for a page's own script (the deposit page seals and
     uploads with it); the web session that asked for it revokes it at logout."""
     if not user.is_active:
-        raise NotAuthenticatedError(_("log in first: this needs a valid token"))
+        raise NotAuthenticatedError(N_("log in first: this needs a valid token"))
     return _issue_token(user, PAGE_TOKEN_LIFETIME, "page", now=now)
 
 
@@ -494,7 +498,7 @@ def _administered(actor: User) -> list[Service]:
     require_agent(actor)
     services = services_with(actor, Permission.Name.ADMINISTER)
     if not services:
-        raise PermissionDeniedError(_("you need the administer permission on a service"))
+        raise PermissionDeniedError(N_("you need the administer permission on a service"))
     return services
 
 
@@ -503,7 +507,7 @@ def _agent_of(actor: User, user_id: uuid.UUID | str) -> User:
     try:
         return User.objects.get(id=user_id, organisation_id=actor.organisation_id)
     except (User.DoesNotExist, ValidationError, ValueError):
-        raise NotFoundError(_("no such agent")) from None
+        raise NotFoundError(N_("no such agent")) from None
 
 
 @dataclass(frozen=True)
@@ -536,7 +540,7 @@ def create_agent(actor: User, email: str, password: str, *, now: dt.datetime) ->
     with transaction.atomic():
         if User.objects.filter(email__iexact=address).exists():
             raise RuleViolationError(
-                _("a user with the address %(email)s already exists") % {"email": address}
+                N_("a user with the address {email} already exists"), email=address
             )
         user = User(email=address, organisation_id=actor.organisation_id, created_at=now)
         user.set_password(password)
@@ -556,8 +560,9 @@ def _check_permission_name(name: str) -> str:
     if name not in Permission.Name.values:
         choices = ", ".join(Permission.Name.values)
         raise InvalidInputError(
-            _("unknown permission %(name)r; choose among %(choices)s")
-            % {"name": name[:40], "choices": choices}
+            N_("unknown permission {name!r}; choose among {choices}"),
+            name=name[:40],
+            choices=choices,
         )
     return name
 
@@ -576,10 +581,10 @@ def change_permission(
     service = service_for(actor, service_id, Permission.Name.ADMINISTER)
     user = _agent_of(actor, user_id)
     if not user.is_active:
-        raise RuleViolationError(_("%(email)s is deactivated") % {"email": user.email})
+        raise RuleViolationError(N_("{email} is deactivated"), email=user.email)
     if not granted and user.id == actor.id and name == Permission.Name.ADMINISTER:
         raise RuleViolationError(
-            _("you cannot take the administer permission from yourself: ask another administrator")
+            N_("you cannot take the administer permission from yourself: ask another administrator")
         )
     with transaction.atomic():
         if granted:
@@ -605,7 +610,7 @@ def deactivate_agent(actor: User, user_id: uuid.UUID | str, *, now: dt.datetime)
     _administered(actor)
     user = _agent_of(actor, user_id)
     if user.id == actor.id:
-        raise RuleViolationError(_("you cannot deactivate yourself"))
+        raise RuleViolationError(N_("you cannot deactivate yourself"))
     with transaction.atomic():
         if user.is_active:
             user.is_active = False

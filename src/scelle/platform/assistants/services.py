@@ -22,7 +22,6 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils.translation import gettext as _
 
 from scelle.core import certs
 from scelle.core.errors import (
@@ -59,14 +58,16 @@ _WORKSTATION = re.compile(r"[\w][\w .@()-]{0,63}")
 
 def _reported(key_pairs: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
     if len(key_pairs) > MAX_REPORTED_KEYS:
-        raise InvalidInputError(f"a store reports at most {MAX_REPORTED_KEYS} key pairs")
+        raise InvalidInputError(
+            N_("a store reports at most {most} key pairs"), most=MAX_REPORTED_KEYS
+        )
     cleaned = []
     for entry in key_pairs:
         if not all(storable(str(value)) for value in entry.values()):
-            raise InvalidInputError(_("a reported key pair holds text that cannot be stored"))
+            raise InvalidInputError(N_("a reported key pair holds text that cannot be stored"))
         fingerprint = str(entry.get("fingerprint_sha256", ""))
         if not _FINGERPRINT.fullmatch(fingerprint):
-            raise InvalidInputError("a reported key pair's fingerprint is not a SHA-256 one")
+            raise InvalidInputError(N_("a reported key pair's fingerprint is not a SHA-256 one"))
         cleaned.append(
             {
                 "name": str(entry.get("name", ""))[:100],
@@ -92,11 +93,14 @@ def heartbeat(
     require_agent(actor)
     name = name.strip()
     if not storable(version) or not storable(name):
-        raise InvalidInputError(_("the assistant's version or name cannot be stored"))
+        raise InvalidInputError(N_("the assistant's version or name cannot be stored"))
     if not _WORKSTATION.fullmatch(name):
         raise InvalidInputError(
-            f"{name[:80]!r} cannot name a workstation: 1 to 64 letters, digits, spaces, "
-            "dots, dashes, @ or brackets"
+            N_(
+                "{name!r} cannot name a workstation: 1 to 64 letters, digits, spaces, "
+                "dots, dashes, @ or brackets"
+            ),
+            name=name[:80],
         )
     reported = _reported(key_pairs)
     with transaction.atomic():
@@ -137,7 +141,7 @@ def own_workstation(actor: User, workstation_id: uuid.UUID | str) -> Workstation
     try:
         return Workstation.objects.get(id=workstation_id, agent=actor)
     except (Workstation.DoesNotExist, ValidationError, ValueError):
-        raise NotFoundError("no such workstation") from None
+        raise NotFoundError(N_("no such workstation")) from None
 
 
 @dataclass(frozen=True)
@@ -165,15 +169,15 @@ def _ready_workstation(
         state = assistant_state(actor, now=now)
         if state.workstation is None:
             raise RuleViolationError(
-                _("the Scellé assistant has never run on your workstation"),
-                hint=_("Start it with scelle assistant (after scelle login)."),
+                N_("the Scellé assistant has never run on your workstation"),
+                hint=N_("Start it with scelle assistant (after scelle login)."),
             )
         workstation = state.workstation
     if not workstation.running or workstation.last_seen_at < now - READY:
         raise RuleViolationError(
-            _("the Scellé assistant is not running on %(workstation)s")
-            % {"workstation": workstation.name},
-            hint=_("Start it with scelle assistant, then try again."),
+            N_("the Scellé assistant is not running on {workstation}"),
+            hint=N_("Start it with scelle assistant, then try again."),
+            workstation=workstation.name,
         )
     return workstation
 
@@ -238,8 +242,9 @@ def request_key_pair(
         held = {entry["fingerprint_sha256"]: entry for entry in workstation.key_pairs}
         if reference not in held:
             raise RuleViolationError(
-                _("the store of %(workstation)s holds no key pair with the fingerprint %(sha)s")
-                % {"workstation": workstation.name, "sha": reference[:95]}
+                N_("the store of {workstation} holds no key pair with the fingerprint {sha}"),
+                workstation=workstation.name,
+                sha=reference[:95],
             )
         params["mode"] = "reference"
         params["fingerprint_sha256"] = reference
@@ -288,7 +293,9 @@ def request_job(
             actor, str(params.get("tender", "")), workstation_id=workstation_id, now=now
         )
     raise InvalidInputError(
-        f"an assistant does not do {kind[:40]!r}; its jobs are {', '.join(Job.Kind.values)}"
+        N_("an assistant does not do {kind!r}; its jobs are {kinds}"),
+        kind=kind[:40],
+        kinds=", ".join(Job.Kind.values),
     )
 
 
@@ -333,17 +340,17 @@ def finish_job(
     require_agent(actor)
     written = json.dumps(result, ensure_ascii=False)
     if len(written) > MAX_RESULT_BYTES:
-        raise InvalidInputError(_("a job's result is too large"))
+        raise InvalidInputError(N_("a job's result is too large"))
     # jsonb refuses NUL, which json.dumps writes as an escape; a lone surrogate stays as is.
     if not storable(message) or not storable(written) or "\\u0000" in written:
-        raise InvalidInputError(_("a job's report holds text that cannot be stored"))
+        raise InvalidInputError(N_("a job's report holds text that cannot be stored"))
     with transaction.atomic():
         try:
             job = Job.objects.select_for_update().get(id=job_id, agent=actor)
         except (Job.DoesNotExist, ValidationError, ValueError):
-            raise NotFoundError("no such job") from None
+            raise NotFoundError(N_("no such job")) from None
         if job.state != Job.State.STARTED:
-            raise RuleViolationError(f"this job is {job.state}, not started")
+            raise RuleViolationError(N_("this job is {state}, not started"), state=job.state)
         job.state = Job.State.FINISHED if succeeded else Job.State.FAILED
         job.message = message.strip()[:MAX_MESSAGE]
         job.result = dict(result)
@@ -369,11 +376,11 @@ def jobs_of(actor: User, *, limit: int = 100) -> list[Job]:
 def job_for(actor: User, job_id: uuid.UUID | str) -> Job:
     """One of the agent's own jobs (another's is "not found")."""
     if not actor.is_agent:
-        raise PermissionDeniedError("only a public buyer's agents have an assistant")
+        raise PermissionDeniedError(N_("only a public buyer's agents have an assistant"))
     try:
         return Job.objects.select_related("workstation").get(id=job_id, agent=actor)
     except (Job.DoesNotExist, ValidationError, ValueError):
-        raise NotFoundError("no such job") from None
+        raise NotFoundError(N_("no such job")) from None
 
 
 WAIT_FOR_TAKING = dt.timedelta(minutes=30)

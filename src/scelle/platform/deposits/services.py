@@ -19,11 +19,11 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet, Sum
-from django.utils.translation import gettext as _
 
 from scelle.core.certs import load_certificate
 from scelle.core.envelope import read_recipients
 from scelle.core.errors import (
+    N_,
     DecryptionError,
     InvalidInputError,
     NotFoundError,
@@ -45,22 +45,24 @@ from scelle.platform.tenders.services import tender_for, tender_rsf
 
 def _require_bidder(actor: User) -> None:
     if actor.is_agent:
-        raise PermissionDeniedError(_("only companies deposit; buyers' agents cannot"))
+        raise PermissionDeniedError(N_("only companies deposit; buyers' agents cannot"))
 
 
 def _open_for_deposits(tender: Tender) -> None:
     if tender.status != Tender.Status.PUBLISHED:
         raise RuleViolationError(
-            _("the tender %(reference)s is %(status)s: it takes no deposit")
-            % {"reference": tender.reference, "status": tender.get_status_display()}
+            N_("the tender {reference} is {status}: it takes no deposit"),
+            reference=tender.reference,
+            status=tender.get_status_display(),
         )
 
 
 def _too_large(size: int) -> TooLargeError:
     limit = settings.SCELLE_MAX_DEPOSIT_BYTES
     return TooLargeError(
-        _("a deposit holds at most %(limit)s; this one would hold %(size)s")
-        % {"limit": _gib(limit), "size": _gib(size)}
+        N_("a deposit holds at most {limit}; this one would hold {size}"),
+        limit=_gib(limit),
+        size=_gib(size),
     )
 
 
@@ -86,20 +88,19 @@ def create_upload(
     _open_for_deposits(tender)
     if now >= tender.deadline:
         raise RuleViolationError(
-            _("the deadline of %(reference)s (%(deadline)s) has passed: deposits are closed")
-            % {"reference": tender.reference, "deadline": local_time(tender.deadline)}
+            N_("the deadline of {reference} ({deadline}) has passed: deposits are closed"),
+            reference=tender.reference,
+            deadline=local_time(tender.deadline),
         )
     if envelope not in tender.envelopes:
         raise InvalidInputError(
-            _("%(reference)s has no envelope %(kind)r; its envelopes are %(kinds)s")
-            % {
-                "reference": tender.reference,
-                "kind": envelope,
-                "kinds": ", ".join(tender.envelopes),
-            }
+            N_("{reference} has no envelope {kind!r}; its envelopes are {kinds}"),
+            reference=tender.reference,
+            kind=envelope,
+            kinds=", ".join(tender.envelopes),
         )
     if length < 0:
-        raise InvalidInputError(_("an upload's length cannot be negative"))
+        raise InvalidInputError(N_("an upload's length cannot be negative"))
     if length > settings.SCELLE_MAX_DEPOSIT_BYTES:
         raise _too_large(length)
     upload = Upload(
@@ -140,31 +141,29 @@ def _check_quotas(actor: User, tender: Tender, length: int) -> None:
     limit = settings.SCELLE_MAX_OPEN_UPLOADS
     if in_progress.count() >= limit:
         raise RuleViolationError(
-            _(
-                "your company has %(limit)s uploads in progress, the most the platform keeps "
-                "at once: finish a deposit or abandon an upload first"
-            )
-            % {"limit": limit},
-            hint=_(
+            N_(
+                "your company has {limit} uploads in progress, the most the platform "
+                "keeps at once: finish a deposit or abandon an upload first"
+            ),
+            hint=N_(
                 "Depositing again resumes an interrupted deposit; uploads left alone for "
-                "%(hours)s h are removed."
-            )
-            % {"hours": settings.SCELLE_UPLOAD_IDLE_HOURS},
+                "{hours} h are removed."
+            ),
+            limit=limit,
+            hours=settings.SCELLE_UPLOAD_IDLE_HOURS,
         )
     announced = in_progress.filter(tender=tender).aggregate(total=Sum("length"))["total"] or 0
     allowed = settings.SCELLE_MAX_ANNOUNCED_BYTES
     if announced + length > allowed:
         raise TooLargeError(
-            _(
-                "your company's uploads in progress to %(reference)s would announce "
-                "%(size)s, more than the %(allowed)s the platform takes for one tender: "
+            N_(
+                "your company's uploads in progress to {reference} would announce "
+                "{size}, more than the {allowed} the platform takes for one tender: "
                 "finish a deposit or abandon an upload first"
-            )
-            % {
-                "reference": tender.reference,
-                "size": _gib(announced + length),
-                "allowed": _gib(allowed),
-            }
+            ),
+            reference=tender.reference,
+            size=_gib(announced + length),
+            allowed=_gib(allowed),
         )
 
 
@@ -176,7 +175,7 @@ def upload_for(actor: User, upload_id: uuid.UUID | str) -> Upload:
             id=upload_id, bidder_id=actor.organisation_id
         )
     except (Upload.DoesNotExist, ValidationError, ValueError):
-        raise NotFoundError(_("no such upload")) from None
+        raise NotFoundError(N_("no such upload")) from None
 
 
 def begin_append(
@@ -229,7 +228,7 @@ def terminate_upload(actor: User, upload_id: uuid.UUID | str, *, now: dt.datetim
     with transaction.atomic():
         if not Upload.objects.select_for_update().filter(id=upload.id).exists():
             raise RuleViolationError(
-                _("this upload was made into a deposit meanwhile: it cannot be abandoned")
+                N_("this upload was made into a deposit meanwhile: it cannot be abandoned")
             )
         record(
             "deposits.upload.terminated",
@@ -370,7 +369,7 @@ def finalise_deposit(
     with transaction.atomic():
         locked = Upload.objects.select_for_update().filter(id__in=[u.id for u in found])
         if locked.count() != len(found):
-            raise RuleViolationError(_("these uploads were already made into a deposit"))
+            raise RuleViolationError(N_("these uploads were already made into a deposit"))
         deposit.save()
         Envelope.objects.bulk_create(envelopes)
         locked.delete()
@@ -399,15 +398,16 @@ def _complete_uploads(
     kinds = [kind for kind, _upload in uploads]
     if sorted(kinds) != sorted(tender.envelopes):
         raise InvalidInputError(
-            _("a deposit to %(reference)s holds exactly one of each envelope: %(kinds)s")
-            % {"reference": tender.reference, "kinds": ", ".join(tender.envelopes)}
+            N_("a deposit to {reference} holds exactly one of each envelope: {kinds}"),
+            reference=tender.reference,
+            kinds=", ".join(tender.envelopes),
         )
     found = []
     for kind, upload_id in uploads:
         upload = upload_for(actor, upload_id)
         if upload.tender_id != tender.id or upload.envelope != kind:
             raise InvalidInputError(
-                _("the upload for %(kind)s belongs to another envelope") % {"kind": kind}
+                N_("the upload for {kind} belongs to another envelope"), kind=kind
             )
         found.append(upload)
     total = sum(upload.length for upload in found)
@@ -424,18 +424,17 @@ def _hashes(found: list[Upload], expected_sha256: dict[str, str]) -> dict[uuid.U
             sha256 = storage.sha256_of(upload.file_name, upload.length)
         except RuleViolationError as error:
             raise RuleViolationError(
-                _("the envelope %(kind)s: %(problem)s")
-                % {"kind": upload.envelope, "problem": error.message}
+                N_("the envelope {kind}: {problem}"), kind=upload.envelope, problem=error.message
             ) from None
         wanted = expected_sha256.get(upload.envelope)
         if wanted is not None and wanted.lower() != sha256:
             raise RuleViolationError(
-                _(
-                    "the envelope %(kind)s the platform holds is not the one sent "
-                    "(SHA-256 differs): nothing was deposited"
-                )
-                % {"kind": upload.envelope},
-                hint=_("Abandon this deposit and deposit again."),
+                N_(
+                    "the envelope {kind} the platform holds is not the one sent (SHA-256 "
+                    "differs): nothing was deposited"
+                ),
+                hint=N_("Abandon this deposit and deposit again."),
+                kind=upload.envelope,
             )
         hashed[upload.id] = sha256
     return hashed
@@ -476,27 +475,28 @@ def _recipients_of(tender: Tender, upload: Upload) -> list[str]:
             found = read_recipients(handle)
     except OSError:
         raise RuleViolationError(
-            _("the upload for %(kind)s was abandoned meanwhile: nothing was deposited")
-            % {"kind": upload.envelope}
+            N_("the upload for {kind} was abandoned meanwhile: nothing was deposited"),
+            kind=upload.envelope,
         ) from None
     except DecryptionError:
         raise RuleViolationError(
-            _(
-                "the envelope %(kind)s is not an envelope the platform can accept: "
-                "nothing was deposited"
-            )
-            % {"kind": upload.envelope}
+            N_(
+                "the envelope {kind} is not an envelope the platform can accept: nothing "
+                "was deposited"
+            ),
+            kind=upload.envelope,
         ) from None
     fingerprints = []
     for recipient in found:
         matching = [fp for certificate, fp in assigned if recipient.matches(certificate)]
         if not matching:
             raise RuleViolationError(
-                _(
-                    "the envelope %(kind)s is encrypted to a recipient outside the tender's "
-                    "set (%(recipient)s): nothing was deposited"
-                )
-                % {"kind": upload.envelope, "recipient": recipient.description}
+                N_(
+                    "the envelope {kind} is encrypted to a recipient outside the tender's "
+                    "set ({recipient}): nothing was deposited"
+                ),
+                kind=upload.envelope,
+                recipient=recipient.description,
             )
         fingerprints.append(matching[0])
     return sorted(set(fingerprints))
@@ -507,7 +507,7 @@ def deposit_of_my_company(actor: User, deposit_id: uuid.UUID | str) -> Deposit:
     try:
         return deposits_of_my_company(actor).get(id=deposit_id)
     except (Deposit.DoesNotExist, ValidationError, ValueError):
-        raise NotFoundError(_("no such deposit")) from None
+        raise NotFoundError(N_("no such deposit")) from None
 
 
 def deposits_of_my_company(actor: User) -> QuerySet[Deposit]:

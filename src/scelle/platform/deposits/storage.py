@@ -31,7 +31,7 @@ from typing import BinaryIO, Protocol
 
 from django.conf import settings
 
-from scelle.core.errors import ChecksumMismatchError, InvalidInputError, RuleViolationError
+from scelle.core.errors import N_, ChecksumMismatchError, InvalidInputError, RuleViolationError
 from scelle.core.files import ensure_private_dir, fsync_dir
 
 PIECE = 1 << 20
@@ -82,6 +82,9 @@ class _RunningHashes:
 
 _running = _RunningHashes(RUNNING_HASHES)
 
+ELSEWHERE = N_("the platform holds {held} bytes of this upload, not {offset}: resume from there")
+"""A chunk sent for another offset than the one the upload is at (tus: 409)."""
+
 
 def folder() -> Path:
     return ensure_private_dir(Path(settings.SCELLE_ENVELOPES_DIR))
@@ -104,7 +107,7 @@ def size_of(name: str) -> int:
     try:
         return path_of(name).stat().st_size
     except FileNotFoundError:
-        raise InvalidInputError("the upload's file is missing on the platform") from None
+        raise InvalidInputError(N_("the upload's file is missing on the platform")) from None
 
 
 class Appender:
@@ -136,12 +139,15 @@ class Appender:
             held = os.fstat(self._handle.fileno()).st_size
             if offset != held:
                 raise RuleViolationError(
-                    f"the platform holds {held} bytes of this upload, not {offset}: "
-                    "resume from there"
+                    ELSEWHERE,
+                    held=held,
+                    offset=offset,
                 )
             if count < 0 or count > length - held:
                 raise InvalidInputError(
-                    f"{count} bytes would go past the upload's announced length ({length})"
+                    N_("{count} bytes would go past the upload's announced length ({length})"),
+                    count=count,
+                    length=length,
                 )
         except BaseException:
             self._stack.close()
@@ -171,7 +177,7 @@ class Appender:
             chunk, wanted = self._chunk, self._checksum
             if chunk is not None and wanted is not None and chunk.digest() != wanted[1]:
                 self._handle.truncate(self._start)
-                raise ChecksumMismatchError("the chunk's checksum does not match its bytes")
+                raise ChecksumMismatchError(N_("the chunk's checksum does not match its bytes"))
             os.fsync(self._handle.fileno())
             if self._running is not None:
                 _running.keep(self._name, self._offset, self._running)
@@ -204,14 +210,14 @@ def _locked(path: Path) -> Iterator[BinaryIO]:
     try:
         fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise InvalidInputError("the upload's file is missing on the platform") from None
+        raise InvalidInputError(N_("the upload's file is missing on the platform")) from None
     handle = os.fdopen(fd, "r+b", buffering=0)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise RuleViolationError(
-                "another request is writing this upload right now; try again when it ends"
+                N_("another request is writing this upload right now; try again when it ends")
             ) from None
         yield handle
     finally:
@@ -225,7 +231,9 @@ def sha256_of(name: str, length: int) -> str:
     with _locked(path_of(name)) as handle:  # no append may run meanwhile
         size = os.fstat(handle.fileno()).st_size
         if size != length:
-            raise RuleViolationError(f"not fully uploaded yet ({size} of {length} bytes)")
+            raise RuleViolationError(
+                N_("not fully uploaded yet ({size} of {length} bytes)"), size=size, length=length
+            )
         known = _running.take(name, size)
         if known is not None:
             return known

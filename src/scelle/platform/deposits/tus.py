@@ -29,7 +29,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from scelle.core.errors import InvalidInputError, NotAuthenticatedError, ScelleError
+from scelle.core.errors import N_, InvalidInputError, NotAuthenticatedError, ScelleError
 from scelle.platform.accounts.models import User
 from scelle.platform.accounts.services import token_for
 from scelle.platform.answers import error_answer, error_body, status_for
@@ -48,7 +48,7 @@ def authenticated(headers: Mapping[str, str]) -> User:
     token = token_for(value.strip(), now=now()) if scheme.lower() == "bearer" else None
     if token is None:
         raise NotAuthenticatedError(
-            "log in first: this needs a valid token", hint="Run `scelle login URL`."
+            N_("log in first: this needs a valid token"), hint=N_("Run `scelle login URL`.")
         )
     return token.user
 
@@ -66,7 +66,9 @@ def byte_count(headers: Mapping[str, str], header: str) -> int:
     """A byte count: ASCII digits only (str.isdigit also takes "²"), bounded."""
     value = headers.get(header)
     if value is None or not _COUNT.fullmatch(value):
-        raise InvalidInputError(f"the {header} header must be a whole number of bytes")
+        raise InvalidInputError(
+            N_("the {header} header must be a whole number of bytes"), header=header
+        )
     return int(value)
 
 
@@ -76,7 +78,9 @@ MAX_METADATA = 1000
 def _metadata(request: HttpRequest) -> dict[str, str]:
     header = request.headers.get("Upload-Metadata", "")
     if len(header) > MAX_METADATA:
-        raise InvalidInputError(f"Upload-Metadata holds at most {MAX_METADATA} characters")
+        raise InvalidInputError(
+            N_("Upload-Metadata holds at most {most} characters"), most=MAX_METADATA
+        )
     found: dict[str, str] = {}
     for pair in header.split(","):
         key, _, encoded = pair.strip().partition(" ")
@@ -85,7 +89,9 @@ def _metadata(request: HttpRequest) -> dict[str, str]:
         try:
             found[key] = base64.b64decode(encoded, validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
-            raise InvalidInputError(f"Upload-Metadata: {key} is not base64 UTF-8") from None
+            raise InvalidInputError(
+                N_("Upload-Metadata: {key} is not base64 UTF-8"), key=key[:40]
+            ) from None
     return found
 
 
@@ -96,11 +102,13 @@ def checksum_of(headers: Mapping[str, str]) -> tuple[str, bytes] | None:
         return None
     name, _, encoded = header.strip().partition(" ")
     if name not in CHECKSUMS:
-        raise InvalidInputError(f"unsupported checksum algorithm {name!r}: use sha1 or sha256")
+        raise InvalidInputError(
+            N_("unsupported checksum algorithm {name!r}: use sha1 or sha256"), name=name[:40]
+        )
     try:
         return CHECKSUMS[name], base64.b64decode(encoded, validate=True)
     except binascii.Error:
-        raise InvalidInputError("Upload-Checksum is not base64") from None
+        raise InvalidInputError(N_("Upload-Checksum is not base64")) from None
 
 
 def _handled(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -135,7 +143,10 @@ def uploads(request: HttpRequest) -> HttpResponse:
     metadata = _metadata(request)
     if not metadata.get("tender") or not metadata.get("envelope"):
         raise InvalidInputError(
-            "Upload-Metadata names the tender and the envelope: tender <base64>,envelope <base64>"
+            N_(
+                "Upload-Metadata names the tender and the envelope: "
+                "tender <base64>,envelope <base64>"
+            )
         )
     upload = services.create_upload(
         user,

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from scelle.core import authority, certs
-from scelle.core.errors import InvalidInputError, NotFoundError, RuleViolationError
+from scelle.core.errors import N_, InvalidInputError, NotFoundError, RuleViolationError
 from scelle.platform.accounts.models import Permission, Service, User
 from scelle.platform.accounts.services import require_agent, service_for
 from scelle.platform.audit.services import record
@@ -44,8 +44,9 @@ def designation_free(service: Service, designation: str, *, except_id: uuid.UUID
         taken = taken.exclude(id=except_id)
     if taken.exists():
         raise RuleViolationError(
-            _("the service %(service)s already has a key pair designated %(designation)r")
-            % {"service": service.name, "designation": designation}
+            N_("the service {service} already has a key pair designated {designation!r}"),
+            service=service.name,
+            designation=designation,
         )
 
 
@@ -69,9 +70,7 @@ def publish_key_pair(
     """
     service = service_for(actor, service_id, Permission.Name.MANAGE_KEYS)
     if role not in KeyPair.Role.values:
-        raise InvalidInputError(
-            _("a key pair is personal or backup, not %(role)r") % {"role": role}
-        )
+        raise InvalidInputError(N_("a key pair is personal or backup, not {role!r}"), role=role)
     request = authority.load_csr(csr_pem)
     if certificate_pem is None:
         certificate = authority.issue_encryption_certificate(
@@ -93,8 +92,9 @@ def publish_key_pair(
         existing = KeyPair.objects.filter(service=service, public_key_sha256=key_hash).first()
         if existing is not None:
             raise RuleViolationError(
-                _("this key pair is already in the registry of %(service)s as %(designation)r")
-                % {"service": service.name, "designation": existing.designation}
+                N_("this key pair is already in the registry of {service} as {designation!r}"),
+                service=service.name,
+                designation=existing.designation,
             )
         key_pair = KeyPair.objects.create(
             organisation=service.organisation,
@@ -138,7 +138,7 @@ def key_pair_for(actor: User, key_pair_id: uuid.UUID | str, permission: str | No
             id=key_pair_id, organisation_id=actor.organisation_id
         )
     except (KeyPair.DoesNotExist, ValidationError, ValueError):
-        raise NotFoundError(_("no such key pair")) from None
+        raise NotFoundError(N_("no such key pair")) from None
     service_for(actor, key_pair.service_id, permission)
     return key_pair
 
@@ -190,12 +190,13 @@ def delete_key_pair(actor: User, key_pair_id: uuid.UUID | str, *, now: dt.dateti
         using = open_tenders_using([key_pair.id])[key_pair.id]
         if using:
             raise RuleViolationError(
-                _(
-                    "the key pair %(designation)r cannot be deleted: the tenders %(tenders)s "
+                N_(
+                    "the key pair {designation!r} cannot be deleted: the tenders {tenders} "
                     "use it and are not closed"
-                )
-                % {"designation": key_pair.designation, "tenders": ", ".join(using)},
-                hint=_("Delete it once those tenders are closed."),
+                ),
+                hint=N_("Delete it once those tenders are closed."),
+                designation=key_pair.designation,
+                tenders=", ".join(using),
             )
         record(
             "keypairs.key_pair.deleted",

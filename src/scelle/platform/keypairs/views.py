@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from scelle.core.errors import PermissionDeniedError
+from scelle.core.errors import N_, PermissionDeniedError
 from scelle.platform.accounts.models import Permission
 from scelle.platform.accounts.services import service_for, services_with
 from scelle.platform.assistants import services as assistants
@@ -36,7 +36,7 @@ def key_page(request: HttpRequest, service_id: uuid.UUID | None = None) -> HttpR
         if chosen:
             return redirect("keypairs:service", chosen[0].id)
         if not mine:
-            raise PermissionDeniedError("no service where you manage key pairs")
+            raise PermissionDeniedError(N_("no service where you manage key pairs"))
         return redirect("keypairs:service", mine[0].id)
     service = service_for(actor(request), service_id, Permission.Name.MANAGE_KEYS)
     found = services.registry(actor(request), service_id=service.id, now=now())

@@ -12,9 +12,8 @@ from typing import BinaryIO
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
-from django.utils.translation import gettext as _
 
-from scelle.core.errors import InvalidInputError, NotFoundError, RuleViolationError
+from scelle.core.errors import N_, InvalidInputError, NotFoundError, RuleViolationError
 from scelle.platform.accounts.models import Permission, User
 from scelle.platform.audit.anchors import checkpoint
 from scelle.platform.audit.services import record
@@ -29,13 +28,13 @@ def check_openable(tender: Tender, now: dt.datetime) -> None:
     """Opening starts after the deadline, on a launched tender (rule 7)."""
     if tender.status == Tender.Status.DRAFT:
         raise RuleViolationError(
-            _("the tender %(reference)s is not launched") % {"reference": tender.reference}
+            N_("the tender {reference} is not launched"), reference=tender.reference
         )
     if now < tender.deadline:
         raise RuleViolationError(
-            _("the envelopes of %(reference)s open after its deadline")
-            % {"reference": tender.reference},
-            hint=_("Companies may still be depositing."),
+            N_("the envelopes of {reference} open after its deadline"),
+            hint=N_("Companies may still be depositing."),
+            reference=tender.reference,
         )
 
 
@@ -56,20 +55,18 @@ def _envelope_to_open(
     try:
         deposit = Deposit.objects.select_related("tender").get(id=deposit_id)
     except (Deposit.DoesNotExist, ValidationError, ValueError):
-        raise NotFoundError(_("no such deposit")) from None
+        raise NotFoundError(N_("no such deposit")) from None
     tender_for(actor, deposit.tender.reference, Permission.Name.OPEN)
     if now < deposit.tender.deadline:
         raise RuleViolationError(
-            _("the envelopes of %(reference)s stay sealed until its deadline, %(deadline)s")
-            % {
-                "reference": deposit.tender.reference,
-                "deadline": local_time(deposit.tender.deadline),
-            }
+            N_("the envelopes of {reference} stay sealed until its deadline, {deadline}"),
+            reference=deposit.tender.reference,
+            deadline=local_time(deposit.tender.deadline),
         )
     try:
         return deposit.envelopes.select_related("deposit__tender", "deposit__bidder").get(kind=kind)
     except Envelope.DoesNotExist:
-        raise NotFoundError(_("this deposit has no envelope %(kind)r") % {"kind": kind}) from None
+        raise NotFoundError(N_("this deposit has no envelope {kind!r}"), kind=kind) from None
 
 
 def envelope_for_download(
@@ -80,14 +77,15 @@ def envelope_for_download(
     found = _envelope_to_open(actor, deposit_id, kind, now=now)
     if not 0 <= start <= found.size:
         raise InvalidInputError(
-            _("the envelope has %(size)s bytes; cannot start at %(start)s")
-            % {"size": found.size, "start": start}
+            N_("the envelope has {size} bytes; cannot start at {start}"),
+            size=found.size,
+            start=start,
         )
     try:
         handle = storage.path_of(found.storage_name).open("rb")
     except OSError:
         raise RuleViolationError(
-            _("the platform cannot read this envelope's file: tell its operator"),
+            N_("the platform cannot read this envelope's file: tell its operator")
         ) from None
     try:
         handle.seek(start)

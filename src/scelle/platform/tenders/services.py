@@ -21,6 +21,7 @@ from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 
 from scelle.core.errors import (
+    N_,
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
@@ -45,11 +46,11 @@ def check_reference(value: str) -> str:
     reference = value.strip()
     if not _REFERENCE.fullmatch(reference):
         raise InvalidInputError(
-            _(
-                "%(value)r cannot be a tender reference: use 1 to 64 letters, digits, "
+            N_(
+                "{value!r} cannot be a tender reference: use 1 to 64 letters, digits, "
                 "dots, dashes or underscores, starting with a letter or a digit"
-            )
-            % {"value": value}
+            ),
+            value=value,
         )
     return reference
 
@@ -57,32 +58,33 @@ def check_reference(value: str) -> str:
 def check_envelopes(kinds: Sequence[str]) -> list[str]:
     cleaned = [kind.strip().lower() for kind in kinds if kind.strip()]
     if not cleaned:
-        raise InvalidInputError(_("a tender has at least one envelope"))
+        raise InvalidInputError(N_("a tender has at least one envelope"))
     for kind in cleaned:
         if kind not in ENVELOPE_KINDS:
             raise InvalidInputError(
-                _("unknown envelope %(kind)r; choose among %(choices)s")
-                % {"kind": kind, "choices": ", ".join(ENVELOPE_KINDS)}
+                N_("unknown envelope {kind!r}; choose among {choices}"),
+                kind=kind,
+                choices=", ".join(ENVELOPE_KINDS),
             )
     if len(set(cleaned)) != len(cleaned):
-        raise InvalidInputError(_("each envelope appears once in a tender"))
+        raise InvalidInputError(N_("each envelope appears once in a tender"))
     return cleaned
 
 
 def _check_deadline(deadline: dt.datetime, now: dt.datetime) -> None:
     if deadline.tzinfo is None:
         raise InvalidInputError(
-            _("the deadline needs a time zone (e.g. 2027-03-01T12:00:00+01:00)")
+            N_("the deadline needs a time zone (e.g. 2027-03-01T12:00:00+01:00)")
         )
     if deadline <= now:
         raise RuleViolationError(
-            _("the deadline %(deadline)s is already past") % {"deadline": local_time(deadline)}
+            N_("the deadline {deadline} is already past"), deadline=local_time(deadline)
         )
     if deadline > now + MAX_DEADLINE_AHEAD:
         # Also keeps the opening window's end (deadline + days) a date that exists.
         raise InvalidInputError(
-            _("the deadline %(day)s is more than ten years ahead: check the year")
-            % {"day": local_date(deadline)}
+            N_("the deadline {day} is more than ten years ahead: check the year"),
+            day=local_date(deadline),
         )
 
 
@@ -107,7 +109,7 @@ def create_tender(
     title = title.strip()
     if not title or len(title) > MAX_TITLE_LENGTH or not storable(title):
         raise InvalidInputError(
-            _("a tender's title has 1 to %(most)s characters") % {"most": MAX_TITLE_LENGTH}
+            N_("a tender's title has 1 to {most} characters"), most=MAX_TITLE_LENGTH
         )
     kinds = check_envelopes(envelopes)
     _check_deadline(deadline, now)
@@ -117,8 +119,9 @@ def create_tender(
         )
         if taken.exists():
             raise RuleViolationError(
-                _("%(organisation)s already has a tender with the reference %(reference)s")
-                % {"organisation": service.organisation.name, "reference": reference}
+                N_("{organisation} already has a tender with the reference {reference}"),
+                organisation=service.organisation.name,
+                reference=reference,
             )
         tender = Tender.objects.create(
             organisation_id=service.organisation_id,
@@ -166,7 +169,7 @@ def tender_for(actor: User, key: str, permission: str | None = None) -> Tender:
     """
     wanted = key.strip()
     if not storable(wanted):  # no tender has such a reference; the database could not say so
-        raise NotFoundError(_("no tender %(reference)s") % {"reference": wanted[:64]})
+        raise NotFoundError(N_("no tender {reference}"), reference=wanted[:64])
     found = Tender.objects.select_related("service", "organisation")
     try:
         tender_id = uuid.UUID(wanted)
@@ -180,20 +183,20 @@ def tender_for(actor: User, key: str, permission: str | None = None) -> Tender:
         matching = list(found.filter(id=tender_id))
     if len(matching) > 1:
         raise RuleViolationError(
-            _("several buyers use the reference %(reference)s: give the tender's id instead")
-            % {"reference": wanted},
-            hint=_("`scelle tenders list` shows each tender's id."),
+            N_("several buyers use the reference {reference}: give the tender's id instead"),
+            hint=N_("`scelle tenders list` shows each tender's id."),
+            reference=wanted,
         )
     if not matching:
-        raise NotFoundError(_("no tender %(reference)s") % {"reference": wanted})
+        raise NotFoundError(N_("no tender {reference}"), reference=wanted)
     tender = matching[0]
     if actor.is_agent and tender.organisation_id == actor.organisation_id:
         service_for(actor, tender.service_id, permission)
         return tender
     if actor.is_agent or tender.status == Tender.Status.DRAFT:
-        raise NotFoundError(_("no tender %(reference)s") % {"reference": wanted})
+        raise NotFoundError(N_("no tender {reference}"), reference=wanted)
     if permission is not None:
-        raise PermissionDeniedError(_("only the buyer's agents can do this"))
+        raise PermissionDeniedError(N_("only the buyer's agents can do this"))
     return tender
 
 
@@ -209,21 +212,23 @@ def _chosen_key_pairs(service: Service, chosen: Sequence[str]) -> list[KeyPair]:
             matching = list(of_service.filter(common_name__iexact=name)[:2])
             if len(matching) > 1:
                 raise RuleViolationError(
-                    _(
-                        "several key pairs of the service %(service)s have the CN %(cn)r: "
-                        "give the designation of the one meant"
-                    )
-                    % {"service": service.name, "cn": name},
-                    hint=_("`scelle service-keys list` shows them."),
+                    N_(
+                        "several key pairs of the service {service} have the CN {cn!r}: give the "
+                        "designation of the one meant"
+                    ),
+                    hint=N_("`scelle service-keys list` shows them."),
+                    service=service.name,
+                    cn=name,
                 )
         if not matching:
             raise NotFoundError(
-                _(
-                    "the service %(service)s has no key pair designated %(designation)r, "
-                    "nor one with that CN"
-                )
-                % {"service": service.name, "designation": wanted},
-                hint=_("`scelle service-keys list` shows them."),
+                N_(
+                    "the service {service} has no key pair designated {designation!r}, nor "
+                    "one with that CN"
+                ),
+                hint=N_("`scelle service-keys list` shows them."),
+                service=service.name,
+                designation=wanted,
             )
         if matching[0] not in found:
             found.append(matching[0])
@@ -293,17 +298,18 @@ def launch_tender(
         tender = Tender.objects.select_for_update().get(id=tender.id)
         if tender.status != Tender.Status.DRAFT:
             raise RuleViolationError(
-                _(
-                    "the tender %(reference)s is %(status)s: its key pairs were assigned at "
+                N_(
+                    "the tender {reference} is {status}: its key pairs were assigned at "
                     "launch and are definitive"
-                )
-                % {"reference": tender.reference, "status": tender.get_status_display()}
+                ),
+                reference=tender.reference,
+                status=tender.get_status_display(),
             )
         _check_deadline(tender.deadline, now)
         chosen = _chosen_key_pairs(tender.service, key_designations)
         if not any(key_pair.role == KeyPair.Role.PERSONAL for key_pair in chosen):
             raise RuleViolationError(
-                _(
+                N_(
                     "choose at least one personal key pair; the service's backup key pairs "
                     "are added to every tender"
                 )
@@ -374,16 +380,17 @@ def close_tender(actor: User, reference: str, *, now: dt.datetime) -> Tender:
         tender = Tender.objects.select_for_update().get(id=tender.id)
         if tender.status == Tender.Status.CLOSED:
             raise RuleViolationError(
-                _("the tender %(reference)s is already closed") % {"reference": tender.reference}
+                N_("the tender {reference} is already closed"), reference=tender.reference
             )
         if tender.status != Tender.Status.DRAFT and now < tender.deadline:
             raise RuleViolationError(
-                _(
-                    "the tender %(reference)s cannot be closed before its deadline "
-                    "(%(deadline)s): companies may be depositing"
-                )
-                % {"reference": tender.reference, "deadline": local_time(tender.deadline)},
-                hint=_("To stop it early, cancel it with a reason."),
+                N_(
+                    "the tender {reference} cannot be closed before its deadline "
+                    "({deadline}): companies may be depositing"
+                ),
+                hint=N_("To stop it early, cancel it with a reason."),
+                reference=tender.reference,
+                deadline=local_time(tender.deadline),
             )
         _change_status(
             actor, tender, Tender.Status.CLOSED, {"closed_by": actor, "closed_at": now},
@@ -435,20 +442,20 @@ def cancel_tender(actor: User, reference: str, *, reason: str, now: dt.datetime)
     reason = reason.strip()
     if not reason or len(reason) > MAX_REASON_LENGTH or not storable(reason):
         raise InvalidInputError(
-            _("say why the tender is cancelled (1 to %(most)s characters)")
-            % {"most": MAX_REASON_LENGTH}
+            N_("say why the tender is cancelled (1 to {most} characters)"), most=MAX_REASON_LENGTH
         )
     with transaction.atomic():
         tender = Tender.objects.select_for_update().get(id=tender.id)
         if tender.status != Tender.Status.PUBLISHED:
             raise RuleViolationError(
-                _("the tender %(reference)s is %(status)s: only a launched tender is cancelled")
-                % {"reference": tender.reference, "status": tender.get_status_display()}
+                N_("the tender {reference} is {status}: only a launched tender is cancelled"),
+                reference=tender.reference,
+                status=tender.get_status_display(),
             )
         if now >= tender.deadline:
             raise RuleViolationError(
-                _("the deadline of %(reference)s has passed: close it instead")
-                % {"reference": tender.reference}
+                N_("the deadline of {reference} has passed: close it instead"),
+                reference=tender.reference,
             )
         _change_status(
             actor, tender, Tender.Status.CANCELLED,
@@ -464,8 +471,8 @@ def recipients(actor: User, reference: str) -> list[AssignedKeyPair]:
     tender = tender_for(actor, reference)
     if tender.status == Tender.Status.DRAFT:
         raise RuleViolationError(
-            _("the tender %(reference)s is not launched: its key pairs are not assigned yet")
-            % {"reference": tender.reference}
+            N_("the tender {reference} is not launched: its key pairs are not assigned yet"),
+            reference=tender.reference,
         )
     return list(tender.assigned_key_pairs.all())
 

@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from scelle.core.clock import placed_in
-from scelle.core.errors import PermissionDeniedError
+from scelle.core.errors import N_, PermissionDeniedError
 from scelle.platform.accounts.models import Permission, Service
 from scelle.platform.accounts.services import services_with
 from scelle.platform.assistants import services as assistants
@@ -107,7 +107,7 @@ def create_tender(request: HttpRequest) -> HttpResponse:
     """A new draft tender."""
     mine = services_with(actor(request), Permission.Name.MANAGE_TENDERS)
     if not mine:
-        raise PermissionDeniedError("no service where you manage tenders")
+        raise PermissionDeniedError(N_("no service where you manage tenders"))
     form = TenderForm(request.POST or None, services_=mine)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
