@@ -74,41 +74,76 @@ def test_a_company_sees_its_tenders_and_keeps_its_receipt(
     assert "valid" in said
 
 
-def test_habilitations_and_the_api_documentation(platform: Platform, password_file: Path) -> None:
+HABILITATIONS = {
+    "fr": {
+        "email": "Adresse électronique", "password": "Mot de passe", "log_in": "Connexion",
+        "page": "Habilitations", "first": "Premier mot de passe", "create": "Créer l'agent",
+        "created": "L'agent nouvelle@rouen.fr a été créé.",
+        "permission": "Habilitation — nouvelle@rouen.fr", "grant": "Accorder — nouvelle@rouen.fr",
+        "changed": "Les habilitations de nouvelle@rouen.fr ont été modifiées.",
+        "keys": "gérer les bi-clés", "open": "ouvrir les plis",
+        "revoke": "Retirer « gérer les bi-clés » sur Service des marchés à nouvelle@rouen.fr",
+        "deactivate": "Désactiver collegue@rouen.fr",
+        "deactivated": "L'agent collegue@rouen.fr est désactivé.",
+    },
+    "en": {
+        "email": "E-mail address", "password": "Password", "log_in": "Log in",
+        "page": "Permissions", "first": "First password", "create": "Create the agent",
+        "created": "The agent nouvelle@rouen.fr was created.",
+        "permission": "Permission — nouvelle@rouen.fr", "grant": "Grant — nouvelle@rouen.fr",
+        "changed": "The permissions of nouvelle@rouen.fr were changed.",
+        "keys": "manage key pairs", "open": "open envelopes",
+        "revoke": "Revoke “manage key pairs” on Service des marchés from nouvelle@rouen.fr",
+        "deactivate": "Deactivate collegue@rouen.fr",
+        "deactivated": "The agent collegue@rouen.fr is deactivated.",
+    },
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("language", ["fr", "en"])
+def test_habilitations_and_the_api_documentation(
+    platform: Platform, password_file: Path, language: str
+) -> None:
+    w = HABILITATIONS[language]
     set_up(platform, password_file)
     platform.admin(
         "create-user", "admin@rouen.fr", "--organisation", "Ville de Rouen",
         "--password-file", str(password_file), "--service", "Service des marchés",
         "--permission", "administer",
     )  # fmt: skip
-    with chromium() as browser:
+    with chromium("fr-FR" if language == "fr" else "en-GB") as browser:
         page = browser.new_page()
-        _log_in(page, platform.url, "admin@rouen.fr")
-        page.get_by_role("link", name="Habilitations").click()
+        page.goto(platform.url)
+        page.get_by_label(w["email"]).fill("admin@rouen.fr")
+        page.get_by_label(w["password"]).fill(PASSWORD)
+        page.get_by_role("button", name=w["log_in"]).click()
+        page.wait_for_load_state("networkidle")
+        page.get_by_role("link", name=w["page"]).click()
         _accessible(page)
-        page.get_by_label("Adresse électronique").fill("nouvelle@rouen.fr")
-        page.get_by_label("Premier mot de passe").fill(PASSWORD)
-        page.get_by_role("button", name="Créer l'agent").click()
-        page.get_by_text("L'agent nouvelle@rouen.fr a été créé.").wait_for()
-        page.get_by_label("Habilitation — nouvelle@rouen.fr").select_option("manage_keys")
-        page.get_by_role("button", name="Accorder — nouvelle@rouen.fr").click()
-        page.get_by_text("Les habilitations de nouvelle@rouen.fr ont été modifiées.").wait_for()
+        page.get_by_label(w["email"]).fill("nouvelle@rouen.fr")
+        page.get_by_label(w["first"]).fill(PASSWORD)
+        page.get_by_role("button", name=w["create"]).click()
+        page.get_by_text(w["created"]).wait_for()
+        page.get_by_label(w["permission"]).select_option("manage_keys")
+        page.get_by_role("button", name=w["grant"]).click()
+        page.get_by_text(w["changed"]).wait_for()
         row = page.locator("tr", has_text="nouvelle@rouen.fr")
-        assert "gérer les bi-clés" in row.text_content()
+        assert w["keys"] in row.text_content()
         # Each Retirer names the permission, the service and the agent it takes from.
-        page.get_by_label("Habilitation — nouvelle@rouen.fr").select_option("open")
-        page.get_by_role("button", name="Accorder — nouvelle@rouen.fr").click()
-        page.get_by_text("Les habilitations de nouvelle@rouen.fr ont été modifiées.").wait_for()
-        revoke = "Retirer « gérer les bi-clés » sur Service des marchés à nouvelle@rouen.fr"
-        page.get_by_role("button", name=revoke).click()
-        page.get_by_text("Les habilitations de nouvelle@rouen.fr ont été modifiées.").wait_for()
+        page.get_by_label(w["permission"]).select_option("open")
+        page.get_by_role("button", name=w["grant"]).click()
+        page.get_by_text(w["changed"]).wait_for()
+        page.get_by_role("button", name=w["revoke"]).click()
+        page.get_by_text(w["changed"]).wait_for()
         held = page.locator("tr", has_text="nouvelle@rouen.fr").locator("td").nth(1)
-        assert "gérer les bi-clés" not in held.text_content()
-        assert "ouvrir les plis" in held.text_content()
-        page.get_by_role("button", name="Désactiver collegue@rouen.fr").click()
-        page.get_by_text("L'agent collegue@rouen.fr est désactivé.").wait_for()
+        assert w["keys"] not in held.text_content()
+        assert w["open"] in held.text_content()
+        page.get_by_role("button", name=w["deactivate"]).click()
+        page.get_by_text(w["deactivated"]).wait_for()
         _accessible(page)
-        page.screenshot(path=str(SCREENSHOTS / "habilitations.png"), full_page=True)
+        shots = SCREENSHOTS if language == "fr" else SCREENSHOTS / "en"
+        shots.mkdir(exist_ok=True)
+        page.screenshot(path=str(shots / "habilitations.png"), full_page=True)
         docs = page.goto(f"{platform.url}/api/docs")
         assert docs is not None and docs.status == 200
         page.get_by_text("/api/tenders", exact=False).first.wait_for()
