@@ -19,6 +19,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet, Sum
+from django.utils.translation import gettext
 
 from scelle.core.certs import load_certificate
 from scelle.core.envelope import read_recipients
@@ -424,7 +425,9 @@ def _hashes(found: list[Upload], expected_sha256: dict[str, str]) -> dict[uuid.U
             sha256 = storage.sha256_of(upload.file_name, upload.length)
         except RuleViolationError as error:
             raise RuleViolationError(
-                N_("the envelope {kind}: {problem}"), kind=upload.envelope, problem=error.message
+                N_("the envelope {kind}: {problem}"),
+                kind=upload.envelope,
+                problem=error.localized(gettext)[0],  # the request's language, as the outer
             ) from None
         wanted = expected_sha256.get(upload.envelope)
         if wanted is not None and wanted.lower() != sha256:
