@@ -29,9 +29,21 @@ def _accessible(page) -> None:
     assert serious_violations(page) == [], page.url
 
 
+COMPANY = {
+    "fr": {"email": "Adresse électronique", "password": "Mot de passe", "log_in": "Connexion",
+           "open": "Consultations ouvertes aux entreprises", "mine": "Mes dépôts",
+           "receipt": "Télécharger l'accusé de réception AO-ENT-1"},
+    "en": {"email": "E-mail address", "password": "Password", "log_in": "Log in",
+           "open": "Tenders open to companies", "mine": "My deposits",
+           "receipt": "Download the receipt AO-ENT-1"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("language", ["fr", "en"])
 def test_a_company_sees_its_tenders_and_keeps_its_receipt(
-    platform: Platform, password_file: Path, tmp_path: Path, capsys, monkeypatch
+    platform: Platform, password_file: Path, tmp_path: Path, capsys, monkeypatch, language: str
 ) -> None:
+    w = COMPANY[language]
     monkeypatch.setenv("SCELLE_STORE_PASSPHRASE", STORE_PASSPHRASE)
     monkeypatch.setenv("SCELLE_LANG", "en")
     set_up(platform, password_file)
@@ -50,21 +62,27 @@ def test_a_company_sees_its_tenders_and_keeps_its_receipt(
     company.ok("deposit", "AO-ENT-1", f"--envelope=candidature={offer}",
                f"--envelope=offre={offer}", "--receipt", str(tmp_path / "r.json"))  # fmt: skip
 
-    with chromium() as browser:
+    with chromium("fr-FR" if language == "fr" else "en-GB") as browser:
         page = browser.new_page()
-        _log_in(page, platform.url, "offres@btp.fr")
-        page.get_by_role("heading", name="Consultations ouvertes aux entreprises").wait_for()
+        page.goto(platform.url)
+        page.get_by_label(w["email"]).fill("offres@btp.fr")
+        page.get_by_label(w["password"]).fill(PASSWORD)
+        page.get_by_role("button", name=w["log_in"]).click()
+        page.get_by_role("heading", name=w["open"]).wait_for()
         _accessible(page)
         page.get_by_role("link", name="AO-ENT-1").click()
         _accessible(page)
         text = page.text_content("main")
         assert "Ville de Rouen" in text and "PERSO" in text and "RSF " in text
         assert "scelle deposit" in text
-        page.screenshot(path=str(SCREENSHOTS / "entreprise-consultation.png"), full_page=True)
-        page.get_by_role("link", name="Mes dépôts").click()
+        shots = SCREENSHOTS if language == "fr" else SCREENSHOTS / "en"
+        shots.mkdir(exist_ok=True)
+        page.screenshot(path=str(shots / "entreprise-consultation.png"), full_page=True)
+        page.get_by_role("link", name=w["mine"]).click()
         _accessible(page)
+        page.screenshot(path=str(shots / "mes-depots.png"), full_page=True)
         with page.expect_download() as downloading:
-            page.get_by_role("link", name="Télécharger l'accusé de réception AO-ENT-1").click()
+            page.get_by_role("link", name=w["receipt"]).click()
         saved = tmp_path / "accuse-page.json"
         downloading.value.save_as(saved)
         # An agent's page is not for a company.
