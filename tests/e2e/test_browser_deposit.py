@@ -427,3 +427,29 @@ def test_a_connection_cut_mid_chunk_continues_from_the_platform_offset(
     assert [offset for url, offset in patches if url == offre].count(0) == 1
     assert platform.query("SELECT count(*) FROM deposits_deposit") == [(1,)]
     assert "valid" in company.ok("receipts", "verify", str(receipt))
+
+
+def test_the_deposit_page_in_english(
+    platform: Platform, password_file: Path, tmp_path: Path, stations
+) -> None:
+    """The same page for an English reader: its words, and its picture."""
+    agent, _company = stations
+    launch_tender(platform, agent, password_file, "AO-WEB-EN", DEADLINE_AHEAD)
+    files = bid(tmp_path / "btp")
+    with chromium("en-GB") as browser:
+        page = browser.new_page()
+        page.goto(platform.url)
+        page.get_by_label("E-mail address").fill("offres@btp.fr")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        page.get_by_role("link", name="AO-WEB-EN").click()
+        page.get_by_role("link", name="Deposit an offer").click()
+        page.get_by_text("The key pairs were checked").wait_for()
+        assert not page.locator("#deposit-pause").is_visible()
+        choose(page, files)
+        page.get_by_text("Total to send").wait_for()
+        page.get_by_role("button", name="Deposit", exact=True).click()
+        page.get_by_text("Deposited.").wait_for(timeout=120_000)
+        assert serious_violations(page) == []
+        (SCREENSHOTS / "en").mkdir(exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "en" / "entreprise-depot.png"), full_page=True)
