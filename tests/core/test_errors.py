@@ -32,3 +32,6 @@ def test_anything_more_than_a_plain_name_is_refused(template: str) -> None:
 
 def test_only_texts_and_numbers_fill_a_template() -> None:
     assert fill_plain("{value}", {"value": ["a list"]}) is None
+    # A number's format given a text: not filled, and no exception for the page to turn
+    # into a server error.
+    assert fill_plain("{size:.2f} GiB", {"size": "beaucoup"}) is None

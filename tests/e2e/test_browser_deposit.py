@@ -62,11 +62,19 @@ def save_receipt(page, path: Path) -> None:
     downloading.value.save_as(path)
 
 
-def log_in(page, url: str, email: str) -> None:
+LOG_IN = {
+    "fr": ("Adresse électronique", "Mot de passe", "Connexion"),
+    "en": ("E-mail address", "Password", "Log in"),
+}
+
+
+def log_in(page, url: str, email: str, language: str = "fr") -> None:
+    """Connexion, in the page's language."""
+    address, password, button = LOG_IN[language]
     page.goto(url)
-    page.get_by_label("Adresse électronique").fill(email)
-    page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Connexion").click()
+    page.get_by_label(address).fill(email)
+    page.get_by_label(password).fill(PASSWORD)
+    page.get_by_role("button", name=button).click()
     page.wait_for_load_state("networkidle")
 
 
@@ -438,10 +446,7 @@ def test_the_deposit_page_in_english(
     files = bid(tmp_path / "btp")
     with chromium("en-GB") as browser:
         page = browser.new_page()
-        page.goto(platform.url)
-        page.get_by_label("E-mail address").fill("offres@btp.fr")
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Log in").click()
+        log_in(page, platform.url, "offres@btp.fr", "en")
         page.get_by_role("link", name="AO-WEB-EN").click()
         page.get_by_role("link", name="Deposit an offer").click()
         page.get_by_text("The key pairs were checked").wait_for()

@@ -11,17 +11,10 @@ import pytest
 from tests.conftest import STORE_PASSPHRASE
 from tests.e2e.browser import SCREENSHOTS, chromium, serious_violations
 from tests.e2e.conftest import PASSWORD, Platform
+from tests.e2e.test_browser_deposit import log_in
 from tests.e2e.test_platform_journey import Workstation, set_up
 
 pytestmark = [pytest.mark.slow, pytest.mark.platform]
-
-
-def _log_in(page, url: str, email: str) -> None:
-    page.goto(url)
-    page.get_by_label("Adresse électronique").fill(email)
-    page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Connexion").click()
-    page.wait_for_load_state("networkidle")
 
 
 def _accessible(page) -> None:
@@ -30,11 +23,9 @@ def _accessible(page) -> None:
 
 
 COMPANY = {
-    "fr": {"email": "Adresse électronique", "password": "Mot de passe", "log_in": "Connexion",
-           "open": "Consultations ouvertes aux entreprises", "mine": "Mes dépôts",
+    "fr": {"open": "Consultations ouvertes aux entreprises", "mine": "Mes dépôts",
            "receipt": "Télécharger l'accusé de réception AO-ENT-1"},
-    "en": {"email": "E-mail address", "password": "Password", "log_in": "Log in",
-           "open": "Tenders open to companies", "mine": "My deposits",
+    "en": {"open": "Tenders open to companies", "mine": "My deposits",
            "receipt": "Download the receipt AO-ENT-1"},
 }  # fmt: skip
 
@@ -64,10 +55,7 @@ def test_a_company_sees_its_tenders_and_keeps_its_receipt(
 
     with chromium("fr-FR" if language == "fr" else "en-GB") as browser:
         page = browser.new_page()
-        page.goto(platform.url)
-        page.get_by_label(w["email"]).fill("offres@btp.fr")
-        page.get_by_label(w["password"]).fill(PASSWORD)
-        page.get_by_role("button", name=w["log_in"]).click()
+        log_in(page, platform.url, "offres@btp.fr", language)
         page.get_by_role("heading", name=w["open"]).wait_for()
         _accessible(page)
         page.get_by_role("link", name="AO-ENT-1").click()
@@ -94,8 +82,8 @@ def test_a_company_sees_its_tenders_and_keeps_its_receipt(
 
 HABILITATIONS = {
     "fr": {
-        "email": "Adresse électronique", "password": "Mot de passe", "log_in": "Connexion",
-        "page": "Habilitations", "first": "Premier mot de passe", "create": "Créer l'agent",
+        "email": "Adresse électronique", "page": "Habilitations",
+        "first": "Premier mot de passe", "create": "Créer l'agent",
         "created": "L'agent nouvelle@rouen.fr a été créé.",
         "permission": "Habilitation — nouvelle@rouen.fr", "grant": "Accorder — nouvelle@rouen.fr",
         "changed": "Les habilitations de nouvelle@rouen.fr ont été modifiées.",
@@ -105,8 +93,8 @@ HABILITATIONS = {
         "deactivated": "L'agent collegue@rouen.fr est désactivé.",
     },
     "en": {
-        "email": "E-mail address", "password": "Password", "log_in": "Log in",
-        "page": "Permissions", "first": "First password", "create": "Create the agent",
+        "email": "E-mail address", "page": "Permissions",
+        "first": "First password", "create": "Create the agent",
         "created": "The agent nouvelle@rouen.fr was created.",
         "permission": "Permission — nouvelle@rouen.fr", "grant": "Grant — nouvelle@rouen.fr",
         "changed": "The permissions of nouvelle@rouen.fr were changed.",
@@ -131,11 +119,7 @@ def test_habilitations_and_the_api_documentation(
     )  # fmt: skip
     with chromium("fr-FR" if language == "fr" else "en-GB") as browser:
         page = browser.new_page()
-        page.goto(platform.url)
-        page.get_by_label(w["email"]).fill("admin@rouen.fr")
-        page.get_by_label(w["password"]).fill(PASSWORD)
-        page.get_by_role("button", name=w["log_in"]).click()
-        page.wait_for_load_state("networkidle")
+        log_in(page, platform.url, "admin@rouen.fr", language)
         page.get_by_role("link", name=w["page"]).click()
         _accessible(page)
         page.get_by_label(w["email"]).fill("nouvelle@rouen.fr")
@@ -183,12 +167,7 @@ def test_closing_a_draft_asks_first_and_says_what_it_means(
     french = language == "fr"
     with chromium("fr-FR" if french else "en-GB") as browser:
         page = browser.new_page()
-        page.goto(platform.url)
-        page.get_by_label("Adresse électronique" if french else "E-mail address").fill(
-            "acheteur@rouen.fr"
-        )
-        page.get_by_label("Mot de passe" if french else "Password").fill(PASSWORD)
-        page.get_by_role("button", name="Connexion" if french else "Log in").click()
+        log_in(page, platform.url, "acheteur@rouen.fr", language)
         page.get_by_role("link", name="Consultations" if french else "Tenders").click()
         page.get_by_role("link", name="AO-BROUILLON").click()
         # One click on Clôturer does nothing yet: it opens the page that says what it means.

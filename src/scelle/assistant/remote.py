@@ -62,7 +62,7 @@ class Outcome:
 
     succeeded: bool
     template: str
-    values: dict[str, str | int] = field(default_factory=dict)
+    values: dict[str, str | int | float] = field(default_factory=dict)
     result: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -223,7 +223,9 @@ class Assistant:
         except NotAuthenticatedError:
             raise
         except ScelleError as error:
-            values = {k: v if isinstance(v, int) else str(v) for k, v in error.values.items()}
+            values = {
+                k: v if isinstance(v, int | float) else str(v) for k, v in error.values.items()
+            }
             return Outcome(False, error.template, values)
         except OSError as error:
             return Outcome(False, "{problem}", {"problem": f"{error.strerror or error}"})

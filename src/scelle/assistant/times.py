@@ -13,13 +13,20 @@ from scelle.core.errors import ScelleError
 UTC = zoneinfo.ZoneInfo("UTC")
 
 
+def zone_named(name: str | None) -> zoneinfo.ZoneInfo:
+    """The time zone a platform named at login; UTC when it named none or one unknown here."""
+    try:
+        return zoneinfo.ZoneInfo(name) if name else UTC
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
 def platform_zone(home: Path, *, now: dt.datetime) -> zoneinfo.ZoneInfo:
     """The platform's time zone as said at the last login; UTC when there is none (a receipt
-    checked offline on a machine never logged in) or it is unknown here."""
+    checked offline on a machine never logged in)."""
     try:
-        name = load_login(home, now=now).time_zone or "UTC"
-        return zoneinfo.ZoneInfo(name)
-    except (ScelleError, zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zone_named(load_login(home, now=now).time_zone)
+    except ScelleError:
         return UTC
 
 

@@ -12,7 +12,7 @@ from typing import Literal
 import click
 from cryptography import x509
 
-from scelle.assistant.times import platform_time
+from scelle.assistant.times import platform_time, zone_named
 from scelle.cli.console import human_size, password_file_option, progress_bars, say
 from scelle.cli.remote import (
     connect,
@@ -221,7 +221,7 @@ def verify(session: Session, files: tuple[Path, ...], as_json: bool) -> None:
         saved = None
     if saved is not None and saved.authority_pem:
         trusted = certs.load_certificate(saved.authority_pem.encode())
-    zone = platform_zone(session)  # UTC when this workstation never logged in
+    zone = zone_named(saved.time_zone if saved else None)  # UTC: never logged in here
     if len(files) == 1:
         _verify_one(files[0], trusted, as_json, zone)
         return

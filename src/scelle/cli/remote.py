@@ -113,7 +113,7 @@ def login(session: Session, url: str, email: str, password_file: Path | None) ->
         )
 
     done = log_in(home_of(session), url, email, password, language=language())
-    zone = times.platform_zone(home_of(session), now=session.clock())
+    zone = times.zone_named(done.saved.time_zone)
     say(
         _(
             "Logged in to {url} as {email} ({organisation}); the login expires on {date}.",

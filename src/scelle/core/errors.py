@@ -46,7 +46,10 @@ def fill_plain(template: str, values: Mapping[str, object]) -> str | None:
             or not _PLAIN_SPEC.fullmatch(spec or "")
         ):
             return None
-    return template.format(**values)
+    try:
+        return template.format(**values)
+    except ValueError:  # a number's format given a text ("{size:.2f}" with "a")
+        return None
 
 
 class ScelleError(Exception):

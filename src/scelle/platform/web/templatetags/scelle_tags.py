@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django import template
 from django.utils.html import format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext
 
 from scelle.core.errors import fill_plain
+from scelle.platform.assistants.models import Job
 
 register = template.Library()
 
@@ -31,12 +30,11 @@ def breakable(value: str) -> SafeString:
 
 
 @register.filter
-def said(job: Any) -> str:  # noqa: ANN401 (a Job, or the API's dict of one)
+def said(job: Job) -> str:
     """A job's message in the page's language: the English template its assistant sent,
     translated here and filled with its values (plain names only); else the message as
     the assistant wrote it."""
-    result = getattr(job, "result", None) or {}
-    spoken = result.get("said") if isinstance(result, dict) else None
+    spoken = job.result.get("said") if isinstance(job.result, dict) else None
     if (
         isinstance(spoken, dict)
         and isinstance(spoken.get("template"), str)
@@ -45,4 +43,4 @@ def said(job: Any) -> str:  # noqa: ANN401 (a Job, or the API's dict of one)
         filled = fill_plain(gettext(spoken["template"]), spoken["values"])
         if filled is not None:
             return filled
-    return gettext(str(getattr(job, "message", "")))
+    return gettext(job.message)
