@@ -192,3 +192,16 @@ def test_a_jobs_message_is_said_in_the_pages_language() -> None:
         job.result = {"said": {"template": template, "values": {"x": "a"}}}
         with translation.override("fr"):
             assert said(job) == job.message
+
+
+def test_a_refusal_on_a_page_reads_as_a_sentence_with_its_date_in_words(
+    world: World,  # noqa: F811
+) -> None:
+    client = _owner_session(world)
+    published = Tender.objects.get(reference="PUB-1")
+    page = client.post(
+        f"/consultations/{published.id}/cloturer/", secure=True, follow=True
+    ).content.decode()
+    # Capitalised, and the deadline (NOW + 1 day, in Paris) as French writes it.
+    assert "La consultation PUB-1 ne peut pas être clôturée avant sa date limite" in page
+    assert "(23 novembre 2026 10:30 (Europe/Paris))" in page
