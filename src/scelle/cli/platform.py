@@ -257,13 +257,15 @@ def audit_checkpoint(session: Session, data: Path | None) -> None:
 @data_option
 @pass_session
 def sweep(session: Session, data: Path | None) -> None:
-    """Remove uploads that will never become deposits (idle, or to a closed tender)."""
+    """Remove uploads that will never become deposits (idle, or to a closed tender), and
+    test deposits whose time is up."""
     _platform(session, data)
     from scelle.platform.assistants.services import expire_jobs
-    from scelle.platform.deposits.services import sweep_uploads
+    from scelle.platform.deposits.services import sweep_test_deposits, sweep_uploads
 
     report = sweep_uploads(now=session.clock())
     expired = expire_jobs(now=session.clock())
+    tries = sweep_test_deposits(now=session.clock())
     say(
         _(
             "Removed {idle} idle uploads, {closed} to tenders taking no deposit, "
@@ -275,3 +277,4 @@ def sweep(session: Session, data: Path | None) -> None:
         )
     )
     say(_("{count} remote jobs that no assistant took or reported failed.", count=expired))
+    say(_("Removed {count} test deposits received too long ago.", count=tries))

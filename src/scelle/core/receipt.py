@@ -2,7 +2,7 @@
 
 A receipt is a JSON document:
 
-    {"receipt": {tender, bidder, deposit, received_at, late, rsf,
+    {"receipt": {tender, bidder, deposit, received_at, late, rsf, [test: true],
                  audit_head: {sequence, hash},
                  envelopes: [{kind, size, sha256, recipients: [SHA-256 fingerprints]}]},
      "signature": {"algorithm": "ecdsa-with-SHA256", "value": base64 DER,
@@ -99,6 +99,9 @@ class Receipt:
     """The tender's recipient-set fingerprint (core.rsf)."""
     audit_head: AuditHead | None = None
     """The audit log's head when the receipt was signed."""
+    test: bool = False
+    """A deposit to the platform's test tender: a try, never an offer (said only when
+    true, so that every other receipt keeps the fields it always had)."""
 
     def to_json(self) -> dict[str, Any]:
         document: dict[str, Any] = {
@@ -114,6 +117,8 @@ class Receipt:
             document["rsf"] = self.rsf
         if self.audit_head is not None:
             document["audit_head"] = self.audit_head.to_json()
+        if self.test:
+            document["test"] = True
         return document
 
     @classmethod
@@ -136,6 +141,7 @@ class Receipt:
             ),
             rsf=None if data.get("rsf") is None else str(data["rsf"]),
             audit_head=AuditHead.from_json(data.get("audit_head")),
+            test=data.get("test") is True,
         )
 
 

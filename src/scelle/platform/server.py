@@ -64,26 +64,32 @@ def configure(data_dir: Path | None) -> None:
 
 
 def prepare(clock: Clock = system_clock) -> bool:
-    """Bring the database schema up to date and create the platform's keys on the first
-    start; True when the keys were created now."""
+    """Bring the database schema up to date, create the platform's keys on the first
+    start, and launch the test tender when there is none; True when the keys were created
+    now."""
     from django.core.management import call_command
 
     from scelle.platform.keypairs.authority import ensure_platform_keys
+    from scelle.platform.tenders.testing import ensure_test_tender
 
     call_command("migrate", interactive=False, verbosity=0)
-    return ensure_platform_keys(clock)
+    created = ensure_platform_keys(clock)
+    ensure_test_tender(now=clock())
+    return created
 
 
 def start_housekeeping(clock: Clock, stop: threading.Event) -> threading.Thread:
     """While the server runs: sign an audit checkpoint every hour (audit.anchors), and
     every `SWEEP_SECONDS` sweep the uploads that will never become deposits and fail the
-    remote jobs no assistant took (or reported)."""
+    remote jobs no assistant took (or reported), sweep the test deposits whose time is up
+    and renew the test tender before its deadline."""
     from django.db import DatabaseError, connection
 
     from scelle.core.errors import ScelleError
     from scelle.platform.assistants.services import expire_jobs
     from scelle.platform.audit.anchors import checkpoint_if_due
-    from scelle.platform.deposits.services import sweep_uploads
+    from scelle.platform.deposits.services import sweep_test_deposits, sweep_uploads
+    from scelle.platform.tenders.testing import ensure_test_tender
 
     def run() -> None:
         swept_at = -float("inf")
@@ -97,6 +103,9 @@ def start_housekeeping(clock: Clock, stop: threading.Event) -> threading.Thread:
                         _log.warning("swept uploads: %s", report)
                     if expired := expire_jobs(now=clock()):
                         _log.warning("%d remote jobs expired", expired)
+                    if tried := sweep_test_deposits(now=clock()):
+                        _log.info("swept %d test deposits", tried)
+                    ensure_test_tender(now=clock())
             except (DatabaseError, ScelleError, OSError):
                 _log.exception("housekeeping failed; trying again later")
             finally:

@@ -137,6 +137,12 @@ SCELLE_MAX_DEPOSIT_BYTES = _env_int("SCELLE_MAX_DEPOSIT_BYTES", 20 << 30)
 SCELLE_MAX_OPEN_UPLOADS = _env_int("SCELLE_MAX_OPEN_UPLOADS", 20)
 SCELLE_MAX_ANNOUNCED_BYTES = _env_int("SCELLE_MAX_ANNOUNCED_BYTES", 2 * SCELLE_MAX_DEPOSIT_BYTES)
 SCELLE_UPLOAD_IDLE_HOURS = _env_int("SCELLE_UPLOAD_IDLE_HOURS", 24)
+SCELLE_TEST_TENDER = _env_bool("SCELLE_TEST_TENDER", True)
+"""Keep a *Consultation de test* every company may deposit to (tenders.testing)."""
+SCELLE_TEST_DEPOSIT_MAX_BYTES = _env_int("SCELLE_TEST_DEPOSIT_MAX_BYTES", 50 << 20)
+SCELLE_TEST_DEPOSITS_KEPT = _env_int("SCELLE_TEST_DEPOSITS_KEPT", 10)
+"""Test deposits a company may have at once; each goes after SCELLE_TEST_DEPOSIT_HOURS."""
+SCELLE_TEST_DEPOSIT_HOURS = _env_int("SCELLE_TEST_DEPOSIT_HOURS", 48)
 SCELLE_CLIENT_THREADS = _env_int("SCELLE_CLIENT_THREADS", 2)
 SCELLE_CLIENT_QUEUE = _env_int("SCELLE_CLIENT_QUEUE", 64)
 SCELLE_QUEUE_SECONDS = _env_int("SCELLE_QUEUE_SECONDS", 5)
@@ -228,6 +234,7 @@ INSTALLED_APPS = [
     "scelle.platform.keypairs",
     "scelle.platform.tenders",
     "scelle.platform.deposits",
+    "scelle.platform.opening",
     "scelle.platform.assistants",
 ]
 # No django.contrib.admin: every change goes through the services, which

@@ -41,7 +41,7 @@ from scelle.platform.deposits import storage
 from scelle.platform.deposits.models import Deposit, Envelope, Upload
 from scelle.platform.keypairs.authority import platform_authority, receipt_signer
 from scelle.platform.tenders.models import Tender
-from scelle.platform.tenders.services import tender_for, tender_rsf
+from scelle.platform.tenders.services import max_deposit_bytes, tender_for, tender_rsf
 
 
 def _require_bidder(actor: User) -> None:
@@ -58,8 +58,15 @@ def _open_for_deposits(tender: Tender) -> None:
         )
 
 
-def _too_large(size: int) -> TooLargeError:
-    limit = settings.SCELLE_MAX_DEPOSIT_BYTES
+def _too_large(tender: Tender, size: int) -> TooLargeError:
+    limit = max_deposit_bytes(tender)
+    if tender.is_test:
+        return TooLargeError(
+            N_("a test deposit holds at most {limit}; this one would hold {size}"),
+            hint=N_("Try with smaller files: the test checks the way, not the size."),
+            limit=_gib(limit),
+            size=_gib(size),
+        )
     return TooLargeError(
         N_("a deposit holds at most {limit}; this one would hold {size}"),
         limit=_gib(limit),
@@ -68,6 +75,8 @@ def _too_large(size: int) -> TooLargeError:
 
 
 def _gib(size: int) -> str:
+    if size < 1 << 30:
+        return f"{size / (1 << 20):.1f} MiB"
     return f"{size / (1 << 30):.1f} GiB"
 
 
@@ -102,8 +111,8 @@ def create_upload(
         )
     if length < 0:
         raise InvalidInputError(N_("an upload's length cannot be negative"))
-    if length > settings.SCELLE_MAX_DEPOSIT_BYTES:
-        raise _too_large(length)
+    if length > max_deposit_bytes(tender):
+        raise _too_large(tender, length)
     upload = Upload(
         tender=tender,
         bidder_id=actor.organisation_id,
@@ -153,6 +162,8 @@ def _check_quotas(actor: User, tender: Tender, length: int) -> None:
             limit=limit,
             hours=settings.SCELLE_UPLOAD_IDLE_HOURS,
         )
+    if tender.is_test:
+        _check_test_deposits_kept(actor)
     announced = in_progress.filter(tender=tender).aggregate(total=Sum("length"))["total"] or 0
     allowed = settings.SCELLE_MAX_ANNOUNCED_BYTES
     if announced + length > allowed:
@@ -165,6 +176,22 @@ def _check_quotas(actor: User, tender: Tender, length: int) -> None:
             reference=tender.reference,
             size=_gib(announced + length),
             allowed=_gib(allowed),
+        )
+
+
+def _check_test_deposits_kept(actor: User) -> None:
+    kept = Deposit.objects.filter(bidder_id=actor.organisation_id, tender__is_test=True)
+    limit = settings.SCELLE_TEST_DEPOSITS_KEPT
+    received = list(kept.order_by("received_at").values_list("received_at", flat=True)[:limit])
+    if len(received) >= limit:
+        hours = dt.timedelta(hours=settings.SCELLE_TEST_DEPOSIT_HOURS)
+        raise RuleViolationError(
+            N_(
+                "your company already has {limit} test deposits, the most the platform "
+                "keeps: the oldest goes on {when}"
+            ),
+            limit=limit,
+            when=local_time(received[0] + hours),
         )
 
 
@@ -306,6 +333,31 @@ def sweep_uploads(*, now: dt.datetime) -> SweepReport:
     return SweepReport(orphans=_remove_orphans(now), **counts)
 
 
+def sweep_test_deposits(*, now: dt.datetime) -> int:
+    """Remove the test deposits received SCELLE_TEST_DEPOSIT_HOURS ago or more, rows and
+    files, each with an audit event; how many went. A test deposit is a try, never an
+    offer: nobody but its company could ever open it."""
+    before = now - dt.timedelta(hours=settings.SCELLE_TEST_DEPOSIT_HOURS)
+    swept = 0
+    for deposit in Deposit.objects.filter(tender__is_test=True, received_at__lte=before):
+        with transaction.atomic():
+            envelopes = list(Envelope.objects.select_for_update().filter(deposit=deposit))
+            record(
+                "deposits.test_deposit.swept",
+                actor="platform",
+                target=deposit,
+                organisation_id=deposit.bidder_id,
+                details={"received_at": deposit.received_at.isoformat()},
+                now=now,
+            )
+            Envelope.objects.filter(deposit=deposit).delete()
+            deposit.delete()
+        for envelope in envelopes:
+            storage.remove(envelope.storage_name)
+        swept += 1
+    return swept
+
+
 def _remove_orphans(now: dt.datetime) -> int:
     """Files older than ORPHAN_GRACE that no upload and no envelope names (left by a
     crash between a file and its row): removed."""
@@ -383,6 +435,7 @@ def finalise_deposit(
                 "tender": tender.reference,
                 "bidder": actor.organisation.name,
                 "late": deposit.late,
+                "test": tender.is_test,
                 "envelopes": [
                     {"kind": e.kind, "size": e.size, "sha256": e.sha256} for e in envelopes
                 ],
@@ -412,8 +465,8 @@ def _complete_uploads(
             )
         found.append(upload)
     total = sum(upload.length for upload in found)
-    if total > settings.SCELLE_MAX_DEPOSIT_BYTES:
-        raise _too_large(total)
+    if total > max_deposit_bytes(tender):
+        raise _too_large(tender, total)
     return found
 
 
@@ -459,6 +512,7 @@ def _signed_receipt(
         ),
         rsf=tender_rsf(tender),
         audit_head=audit_head(),
+        test=tender.is_test,
     )
     return sign_receipt(receipt, receipt_signer(), [platform_authority().certificate]).decode()
 

@@ -17,6 +17,7 @@ from scelle.platform.accounts.services import issue_page_token
 from scelle.platform.clock import now
 from scelle.platform.deposits import services
 from scelle.platform.tenders import services as tenders
+from scelle.platform.tenders import testing
 from scelle.platform.web.pages import PAGE_TOKENS_KEY, actor, company_page
 
 MAX_PAGE_TOKENS = 20
@@ -139,7 +140,7 @@ def deposit_page(request: HttpRequest, tender_id: uuid.UUID) -> HttpResponse:
         "reference": tender.reference,
         "bidder": user.organisation.name,
         "user": str(user.id),
-        "maxBytes": settings.SCELLE_MAX_DEPOSIT_BYTES,
+        "maxBytes": tenders.max_deposit_bytes(tender),
         "timeZone": settings.TIME_ZONE,
         # Sizes read as the pages' own (Django's filesizeformat, in its translations).
         "bytes": ngettext("%(size)d byte", "%(size)d bytes", 2),
@@ -162,6 +163,7 @@ def deposit_page(request: HttpRequest, tender_id: uuid.UUID) -> HttpResponse:
             "open": tenders.takes_deposits(tender, now=now()),
             "config": config,
             "messages_for_script": _messages(),
+            **testing.page_facts(),
         },
     )
 

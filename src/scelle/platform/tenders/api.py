@@ -17,7 +17,7 @@ from pydantic import Field
 from scelle.platform.answers import actor
 from scelle.platform.clock import now
 from scelle.platform.schemas import responses
-from scelle.platform.tenders import services
+from scelle.platform.tenders import services, testing
 from scelle.platform.tenders.models import AssignedKeyPair, Tender
 
 router = Router(tags=["tenders"])
@@ -55,6 +55,8 @@ class TenderOut(Schema):
     """The largest deposit the platform takes, all envelopes together."""
     rsf: str | None
     """The recipient-set fingerprint of `key_pairs`, once launched (RSF XXXX-…)."""
+    test: bool = False
+    """The platform's test tender: deposits there are tries, never offers, and swept."""
 
 
 def _recipient(assigned: AssignedKeyPair) -> RecipientOut:
@@ -85,7 +87,8 @@ def _out(tender: Tender) -> TenderOut:
         cancelled_at=tender.cancelled_at,
         cancel_reason=tender.cancel_reason,
         key_pairs=[_recipient(assigned) for assigned in tender.assigned_key_pairs.all()],
-        max_deposit_bytes=settings.SCELLE_MAX_DEPOSIT_BYTES,
+        max_deposit_bytes=services.max_deposit_bytes(tender),
+        test=tender.is_test,
         rsf=services.tender_rsf(tender),
     )
 
@@ -118,6 +121,33 @@ def create(request: HttpRequest, payload: TenderIn) -> Status[TenderOut]:
         now=now(),
     )
     return Status(201, _out(tender))
+
+
+class TestKeyOut(Schema):
+    tender: uuid.UUID
+    reference: str
+    certificate_pem: str
+    private_key_pem: str
+    """PKCS#8, unencrypted: published on purpose, it opens test deposits and nothing else."""
+    pfx_password: str
+    """The password of the same key pair as a .pfx, on the pages."""
+    deposit_hours: int
+    """Test deposits are swept this many hours after they were received."""
+
+
+@router.get("/{tender}/test-key", auth=None, response=responses({200: TestKeyOut}, 404))
+def test_key(request: HttpRequest, tender: str) -> TestKeyOut:
+    """A test tender's key pair, private key included: published so that every company
+    can open its own test deposits (no login needed)."""
+    published = testing.test_key_of(tender)
+    return TestKeyOut(
+        tender=published.tender_id,
+        reference=published.tender.reference,
+        certificate_pem=published.tender.assigned_key_pairs.get().certificate_pem,
+        private_key_pem=published.private_key_pem,
+        pfx_password=testing.PFX_PASSWORD,
+        deposit_hours=settings.SCELLE_TEST_DEPOSIT_HOURS,
+    )
 
 
 @router.get("/{tender}", response=responses({200: TenderOut}, 403, 404))

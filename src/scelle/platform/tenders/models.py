@@ -52,6 +52,9 @@ class Tender(models.Model):
     )
     cancelled_at = models.DateTimeField(null=True, blank=True)
     cancel_reason = models.TextField(_("reason for cancelling"), blank=True)
+    is_test = models.BooleanField(default=False)
+    """The platform's *Consultation de test* (tenders.testing): every company may deposit
+    to it and open its own deposits there; they never count as offers, and are swept."""
 
     class Meta:
         ordering = ("deadline", "reference")
@@ -96,3 +99,18 @@ class AssignedKeyPair(InsertOnlyModel):
 
     def __str__(self) -> str:
         return f"{self.tender_id}: {self.designation}"
+
+
+class TestKey(models.Model):
+    """The private key of a test tender's only key pair, **published on purpose**.
+
+    The one exception to "private keys never touch the server" (DESIGN.md, rule 8): it
+    seals nothing but test deposits, and every company may download it to open its own.
+    """
+
+    tender = models.OneToOneField(Tender, on_delete=models.PROTECT, related_name="test_key")
+    private_key_pem = models.TextField()
+    """PKCS#8, unencrypted: it is public."""
+
+    def __str__(self) -> str:
+        return f"test key of {self.tender_id}"

@@ -358,6 +358,14 @@ def launch_tender(
     return tender
 
 
+def max_deposit_bytes(tender: Tender) -> int:
+    """The largest deposit the tender takes, all envelopes together (a test tender's are
+    small: the platform keeps them for nothing)."""
+    if tender.is_test:
+        return min(settings.SCELLE_TEST_DEPOSIT_MAX_BYTES, settings.SCELLE_MAX_DEPOSIT_BYTES)
+    return settings.SCELLE_MAX_DEPOSIT_BYTES
+
+
 def takes_deposits(tender: Tender, *, now: dt.datetime) -> bool:
     """Whether a deposit may start now (rule 5): published, its deadline ahead."""
     return tender.status == Tender.Status.PUBLISHED and now < tender.deadline

@@ -28,7 +28,7 @@ from scelle.platform.accounts.services import services_with
 from scelle.platform.assistants import services as assistants
 from scelle.platform.clock import now
 from scelle.platform.opening.services import deposits_of_tender
-from scelle.platform.tenders import services
+from scelle.platform.tenders import services, testing
 from scelle.platform.tenders.models import ENVELOPE_KINDS
 from scelle.platform.web.pages import actor, agent_page, attempt, company_page
 
@@ -258,5 +258,6 @@ def company_tender(request: HttpRequest, tender_id: uuid.UUID) -> HttpResponse:
             "rsf": services.tender_rsf(tender),
             "open": services.takes_deposits(tender, now=now()),
             "platform_url": request.build_absolute_uri("/").rstrip("/"),
+            **testing.page_facts(),
         },
     )

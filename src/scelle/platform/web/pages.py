@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest
+from django.http.response import HttpResponseBase
 from django.utils.translation import gettext
 
 from scelle.core.errors import NotFoundError, PermissionDeniedError, ScelleError
@@ -25,7 +26,7 @@ _T = TypeVar("_T")
 
 PAGE_TOKENS_KEY = "scelle_page_tokens"
 """Prefixes of the API tokens a session's pages were given; logging out revokes them."""
-_View = Callable[..., HttpResponse]
+_View = Callable[..., HttpResponseBase]
 
 
 def actor(request: HttpRequest) -> User:
@@ -35,7 +36,7 @@ def actor(request: HttpRequest) -> User:
 def _page_for(agents: bool) -> Callable[[_View], _View]:
     def decorate(view: _View) -> _View:
         @functools.wraps(view)
-        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:  # noqa: ANN401
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:  # noqa: ANN401
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
             if actor(request).is_agent != agents:

@@ -8,6 +8,7 @@ from scelle.platform.accounts import views as accounts
 from scelle.platform.assistants import views as assistants
 from scelle.platform.deposits import views as deposits
 from scelle.platform.keypairs import views as keypairs
+from scelle.platform.opening import views as opening
 from scelle.platform.tenders import views as tenders
 from scelle.platform.web import views as web
 
@@ -43,6 +44,18 @@ tender_urls = (
         path("ouvertes/", tenders.open_to_me, name="open_to_me"),
         path("ouvertes/<uuid:tender_id>/", tenders.company_tender, name="company_detail"),
         path("ouvertes/<uuid:tender_id>/deposer/", deposits.deposit_page, name="deposit"),
+        path(
+            "ouvertes/<uuid:tender_id>/cle-de-test.pem",
+            opening.test_key_file,
+            {"extension": "pem"},
+            name="test_key_pem",
+        ),
+        path(
+            "ouvertes/<uuid:tender_id>/cle-de-test.pfx",
+            opening.test_key_file,
+            {"extension": "pfx"},
+            name="test_key_pfx",
+        ),
     ],
     "tenders",
 )
@@ -59,6 +72,12 @@ deposit_urls = (
         path("", deposits.my_deposits, name="mine"),
         path("jeton/", deposits.deposit_token, name="token"),
         path("<uuid:deposit_id>/accuse-de-reception.json", deposits.receipt, name="receipt"),
+        path("<uuid:deposit_id>/ouvrir/", opening.test_opening, name="test_opening"),
+        path(
+            "<uuid:deposit_id>/enveloppes/<slug:kind>.p7m",
+            opening.test_envelope,
+            name="test_envelope",
+        ),
     ],
     "deposits",
 )
