@@ -22,6 +22,8 @@ from scelle.platform.api import api
 from scelle.platform.assistants import services as assistants
 from scelle.platform.deposits import services as deposits
 from scelle.platform.deposits.models import Deposit, Envelope
+from scelle.platform.tenders.models import Tender
+from scelle.platform.tenders.testing import ensure_test_tender
 from tests.conftest import NOW
 from tests.platform.conftest import (
     Buyer,
@@ -61,6 +63,10 @@ def world(rouen: Buyer, caen: Buyer, bidder, clock: MovableClock, rsa_keys) -> W
     create_tender(owner, rouen.service, "PUB-1", deadline=NOW + dt.timedelta(days=1))
     assert launch(owner, "PUB-1", "PERSO").status_code == 200
     ids["deposit"] = str(_deposit(bidder, "PUB-1").id)
+    test_tender = ensure_test_tender(now=NOW)
+    assert test_tender is not None
+    ids["TEST"] = str(test_tender.id)
+    ids["test_deposit"] = str(_deposit(bidder, test_tender.reference).id)
     upload = deposits.create_upload(
         bidder, reference="PUB-1", envelope="offre", length=10, now=clock()
     )
@@ -191,6 +197,24 @@ ROUTES = [
         "post", "/api/deposits/{deposit}/envelopes/offre/opened",
         "/api/deposits/{deposit_id}/envelopes/{kind}/opened",
         {"files": 1}, (401, 403, 404, 403, 204), after_deadline=True,
+    ),
+    # The test tender: its key for anyone; a test deposit, to its own company at any time.
+    Route(
+        "get", "/api/tenders/{TEST}/test-key", "/api/tenders/{tender}/test-key", None,
+        (200, 200, 200, 200, 200),
+    ),
+    Route(
+        "get", "/api/tenders/{TEST}/deposits", "/api/tenders/{tender}/deposits", None,
+        (401, 200, 404, 404, 404),
+    ),
+    Route(
+        "get", "/api/deposits/{test_deposit}/envelopes/offre",
+        "/api/deposits/{deposit_id}/envelopes/{kind}", None, (401, 200, 404, 404, 404),
+    ),
+    Route(
+        "post", "/api/deposits/{test_deposit}/envelopes/offre/opened",
+        "/api/deposits/{deposit_id}/envelopes/{kind}/opened",
+        {"files": 1}, (401, 204, 404, 404, 404),
     ),
     # Habilitations: agents who administer a service, on their own organisation's agents.
     Route("get", "/api/agents", "/api/agents", None, (401, 403, 200, 403, 200)),
@@ -331,7 +355,8 @@ def test_authorisation_matrix(
         response = call(path) if body is None else call(path, body, content_type="application/json")
     expected = route.expected[CALLERS.index(caller)]
     if response.streaming:  # an envelope: reading it through closes the file
-        stored = Envelope.objects.get(deposit_id=world.ids["deposit"], kind="offre")
+        deposit = "test_deposit" if "{test_deposit}" in route.path else "deposit"
+        stored = Envelope.objects.get(deposit_id=world.ids[deposit], kind="offre")
         assert hashlib.sha256(b"".join(response.streaming_content)).hexdigest() == stored.sha256
     assert response.status_code == expected, response
     if response.status_code in (401, 403, 404) and route.method != "head":
@@ -346,9 +371,10 @@ def test_lists_show_only_what_the_caller_may_see(world: World) -> None:
         caller: sorted(t["reference"] for t in world.clients[caller].get("/api/tenders").json())
         for caller in CALLERS[1:]
     }
+    test_reference = Tender.objects.get(id=world.ids["TEST"]).reference
     assert tenders == {
-        "bidder": ["PUB-1"],  # launched tenders only, never drafts
-        "outsider": [],
+        "bidder": ["PUB-1", test_reference],  # launched tenders only, never drafts
+        "outsider": [],  # the test tender is for companies only
         "without_permission": [],
         "permitted": ["DRAFT-1", "PUB-1"],
     }
