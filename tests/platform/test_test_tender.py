@@ -9,6 +9,7 @@ import datetime as dt
 import io
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -77,7 +78,7 @@ def _envelope_of(
     return sealed_bytes.getvalue()
 
 
-def _deposit(company: Bidder, tender: Tender, offre: bytes | None = None) -> dict:
+def _deposit(company: Bidder, tender: Tender, offre: bytes | None = None) -> Any:
     uploads = {
         "candidature": company.upload(str(tender.id), "candidature", sealed(10, tender.reference)),
         "offre": company.upload(str(tender.id), "offre", offre or sealed(20, tender.reference)),

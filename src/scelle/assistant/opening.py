@@ -31,6 +31,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from scelle.assistant.tenders import LaunchRecord
 from scelle.client import api
@@ -389,6 +392,31 @@ def tender_recipients(
             f"{computed}"
         )
     return list(loaded.values()), warnings
+
+
+def published_test_key(client: api.PlatformClient, reference: str) -> envelope.DecryptionKey:
+    """The key pair the platform publishes for its test tender `reference`, with which a
+    company opens its own test deposits; refused for any other tender, or a key that does
+    not match its certificate (nothing the server says is believed)."""
+    tender = client.tender(reference)
+    if not tender.get("test"):
+        raise InvalidInputError(
+            N_("{reference} is not a test tender: only test deposits open with the test key"),
+            reference=tender["reference"],
+        )
+    published = client.test_key(str(tender["id"]))
+    try:
+        key = serialization.load_pem_private_key(
+            published["private_key_pem"].encode(), password=None
+        )
+        certificate = certs.load_certificate(published["certificate_pem"].encode())
+    except (ValueError, TypeError, UnsupportedAlgorithm, ScelleError):
+        raise PlatformAnswerError(N_("the platform's test key cannot be read")) from None
+    if not isinstance(key, rsa.RSAPrivateKey) or not certs.key_matches_certificate(
+        key, certificate
+    ):
+        raise PlatformAnswerError(N_("the platform's test key does not match its certificate"))
+    return envelope.DecryptionKey(key, certificate)
 
 
 def open_tender(

@@ -99,6 +99,14 @@ def deposit(
     target = receipt or Path(f"receipt-{done.receipt.deposit}.json")
     _save_receipt(done.receipt_document, target)
     late = _(" (late: after the deadline)") if done.receipt.late else ""
+    if done.receipt.test:
+        say(
+            _(
+                "A test deposit: never an offer. Open it with `scelle open {tender} "
+                "--test-key` to see what a buyer would get.",
+                tender=done.receipt.tender,
+            )
+        )
     say(
         _(
             "Deposited to {tender} on {at}{late}; receipt: {path}",
@@ -163,12 +171,18 @@ def _print_deposits(
     print_table(
         [first, _("Received"), _("State"), _("Envelopes"), _("Deposit (receipt id)")],
         [
-            [d[key], d["received_at"], _("late") if d["late"] else _("on time"),
+            [d[key], d["received_at"], _state(d["late"], d.get("test", False)),
              ", ".join(f"{e['kind']} {human_size(e['size'])}" for e in d["envelopes"]),
              d["id"]]
             for d in found
         ],
     )  # fmt: skip
+
+
+def _state(late: bool, test: bool) -> str:
+    if test:
+        return _("test (never an offer)")
+    return _("late") if late else _("on time")
 
 
 @deposits.command(name="receipt")
@@ -270,7 +284,7 @@ def _verify_one(
         (_("Company"), receipt.bidder),
         (_("Deposit (receipt id)"), receipt.deposit),
         (_("Received"), platform_time(receipt.received_at, zone)),
-        (_("State"), _("late") if receipt.late else _("on time")),
+        (_("State"), _state(receipt.late, receipt.test)),
         (_("Platform CA"), certs.fingerprint_sha256(verified.authority)),
     ]
     if receipt.rsf is not None:
@@ -317,6 +331,11 @@ def tender_deposits(session: Session, reference: str, as_json: bool) -> None:
     help="Use the key pair of this .pfx file instead of the store.",
 )  # fmt: skip
 @password_file_option("With --pfx: read its password from the first line of this file.")
+@click.option(
+    "--test-key", is_flag=True,
+    help="Companies: open your own deposit to the platform's test tender with the key "
+    "pair it publishes.",
+)  # fmt: skip
 @click.option("--include-late", is_flag=True, help="Open late deposits too.")
 @pass_session
 def open_(
@@ -327,6 +346,7 @@ def open_(
     names: tuple[str, ...],
     pfx: Path | None,
     password_file: Path | None,
+    test_key: bool,
     include_late: bool,
 ) -> None:
     """Open the deposits of a tender on this workstation, after its deadline.
@@ -341,25 +361,30 @@ def open_(
     Long because it presents the opening's report (each envelope opened, refused or failed)
     as the buyer reads it.
     """
-    from scelle.assistant.opening import open_tender
+    from scelle.assistant.opening import open_tender, published_test_key
     from scelle.assistant.tenders import launch_record
     from scelle.cli.crypt import decryption_keys
 
-    if names and pfx is not None:
-        raise click.UsageError("use either -k/--key or --pfx, not both")
-    keys = decryption_keys(session, names, pfx, password_file)
+    if sum((bool(names), pfx is not None, test_key)) > 1:
+        raise click.UsageError("use one of -k/--key, --pfx and --test-key")
     target = out or Path(f"plis-{reference}")
-    with connect(session) as client, progress_bars() as bars:
-        report = open_tender(
-            client,
-            keys,
-            reference,
-            target,
-            kinds=kinds,
-            include_late=include_late,
-            record=launch_record(session.store, client.url, reference),
-            progress=bars,
-        )
+    with connect(session) as client:
+        if test_key:
+            keys, record = [published_test_key(client, reference)], None
+        else:
+            keys = decryption_keys(session, names, pfx, password_file)
+            record = launch_record(session.store, client.url, reference)
+        with progress_bars() as bars:
+            report = open_tender(
+                client,
+                keys,
+                reference,
+                target,
+                kinds=kinds,
+                include_late=include_late,
+                record=record,
+                progress=bars,
+            )
     for done in report.opened:
         late = _(" (late)") if done.late else ""
         say(

@@ -426,7 +426,8 @@ def list_tenders(session: Session, as_json: bool) -> None:
         [
             [t["reference"], t["title"], t["organisation"], t["service"],
              platform_time(t["deadline"], zone),
-             _(t["status"]), str(len(t["key_pairs"])), t["id"]]
+             _("test tender") if t.get("test") else _(t["status"]),
+             str(len(t["key_pairs"])), t["id"]]
             for t in found
         ],
     )  # fmt: skip

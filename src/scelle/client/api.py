@@ -182,6 +182,7 @@ class Tender(TypedDict):
     key_pairs: Annotated[list[Recipient], Field(max_length=100)]
     max_deposit_bytes: Size
     rsf: Rsf | None
+    test: NotRequired[bool]
 
 
 class ReceivedEnvelope(TypedDict):
@@ -199,10 +200,20 @@ class Deposit(TypedDict):
     received_at: Timestamp
     late: bool
     envelopes: Annotated[list[ReceivedEnvelope], Field(max_length=10)]
+    test: NotRequired[bool]
 
 
 class DepositReceipt(Deposit):
     receipt: Annotated[str, StringConstraints(max_length=1 << 20)]
+
+
+class TestKey(TypedDict):
+    tender: Uuid
+    reference: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    certificate_pem: Pem
+    private_key_pem: Annotated[str, StringConstraints(max_length=64 << 10)]
+    pfx_password: Text
+    deposit_hours: Annotated[int, Field(ge=0)]
 
 
 class Authority(TypedDict):
@@ -484,6 +495,10 @@ class PlatformClient:
     def cancel_tender(self, reference: str, reason: str) -> Tender:
         path = f"/tenders/{_segment(reference)}/cancel"
         return self._call(Tender, "POST", path, json={"reason": reason})
+
+    def test_key(self, reference: str) -> TestKey:
+        """The published key pair of a test tender (anyone may have it)."""
+        return self._call(TestKey, "GET", f"/tenders/{_segment(reference)}/test-key")
 
     def recipients(self, reference: str) -> list[Recipient]:
         return self._call(list[Recipient], "GET", f"/tenders/{_segment(reference)}/recipients")

@@ -36,6 +36,8 @@ class DepositOut(Schema):
     received_at: dt.datetime
     late: bool
     envelopes: list[EnvelopeOut]
+    test: bool = False
+    """To the platform's test tender: a try, never an offer; swept after a set time."""
 
 
 class ReceiptOut(DepositOut):
@@ -50,6 +52,7 @@ def deposit_out(deposit: Deposit) -> DepositOut:
         bidder=deposit.bidder.name,
         received_at=deposit.received_at,
         late=deposit.late,
+        test=deposit.tender.is_test,
         envelopes=[
             EnvelopeOut(
                 kind=e.kind,
