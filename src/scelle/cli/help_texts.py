@@ -30,7 +30,9 @@ HELP_TEXTS = (
     ),
     gettext_noop("List organisations, their services, users and permissions."),
     gettext_noop("Machine-readable output."),
-    gettext_noop("Remove uploads that will never become deposits (idle, or to a closed tender)."),
+    gettext_noop(
+        "Remove uploads that will never become deposits (idle, or to a closed tender), and\ntest deposits whose time is up."
+    ),
     gettext_noop("Your organisation's agents and their permissions (needs `administer`)."),
     gettext_noop("Create an agent of your organisation (no permission yet)."),
     gettext_noop("Read the agent's first password from the first line of this file."),
@@ -118,6 +120,9 @@ HELP_TEXTS = (
     gettext_noop("Where the opened envelopes go (default: ./plis-REFERENCE)."),
     gettext_noop("Open only this envelope (candidature, offre, anonymat); repeat for more."),
     gettext_noop("A key pair of the store (default: try every one)."),
+    gettext_noop(
+        "Companies: open your own deposit to the platform's test tender with the key pair it publishes."
+    ),
     gettext_noop("Open late deposits too."),
     gettext_noop("Deposit receipts (accusés de réception)."),
     gettext_noop(
