@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
@@ -176,9 +177,30 @@ def _launch(owner: User, now: dt.datetime) -> Tender:
         launched_at=now,
         is_test=True,
     )
+    fingerprint = _assign(tender, owner, certificate, now)
+    TestKey.objects.create(tender=tender, private_key_pem=_public_pem(key))
+    record(
+        "tenders.test_tender.launched",
+        actor="platform",
+        target=tender,
+        organisation_id=owner.organisation_id,
+        details={
+            "reference": tender.reference,
+            "deadline": deadline.isoformat(),
+            "fingerprint": fingerprint,
+            "private_key": "published",
+        },
+        now=now,
+    )
+    return tender
+
+
+def _assign(tender: Tender, owner: User, certificate: x509.Certificate, now: dt.datetime) -> str:
+    """The test key pair in its service's registry, and assigned to `tender` for good, as a
+    launch assigns them; its fingerprint."""
     key_pair = KeyPair.objects.create(
         organisation_id=owner.organisation_id,
-        service=service,
+        service=tender.service,
         designation=f"Clé de test {tender.reference}",
         role=KeyPair.Role.PERSONAL,
         common_name=COMMON_NAME,
@@ -186,7 +208,7 @@ def _launch(owner: User, now: dt.datetime) -> Tender:
         fingerprint_sha256=certs.fingerprint_sha256(certificate),
         public_key_sha256=certs.public_key_sha256(certificate),
         not_before=certificate.not_valid_before_utc,
-        not_after=not_after,
+        not_after=certificate.not_valid_after_utc,
         issued_by_platform=True,
         added_by=owner,
         added_at=now,
@@ -199,24 +221,10 @@ def _launch(owner: User, now: dt.datetime) -> Tender:
         common_name=key_pair.common_name,
         certificate_pem=key_pair.certificate_pem,
         fingerprint_sha256=key_pair.fingerprint_sha256,
-        not_after=not_after,
+        not_after=key_pair.not_after,
         issued_by_platform=True,
     )
-    TestKey.objects.create(tender=tender, private_key_pem=_public_pem(key))
-    record(
-        "tenders.test_tender.launched",
-        actor="platform",
-        target=tender,
-        organisation_id=owner.organisation_id,
-        details={
-            "reference": tender.reference,
-            "deadline": deadline.isoformat(),
-            "fingerprint": key_pair.fingerprint_sha256,
-            "private_key": "published",
-        },
-        now=now,
-    )
-    return tender
+    return key_pair.fingerprint_sha256
 
 
 def _public_pem(key: rsa.RSAPrivateKey) -> str:
