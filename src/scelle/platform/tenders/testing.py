@@ -21,6 +21,7 @@ housekeeping launches the next one and cancels the old (`ensure_test_tender`).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 
 from cryptography import x509
@@ -238,15 +239,21 @@ def _public_pem(key: rsa.RSAPrivateKey) -> str:
 
 def test_key_pfx(test_key: TestKey) -> bytes:
     """The published key pair as a .pfx (password PFX_PASSWORD), for `scelle open --pfx`,
-    `scelle keys import` and every tool that reads PKCS#12."""
-    key = serialization.load_pem_private_key(test_key.private_key_pem.encode(), password=None)
+    `scelle keys import` and every tool that reads PKCS#12. Made once per process: its key
+    derivation costs a third of a second, which anyone could ask for again and again."""
+    assigned = test_key.tender.assigned_key_pairs.get()
+    return _pfx(test_key.private_key_pem, assigned.certificate_pem, assigned.designation)
+
+
+@functools.lru_cache(maxsize=4)
+def _pfx(private_key_pem: str, certificate_pem: str, name: str) -> bytes:
+    key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
     if not isinstance(key, rsa.RSAPrivateKey):  # the platform wrote it: never
         raise NotFoundError(N_("this platform has no test tender"))
-    assigned = test_key.tender.assigned_key_pairs.get()
     bundle = pkcs12.KeyBundle(
         key,
-        certs.load_certificate(assigned.certificate_pem.encode()),
+        certs.load_certificate(certificate_pem.encode()),
         chain=(platform_authority().certificate,),
-        friendly_name=assigned.designation,
+        friendly_name=name,
     )
     return pkcs12.export_pkcs12(bundle, PFX_PASSWORD)
