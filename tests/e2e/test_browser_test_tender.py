@@ -8,6 +8,7 @@ Real server, Debian's Chromium: the page talks to `scelle serve`.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +27,14 @@ WORDS = {
         "checked": "Les bi-clés ont été vérifiés", "button": "Déposer", "deposited": "Déposé.",
         "mine": "Mes dépôts", "open": "Ouvrir mon dépôt de test",
         "opened": "ouvert dans cette page", "refused": "ne peut pas être ouvert",
-        "banner": "Consultation de test", "save": "Enregistrer",
+        "banner": "Consultation de test", "save": "Enregistrer", "large": "trop volumineux",
     },
     "en": {
         "locale": "en-GB", "deposit": "Deposit an offer", "checked": "The key pairs were checked",
         "button": "Deposit", "deposited": "Deposited.", "mine": "My deposits",
         "open": "Open my test deposit", "opened": "opened in this page",
         "refused": "cannot be opened", "banner": "Test tender", "save": "Save",
+        "large": "too large",
     },
 }  # fmt: skip
 
@@ -106,3 +108,16 @@ def test_a_company_tries_a_deposit_in_the_page_and_opens_it_there(
             page.locator("section[data-envelope=candidature] [data-role=status]").text_content()
             or ""
         )
+
+        # An envelope too large to hold in the page's memory is left to the command.
+        def huge(route: Any) -> None:
+            html = route.fetch().text()
+            html = re.sub(r'data-size="[0-9]+"', 'data-size="999999999999"', html, count=1)
+            route.fulfill(status=200, body=html, content_type="text/html; charset=utf-8")
+
+        page.unroute("**/enveloppes/offre.p7m")
+        page.route("**/ouvrir/", huge)
+        page.reload()
+        page.wait_for_selector("#open-test[data-done=true]")
+        first = page.locator("[data-role=status]").first.text_content() or ""
+        assert words["large"] in first and "--test-key" in first

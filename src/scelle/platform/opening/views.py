@@ -20,9 +20,17 @@ from scelle.platform.opening import services
 from scelle.platform.tenders import testing
 from scelle.platform.web.pages import actor, company_page
 
+IN_PAGE_MAX_BYTES = 256 << 20
+"""The largest envelope the page opens: it holds it in memory (test deposits are capped
+far lower by default, SCELLE_TEST_DEPOSIT_MAX_BYTES)."""
+
 
 def _messages() -> dict[str, str]:
     return {
+        "too-large": _(
+            "The envelope {kind} is too large to open in the page: open it with "
+            "`scelle open --test-key`."
+        ),
         "opening": _("Opening the envelope {kind} in this page…"),
         "opened": _(
             "Envelope {kind} opened in this page with the test key: {count} file(s), each one "
@@ -67,6 +75,7 @@ def test_opening(request: HttpRequest, deposit_id: uuid.UUID) -> HttpResponse:
     config = {
         "reference": deposit.tender.reference,
         "keyUrl": f"/api/tenders/{deposit.tender_id}/test-key",
+        "maxBytes": IN_PAGE_MAX_BYTES,
         "scriptUrl": static("web/build/open-test-page.js"),
     }
     return render(

@@ -65,6 +65,11 @@ async function openAll() {
   for (const section of document.querySelectorAll("[data-envelope]")) {
     const kind = section.dataset.envelope;
     const status = section.querySelector("[data-role=status]");
+    if (Number(section.dataset.size) > config.maxBytes) {
+      status.textContent = say("too-large", { kind });
+      status.className = "banner info";
+      continue;
+    }
     status.textContent = say("opening", { kind });
     try {
       const sealed = await fetchBytes(section.dataset.url);
