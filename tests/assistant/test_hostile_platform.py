@@ -578,3 +578,42 @@ def test_a_receipt_fetched_again_must_be_the_one_asked_for(
     platform.set_json("GET", f"/api/deposits/{asked}", answer_for(asked))
     status, _, err = scelle(capsys, "deposits", "receipt", asked, "-o", str(target))
     assert status == EXIT_OK and target.exists(), err
+
+
+# --- the test tender: a key the platform says it publishes -------------------------------
+
+
+def _pem(key: rsa.RSAPrivateKey) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+def test_a_test_key_that_is_not_what_it_claims_opens_nothing(
+    platform: HostilePlatform, buyer: Buyer, carol: Identity, capsys, tmp_path: Path
+) -> None:
+    tender = tender_json([recipient_json(buyer.certificate, "BICLE")], [buyer.certificate])
+    out = tmp_path / "ouverts"
+    # A real tender: the test key is not even asked for.
+    platform.set_json("GET", f"/api/tenders/{REFERENCE}", tender)
+    status, _, err = scelle(capsys, "open", REFERENCE, "--test-key", "--out", str(out))
+    assert status == EXIT_FAILURE and "is not a test tender" in err
+    assert not platform.asked("GET", f"/api/tenders/{tender['id']}/test-key")
+    platform.set_json("GET", f"/api/tenders/{REFERENCE}", {**tender, "test": True})
+    answer = {
+        "tender": tender["id"], "reference": REFERENCE, "pfx_password": "x", "deposit_hours": 48,
+        "certificate_pem": certs.certificate_pem(buyer.certificate).decode(),
+    }  # fmt: skip
+    for private_key_pem, said in [
+        ("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "cannot be read"),
+        (_pem(carol.key), "does not match its certificate"),  # a key for another certificate
+    ]:
+        path = f"/api/tenders/{tender['id']}/test-key"
+        platform.set_json("GET", path, {**answer, "private_key_pem": private_key_pem})
+        status, _, err = scelle(capsys, "open", REFERENCE, "--test-key", "--out", str(out))
+        assert status == EXIT_FAILURE and said in err, err
+        assert not platform.asked("GET", "/api/deposits") and not out.exists()

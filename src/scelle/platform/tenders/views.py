@@ -237,8 +237,9 @@ def open_tender(request: HttpRequest, tender_id: uuid.UUID) -> HttpResponse:
 
 @company_page
 def open_to_me(request: HttpRequest) -> HttpResponse:
-    """The tenders a company may answer (launched, deadline ahead first)."""
-    found = services.visible_tenders(actor(request)).order_by("deadline", "reference")
+    """The tenders a company may answer (launched, deadline ahead first; the test tender
+    at the top, where a newcomer sees it)."""
+    found = services.visible_tenders(actor(request)).order_by("-is_test", "deadline", "reference")
     return render(
         request, "tenders/open_to_me.html", {"section": "tenders", "tenders": list(found[:500])}
     )
