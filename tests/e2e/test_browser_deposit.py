@@ -352,7 +352,7 @@ def test_a_reloaded_tab_resumes_with_the_same_files_and_refuses_a_changed_one(
         before = len(offsets)
         choose(page, files)
         page.get_by_role("button", name="Déposer", exact=True).click()
-        page.get_by_text("Déposé.").wait_for(timeout=120_000)
+        deposited(page)
         save_receipt(page, receipt)
     # The resumed upload started where the platform's offset stood: nothing sent again
     # of the candidature (complete) nor of the offre's first 32 MiB.
