@@ -286,6 +286,22 @@ def launch_choices(tender: Tender) -> tuple[list[KeyPair], list[KeyPair]]:
     return personal, backup
 
 
+def assign(tender: Tender, key_pair: KeyPair) -> AssignedKeyPair:
+    """Make `key_pair` a recipient of every envelope of `tender`, for good (rule 3); the
+    tender keeps its own copy of the certificate."""
+    return AssignedKeyPair.objects.create(
+        tender=tender,
+        key_pair_id=key_pair.id,
+        designation=key_pair.designation,
+        role=key_pair.role,
+        common_name=key_pair.common_name,
+        certificate_pem=key_pair.certificate_pem,
+        fingerprint_sha256=key_pair.fingerprint_sha256,
+        not_after=key_pair.not_after,
+        issued_by_platform=key_pair.issued_by_platform,
+    )
+
+
 def launch_tender(
     actor: User, reference: str, key_designations: Sequence[str], *, now: dt.datetime
 ) -> Tender:
@@ -321,17 +337,7 @@ def launch_tender(
         until = opening_window_end(tender)
         _check_valid_through(assigned, until, now)
         for key_pair in assigned:
-            AssignedKeyPair.objects.create(
-                tender=tender,
-                key_pair_id=key_pair.id,
-                designation=key_pair.designation,
-                role=key_pair.role,
-                common_name=key_pair.common_name,
-                certificate_pem=key_pair.certificate_pem,
-                fingerprint_sha256=key_pair.fingerprint_sha256,
-                not_after=key_pair.not_after,
-                issued_by_platform=key_pair.issued_by_platform,
-            )
+            assign(tender, key_pair)
         tender.status = Tender.Status.PUBLISHED
         tender.launched_by = actor
         tender.launched_at = now

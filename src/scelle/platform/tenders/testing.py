@@ -38,7 +38,8 @@ from scelle.platform.accounts.models import Organisation, Service, User
 from scelle.platform.audit.services import record
 from scelle.platform.keypairs.authority import platform_authority
 from scelle.platform.keypairs.models import KeyPair
-from scelle.platform.tenders.models import AssignedKeyPair, Tender, TestKey
+from scelle.platform.tenders.models import Tender, TestKey
+from scelle.platform.tenders.services import assign
 
 ORGANISATION = "Scellé — consultation de test"
 SERVICE = "Essais"
@@ -217,17 +218,7 @@ def _assign(tender: Tender, owner: User, certificate: x509.Certificate, now: dt.
         added_by=owner,
         added_at=now,
     )
-    AssignedKeyPair.objects.create(
-        tender=tender,
-        key_pair_id=key_pair.id,
-        designation=key_pair.designation,
-        role=key_pair.role,
-        common_name=key_pair.common_name,
-        certificate_pem=key_pair.certificate_pem,
-        fingerprint_sha256=key_pair.fingerprint_sha256,
-        not_after=key_pair.not_after,
-        issued_by_platform=True,
-    )
+    assign(tender, key_pair)
     return key_pair.fingerprint_sha256
 
 
