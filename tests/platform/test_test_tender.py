@@ -114,11 +114,20 @@ def test_the_platform_keeps_one_test_tender_that_every_company_sees(
     assert Event.objects.filter(action="tenders.test_tender.launched").count() == 2
 
 
-def test_a_platform_may_have_none(settings, clock, db):
+def test_a_platform_may_have_none(settings, clock, db, company: Bidder):
     settings.SCELLE_TEST_TENDER = False
     assert testing.ensure_test_tender(now=clock()) is None
     assert not Tender.objects.exists()
     assert Client().get("/api/tenders/TEST/test-key").status_code == 404
+    # Turned off once there was one: companies no longer see it.
+    settings.SCELLE_TEST_TENDER = True
+    made = testing.ensure_test_tender(now=clock())
+    assert made is not None and company.client.get("/api/tenders").json() != []
+    settings.SCELLE_TEST_TENDER = False
+    assert testing.ensure_test_tender(now=clock()) is None
+    made.refresh_from_db()
+    assert made.status == Tender.Status.CANCELLED and "turned" in made.cancel_reason
+    assert company.create(str(made.id), "offre", 10).status_code == 409
 
 
 def test_a_test_deposit_is_marked_and_opens_with_the_published_key(

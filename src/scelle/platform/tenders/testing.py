@@ -90,14 +90,18 @@ def page_facts() -> dict[str, object]:
 
 def ensure_test_tender(*, now: dt.datetime) -> Tender | None:
     """The current test tender, launched now if there is none or if it ends within
-    RENEW_BEFORE (the old one is then cancelled); None when SCELLE_TEST_TENDER is off.
+    RENEW_BEFORE (the old one is then cancelled); None when SCELLE_TEST_TENDER is off
+    (and the test tender, if there was one, cancelled: companies no longer see it).
 
     Several server processes may call it at once: the owner's row is locked, and the
     second finds the first one's tender.
     """
-    if not settings.SCELLE_TEST_TENDER:
-        return None
     current = current_test_tender(now=now)
+    if not settings.SCELLE_TEST_TENDER:
+        if current is not None:
+            with transaction.atomic():
+                _cancel_others(None, "the platform's operator turned the test tender off", now)
+        return None
     if current is not None and current.deadline > now + RENEW_BEFORE:
         return current
     owner = _owner(now)
@@ -107,22 +111,26 @@ def ensure_test_tender(*, now: dt.datetime) -> Tender | None:
         if current is not None and current.deadline > now + RENEW_BEFORE:
             return current
         tender = _launch(owner, now)
-        for old in Tender.objects.filter(is_test=True, status=Tender.Status.PUBLISHED).exclude(
-            id=tender.id
-        ):
-            old.status = Tender.Status.CANCELLED
-            old.cancelled_at = now
-            old.cancel_reason = f"replaced by {tender.reference}"
-            old.save(update_fields=["status", "cancelled_at", "cancel_reason"])
-            record(
-                "tenders.tender.cancelled",
-                actor="platform",
-                target=old,
-                organisation_id=old.organisation_id,
-                details={"reference": old.reference, "reason": old.cancel_reason},
-                now=now,
-            )
+        _cancel_others(tender, f"replaced by {tender.reference}", now)
     return tender
+
+
+def _cancel_others(kept: Tender | None, reason: str, now: dt.datetime) -> None:
+    """Cancel every published test tender but `kept`: one at a time takes deposits."""
+    others = Tender.objects.filter(is_test=True, status=Tender.Status.PUBLISHED)
+    for old in others.exclude(id=kept.id) if kept is not None else others:
+        old.status = Tender.Status.CANCELLED
+        old.cancelled_at = now
+        old.cancel_reason = reason
+        old.save(update_fields=["status", "cancelled_at", "cancel_reason"])
+        record(
+            "tenders.tender.cancelled",
+            actor="platform",
+            target=old,
+            organisation_id=old.organisation_id,
+            details={"reference": old.reference, "reason": reason},
+            now=now,
+        )
 
 
 def _owner(now: dt.datetime) -> User:
