@@ -10,7 +10,12 @@ import pytest
 from django.test import Client
 
 from scelle.platform.tenders.models import Tender
-from tests.platform.test_permissions import CALLERS, World, world  # noqa: F401
+from tests.platform.test_permissions import (  # noqa: F401
+    CALLERS,
+    World,
+    with_test_tender,
+    world,
+)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.platform]
 
@@ -81,6 +86,7 @@ def _sessions(world: World) -> dict[str, Client]:  # noqa: F811
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: f"{p.method} {p.path}")
 def test_every_page_answers_each_caller_as_the_table_says(world: World, page: Page) -> None:  # noqa: F811
+    with_test_tender(world, page.path)
     ids = dict(world.ids)
     for tender in Tender.objects.all():
         ids[tender.reference] = str(tender.id)

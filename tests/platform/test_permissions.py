@@ -48,6 +48,7 @@ class World:
     buyer: Buyer
     clients: dict[str, Client]
     ids: dict[str, str]
+    bidder: User | None = None
 
 
 @pytest.fixture
@@ -63,10 +64,6 @@ def world(rouen: Buyer, caen: Buyer, bidder, clock: MovableClock, rsa_keys) -> W
     create_tender(owner, rouen.service, "PUB-1", deadline=NOW + dt.timedelta(days=1))
     assert launch(owner, "PUB-1", "PERSO").status_code == 200
     ids["deposit"] = str(_deposit(bidder, "PUB-1").id)
-    test_tender = ensure_test_tender(now=NOW)
-    assert test_tender is not None
-    ids["TEST"] = str(test_tender.id)
-    ids["test_deposit"] = str(_deposit(bidder, test_tender.reference).id)
     upload = deposits.create_upload(
         bidder, reference="PUB-1", envelope="offre", length=10, now=clock()
     )
@@ -94,7 +91,18 @@ def world(rouen: Buyer, caen: Buyer, bidder, clock: MovableClock, rsa_keys) -> W
         "without_permission": api_client(intern, clock),
         "permitted": owner,
     }
-    return World(rouen, clients, ids)
+    return World(rouen, clients, ids, bidder)
+
+
+def with_test_tender(world: World, path: str = "{TEST}") -> None:
+    """The platform's test tender and a test deposit of the bidder's in `world`, for the rows
+    whose path names them (a test key pair made for every row would cost the suite)."""
+    if "{TEST}" not in path and "{test_deposit}" not in path:
+        return
+    test_tender = ensure_test_tender(now=NOW)
+    assert test_tender is not None and world.bidder is not None
+    world.ids["TEST"] = str(test_tender.id)
+    world.ids["test_deposit"] = str(_deposit(world.bidder, test_tender.reference).id)
 
 
 def _deposit(user: User, reference: str) -> Deposit:
@@ -341,6 +349,7 @@ def test_authorisation_matrix(
     if route.after_deadline:
         clock.advance(days=2)
     client = world.clients[caller]
+    with_test_tender(world, route.path)
     path = route.path.format(**world.ids)
     body = _body(route, world, rsa_keys)
     response: Any
@@ -367,6 +376,7 @@ def test_authorisation_matrix(
 
 
 def test_lists_show_only_what_the_caller_may_see(world: World) -> None:
+    with_test_tender(world)
     tenders = {
         caller: sorted(t["reference"] for t in world.clients[caller].get("/api/tenders").json())
         for caller in CALLERS[1:]
