@@ -148,6 +148,22 @@ def test_export_asks_the_password_twice_then_import_reads_the_file(
     assert wrong.status_code == 400
 
 
+def test_a_pfx_windows_wrote_imports_from_the_window(window: Window, browser) -> None:
+    """The same Windows file as `scelle keys import` (tests/vectors/README.md): its NUL-ended
+    friendly name is cleaned, here too."""
+    corpus = Path(__file__).resolve().parents[1] / "vectors" / "pkcs12"
+    csrf = _csrf(browser.get("/magasin").text)
+    imported = browser.post(
+        "/magasin/importer",
+        data={"csrf": csrf, "password": ""},
+        files={"file": ("azure.pfx", (corpus / "go-windows-azure-tools.pfx").read_bytes())},
+        headers={"Accept-Language": "en"},
+    )
+    assert imported.status_code == 200, imported.text
+    names = [key.name for key in window.helper.store.key_pairs()]
+    assert "Paul's Playground-10-2-2014-credentials" in names
+
+
 def test_the_settings_are_changed_on_the_workstation(window: Window, browser, tmp_path) -> None:
     csrf = _csrf(browser.get("/configuration").text)
     folder = tmp_path / "Ouvertures 2026"

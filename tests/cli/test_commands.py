@@ -377,3 +377,25 @@ def test_receipts_verify_takes_several_files(
     status, out, err = scelle(capsys, "receipts", "verify", str(good), str(forged))
     assert status == EXIT_FAILURE
     assert f"== {forged}" in err and "1 of 2 receipts did not check out" in err
+
+
+def test_a_pfx_windows_wrote_imports_under_its_name(
+    scelle_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Windows ends the friendlyName with a NUL (tests/vectors/README.md): the key pair takes
+    the name without it; a file whose key cannot serve says why, the `--name` advice aside."""
+    corpus = Path(__file__).resolve().parents[1] / "vectors" / "pkcs12"
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n")
+    status, _, err = scelle(
+        capsys, "keys", "import", str(corpus / "go-windows-azure-tools.pfx"),
+        "--password-file", str(empty),
+    )  # fmt: skip
+    assert status == EXIT_OK, err
+    status, out, _ = scelle(capsys, "keys", "list", "--json")
+    assert [k["name"] for k in json.loads(out)] == ["Paul's Playground-10-2-2014-credentials"]
+    status, _, err = scelle(
+        capsys, "keys", "import", str(corpus / "go-windows-ias-peap.pfx"),
+        "--password-file", str(empty),
+    )  # fmt: skip
+    assert status == EXIT_FAILURE and "1024 bits" in err and "Traceback" not in err
