@@ -5,13 +5,16 @@ never "wrong password" for something else, never a warning printed."""
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from pathlib import Path
 
 import pytest
 from asn1crypto import pkcs12 as asn1_pkcs12
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from scelle.core.errors import PKCS12Error, UnsupportedKeyError, WrongPasswordError
+from scelle.core.errors import PKCS12Error, ScelleError, UnsupportedKeyError, WrongPasswordError
 from scelle.core.pkcs12 import import_pkcs12, usable_name
 from scelle.core.pkcs12_latin1 import pkcs12_kdf
 
@@ -92,3 +95,12 @@ def test_the_mac_key_derivation_agrees_with_windows_and_openssl(name: str, passw
     assert hmac.new(key, content, digest).digest() == mac["mac"]["digest"].native
     wrong = pkcs12_kdf(digest, password + "x", mac["mac_salt"].native, 1, 20)
     assert wrong != key[:20]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(min_value=0, max_value=2000), st.integers(min_value=0, max_value=255))
+def test_a_damaged_latin1_file_gives_one_clear_error(position: int, value: int) -> None:
+    data = bytearray((CORPUS / "made-latin1-password.pfx").read_bytes())
+    data[position % len(data)] = value
+    with contextlib.suppress(ScelleError):
+        import_pkcs12(bytes(data), LATIN1_PASSWORD)

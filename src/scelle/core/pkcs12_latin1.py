@@ -20,6 +20,7 @@ from collections.abc import Callable
 from asn1crypto import algos
 from asn1crypto import pkcs12 as asn1_pkcs12
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives import hashes, padding, serialization
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -49,7 +50,10 @@ def load_latin1(data: bytes, password: str) -> pkcs12.PKCS12KeyAndCertificates |
         if not _mac_verifies(pfx, password):
             return None
         return _read_bags(pfx, secret)
-    except (_NotThisKind, UnicodeEncodeError, ValueError, TypeError, KeyError, IndexError):
+    except (
+        _NotThisKind, UnicodeEncodeError, ValueError, TypeError, KeyError, IndexError,
+        OverflowError, UnsupportedAlgorithm,
+    ):  # fmt: skip
         return None
 
 
