@@ -1,0 +1,283 @@
+"""Key pairs on a PKCS#11 token (smart card, USB token, HSM), through python-pkcs11.
+
+A token's private key never leaves it: it is generated there, sensitive and not
+extractable, and every private operation is the token's. `TokenRSAKey` is such a
+key seen as cryptography's `RSAPrivateKey`, so that the envelope reader opens
+envelopes with it as with a key of the store: RSA-OAEP on the token when its
+mechanism takes the envelope's hash (many tokens, SoftHSM2 among them, know
+OAEP with SHA-1 only), otherwise raw RSA on the token and the OAEP decoding
+here (RFC 8017, 7.1.2), without a branch on what the decoding finds.
+
+Tokens are named by RFC 7512 URIs (`pkcs11:token=Carte%20agent;object=BICLE`);
+the PKCS#11 module is a file, given by the caller (a setting), never guessed
+from the URI. The PIN is asked for each use, never written anywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import pkcs11
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import NoDigestInfo, Prehashed
+from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+
+from scelle.core.errors import N_, InvalidInputError, KeyNotFoundError, UnsupportedKeyError
+
+URI_SCHEME = "pkcs11:"
+_PATH_ATTRIBUTES = {"token", "object", "id", "manufacturer", "model", "serial", "type"}
+_OAEP_HASHES: dict[str, tuple[Mechanism, Any]] = {
+    "sha1": (Mechanism.SHA_1, pkcs11.MGF.SHA1),
+    "sha256": (Mechanism.SHA256, pkcs11.MGF.SHA256),
+    "sha384": (Mechanism.SHA384, pkcs11.MGF.SHA384),
+    "sha512": (Mechanism.SHA512, pkcs11.MGF.SHA512),
+}
+_REFUSED_BY_TOKEN = (
+    pkcs11.exceptions.MechanismInvalid,
+    pkcs11.exceptions.MechanismParamInvalid,
+    pkcs11.exceptions.ArgumentsBad,
+    pkcs11.exceptions.FunctionNotSupported,
+)
+
+
+@dataclass(frozen=True)
+class TokenURI:
+    """What an RFC 7512 URI names: a token (by label, serial…) and an object on it."""
+
+    token: str | None = None
+    object: str | None = None
+    id: bytes | None = None
+    serial: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> TokenURI:
+        value = text.strip()
+        if not value.lower().startswith(URI_SCHEME):
+            raise InvalidInputError(
+                N_("{uri!r} is not a PKCS#11 URI such as pkcs11:token=MyCard;object=MyKey"),
+                uri=text,
+            )
+        path = value[len(URI_SCHEME) :].split("?", 1)[0]
+        found: dict[str, str] = {}
+        for part in filter(None, path.split(";")):
+            name, sep, raw = part.partition("=")
+            if not sep or name not in _PATH_ATTRIBUTES or name in found:
+                raise InvalidInputError(
+                    N_("{uri!r}: {part!r} is not an attribute Scellé reads in a PKCS#11 URI"),
+                    uri=text,
+                    part=part,
+                )
+            found[name] = raw
+        identifier = urllib.parse.unquote_to_bytes(found["id"]) if "id" in found else None
+        return cls(
+            token=urllib.parse.unquote(found["token"]) if "token" in found else None,
+            object=urllib.parse.unquote(found["object"]) if "object" in found else None,
+            id=identifier,
+            serial=urllib.parse.unquote(found["serial"]) if "serial" in found else None,
+        )
+
+    def with_object(self, label: str) -> TokenURI:
+        return TokenURI(self.token, label, self.id, self.serial)
+
+    def __str__(self) -> str:
+        parts = []
+        if self.token is not None:
+            parts.append(f"token={urllib.parse.quote(self.token, safe='')}")
+        if self.serial is not None:
+            parts.append(f"serial={urllib.parse.quote(self.serial, safe='')}")
+        if self.object is not None:
+            parts.append(f"object={urllib.parse.quote(self.object, safe='')}")
+        if self.id is not None:
+            parts.append("id=" + "".join(f"%{byte:02X}" for byte in self.id))
+        return URI_SCHEME + ";".join(parts)
+
+
+def _library(module: str) -> Any:  # noqa: ANN401 - python-pkcs11's lib has no types
+    try:
+        return pkcs11.lib(module)
+    except (RuntimeError, OSError, pkcs11.exceptions.PKCS11Error):
+        raise InvalidInputError(
+            N_("cannot load the PKCS#11 module {module}"),
+            hint=N_("Set SCELLE_PKCS11_MODULE to your token's module (see the README)."),
+            module=module,
+        ) from None
+
+
+@contextlib.contextmanager
+def session(module: str, uri: TokenURI, pin: str, *, write: bool = False) -> Iterator[Any]:
+    """A logged-in session on the token `uri` names (its only token when it names none)."""
+    library = _library(module)
+    try:
+        token = library.get_token(token_label=uri.token, token_serial=uri.serial)
+    except (pkcs11.exceptions.NoSuchToken, pkcs11.exceptions.MultipleTokensReturned):
+        raise KeyNotFoundError(N_("no single token matches {uri}"), uri=str(uri)) from None
+    try:
+        opened = token.open(user_pin=pin, rw=write)
+    except (pkcs11.exceptions.PinIncorrect, pkcs11.exceptions.PinLenRange):
+        raise InvalidInputError(N_("wrong PIN for the token {token}"), token=token.label) from None
+    except pkcs11.exceptions.PinLocked:
+        raise InvalidInputError(
+            N_("the token {token} is locked: too many wrong PINs"), token=token.label
+        ) from None
+    with opened as live:
+        yield live
+
+
+def generate(live: Any, label: str, *, bits: int = 3072) -> TokenRSAKey:  # noqa: ANN401
+    """A key pair made on the token: the private key sensitive, never extractable."""
+    identifier = hashlib.sha256(label.encode()).digest()[:8]
+    public, private = live.generate_keypair(
+        KeyType.RSA,
+        bits,
+        store=True,
+        label=label,
+        id=identifier,
+        public_template={Attribute.ENCRYPT: True, Attribute.VERIFY: True},
+        private_template={
+            Attribute.SENSITIVE: True,
+            Attribute.EXTRACTABLE: False,
+            Attribute.DECRYPT: True,
+            Attribute.SIGN: True,
+            Attribute.PRIVATE: True,
+        },
+    )
+    return TokenRSAKey(private, _public_key(public))
+
+
+def find(live: Any, label: str) -> TokenRSAKey:  # noqa: ANN401
+    """The RSA key pair labelled `label` on the token."""
+    try:
+        private = live.get_key(object_class=ObjectClass.PRIVATE_KEY, label=label)
+        public = live.get_key(object_class=ObjectClass.PUBLIC_KEY, label=label)
+    except (pkcs11.exceptions.NoSuchKey, pkcs11.exceptions.MultipleObjectsReturned):
+        raise KeyNotFoundError(N_("no single key pair {label} on the token"), label=label) from None
+    if private.key_type != KeyType.RSA:
+        raise UnsupportedKeyError(N_("the key pair {label} on the token is not RSA"), label=label)
+    return TokenRSAKey(private, _public_key(public))
+
+
+def _public_key(public: Any) -> rsa.RSAPublicKey:  # noqa: ANN401
+    modulus = int.from_bytes(public[Attribute.MODULUS], "big")
+    exponent = int.from_bytes(public[Attribute.PUBLIC_EXPONENT], "big")
+    return rsa.RSAPublicNumbers(exponent, modulus).public_key()
+
+
+def _mgf1(seed: bytes, length: int, name: str) -> bytes:
+    out = b"".join(
+        hashlib.new(name, seed + counter.to_bytes(4, "big")).digest()
+        for counter in range(-(-length // hashlib.new(name).digest_size))
+    )
+    return out[:length]
+
+
+def oaep_decode(encoded: bytes, size: int, name: str, label: bytes) -> bytes:
+    """RFC 8017, 7.1.2, step 3: the message in an OAEP-encoded block `encoded` of `size`
+    bytes (raw RSA's output), or ValueError. Whatever is wrong, the same work is done and
+    the same error raised: no timing or message tells which check failed."""
+    h_len = hashlib.new(name).digest_size
+    if size < 2 * h_len + 2:
+        raise ValueError("decryption failed")
+    block = encoded.rjust(size, b"\x00")[-size:]
+    masked_seed, masked_db = block[1 : 1 + h_len], block[1 + h_len :]
+    seed = bytes(a ^ b for a, b in zip(masked_seed, _mgf1(masked_db, h_len, name), strict=True))
+    db = bytes(a ^ b for a, b in zip(masked_db, _mgf1(seed, size - h_len - 1, name), strict=True))
+    good = hmac.compare_digest(db[:h_len], hashlib.new(name, label).digest()) & (block[0] == 0)
+    # Find the 0x01 after the zero padding, looking at every byte whatever is found.
+    looking, start, bad_padding = 1, 0, 0
+    for position in range(h_len, len(db)):
+        byte = db[position]
+        is_one, is_zero = int(byte == 1), int(byte == 0)
+        start |= position * (looking & is_one)
+        bad_padding |= looking & (1 - is_one) & (1 - is_zero)
+        looking &= 1 - is_one
+    if not (good & (1 - looking) & (1 - bad_padding)):
+        raise ValueError("decryption failed")
+    return db[start + 1 :]
+
+
+class TokenRSAKey(rsa.RSAPrivateKey):
+    """An RSA private key that stays on its token: decrypt and sign happen there."""
+
+    def __init__(self, private: Any, public: rsa.RSAPublicKey) -> None:  # noqa: ANN401
+        self._private = private
+        self._public = public
+
+    @property
+    def label(self) -> str:
+        return str(self._private.label)
+
+    @property
+    def key_size(self) -> int:
+        return self._public.key_size
+
+    def public_key(self) -> rsa.RSAPublicKey:
+        return self._public
+
+    def decrypt(self, ciphertext: bytes, padding_: padding.AsymmetricPadding) -> bytes:
+        """As cryptography's: ValueError for anything that does not decrypt."""
+        size = (self.key_size + 7) // 8
+        try:
+            if isinstance(padding_, padding.PKCS1v15):
+                return bytes(self._private.decrypt(ciphertext, mechanism=Mechanism.RSA_PKCS))
+            if not isinstance(padding_, padding.OAEP):
+                raise ValueError("decryption failed")
+            name = padding_.algorithm.name
+            mgf_algorithm = getattr(padding_.mgf, "_algorithm", None)  # cryptography's own
+            label = getattr(padding_, "_label", None) or b""
+            if name not in _OAEP_HASHES or getattr(mgf_algorithm, "name", None) != name:
+                raise ValueError("decryption failed")
+            mechanism, mgf = _OAEP_HASHES[name]
+            try:
+                return bytes(
+                    self._private.decrypt(
+                        ciphertext,
+                        mechanism=Mechanism.RSA_PKCS_OAEP,
+                        mechanism_param=(mechanism, mgf, label or None),
+                    )
+                )
+            except _REFUSED_BY_TOKEN:
+                raw = bytes(self._private.decrypt(ciphertext, mechanism=Mechanism.RSA_X_509))
+                return oaep_decode(raw, size, name, label)
+        except pkcs11.exceptions.PKCS11Error:
+            raise ValueError("decryption failed") from None
+
+    def sign(
+        self,
+        data: bytes,
+        padding_: padding.AsymmetricPadding,
+        algorithm: Prehashed | hashes.HashAlgorithm | NoDigestInfo,
+    ) -> bytes:
+        """PKCS#1 v1.5 with SHA-256, on the token (a certificate request's signature)."""
+        if not isinstance(padding_, padding.PKCS1v15) or not isinstance(algorithm, hashes.SHA256):
+            raise UnsupportedKeyError(N_("a key pair on a token signs with SHA-256 only"))
+        return bytes(self._private.sign(data, mechanism=Mechanism.SHA256_RSA_PKCS))
+
+    def _stays(self) -> NoReturn:
+        raise UnsupportedKeyError(
+            N_("the key pair {label} lives on a token: its private key cannot leave it"),
+            label=self.label,
+        )
+
+    def private_numbers(self) -> rsa.RSAPrivateNumbers:
+        self._stays()
+
+    def private_bytes(
+        self,
+        encoding: serialization.Encoding,
+        format: serialization.PrivateFormat,
+        encryption_algorithm: serialization.KeySerializationEncryption,
+    ) -> bytes:
+        self._stays()
+
+    def __copy__(self) -> TokenRSAKey:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> TokenRSAKey:
+        return self
