@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import re
 import secrets
@@ -122,6 +123,24 @@ class Platform:
         port = self.url.rsplit(":", 1)[1]
         self.process, url = _start(self.data, self.env, port=port, python=self.python)
         assert url == self.url
+
+    def admin_all(self, *commands: tuple[str, ...]) -> None:
+        """Several `scelle admin` commands, run by the command's own `run` one after the
+        other in one process: the same code as `admin`, Python and Django started once."""
+        program = (
+            "import json, sys\n"
+            "from scelle.cli.main import run\n"
+            "for args in json.loads(sys.argv[1]):\n"
+            "    if run(['admin', *args]) != 0:\n"
+            "        sys.exit('scelle admin ' + ' '.join(args) + ' failed')\n"
+        )
+        listed = json.dumps([[*command, "--data", str(self.data)] for command in commands])
+        result = subprocess.run(
+            [self.python, "-c", program, listed],
+            env=self.env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise AssertionError(result.stderr)
 
     def admin(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(

@@ -32,11 +32,11 @@ def stations(tmp_path: Path, capsys, monkeypatch) -> dict[str, Workstation]:
 
 def launched(platform: Platform, stations: dict[str, Workstation], password_file: Path) -> str:
     """A published tender with a personal and a backup key pair; companies logged in."""
-    set_up(platform, password_file)
-    platform.admin("create-organisation", "Rival SAS", "--kind", "bidder")
-    platform.admin(
-        "create-user", "offres@rival.fr", "--organisation", "Rival SAS",
-        "--password-file", str(password_file),
+    set_up(
+        platform, password_file,
+        ("create-organisation", "Rival SAS", "--kind", "bidder"),
+        ("create-user", "offres@rival.fr", "--organisation", "Rival SAS",
+         "--password-file", str(password_file)),
     )  # fmt: skip
     pw = str(password_file)
     agent = stations["agent"]

@@ -62,10 +62,13 @@ def test_deposit_then_open_after_the_deadline(
     password_file = tmp_path / "password.txt"
     password_file.write_text(PASSWORD + "\n", encoding="utf-8")
     pw = str(password_file)
-    set_up(platform, password_file)
-    for company, email in (("Rival SAS", "offres@rival.fr"), ("Tardif SA", "offres@tardif.fr")):
-        platform.admin("create-organisation", company, "--kind", "bidder")
-        platform.admin("create-user", email, "--organisation", company, "--password-file", pw)
+    companies = (("Rival SAS", "offres@rival.fr"), ("Tardif SA", "offres@tardif.fr"))
+    set_up(
+        platform, password_file,
+        *(("create-organisation", company, "--kind", "bidder") for company, _email in companies),
+        *(("create-user", email, "--organisation", company, "--password-file", pw)
+          for company, email in companies),
+    )  # fmt: skip
     agent, backup = stations["agent"], stations["backup"]
     agent.ok("login", platform.url, "--email", "acheteur@rouen.fr", "--password-file", pw)
     agent.ok("keys", "generate", "PERSO", "--publish")

@@ -59,29 +59,26 @@ def stations(tmp_path: Path, capsys, monkeypatch) -> dict[str, Workstation]:
     }
 
 
-def set_up(platform: Platform, password_file: Path) -> None:
+def set_up(platform: Platform, password_file: Path, *more: tuple[str, ...]) -> None:
+    """The seed guide's buyers, service, agents and company, made by `scelle admin`, and
+    `more` of its commands after them."""
     pw = str(password_file)
-    platform.admin("create-organisation", "Ville de Rouen", "--kind", "buyer")
-    platform.admin("create-service", "Ville de Rouen", "Service des marchés")
-    platform.admin(
-        "create-user", "acheteur@rouen.fr", "--organisation", "Ville de Rouen",
-        "--password-file", pw, "--service", "Service des marchés",
-        "--permission", "manage_keys", "--permission", "manage_tenders", "--permission", "open",
+    platform.admin_all(
+        ("create-organisation", "Ville de Rouen", "--kind", "buyer"),
+        ("create-service", "Ville de Rouen", "Service des marchés"),
+        ("create-user", "acheteur@rouen.fr", "--organisation", "Ville de Rouen",
+         "--password-file", pw, "--service", "Service des marchés",
+         "--permission", "manage_keys", "--permission", "manage_tenders", "--permission", "open"),
+        ("create-user", "collegue@rouen.fr", "--organisation", "Ville de Rouen",
+         "--password-file", pw, "--service", "Service des marchés", "--permission", "open"),
+        ("create-organisation", "Ville de Caen", "--kind", "buyer"),
+        ("create-service", "Ville de Caen", "Achats"),
+        ("create-user", "acheteur@caen.fr", "--organisation", "Ville de Caen",
+         "--password-file", pw, "--service", "Achats", "--permission", "manage_tenders"),
+        ("create-organisation", "BTP Normandie", "--kind", "bidder"),
+        ("create-user", "offres@btp.fr", "--organisation", "BTP Normandie", "--password-file", pw),
+        *more,
     )  # fmt: skip
-    platform.admin(
-        "create-user", "collegue@rouen.fr", "--organisation", "Ville de Rouen",
-        "--password-file", pw, "--service", "Service des marchés", "--permission", "open",
-    )  # fmt: skip
-    platform.admin("create-organisation", "Ville de Caen", "--kind", "buyer")
-    platform.admin("create-service", "Ville de Caen", "Achats")
-    platform.admin(
-        "create-user", "acheteur@caen.fr", "--organisation", "Ville de Caen",
-        "--password-file", pw, "--service", "Achats", "--permission", "manage_tenders",
-    )  # fmt: skip
-    platform.admin("create-organisation", "BTP Normandie", "--kind", "bidder")
-    platform.admin(
-        "create-user", "offres@btp.fr", "--organisation", "BTP Normandie", "--password-file", pw
-    )
 
 
 def test_the_newcomers_journey(

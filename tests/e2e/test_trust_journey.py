@@ -94,11 +94,12 @@ def test_the_recipient_set_from_launch_to_opening(
     password_file = tmp_path / "password.txt"
     password_file.write_text(PASSWORD + "\n", encoding="utf-8")
     pw = str(password_file)
-    set_up(platform, password_file)
-    for n in (1, 2):
-        platform.admin("create-organisation", f"Hostile {n}", "--kind", "bidder")
-        platform.admin("create-user", f"h{n}@hostile.fr", "--organisation", f"Hostile {n}",
-                       "--password-file", pw)  # fmt: skip
+    set_up(
+        platform, password_file,
+        *(("create-organisation", f"Hostile {n}", "--kind", "bidder") for n in (1, 2)),
+        *(("create-user", f"h{n}@hostile.fr", "--organisation", f"Hostile {n}",
+           "--password-file", pw) for n in (1, 2)),
+    )  # fmt: skip
     agent, btp = stations["agent"], stations["btp"]
     agent.ok("login", platform.url, "--email", "acheteur@rouen.fr", "--password-file", pw)
     agent.ok("keys", "generate", "PERSO", "--publish")
