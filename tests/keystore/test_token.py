@@ -236,3 +236,24 @@ def test_the_software_oaep_decoding_is_rfc_8017s(
             oaep_decode(bytes(altered), 256, digest, label)
     with pytest.raises(ValueError, match=r"^decryption failed$"):
         oaep_decode(raw, 256, digest, label + b"x")
+
+
+def test_the_token_signs_its_request_and_keeps_its_certificates(softhsm: str) -> None:
+    """As *Ajouter un bi-clé* will: a key pair made on the token, its PKCS#10 request signed
+    there, the certificate the CA issues for it stored beside it with the CA's own."""
+    from scelle.core import authority
+    from scelle.keystore import token
+
+    ca = authority.create_authority("Plateforme de test — autorité", now=NOW)
+    with token.session(softhsm, token.TokenURI.parse(URI), PIN, write=True) as live:
+        key = token.generate(live, "BICLE-SIGNE", bits=2048)
+        request = authority.load_csr(authority.build_csr(key, "BICLE-SIGNE"))  # verifies it
+        issued = authority.issue_encryption_certificate(
+            ca, request, organisation="Ville de Rouen", service="Marchés", days=700, now=NOW
+        )
+        token.store_certificates(live, key, issued, [ca.certificate])
+        token.store_certificates(live, key, issued, [ca.certificate])  # once, not twice
+        on_token = token.certificates_on(live)
+        with pytest.raises(InvalidInputError, match="does not belong"):
+            token.store_certificates(live, key, ca.certificate)
+    assert on_token.count(issued) == 1 and on_token.count(ca.certificate) == 1

@@ -19,16 +19,19 @@ import contextlib
 import hashlib
 import hmac
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import pkcs11
+from asn1crypto import core as asn1_core
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import NoDigestInfo, Prehashed
-from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+from pkcs11 import Attribute, CertificateType, KeyType, Mechanism, ObjectClass
 
+from scelle.core import certs
 from scelle.core.errors import N_, InvalidInputError, KeyNotFoundError, UnsupportedKeyError
 
 URI_SCHEME = "pkcs11:"
@@ -163,6 +166,62 @@ def find(live: Any, label: str) -> TokenRSAKey:  # noqa: ANN401
     return TokenRSAKey(private, _public_key(public))
 
 
+def store_certificates(
+    live: Any,  # noqa: ANN401
+    key: TokenRSAKey,
+    certificate: x509.Certificate,
+    chain: Sequence[x509.Certificate] = (),
+) -> None:
+    """The key pair's certificate beside it on the token (same label and id, as every
+    PKCS#11 application expects), and its issuers (the platform CA's) after it, each once."""
+    if certs.public_key_sha256(certificate) != _spki_sha256(key.public_key()):
+        raise InvalidInputError(
+            N_("the certificate does not belong to the key pair {label}"), label=key.label
+        )
+    for stored, label, identifier in (
+        (certificate, key.label, key.identifier),
+        *((issuer, certs.common_name(issuer.subject), b"") for issuer in chain),
+    ):
+        der = stored.public_bytes(serialization.Encoding.DER)
+        existing = live.get_objects(
+            {Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.VALUE: der}
+        )
+        if any(True for _found in existing):
+            continue
+        live.create_object(
+            {
+                Attribute.CLASS: ObjectClass.CERTIFICATE,
+                Attribute.CERTIFICATE_TYPE: CertificateType.X_509,
+                Attribute.TOKEN: True,
+                Attribute.PRIVATE: False,
+                Attribute.LABEL: label,
+                Attribute.ID: identifier,
+                Attribute.SUBJECT: stored.subject.public_bytes(),
+                Attribute.ISSUER: stored.issuer.public_bytes(),
+                Attribute.SERIAL_NUMBER: _der_integer(stored.serial_number),
+                Attribute.VALUE: der,
+            }
+        )
+
+
+def certificates_on(live: Any) -> list[x509.Certificate]:  # noqa: ANN401
+    """Every X.509 certificate the token holds."""
+    found = live.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE})
+    return [x509.load_der_x509_certificate(bytes(item[Attribute.VALUE])) for item in found]
+
+
+def _der_integer(value: int) -> bytes:
+    """A certificate's serial number as PKCS#11 stores it: a DER INTEGER."""
+    return bytes(asn1_core.Integer(value).dump())
+
+
+def _spki_sha256(public: rsa.RSAPublicKey) -> str:
+    spki = public.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(spki).hexdigest()
+
+
 def _public_key(public: Any) -> rsa.RSAPublicKey:  # noqa: ANN401
     modulus = int.from_bytes(public[Attribute.MODULUS], "big")
     exponent = int.from_bytes(public[Attribute.PUBLIC_EXPONENT], "big")
@@ -212,6 +271,11 @@ class TokenRSAKey(rsa.RSAPrivateKey):
     @property
     def label(self) -> str:
         return str(self._private.label)
+
+    @property
+    def identifier(self) -> bytes:
+        """CKA_ID: what ties the key pair to its certificate on the token."""
+        return bytes(self._private.id)
 
     @property
     def key_size(self) -> int:
