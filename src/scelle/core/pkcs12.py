@@ -13,6 +13,7 @@ provider for it).
 
 from __future__ import annotations
 
+import io
 import re
 import unicodedata
 import warnings
@@ -27,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.utils import CryptographyDeprecationWarning
 
+from scelle.core import ber
 from scelle.core.certs import common_name, key_matches_certificate
 from scelle.core.envelope import MIN_RSA_BITS, describe_key
 from scelle.core.errors import N_, PKCS12Error, UnsupportedKeyError, WrongPasswordError
@@ -142,7 +144,15 @@ def _unsupported_algorithms(data: bytes) -> tuple[str | None, list[str]]:
                 for bag in asn1_pkcs12.SafeContents.load(info["content"].native):
                     if bag["bag_id"].native == "pkcs8_shrouded_key_bag":
                         found += _oids(bag["bag_value"]["encryption_algorithm"])
-    except (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError):
+    except (
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        OverflowError,
+        AttributeError,
+        ber.BerError,
+    ):
         return None, []
     mac_problem = None if digest is None or digest in _MAC_DIGESTS else _name(digest)
     return mac_problem, sorted({_name(oid) for oid in found if oid not in _CIPHERS})
@@ -150,27 +160,20 @@ def _unsupported_algorithms(data: bytes) -> tuple[str | None, list[str]]:
 
 def _oids(algorithm: asn1_core.Asn1Value) -> list[str]:
     """Every OID in an AlgorithmIdentifier, its parameters' included (PBES2 nests its
-    cipher and key derivation there), read from its DER."""
+    cipher and key derivation there), read from its DER with core.ber."""
     found: list[str] = []
     pending = [algorithm.dump()]
     while pending and len(found) < _MAX_OIDS:
         der = pending.pop()
-        at = 0
-        while at + 2 <= len(der):
-            tag, first = der[at], der[at + 1]
-            start, length = at + 2, first
-            if first & 0x80:
-                count = first & 0x7F
-                if not 0 < count <= 4:
-                    break
-                length = int.from_bytes(der[start : start + count], "big")
-                start += count
-            value = der[at : start + length]
-            if tag == 0x06:
-                found.append(asn1_core.ObjectIdentifier.load(value).dotted)
-            elif tag & 0x20:
-                pending.append(der[start : start + length])
-            at = start + length
+        reader = ber.BerReader(io.BytesIO(der))
+        while reader.position < len(der):
+            header, raw = reader.read_tlv(limit=len(der))
+            if header.is_(ber.UNIVERSAL, 6):
+                found.append(asn1_core.ObjectIdentifier.load(raw).dotted)
+            elif header.constructed:  # its content, without the EOC of the indefinite form
+                pending.append(
+                    raw[len(header.raw) : len(raw) - (2 if header.length is None else 0)]
+                )
     return found
 
 
