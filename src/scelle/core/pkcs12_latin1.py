@@ -156,15 +156,7 @@ def _read_bags(pfx: asn1_pkcs12.Pfx, secret: bytes) -> pkcs12.PKCS12KeyAndCertif
     if len(keys) != 1:
         raise _NotThisKind
     key = keys[0]
-    public = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    own = [
-        c for c in certificates
-        if c.certificate.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        ) == public
-    ]  # fmt: skip
+    own = [c for c in certificates if key.public_key() == c.certificate.public_key()]
     main = own[0] if own else None
     return pkcs12.PKCS12KeyAndCertificates(
         key,

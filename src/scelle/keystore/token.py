@@ -174,7 +174,7 @@ def store_certificates(
 ) -> None:
     """The key pair's certificate beside it on the token (same label and id, as every
     PKCS#11 application expects), and its issuers (the platform CA's) after it, each once."""
-    if certs.public_key_sha256(certificate) != _spki_sha256(key.public_key()):
+    if not certs.key_matches_certificate(key, certificate):
         raise InvalidInputError(
             N_("the certificate does not belong to the key pair {label}"), label=key.label
         )
@@ -213,13 +213,6 @@ def certificates_on(live: Any) -> list[x509.Certificate]:  # noqa: ANN401
 def _der_integer(value: int) -> bytes:
     """A certificate's serial number as PKCS#11 stores it: a DER INTEGER."""
     return bytes(asn1_core.Integer(value).dump())
-
-
-def _spki_sha256(public: rsa.RSAPublicKey) -> str:
-    spki = public.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return hashlib.sha256(spki).hexdigest()
 
 
 def _public_key(public: Any) -> rsa.RSAPublicKey:  # noqa: ANN401
