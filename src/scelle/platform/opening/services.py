@@ -20,8 +20,23 @@ from scelle.platform.audit.services import record
 from scelle.platform.clock import local_time
 from scelle.platform.deposits import storage
 from scelle.platform.deposits.models import Deposit, Envelope
+from scelle.platform.deposits.services import deposit_of_my_company
 from scelle.platform.tenders.models import Tender
 from scelle.platform.tenders.services import tender_for
+
+
+def test_deposit_of_my_company(actor: User, deposit_id: uuid.UUID | str) -> Deposit:
+    """A test deposit of the actor's company, which it may open itself at any time; an
+    offer opens only on the buyer's workstation, after the deadline (rule 7)."""
+    deposit = deposit_of_my_company(actor, deposit_id)
+    if not deposit.tender.is_test:
+        raise RuleViolationError(
+            N_(
+                "only a test deposit opens in the page; an offer opens on the buyer's "
+                "workstation after the deadline"
+            )
+        )
+    return deposit
 
 
 def check_openable(tender: Tender, now: dt.datetime) -> None:
@@ -117,19 +132,10 @@ def report_opened(
 ) -> None:
     """Record that the actor opened an envelope on their workstation (rule 7: who, when)."""
     found = _envelope_to_open(actor, deposit_id, kind, now=now)
-    if found.deposit.tender.is_test:
-        record(
-            "opening.test_envelope.opened",
-            actor=actor.email,
-            target=found.deposit,
-            organisation_id=actor.organisation_id,
-            details={"envelope": kind, "files": files},
-            now=now,
-        )
-        return
+    test = found.deposit.tender.is_test
     with transaction.atomic():
         record(
-            "opening.envelope.opened",
+            "opening.test_envelope.opened" if test else "opening.envelope.opened",
             actor=actor.email,
             target=found.deposit,
             organisation_id=actor.organisation_id,
@@ -142,4 +148,6 @@ def report_opened(
             },
             now=now,
         )
+        if test:  # a company's try: nothing to anchor
+            return
         checkpoint(now=now, reason="opening")  # in the same transaction: both or neither

@@ -15,7 +15,6 @@ from django.views.decorators.http import require_GET
 
 from scelle.core.errors import NotFoundError, PermissionDeniedError, ScelleError
 from scelle.platform.clock import now
-from scelle.platform.deposits.services import deposit_of_my_company
 from scelle.platform.opening import services
 from scelle.platform.tenders import testing
 from scelle.platform.web.pages import actor, company_page
@@ -54,15 +53,12 @@ def _refused(request: HttpRequest, message: str) -> HttpResponse:
 def test_opening(request: HttpRequest, deposit_id: uuid.UUID) -> HttpResponse:
     """Ouvrir mon dépôt de test: the page opens each envelope of the company's test deposit,
     as the buyer's workstation would, and lists the files."""
-    deposit = deposit_of_my_company(actor(request), deposit_id)
-    if not deposit.tender.is_test:
-        return _refused(
-            request,
-            _(
-                "Only a test deposit opens in the page; an offer opens on the buyer's "
-                "workstation after the deadline."
-            ),
-        )
+    try:
+        deposit = services.test_deposit_of_my_company(actor(request), deposit_id)
+    except (NotFoundError, PermissionDeniedError):
+        raise
+    except ScelleError as error:
+        return _refused(request, error.localized(_)[0])
     envelopes = [
         {
             "kind": envelope.kind,
