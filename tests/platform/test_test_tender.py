@@ -180,7 +180,7 @@ def test_only_its_company_sees_a_test_deposit(
 
 
 def test_a_real_deposit_does_not_open_early_for_its_company(
-    test_tender: Tender, company: Bidder, rouen: Buyer, clock, rsa_keys
+    test_tender: Tender, company: Bidder, rouen: Buyer, clock, rsa_keys, bidder
 ):
     from tests.platform.conftest import create_tender, launch, publish
 
@@ -199,6 +199,11 @@ def test_a_real_deposit_does_not_open_early_for_its_company(
     assert company.client.get("/api/tenders/AO-VRAI/deposits").status_code == 403
     # Nor does a real tender give its key pair away.
     assert Client().get("/api/tenders/AO-VRAI/test-key").status_code == 404
+    page = Client()
+    page.force_login(bidder)
+    refused = page.get(f"/mes-depots/{made['id']}/ouvrir/", secure=True)
+    assert refused.status_code == 409
+    assert "Seul un dépôt de test s&#x27;ouvre dans la page" in refused.content.decode()
 
 
 def test_test_deposits_are_small_and_few(test_tender: Tender, company: Bidder, settings):
@@ -209,7 +214,15 @@ def test_test_deposits_are_small_and_few(test_tender: Tender, company: Bidder, s
     settings.SCELLE_TEST_DEPOSIT_MAX_BYTES = 50 << 20
     settings.SCELLE_TEST_DEPOSITS_KEPT = 2
     _deposit(company, test_tender)
-    _deposit(company, test_tender)
+    # Two deposits' uploads opened while one place is left: the second to end is refused.
+    pending = [
+        {kind: company.upload(str(test_tender.id), kind, sealed(10, test_tender.reference))
+         for kind in ("candidature", "offre")}
+        for _twice in range(2)
+    ]  # fmt: skip
+    assert company.finalise(str(test_tender.id), pending[0]).status_code == 201
+    late = company.finalise(str(test_tender.id), pending[1])
+    assert late.status_code == 409 and "already has 2 test deposits" in late.json()["detail"]
     refused = company.create(str(test_tender.id), "offre", 10)
     assert refused.status_code == 409
     assert "already has 2 test deposits" in refused.json()["detail"]
