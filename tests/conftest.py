@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 import signal
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,3 +115,55 @@ def require_tool(name: str) -> str:
     if path is None:
         pytest.skip(f"{name} is not installed here (.ci/run installs it with apt-get)")
     return path
+
+
+SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+
+
+@dataclass(frozen=True)
+class SoftHSM:
+    """A SoftHSM2 token, as a smart card would be: its module, its URI, its PIN."""
+
+    module: str
+    label: str
+    pin: str
+    conf: Path
+
+    @property
+    def uri(self) -> str:
+        return "pkcs11:token=" + self.label.replace(" ", "%20")
+
+    def environment(self) -> dict[str, str]:
+        """What `scelle` needs to use the token, PIN included (as a script would)."""
+        return {
+            "SOFTHSM2_CONF": str(self.conf),
+            "SCELLE_PKCS11_MODULE": self.module,
+            "SCELLE_TOKEN_PIN": self.pin,
+        }
+
+
+@pytest.fixture(scope="session")
+def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftHSM]:
+    """One SoftHSM2 token per test process, in a temporary folder (SOFTHSM2_CONF). The
+    module reads its configuration and finds its tokens once per process, so every test
+    of a process shares this token, each with key pairs of its own labels."""
+    util = require_tool("softhsm2-util")
+    if not Path(SOFTHSM_MODULE).exists():
+        pytest.skip(f"no SoftHSM2 module at {SOFTHSM_MODULE} (.ci/run installs softhsm2)")
+    folder = tmp_path_factory.mktemp("softhsm")
+    (folder / "tokens").mkdir()
+    conf = folder / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {folder / 'tokens'}\nobjectstore.backend = file\n")
+    saved = os.environ.get("SOFTHSM2_CONF")
+    os.environ["SOFTHSM2_CONF"] = str(conf)
+    token = SoftHSM(SOFTHSM_MODULE, "Carte agent", "123456", conf)
+    subprocess.run(
+        [util, "--init-token", "--free", "--label", token.label, "--pin", token.pin,
+         "--so-pin", "87654321"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    yield token
+    if saved is None:
+        os.environ.pop("SOFTHSM2_CONF", None)
+    else:
+        os.environ["SOFTHSM2_CONF"] = saved

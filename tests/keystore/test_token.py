@@ -28,56 +28,28 @@ from scelle.core.errors import (
     KeyNotFoundError,
     UnsupportedKeyError,
 )
-from tests.conftest import NOW, require_tool
+from tests.conftest import NOW, SoftHSM, require_tool
 
-MODULE = "/usr/lib/softhsm/libsofthsm2.so"
-TOKEN = "Carte agent"
 PIN = "123456"
+URI = "pkcs11:token=Carte%20agent"
 
 
 @pytest.fixture(scope="module")
-def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One SoftHSM2 token for this module's tests (its library reads the configuration once
-    per process); the module's path."""
-    util = require_tool("softhsm2-util")
-    if not Path(MODULE).exists():
-        pytest.skip(f"no SoftHSM2 module at {MODULE} (.ci/run installs softhsm2 with apt-get)")
-    folder = tmp_path_factory.mktemp("softhsm")
-    (folder / "tokens").mkdir()
-    conf = folder / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {folder / 'tokens'}\nobjectstore.backend = file\n")
-    saved = os.environ.get("SOFTHSM2_CONF")
-    os.environ["SOFTHSM2_CONF"] = str(conf)
-    subprocess.run(
-        [util, "--init-token", "--free", "--label", TOKEN, "--pin", PIN, "--so-pin", "87654321"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    yield MODULE
-    if saved is None:
-        os.environ.pop("SOFTHSM2_CONF", None)
-    else:
-        os.environ["SOFTHSM2_CONF"] = saved
-
-
-URI = f"pkcs11:token={TOKEN.replace(' ', '%20')}"
-
-
-@pytest.fixture(scope="module")
-def made(softhsm: str) -> x509.Certificate:
+def made(softhsm: SoftHSM) -> x509.Certificate:
     """A key pair made on the token (its session closed again), and a certificate for it
     from a test CA."""
     from scelle.keystore import token
 
-    with token.session(softhsm, token.TokenURI.parse(URI), PIN, write=True) as live:
+    with token.session(softhsm.module, token.TokenURI.parse(URI), PIN, write=True) as live:
         return _certificate(token.generate(live, "BICLE-CARTE", bits=2048).public_key())
 
 
 @pytest.fixture
-def token_key(softhsm: str, made: x509.Certificate) -> Iterator[tuple[Any, x509.Certificate]]:
+def token_key(softhsm: SoftHSM, made: x509.Certificate) -> Iterator[tuple[Any, x509.Certificate]]:
     """The key pair, found again on the token in a session of this test's."""
     from scelle.keystore import token
 
-    with token.session(softhsm, token.TokenURI.parse(URI), PIN) as live:
+    with token.session(softhsm.module, token.TokenURI.parse(URI), PIN) as live:
         yield token.find(live, "BICLE-CARTE"), made
 
 
@@ -163,15 +135,18 @@ def test_another_key_opens_nothing_and_says_only_that(token_key, alice) -> None:
     assert str(raised.value) == str(DecryptionError(envelope.DECRYPTION_FAILED))
 
 
-def test_a_wrong_pin_and_an_unknown_token_are_said(softhsm: str, made) -> None:
+def test_a_wrong_pin_and_an_unknown_token_are_said(softhsm: SoftHSM, made) -> None:
     from scelle.keystore import token
 
     uri = token.TokenURI.parse(URI)
-    with pytest.raises(InvalidInputError, match="wrong PIN"), token.session(softhsm, uri, "000000"):
+    with (
+        pytest.raises(InvalidInputError, match="wrong PIN"),
+        token.session(softhsm.module, uri, "000000"),
+    ):
         pass
     with (
         pytest.raises(KeyNotFoundError, match="no single token"),
-        token.session(softhsm, token.TokenURI.parse("pkcs11:token=Absente"), PIN),
+        token.session(softhsm.module, token.TokenURI.parse("pkcs11:token=Absente"), PIN),
     ):
         pass
     with pytest.raises(InvalidInputError, match="cannot load the PKCS#11 module"):
@@ -238,14 +213,14 @@ def test_the_software_oaep_decoding_is_rfc_8017s(
         oaep_decode(raw, 256, digest, label + b"x")
 
 
-def test_the_token_signs_its_request_and_keeps_its_certificates(softhsm: str) -> None:
+def test_the_token_signs_its_request_and_keeps_its_certificates(softhsm: SoftHSM) -> None:
     """As *Ajouter un bi-clé* will: a key pair made on the token, its PKCS#10 request signed
     there, the certificate the CA issues for it stored beside it with the CA's own."""
     from scelle.core import authority
     from scelle.keystore import token
 
     ca = authority.create_authority("Plateforme de test — autorité", now=NOW)
-    with token.session(softhsm, token.TokenURI.parse(URI), PIN, write=True) as live:
+    with token.session(softhsm.module, token.TokenURI.parse(URI), PIN, write=True) as live:
         key = token.generate(live, "BICLE-SIGNE", bits=2048)
         request = authority.load_csr(authority.build_csr(key, "BICLE-SIGNE"))  # verifies it
         issued = authority.issue_encryption_certificate(

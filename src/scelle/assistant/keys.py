@@ -30,9 +30,13 @@ class Published:
 def generate_key_pair(
     store: KeyStore, name: str, common_name: str, *, bits: int, days: int, now: dt.datetime
 ) -> StoredKey:
-    """A new key pair in the store, with a self-signed certificate until it is published."""
+    """A new key pair in the store (on its token when it has one), with a self-signed
+    certificate until it is published."""
     name = check_key_name(name)
     common_name = certs.check_common_name(common_name)
+    if store.token is not None:
+        store.check_name_free(name)
+        return store.token.generate(name, common_name, bits=bits, days=days, now=now)
     # A taken name or a wrong passphrase fails before the slow generation; add()
     # checks the name again under the store's lock.
     store.check_name_free(name)

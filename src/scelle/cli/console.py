@@ -95,6 +95,27 @@ def store_passphrase(new: bool) -> str:
     return ask_password(prompt, password_file=None, confirm=new, what="the store passphrase")
 
 
+TOKEN_PIN_VARIABLE = "SCELLE_TOKEN_PIN"  # noqa: S105 - a variable name
+
+
+def token_pin(label: str) -> str:
+    """A token's PIN: `SCELLE_TOKEN_PIN`, else asked on the terminal; never kept."""
+    configured = os.environ.get(TOKEN_PIN_VARIABLE)
+    if configured is not None:
+        return configured
+    if not interactive():
+        raise InvalidInputError(
+            "the PIN of the token {label} is needed: set SCELLE_TOKEN_PIN, "
+            "or run the command on a terminal".replace("{label}", label)
+        )
+    return ask_password(
+        _("PIN of the token {label}", label=label),
+        password_file=None,
+        confirm=False,
+        what="the token's PIN",
+    )
+
+
 def keyring_passphrase(home: Path) -> Callable[[bool], str]:
     """The store passphrase kept in the system's keyring (Windows Credential Manager,
     macOS Keychain, Secret Service), asked and saved there the first time."""

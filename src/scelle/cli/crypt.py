@@ -19,7 +19,7 @@ from scelle.cli.console import (
     progress_bar,
     say,
 )
-from scelle.cli.session import Session, pass_session
+from scelle.cli.session import Session, pass_session, token_option
 from scelle.core import certs, envelope, pkcs12
 from scelle.core.errors import DecryptionError, InvalidInputError, KeyNotFoundError
 from scelle.core.files import Readable, atomic_output, private_temporary_file
@@ -131,6 +131,7 @@ def decryption_keys(
 @click.option("-o", "--output", help="The file to write (default: IN without .p7m; - for stdout).")
 @force_option
 @click.argument("source", metavar="IN")
+@token_option
 @pass_session
 def decrypt(
     session: Session,

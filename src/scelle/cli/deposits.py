@@ -21,7 +21,7 @@ from scelle.cli.remote import (
     platform_zone,
     print_table,
 )
-from scelle.cli.session import Session, pass_session
+from scelle.cli.session import Session, pass_session, token_option
 from scelle.client.api import Deposit, Recipient
 from scelle.client.login import load_login
 from scelle.core import certs
@@ -337,6 +337,7 @@ def tender_deposits(session: Session, reference: str, as_json: bool) -> None:
     "pair it publishes.",
 )  # fmt: skip
 @click.option("--include-late", is_flag=True, help="Open late deposits too.")
+@token_option
 @pass_session
 def open_(
     session: Session,

@@ -16,7 +16,7 @@ from scelle.cli.console import (
     say,
     spinner,
 )
-from scelle.cli.session import Session, pass_session
+from scelle.cli.session import Session, pass_session, token_option
 from scelle.core import certs
 from scelle.core.errors import InvalidInputError
 from scelle.core.files import atomic_output, write_all
@@ -43,6 +43,7 @@ def _describe(key: StoredKey) -> list[tuple[str, str]]:
         (_("SHA-256 fingerprint"), key.fingerprint_sha256),
         (_("Exportable"), _("yes") if key.exportable else _("no")),
         (_("Origin"), _(key.origin)),
+        *([(_("Token"), key.token)] if key.token else []),
     ]
 
 
@@ -73,6 +74,7 @@ def _print_summary(key: StoredKey) -> None:
 @click.option("--backup", is_flag=True, help="With --publish: as a backup key pair of the service.")
 @click.option("--designation", help="With --publish: its designation (default: the name).")
 @click.option("--service", help="With --publish: the service (default: your only one).")
+@token_option
 @pass_session
 def generate(
     session: Session,
@@ -87,7 +89,8 @@ def generate(
 ) -> None:
     """Generate a key pair in this workstation's store (self-signed certificate).
 
-    With --publish, the platform CA then certifies it for one of your services.
+    With --token, the key pair is made on the token, which it never leaves. With
+    --publish, the platform CA then certifies it for one of your services.
     """
     if not then_publish and (backup or designation or service):
         raise click.UsageError("--backup, --designation and --service go with --publish")
@@ -101,17 +104,30 @@ def generate(
     common_name = certs.check_common_name(cn if cn is not None else name)
     store = session.store
     store.check_name_free(name)  # before the passphrase, and the slow part
-    store.unlock()
-    with spinner(_("Generating an RSA-{bits} key pair…", bits=bits)):
+    if store.token is not None:
+        store.token.unlock()  # the PIN, before the token works
+        doing = _("Generating an RSA-{bits} key pair on the token {token}…",
+                  bits=bits, token=store.token.label)  # fmt: skip
+    else:
+        store.unlock()
+        doing = _("Generating an RSA-{bits} key pair…", bits=bits)
+    with spinner(doing):
         stored = generate_key_pair(
             store, name, common_name, bits=int(bits), days=days, now=session.clock()
         )
-    say(
-        _(
+    if store.token is not None:
+        said = _(
+            "The key pair {name} has been created on the token {token}: its private key "
+            "cannot leave it.",
+            name=stored.name,
+            token=store.token.label,
+        )
+    else:
+        said = _(
             "The key pair {name} has been created and saved in this workstation's store.",
             name=stored.name,
         )
-    )
+    say(said)
     _print_summary(stored)
     if then_publish:
         from scelle.cli.remote import publish as publish_key_pair
@@ -135,6 +151,7 @@ def generate(
     "--as-is", is_flag=True,
     help="Reference the existing certificate instead of having the platform CA issue one.",
 )  # fmt: skip
+@token_option
 @pass_session
 def publish(
     session: Session,
@@ -154,6 +171,7 @@ def publish(
 
 @keys.command(name="list")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@token_option
 @pass_session
 def list_(session: Session, as_json: bool) -> None:
     """List the key pairs of this workstation's store."""
@@ -183,6 +201,7 @@ def list_(session: Session, as_json: bool) -> None:
 @keys.command()
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@token_option
 @pass_session
 def show(session: Session, name: str, as_json: bool) -> None:
     """Show one key pair."""
@@ -203,6 +222,7 @@ def show(session: Session, name: str, as_json: bool) -> None:
 @click.argument("name")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File.")
 @force_option
+@token_option
 @pass_session
 def cert(session: Session, name: str, output: Path | None, force: bool) -> None:
     """Print or write the certificate of a key pair (PEM)."""
@@ -223,6 +243,7 @@ def cert(session: Session, name: str, output: Path | None, force: bool) -> None:
 @click.option("--legacy", is_flag=True, help="3DES/SHA-1 for Windows before 10 1709 and Java 8.")
 @password_file_option()
 @force_option
+@token_option
 @pass_session
 def export(
     session: Session,
@@ -263,6 +284,7 @@ def export(
 @click.option("--name", help="Name in the store (default: the file's friendly name, or CN).")
 @password_file_option()
 @click.option("--not-exportable", is_flag=True, help="Refuse any later export of this key pair.")
+@token_option
 @pass_session
 def import_(
     session: Session, file: Path, name: str | None, password_file: Path | None, not_exportable: bool
@@ -285,6 +307,7 @@ def import_(
 @keys.command()
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@token_option
 @pass_session
 def delete(session: Session, name: str, yes: bool) -> None:
     """Delete a key pair from this workstation's store, for good."""

@@ -171,6 +171,7 @@ def run(args: list[str] | None = None, session: Session | None = None) -> int:
     use_for_click(lang)
     cli.language = lang
     _translate_help(cli, lang)
+    session = session or Session()
     try:
         cli.main(args=args, prog_name="scelle", standalone_mode=False, obj=session)
     except click.exceptions.Abort:
@@ -195,6 +196,8 @@ def run(args: list[str] | None = None, session: Session | None = None) -> int:
         where = f" ({error.filename})" if error.filename else ""
         click.echo(f"scelle: {error.strerror or error}{where}", err=True)
         return EXIT_FAILURE
+    finally:
+        session.close()
     return EXIT_OK
 
 

@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -45,6 +45,9 @@ from scelle.core.files import ensure_private_dir, write_private_file
 from scelle.core.passwords import check_password_strength
 from scelle.core.pkcs12 import KeyBundle
 from scelle.core.sealing import KdfParameters, SealingKey
+
+if TYPE_CHECKING:
+    from scelle.keystore.token import Token
 
 MAX_NAME_LENGTH = 64
 _STORE_FILE = "store.json"
@@ -69,8 +72,14 @@ class StoredKey:
     exportable: bool
     """False for key pairs imported with --not-exportable."""
     origin: str
-    """"generated" or "imported"."""
+    """"generated", "imported", or "token" (a key pair on a PKCS#11 token)."""
     created_at: dt.datetime
+    token: str | None = None
+    """For a key pair on a token: its RFC 7512 URI. Its private key never leaves it."""
+
+    @property
+    def self_signed(self) -> bool:
+        return self.certificate.issuer == self.certificate.subject
 
     @property
     def cn(self) -> str:
@@ -101,6 +110,7 @@ class StoredKey:
             "exportable": self.exportable,
             "origin": self.origin,
             "created_at": self.created_at.isoformat(),
+            "token": self.token,
         }
 
 
@@ -115,6 +125,9 @@ class KeyStore:
 
     home: Path
     passphrase: PassphraseProvider = field(repr=False)
+    token: Token | None = None
+    """A PKCS#11 token whose key pairs this store lists and uses beside its own, and where
+    it generates new ones."""
     _sealing_key: SealingKey | None = field(default=None, init=False, repr=False)
 
     @property
@@ -124,14 +137,14 @@ class KeyStore:
     # --- reading ---------------------------------------------------------------
 
     def key_pairs(self) -> list[StoredKey]:
-        """Every key pair, sorted by name."""
-        if not self._keys_dir.is_dir():
-            return []
-        found = [
-            self._read(folder)
-            for folder in self._keys_dir.iterdir()
-            if not folder.name.startswith(".") and (folder / "meta.json").is_file()
-        ]
+        """Every key pair, the token's included, sorted by name."""
+        found = self.token.key_pairs() if self.token is not None else []
+        if self._keys_dir.is_dir():
+            found += [
+                self._read(folder)
+                for folder in self._keys_dir.iterdir()
+                if not folder.name.startswith(".") and (folder / "meta.json").is_file()
+            ]
         return sorted(found, key=lambda key: key.name.casefold())
 
     def get(self, name: str) -> StoredKey:
@@ -168,6 +181,8 @@ class KeyStore:
     def private_key(self, name: str) -> rsa.RSAPrivateKey:
         """The private key of `name`; asks for the store passphrase."""
         stored = self.get(name)
+        if stored.token is not None:
+            return self._token().private_key(stored)
         sealed = (self._keys_dir / stored.id / "key.sealed").read_bytes()
         return certs.private_key_from_pkcs8(self.unlock().unseal(sealed, self._context(stored.id)))
 
@@ -184,6 +199,18 @@ class KeyStore:
     def export_bundle(self, name: str) -> KeyBundle:
         """What `keys export` writes; refuses key pairs imported as not exportable."""
         stored = self.get(name)
+        if stored.token is not None:
+            raise NotExportableError(
+                N_(
+                    "the key pair {name!r} lives on a token: its private key cannot leave it, "
+                    "so it cannot be exported"
+                ),
+                hint=N_(
+                    "Carry the token itself, or make a key pair on the other workstation and "
+                    "publish it too."
+                ),
+                name=stored.name,
+            )
         if not stored.exportable:
             raise NotExportableError(
                 N_("the key pair {name!r} was imported as not exportable"),
@@ -265,6 +292,9 @@ class KeyStore:
         """Give a key pair a new certificate for the same key (the platform CA's, once
         published): envelopes name their recipient by issuer and serial number, so the
         store must hold the certificate the bidders encrypt to."""
+        on_token = self.get(name)
+        if on_token.token is not None:
+            return self._token().replace_certificate(on_token, certificate, chain)
         with self._locked():
             stored = self.get(name)
             if stored.certificate.public_key() != certificate.public_key():
@@ -279,8 +309,11 @@ class KeyStore:
             return self._read(folder)
 
     def delete(self, name: str) -> StoredKey:
-        """Remove a key pair for good; asks for the store passphrase first."""
+        """Remove a key pair for good; asks for the store passphrase (the token's PIN) first."""
         stored = self.get(name)
+        if stored.token is not None:
+            self._token().delete(stored)
+            return stored
         self.unlock()
         with self._locked():
             folder = self._keys_dir / stored.id
@@ -290,6 +323,14 @@ class KeyStore:
             folder.rename(doomed)
             shutil.rmtree(doomed)
         return stored
+
+    def _token(self) -> Token:
+        if self.token is None:
+            raise KeyNotFoundError(
+                N_("the key pair is on a token, and no token is set"),
+                hint=N_("Name the token with --token pkcs11:token=…"),
+            )
+        return self.token
 
     # --- sealed work in progress ---------------------------------------------------
 

@@ -16,11 +16,15 @@ from the URI. The PIN is asked for each use, never written anywhere.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
 import hmac
+import sys
+import threading
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NoReturn
 
 import pkcs11
@@ -32,9 +36,37 @@ from cryptography.hazmat.primitives.asymmetric.utils import NoDigestInfo, Prehas
 from pkcs11 import Attribute, CertificateType, KeyType, Mechanism, ObjectClass
 
 from scelle.core import certs
-from scelle.core.errors import N_, InvalidInputError, KeyNotFoundError, UnsupportedKeyError
+from scelle.core.errors import (
+    N_,
+    DuplicateKeyError,
+    InvalidInputError,
+    KeyNotFoundError,
+    UnsupportedKeyError,
+)
+from scelle.core.pkcs12 import usable_name
+from scelle.keystore.store import StoredKey, check_key_name
 
 URI_SCHEME = "pkcs11:"
+MODULE_VARIABLE = "SCELLE_PKCS11_MODULE"
+DEFAULT_MODULES: dict[str, tuple[str, ...]] = {
+    "linux": (
+        "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so",
+        "/usr/lib/aarch64-linux-gnu/opensc-pkcs11.so",
+        "/usr/lib64/opensc-pkcs11.so",
+        "/usr/lib/opensc-pkcs11.so",
+    ),
+    "darwin": (
+        "/Library/OpenSC/lib/opensc-pkcs11.so",
+        "/opt/homebrew/lib/opensc-pkcs11.so",
+        "/usr/local/lib/opensc-pkcs11.so",
+    ),
+    "win32": (
+        "C:\\Windows\\System32\\opensc-pkcs11.dll",
+        "C:\\Program Files\\OpenSC Project\\OpenSC\\pkcs11\\opensc-pkcs11.dll",
+    ),
+}
+"""Where OpenSC, the module most smart cards work with, is installed on each system; a
+token of another maker (an HSM, a vendor's card) names its own in SCELLE_PKCS11_MODULE."""
 _PATH_ATTRIBUTES = {"token", "object", "id", "manufacturer", "model", "serial", "type"}
 _OAEP_HASHES: dict[str, tuple[Mechanism, Any]] = {
     "sha1": (Mechanism.SHA_1, pkcs11.MGF.SHA1),
@@ -102,35 +134,284 @@ class TokenURI:
         return URI_SCHEME + ";".join(parts)
 
 
+def module_path(environ: Mapping[str, str]) -> str:
+    """The PKCS#11 module to load: SCELLE_PKCS11_MODULE, else OpenSC where it is usually
+    installed on this system."""
+    configured = environ.get(MODULE_VARIABLE, "").strip()
+    if configured:
+        return configured
+    system = "linux" if sys.platform.startswith("linux") else sys.platform
+    for candidate in DEFAULT_MODULES.get(system, ()):
+        if Path(candidate).is_file():
+            return candidate
+    raise InvalidInputError(
+        N_("no PKCS#11 module found on this workstation"),
+        hint=N_("Set SCELLE_PKCS11_MODULE to your token's module (see the README)."),
+    )
+
+
+_LIBRARIES: dict[str, Any] = {}
+_LOADING = threading.Lock()
+_TOKEN_CALLS = threading.RLock()
+"""Modules are initialised without locking callbacks (python-pkcs11 passes none), so the
+PKCS#11 standard asks the application not to call a module from two threads at once."""
+
+
 def _library(module: str) -> Any:  # noqa: ANN401 - python-pkcs11's lib has no types
-    try:
-        return pkcs11.lib(module)
-    except (RuntimeError, OSError, pkcs11.exceptions.PKCS11Error):
-        raise InvalidInputError(
-            N_("cannot load the PKCS#11 module {module}"),
-            hint=N_("Set SCELLE_PKCS11_MODULE to your token's module (see the README)."),
-            module=module,
-        ) from None
+    """The module loaded once per process: a second load would finalise the first, and
+    close every session open on it."""
+    with _LOADING:
+        if module not in _LIBRARIES:
+            try:
+                _LIBRARIES[module] = pkcs11.lib(module)
+            except (RuntimeError, OSError, pkcs11.exceptions.PKCS11Error):
+                raise InvalidInputError(
+                    N_("cannot load the PKCS#11 module {module}"),
+                    hint=N_("Set SCELLE_PKCS11_MODULE to your token's module (see the README)."),
+                    module=module,
+                ) from None
+        return _LIBRARIES[module]
 
 
-@contextlib.contextmanager
-def session(module: str, uri: TokenURI, pin: str, *, write: bool = False) -> Iterator[Any]:
-    """A logged-in session on the token `uri` names (its only token when it names none)."""
-    library = _library(module)
+def _find_token(module: str, uri: TokenURI) -> Any:  # noqa: ANN401
     try:
-        token = library.get_token(token_label=uri.token, token_serial=uri.serial)
+        return _library(module).get_token(token_label=uri.token, token_serial=uri.serial)
     except (pkcs11.exceptions.NoSuchToken, pkcs11.exceptions.MultipleTokensReturned):
-        raise KeyNotFoundError(N_("no single token matches {uri}"), uri=str(uri)) from None
+        raise KeyNotFoundError(
+            N_("no single token matches {uri}"),
+            hint=N_("Is the card in its reader? `p11tool --list-tokens` names the tokens."),
+            uri=str(uri),
+        ) from None
+    except pkcs11.exceptions.PKCS11Error:
+        raise InvalidInputError(N_("the token {uri} does not answer"), uri=str(uri)) from None
+
+
+def _log_in(token: Any, pin: str, *, write: bool) -> Any:  # noqa: ANN401
     try:
-        opened = token.open(user_pin=pin, rw=write)
+        return token.open(user_pin=pin, rw=write)
+    except pkcs11.exceptions.UserAlreadyLoggedIn:
+        # PKCS#11 logs in an application, not a session: another session of this process
+        # did, with the PIN, and every new session shares that login.
+        return token.open(rw=write)
     except (pkcs11.exceptions.PinIncorrect, pkcs11.exceptions.PinLenRange):
         raise InvalidInputError(N_("wrong PIN for the token {token}"), token=token.label) from None
     except pkcs11.exceptions.PinLocked:
         raise InvalidInputError(
             N_("the token {token} is locked: too many wrong PINs"), token=token.label
         ) from None
-    with opened as live:
+
+
+@contextlib.contextmanager
+def session(module: str, uri: TokenURI, pin: str, *, write: bool = False) -> Iterator[Any]:
+    """A logged-in session on the token `uri` names (its only token when it names none)."""
+    with _log_in(_find_token(module, uri), pin, write=write) as live:
         yield live
+
+
+PinProvider = Callable[[str], str]
+"""Asked for a token's PIN; the argument is the token's label."""
+
+
+class Token:
+    """The key pairs of one token, seen as the store sees its own (`StoredKey`).
+
+    Listing reads the token's public objects (certificates and public keys: no PIN).
+    The first private operation logs in with the PIN `pin` gives and keeps that session
+    until `close()`: a smart card asks its PIN once per use, not once per envelope.
+    """
+
+    def __init__(self, module: str, uri: TokenURI, pin: PinProvider) -> None:
+        self.module = module
+        self.uri = TokenURI(uri.token, None, None, uri.serial)
+        self.pin = pin
+        self._live: Any = None
+
+    @property
+    def label(self) -> str:
+        return self.uri.token or self.uri.serial or str(self.uri)
+
+    @property
+    def unlocked(self) -> bool:
+        return self._live is not None
+
+    def unlock(self, pin: str | None = None) -> None:
+        """Log in (with `pin`, else the provider's), once."""
+        with _TOKEN_CALLS:
+            if self._live is None:
+                token = _find_token(self.module, self.uri)
+                self._live = _log_in(
+                    token, pin if pin is not None else self.pin(token.label), write=True
+                )
+
+    def close(self) -> None:
+        with _TOKEN_CALLS:
+            if self._live is not None:
+                with contextlib.suppress(pkcs11.exceptions.PKCS11Error):
+                    self._live.close()
+                self._live = None
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[Any]:
+        """A session for public objects: the logged-in one, else a fresh one."""
+        with _TOKEN_CALLS:
+            if self._live is not None:
+                yield self._live
+                return
+            token = _find_token(self.module, self.uri)
+            try:
+                opened = token.open()
+            except pkcs11.exceptions.PKCS11Error:
+                raise InvalidInputError(
+                    N_("the token {uri} does not answer"), uri=str(self.uri)
+                ) from None
+            with opened as live:
+                yield live
+
+    def key_pairs(self) -> list[StoredKey]:
+        """Each RSA key pair of the token that has its certificate there."""
+        with self._reading() as live:
+            certificates = [
+                (bytes(item[Attribute.ID] or b""), str(item[Attribute.LABEL] or ""),
+                 x509.load_der_x509_certificate(bytes(item[Attribute.VALUE])))
+                for item in live.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE})
+            ]  # fmt: skip
+            public_keys = {
+                bytes(item.id or b""): _public_key(item)
+                for item in live.get_objects(
+                    {Attribute.CLASS: ObjectClass.PUBLIC_KEY, Attribute.KEY_TYPE: KeyType.RSA}
+                )
+            }
+        found: dict[bytes, StoredKey] = {}
+        for identifier, label, certificate in certificates:
+            public = public_keys.get(identifier)
+            if not identifier or public is None or certificate.public_key() != public:
+                continue
+            issuers = tuple(c for _i, _l, c in certificates if c.subject == certificate.issuer)
+            stored = StoredKey(
+                name=_name_of(label, certificate),
+                id="token-" + identifier.hex(),
+                certificate=certificate,
+                chain=tuple(c for c in issuers if c != certificate),
+                exportable=False,
+                origin="token",
+                created_at=certificate.not_valid_before_utc,
+                token=str(TokenURI(self.uri.token, label or None, identifier, self.uri.serial)),
+            )
+            kept = found.get(identifier)
+            # A certificate from an authority wins over a self-signed one, a newer over an
+            # older: the one bidders encrypt to.
+            if kept is None or (not stored.self_signed, stored.created_at) > (
+                not kept.self_signed,
+                kept.created_at,
+            ):
+                found[identifier] = stored
+        return list(found.values())
+
+    def private_key(self, stored: StoredKey) -> TokenRSAKey:
+        """The key pair's private key, on the token (the PIN is asked the first time)."""
+        identifier = _identifier_of(stored)
+        self.unlock()
+        with _TOKEN_CALLS:
+            try:
+                private = self._live.get_key(object_class=ObjectClass.PRIVATE_KEY, id=identifier)
+            except (pkcs11.exceptions.NoSuchKey, pkcs11.exceptions.MultipleObjectsReturned):
+                raise KeyNotFoundError(
+                    N_("the token {token} holds no single private key for {name!r}"),
+                    token=self.label,
+                    name=stored.name,
+                ) from None
+        return TokenRSAKey(private, stored.certificate.public_key(), lock=_TOKEN_CALLS)  # type: ignore[arg-type]
+
+    def generate(
+        self, name: str, common_name: str, *, bits: int, days: int, now: dt.datetime
+    ) -> StoredKey:
+        """A key pair made on the token, with a self-signed certificate (signed there)
+        stored beside it until the platform CA's replaces it."""
+        name = check_key_name(name)
+        if any(key.name.casefold() == name.casefold() for key in self.key_pairs()):
+            raise DuplicateKeyError(
+                N_("the token {token} already holds a key pair named {name!r}"),
+                hint=N_("Choose another name (--name)."),
+                token=self.label,
+                name=name,
+            )
+        self.unlock()
+        with _TOKEN_CALLS:
+            try:
+                key = generate(self._live, name, bits=bits)
+            except pkcs11.exceptions.PKCS11Error as error:
+                raise UnsupportedKeyError(
+                    N_("the token {token} cannot make an RSA-{bits} key pair ({error})"),
+                    token=self.label,
+                    bits=bits,
+                    error=type(error).__name__,
+                ) from None
+            try:
+                certificate = certs.self_signed_certificate(key, common_name, days=days, now=now)
+                store_certificates(self._live, key, certificate)
+            except BaseException:
+                _destroy(self._live, key.identifier)
+                raise
+        return self._stored(key.identifier)
+
+    def replace_certificate(
+        self, stored: StoredKey, certificate: x509.Certificate, chain: Sequence[x509.Certificate]
+    ) -> StoredKey:
+        """The platform CA's certificate in place of the key pair's, its own beside it."""
+        identifier = _identifier_of(stored)
+        self.unlock()
+        with _TOKEN_CALLS:
+            key = TokenRSAKey(
+                self._live.get_key(object_class=ObjectClass.PRIVATE_KEY, id=identifier),
+                stored.certificate.public_key(),  # type: ignore[arg-type]
+            )
+            store_certificates(self._live, key, certificate, chain)
+            for old in list(
+                self._live.get_objects(
+                    {Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.ID: identifier}
+                )
+            ):
+                if bytes(old[Attribute.VALUE]) != certificate.public_bytes(
+                    serialization.Encoding.DER
+                ):
+                    old.destroy()
+        return self._stored(identifier)
+
+    def delete(self, stored: StoredKey) -> None:
+        """The key pair and its certificates off the token, for good."""
+        identifier = _identifier_of(stored)
+        self.unlock()
+        with _TOKEN_CALLS:
+            _destroy(self._live, identifier)
+
+    def _stored(self, identifier: bytes) -> StoredKey:
+        for key in self.key_pairs():
+            if _identifier_of(key) == identifier:
+                return key
+        raise KeyNotFoundError(N_("the key pair vanished from the token {token}"), token=self.label)
+
+
+def _identifier_of(stored: StoredKey) -> bytes:
+    if stored.token is None:
+        raise KeyNotFoundError(N_("{name!r} is not a key pair on a token"), name=stored.name)
+    identifier = TokenURI.parse(stored.token).id
+    if not identifier:
+        raise KeyNotFoundError(N_("{name!r} is not a key pair on a token"), name=stored.name)
+    return identifier
+
+
+def _name_of(label: str, certificate: x509.Certificate) -> str:
+    """The label as a store name, else the certificate's CN."""
+    try:
+        return check_key_name(usable_name(label.encode()) or "")
+    except InvalidInputError:
+        return check_key_name(certs.common_name(certificate.subject)[:64] or "token")
+
+
+def _destroy(live: Any, identifier: bytes) -> None:  # noqa: ANN401
+    for kind in (ObjectClass.PRIVATE_KEY, ObjectClass.PUBLIC_KEY, ObjectClass.CERTIFICATE):
+        for item in list(live.get_objects({Attribute.CLASS: kind, Attribute.ID: identifier})):
+            item.destroy()
 
 
 def generate(live: Any, label: str, *, bits: int = 3072) -> TokenRSAKey:  # noqa: ANN401
@@ -142,7 +423,7 @@ def generate(live: Any, label: str, *, bits: int = 3072) -> TokenRSAKey:  # noqa
         store=True,
         label=label,
         id=identifier,
-        public_template={Attribute.ENCRYPT: True, Attribute.VERIFY: True},
+        public_template={Attribute.ENCRYPT: True, Attribute.VERIFY: True, Attribute.PRIVATE: False},
         private_template={
             Attribute.SENSITIVE: True,
             Attribute.EXTRACTABLE: False,
@@ -257,9 +538,16 @@ def oaep_decode(encoded: bytes, size: int, name: str, label: bytes) -> bytes:
 class TokenRSAKey(rsa.RSAPrivateKey):
     """An RSA private key that stays on its token: decrypt and sign happen there."""
 
-    def __init__(self, private: Any, public: rsa.RSAPublicKey) -> None:  # noqa: ANN401
+    def __init__(
+        self,
+        private: Any,  # noqa: ANN401
+        public: rsa.RSAPublicKey,
+        *,
+        lock: contextlib.AbstractContextManager[Any] | None = None,
+    ) -> None:
         self._private = private
         self._public = public
+        self._lock = lock if lock is not None else contextlib.nullcontext()
 
     @property
     def label(self) -> str:
@@ -279,6 +567,10 @@ class TokenRSAKey(rsa.RSAPrivateKey):
 
     def decrypt(self, ciphertext: bytes, padding_: padding.AsymmetricPadding) -> bytes:
         """As cryptography's: ValueError for anything that does not decrypt."""
+        with self._lock:
+            return self._decrypt(ciphertext, padding_)
+
+    def _decrypt(self, ciphertext: bytes, padding_: padding.AsymmetricPadding) -> bytes:
         size = (self.key_size + 7) // 8
         try:
             if isinstance(padding_, padding.PKCS1v15):
@@ -314,7 +606,8 @@ class TokenRSAKey(rsa.RSAPrivateKey):
         """PKCS#1 v1.5 with SHA-256, on the token (a certificate request's signature)."""
         if not isinstance(padding_, padding.PKCS1v15) or not isinstance(algorithm, hashes.SHA256):
             raise UnsupportedKeyError(N_("a key pair on a token signs with SHA-256 only"))
-        return bytes(self._private.sign(data, mechanism=Mechanism.SHA256_RSA_PKCS))
+        with self._lock:
+            return bytes(self._private.sign(data, mechanism=Mechanism.SHA256_RSA_PKCS))
 
     def _stays(self) -> NoReturn:
         raise UnsupportedKeyError(
