@@ -141,7 +141,8 @@ def test_a_generated_key_pair_the_platform_refuses_is_not_kept(fake, store, tmp_
     assert [key.name for key in store.key_pairs()] == ["BICLE"]
     [sent] = fake.asked("POST", "/api/key-pairs")
     body = json.loads(sent.body)
-    assert set(body) == {"service", "role", "designation", "csr_pem", "certificate_pem"}
+    assert set(body) == {"service", "role", "designation", "csr_pem", "certificate_pem", "on_token"}
+    assert body["on_token"] is False
     assert "PRIVATE" not in sent.body.decode()
 
 
@@ -151,7 +152,7 @@ def test_the_heartbeat_says_nothing_secret(fake, store, tmp_path, buyer) -> None
     body = json.loads(sent.body)
     assert body["workstation"] == "POSTE" and body["running"] is True
     assert [set(entry) for entry in body["key_pairs"]] == [
-        {"name", "common_name", "not_after", "fingerprint_sha256"}
+        {"name", "common_name", "not_after", "fingerprint_sha256", "on_token"}
     ]
     assert "PRIVATE" not in sent.body.decode() and "CERTIFICATE" not in sent.body.decode()
 

@@ -1,4 +1,5 @@
-"""The assistant's settings on this workstation: its name and where openings go.
+"""The assistant's settings on this workstation: its name, where openings go, and the
+PKCS#11 token whose key pairs it uses beside its store's.
 
 Kept in $SCELLE_HOME/assistant.json, changed from the assistant's window or the
 command line; never from the platform (DESIGN.md, "Trust": a folder is chosen on
@@ -30,6 +31,11 @@ class AssistantConfig:
     """This workstation's name on the pages ("running on POSTE-ACHAT-12")."""
     openings: Path
     """The folder where opened envelopes are written."""
+    token: str | None = None
+    """A PKCS#11 URI (pkcs11:token=…): new key pairs are made there, and its key pairs are
+    listed and used beside the store's."""
+    module: str | None = None
+    """The token's PKCS#11 module (a file); None: SCELLE_PKCS11_MODULE, else OpenSC's."""
 
 
 def check_workstation_name(value: str) -> str:
@@ -60,6 +66,25 @@ def check_openings_folder(value: str | Path) -> Path:
     return folder
 
 
+def check_token(value: str | None) -> str | None:
+    """A PKCS#11 URI as given, checked; None for none."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    from scelle.keystore.token import TokenURI
+
+    return str(TokenURI.parse(text))
+
+
+def check_module(value: str | Path | None) -> str | None:
+    text = str(value or "").strip()
+    if not text:
+        return None
+    if not Path(text).is_absolute():
+        raise InvalidInputError(N_("{value} is not a full path to a PKCS#11 module"), value=text)
+    return text
+
+
 def _defaults() -> AssistantConfig:
     name = re.sub(r"[^\w .@()-]", "-", platform.node() or "poste")[:64] or "poste"
     return AssistantConfig(
@@ -79,6 +104,8 @@ def load_config(home: Path) -> AssistantConfig:
         return AssistantConfig(
             workstation=check_workstation_name(str(data.get("workstation", defaults.workstation))),
             openings=check_openings_folder(str(data.get("openings", defaults.openings))),
+            token=check_token(data.get("token")),
+            module=check_module(data.get("module")),
         )
     except (OSError, ValueError, TypeError, AttributeError, InvalidInputError) as error:
         raise StoreError(
@@ -93,8 +120,15 @@ def save_config(home: Path, config: AssistantConfig) -> AssistantConfig:
         config,
         workstation=check_workstation_name(config.workstation),
         openings=check_openings_folder(config.openings),
+        token=check_token(config.token),
+        module=check_module(config.module),
     )
     ensure_private_dir(home)
-    document = {"workstation": checked.workstation, "openings": str(checked.openings)}
+    document = {
+        "workstation": checked.workstation,
+        "openings": str(checked.openings),
+        "token": checked.token,
+        "module": checked.module,
+    }
     write_private_file(home / CONFIG_FILE, json.dumps(document, indent=2).encode(), overwrite=True)
     return checked

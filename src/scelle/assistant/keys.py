@@ -87,6 +87,7 @@ def publish_key_pair(
         designation=designation or stored.name,
         csr_pem=request,
         certificate_pem=certs.certificate_pem(stored.certificate) if as_is else None,
+        on_token=stored.token is not None,
     )
     if not as_is:
         certificate = certs.load_certificate(registered["certificate_pem"].encode())

@@ -24,7 +24,7 @@ from scelle import __version__
 from scelle.assistant.config import AssistantConfig
 from scelle.assistant.keys import free_name, generate_key_pair, publish_key_pair
 from scelle.assistant.opening import OpeningReport, folder_name, open_tender
-from scelle.assistant.tenders import launch_record
+from scelle.assistant.tenders import launch_record, opening_keys
 from scelle.client import api
 from scelle.core import certs
 from scelle.core.clock import Clock
@@ -76,14 +76,16 @@ class Outcome:
         return {**self.result, "said": {"template": self.template, "values": self.values}}
 
 
-def reported_key_pairs(store: KeyStore) -> list[dict[str, str]]:
-    """What the heartbeat says of the store: certificates only, nothing secret."""
+def reported_key_pairs(store: KeyStore) -> list[dict[str, str | bool]]:
+    """What the heartbeat says of the store (its token's included): certificates only,
+    nothing secret."""
     return [
         {
             "name": key.name,
             "common_name": key.cn[:64],
             "not_after": key.not_after.isoformat(),
             "fingerprint_sha256": key.fingerprint_sha256,
+            "on_token": key.token is not None,
         }
         for key in store.key_pairs()
     ]
@@ -318,12 +320,9 @@ class Assistant:
             raise JobRefused(
                 N_("the tender's folder would lie outside the openings folder"),
             )
+        record = launch_record(self.store, self.client.url, tender["reference"])
         report = open_tender(
-            self.client,
-            self.store.decryption_keys(),
-            tender["id"],
-            out,
-            record=launch_record(self.store, self.client.url, tender["reference"]),
+            self.client, opening_keys(self.store, tender, record), tender["id"], out, record=record
         )
         return _opening_outcome(report, tender["reference"], out)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from scelle.client import api
 from scelle.core import certs
+from scelle.core.envelope import DecryptionKey
 from scelle.core.errors import N_, NotFoundError, PlatformAnswerError, ScelleError
 from scelle.core.rsf import recipient_set_fingerprint
 from scelle.keystore import KeyStore
@@ -63,6 +64,19 @@ class LaunchRecord:
 
     rsf: str
     fingerprints: frozenset[str]
+
+
+def opening_keys(
+    store: KeyStore, tender: api.Tender, record: LaunchRecord | None
+) -> list[DecryptionKey]:
+    """The store's key pairs among the tender's recipients (as recorded at launch, or as
+    the platform lists them), so that a token is asked its PIN only when one of its key
+    pairs can open; every key pair when none is among them (the opening then says which
+    envelope nothing here opens)."""
+    wanted = {entry["fingerprint_sha256"] for entry in tender["key_pairs"]}
+    wanted |= record.fingerprints if record else frozenset()
+    names = [key.name for key in store.key_pairs() if key.fingerprint_sha256 in wanted]
+    return store.decryption_keys(names or None)
 
 
 def launch_record(store: KeyStore, platform: str, reference: str) -> LaunchRecord | None:

@@ -363,7 +363,7 @@ def open_(
     as the buyer reads it.
     """
     from scelle.assistant.opening import open_tender, published_test_key
-    from scelle.assistant.tenders import launch_record
+    from scelle.assistant.tenders import launch_record, opening_keys
     from scelle.cli.crypt import decryption_keys
 
     if sum((bool(names), pfx is not None, test_key)) > 1:
@@ -373,8 +373,12 @@ def open_(
         if test_key:
             keys, record = [published_test_key(client, reference)], None
         else:
-            keys = decryption_keys(session, names, pfx, password_file)
             record = launch_record(session.store, client.url, reference)
+            keys = (
+                decryption_keys(session, names, pfx, password_file)
+                if names or pfx
+                else opening_keys(session.store, client.tender(reference), record)
+            )
         with progress_bars() as bars:
             report = open_tender(
                 client,

@@ -142,6 +142,7 @@ class KeyPair(TypedDict):
     not_before: Timestamp
     not_after: Timestamp
     issued_by_platform: bool
+    on_token: NotRequired[bool]
     added_by: Text | None
     added_at: Timestamp
     certificate_pem: Pem
@@ -456,6 +457,7 @@ class PlatformClient:
         designation: str | None,
         csr_pem: bytes,
         certificate_pem: bytes | None = None,
+        on_token: bool = False,
     ) -> PublishedKeyPair:
         body = {
             "service": service,
@@ -463,6 +465,7 @@ class PlatformClient:
             "designation": designation,
             "csr_pem": csr_pem.decode(),
             "certificate_pem": certificate_pem.decode() if certificate_pem else None,
+            "on_token": on_token,
         }
         return self._call(PublishedKeyPair, "POST", "/key-pairs", json=body)
 
@@ -542,7 +545,7 @@ class PlatformClient:
         self,
         workstation: str,
         version: str,
-        key_pairs: list[dict[str, str]],
+        key_pairs: list[dict[str, str | bool]],
         *,
         running: bool = True,
     ) -> Workstation:

@@ -37,6 +37,8 @@ class ReportedKeyPair(Schema):
     )
     """As the workstation states it, shown on the pages only (ISO 8601 with its offset)."""
     fingerprint_sha256: str = Field(pattern=r"^[0-9A-F]{2}(:[0-9A-F]{2}){31}$")
+    on_token: StrictBool = False
+    """Its private key lives on a token (smart card, HSM) the workstation uses."""
 
 
 class HeartbeatIn(Schema):

@@ -56,12 +56,12 @@ _WORKSTATION = re.compile(r"[\w][\w .@()-]{0,63}")
 # --- workstations ---------------------------------------------------------------
 
 
-def _reported(key_pairs: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+def _reported(key_pairs: Sequence[Mapping[str, Any]]) -> list[dict[str, str | bool]]:
     if len(key_pairs) > MAX_REPORTED_KEYS:
         raise InvalidInputError(
             N_("a store reports at most {most} key pairs"), most=MAX_REPORTED_KEYS
         )
-    cleaned = []
+    cleaned: list[dict[str, str | bool]] = []
     for entry in key_pairs:
         if not all(storable(str(value)) for value in entry.values()):
             raise InvalidInputError(N_("a reported key pair holds text that cannot be stored"))
@@ -74,6 +74,7 @@ def _reported(key_pairs: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
                 "common_name": str(entry.get("common_name", ""))[:64],
                 "not_after": str(entry.get("not_after", ""))[:40],
                 "fingerprint_sha256": fingerprint,
+                "on_token": entry.get("on_token") is True,
             }
         )
     return cleaned

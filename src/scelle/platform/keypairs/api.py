@@ -8,7 +8,7 @@ from typing import Literal
 
 from django.http import HttpRequest
 from ninja import Router, Schema, Status
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from scelle.core import certs
 from scelle.platform.answers import actor
@@ -32,6 +32,8 @@ class KeyPairOut(Schema):
     not_before: dt.datetime
     not_after: dt.datetime
     issued_by_platform: bool
+    on_token: bool
+    """As the workstation said: its private key lives on a smart card or an HSM."""
     added_by: str | None
     added_at: dt.datetime
     certificate_pem: str
@@ -61,6 +63,7 @@ def _out(key_pair: KeyPair, open_tenders: list[str]) -> KeyPairOut:
         not_before=key_pair.not_before,
         not_after=key_pair.not_after,
         issued_by_platform=key_pair.issued_by_platform,
+        on_token=key_pair.on_token,
         added_by=key_pair.added_by.email if key_pair.added_by else None,
         added_at=key_pair.added_at,
         certificate_pem=key_pair.certificate_pem,
@@ -86,6 +89,8 @@ class PublishIn(Schema):
     """A PKCS#10 request signed by the key pair: proof that the sender holds it."""
     certificate_pem: str | None = Field(default=None, max_length=65536)
     """Reference this certificate as it is instead of having the platform CA issue one."""
+    on_token: StrictBool = False
+    """The private key lives on a token (smart card, HSM), as the workstation says."""
 
 
 @router.post("", response=responses({201: PublishedOut}, 400, 403, 404, 409))
@@ -99,6 +104,7 @@ def publish(request: HttpRequest, payload: PublishIn) -> Status[PublishedOut]:
         csr_pem=payload.csr_pem.encode(),
         certificate_pem=payload.certificate_pem.encode() if payload.certificate_pem else None,
         now=now(),
+        on_token=payload.on_token,
     )
     chain = (
         [certs.certificate_pem(platform_authority().certificate).decode()]

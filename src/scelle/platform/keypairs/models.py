@@ -33,6 +33,9 @@ class KeyPair(models.Model):
     not_after = models.DateTimeField()
     issued_by_platform = models.BooleanField()
     """False when the certificate was referenced as it is (--as-is)."""
+    on_token = models.BooleanField(default=False)
+    """The workstation said its private key lives on a token (smart card, HSM): shown on
+    the key page, never a rule (the platform cannot check it)."""
     added_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
     added_at = models.DateTimeField()
 

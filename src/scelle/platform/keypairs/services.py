@@ -59,6 +59,7 @@ def publish_key_pair(
     csr_pem: bytes,
     certificate_pem: bytes | None,
     now: dt.datetime,
+    on_token: bool = False,
 ) -> KeyPair:
     """Reference a key pair generated on the actor's workstation (rule 2).
 
@@ -108,6 +109,7 @@ def publish_key_pair(
             not_before=certificate.not_valid_before_utc,
             not_after=certificate.not_valid_after_utc,
             issued_by_platform=certificate_pem is None,
+            on_token=on_token,
             added_by=actor,
             added_at=now,
         )
@@ -123,6 +125,7 @@ def publish_key_pair(
                 "cn": cn,
                 "fingerprint_sha256": key_pair.fingerprint_sha256,
                 "not_after": key_pair.not_after.isoformat(),
+                "on_token": on_token,
                 "issued_by_platform": key_pair.issued_by_platform,
             },
             now=now,

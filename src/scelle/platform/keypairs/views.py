@@ -7,7 +7,7 @@ found) in the workstation's store, and only its certificate reaches here.
 from __future__ import annotations
 
 import uuid
-from typing import cast
+from typing import Any, cast
 
 from django import forms
 from django.contrib import messages
@@ -95,14 +95,15 @@ class AddKeyPairForm(forms.Form):
         help_text=gettext_lazy("By default, the designation."),
     )
 
-    def __init__(self, *args: object, reported: list[dict[str, str]], **kwargs: object) -> None:
+    def __init__(self, *args: object, reported: list[dict[str, Any]], **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         field = cast("forms.ChoiceField", self.fields["existing"])
         field.choices = [("", "—")] + [
             (
                 entry["fingerprint_sha256"],
                 f"{entry['name']} (CN {entry['common_name']}, "
-                f"{_('expires')} {entry['not_after'][:10]})",
+                f"{_('expires')} {entry['not_after'][:10]})"
+                + (f" — {_('on a token')}" if entry.get("on_token") else ""),
             )
             for entry in reported
         ]
