@@ -9,15 +9,21 @@ the workstation, never named by the server).
 from __future__ import annotations
 
 import json
+import os
 import platform
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import platformdirs
 
 from scelle.core.errors import N_, InvalidInputError, StoreError
 from scelle.core.files import ensure_private_dir, write_private_file
+from scelle.keystore import KeyStore
+
+if TYPE_CHECKING:
+    from scelle.keystore.token import PinProvider
 
 CONFIG_FILE = "assistant.json"
 _WORKSTATION = re.compile(r"[\w][\w .@()-]{0,63}")
@@ -132,3 +138,30 @@ def save_config(home: Path, config: AssistantConfig) -> AssistantConfig:
     }
     write_private_file(home / CONFIG_FILE, json.dumps(document, indent=2).encode(), overwrite=True)
     return checked
+
+
+def window_pin(label: str) -> str:
+    """The assistant asks no PIN once it runs: it is typed in its window, or given at start
+    (SCELLE_TOKEN_PIN, or on the terminal)."""
+    configured = os.environ.get("SCELLE_TOKEN_PIN")
+    if configured is not None:
+        return configured
+    raise InvalidInputError(
+        N_(
+            "the token {token} is locked: type its PIN in the assistant's window "
+            "(Certificate store), then start again"
+        ),
+        token=label,
+    )
+
+
+def use_token(store: KeyStore, config: AssistantConfig, pin: PinProvider = window_pin) -> None:
+    """Make the store use the token the settings name (none: the store alone)."""
+    from scelle.keystore.token import Token, TokenURI, module_path
+
+    if store.token is not None:
+        store.token.close()
+        store.token = None
+    if config.token:
+        module = config.module or module_path(os.environ)
+        store.token = Token(module, TokenURI.parse(config.token), pin)

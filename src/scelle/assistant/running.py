@@ -4,23 +4,18 @@ and says what happens."""
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from scelle.assistant.config import AssistantConfig, load_config, save_config
 from scelle.assistant.remote import Assistant
 from scelle.assistant.window import Window
 from scelle.client import api
 from scelle.core.clock import Clock
-from scelle.core.errors import N_, InvalidInputError, NotAuthenticatedError
+from scelle.core.errors import N_, NotAuthenticatedError
 from scelle.keystore import KeyStore
-
-if TYPE_CHECKING:
-    from scelle.keystore.token import PinProvider
 
 
 def settings(
@@ -40,33 +35,6 @@ def settings(
             token=config.token if token is None else token,
         ),
     )
-
-
-def window_pin(label: str) -> str:
-    """The assistant asks no PIN once it runs: it is typed in its window, or given at start
-    (SCELLE_TOKEN_PIN, or on the terminal)."""
-    configured = os.environ.get("SCELLE_TOKEN_PIN")
-    if configured is not None:
-        return configured
-    raise InvalidInputError(
-        N_(
-            "the token {token} is locked: type its PIN in the assistant's window "
-            "(Certificate store), then start again"
-        ),
-        token=label,
-    )
-
-
-def use_token(store: KeyStore, config: AssistantConfig, pin: PinProvider = window_pin) -> None:
-    """Make the store use the token the settings name (none: the store alone)."""
-    from scelle.keystore.token import Token, TokenURI, module_path
-
-    if store.token is not None:
-        store.token.close()
-        store.token = None
-    if config.token:
-        module = config.module or module_path(os.environ)
-        store.token = Token(module, TokenURI.parse(config.token), pin)
 
 
 @dataclass

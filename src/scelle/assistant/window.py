@@ -33,7 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from scelle.assistant.config import AssistantConfig, save_config
+from scelle.assistant.config import AssistantConfig, save_config, use_token
 from scelle.assistant.keys import export_key_pair, import_key_pair
 from scelle.assistant.remote import Assistant
 from scelle.assistant.times import platform_time, platform_zone
@@ -106,6 +106,20 @@ _WORDS = (
     gettext_noop("Workstation name"),
     gettext_noop("Save"),
     gettext_noop("Saved."),
+    gettext_noop("Where"),
+    gettext_noop("this store"),
+    gettext_noop("token {token}"),
+    gettext_noop("Token"),
+    gettext_noop("none"),
+    gettext_noop("{token}: unlocked"),
+    gettext_noop("{token}: locked, its PIN is needed to make or use its key pairs"),
+    gettext_noop("Unlock the token {token}"),
+    gettext_noop("PIN of the token"),
+    gettext_noop("Unlock"),
+    gettext_noop("The token {token} is unlocked until the assistant stops."),
+    gettext_noop("Key pairs on the token cannot be exported: their private key never leaves it."),
+    gettext_noop("PKCS#11 token (a pkcs11: URI; empty: none)"),
+    gettext_noop("PKCS#11 module of the token (empty: SCELLE_PKCS11_MODULE, else OpenSC)"),
 )
 
 _POLICY = (
@@ -363,6 +377,7 @@ class Window:
             "/magasin/exporter": self._export,
             "/magasin/importer": self._import,
             "/magasin/supprimer": self._delete,
+            "/magasin/jeton": self._unlock,
             "/configuration": self._save_configuration,
         }
 
@@ -380,11 +395,21 @@ class Window:
             (page._("Workstation"), helper.config.workstation),
             (page._("Openings folder"), str(helper.config.openings)),
             (page._("Key pairs in the store"), str(len(helper.store.key_pairs()))),
+            (page._("Token"), self._token_said(page)),
         ]
         facts = "".join(
             f"<tr><th scope=row>{k}</th><td>{html.escape(v)}</td></tr>" for k, v in rows
         )
         return page.render("/", page._("Home"), f"<table>{facts}</table>")
+
+    def _token_said(self, page: Page) -> str:
+        token = self.helper.store.token
+        if token is None:
+            return page._("none")
+        if token.unlocked:
+            return page._("{token}: unlocked", token=token.label)
+        return page._("{token}: locked, its PIN is needed to make or use its key pairs",
+                      token=token.label)  # fmt: skip
 
     def _store(self, page: Page, _form: dict[str, Any], *, message: str = "", error: str = "",
                status: int = 200) -> Answer:  # fmt: skip
@@ -397,7 +422,8 @@ class Window:
             f"<tr><td>{html.escape(key.name)}</td><td>{html.escape(key.cn)}</td>"
             f"<td>{key.not_after:%Y-%m-%d}</td>"
             f'<td class="fingerprint">{key.fingerprint_sha256}</td>'
-            f"<td>{page._('yes') if key.exportable else page._('no')}</td></tr>"
+            f"<td>{page._('yes') if key.exportable else page._('no')}</td>"
+            f"<td>{self._where(page, key)}</td></tr>"
             for key in keys
         )
         options = "".join(
@@ -408,7 +434,8 @@ class Window:
             f"<table><thead><tr><th scope=col>{page._('Name')}</th>"
             f"<th scope=col>{page._('Issued to (CN)')}</th><th scope=col>{page._('Expires')}</th>"
             f"<th scope=col>{page._('SHA-256 fingerprint')}</th>"
-            f"<th scope=col>{page._('Exportable')}</th></tr></thead><tbody>{rows}</tbody></table>"
+            f"<th scope=col>{page._('Exportable')}</th><th scope=col>{page._('Where')}</th></tr>"
+            f"</thead><tbody>{rows}</tbody></table>"
             if keys
             else f"<p>{page._('No key pair in the store.')}</p>"
         )
@@ -451,8 +478,45 @@ class Window:
         said = f'<p class="message" role="status">{html.escape(message)}</p>' if message else ""
         said += f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
         forms = (export if keys else "") + import_ + (delete if keys else "")
-        content = said + table + forms
+        content = said + self._token_state(page) + table + forms
         return page.render("/magasin", page._("Certificate store"), content, status=status)
+
+    def _where(self, page: Page, key: StoredKey) -> str:
+        token = self.helper.store.token
+        if key.token is None or token is None:
+            return page._("this store")
+        return page._("token {token}", token=token.label)
+
+    def _token_state(self, page: Page) -> str:
+        """The token's state, and the form that unlocks it while it is locked."""
+        token = self.helper.store.token
+        if token is None:
+            return ""
+        if token.unlocked:
+            return f'<p class="message">{page._("{token}: unlocked", token=token.label)}</p>'
+        return page.form(
+            "/magasin/jeton",
+            f"<fieldset><legend>{page._('Unlock the token {token}', token=token.label)}</legend>"
+            f"<p>{self._token_said(page)}</p>"
+            f'<label for="pin">{page._("PIN of the token")}</label>'
+            f'<input type="password" id="pin" name="pin" autocomplete="off" required>'
+            f"<button type=submit>{page._('Unlock')}</button></fieldset>",
+        )
+
+    def _unlock(self, page: Page, form: dict[str, Any]) -> Answer:
+        """The PIN typed here logs in to the token; it is kept nowhere, not even here."""
+        token = self.helper.store.token
+        if token is None:
+            return self._store(page, {}, error=page._("Token") + ": " + page._("none"), status=400)
+        try:
+            token.unlock(str(form.get("pin", "")))
+        except ScelleError as error:
+            return self._store(page, {}, error=page.said(error), status=400)
+        self.helper.wake()
+        return self._store(
+            page, {}, message=page._("The token {token} is unlocked until the assistant stops.",
+                                     token=token.label),
+        )  # fmt: skip
 
     def _export(self, page: Page, form: dict[str, Any]) -> Answer:
         name, password = str(form.get("name", "")), str(form.get("password", ""))
@@ -563,6 +627,12 @@ class Window:
             f'<label for="openings">{page._("Openings folder")}</label>'
             f'<input type="text" id="openings" name="openings" '
             f'value="{html.escape(str(config.openings))}" required>'
+            f'<label for="token">{page._("PKCS#11 token (a pkcs11: URI; empty: none)")}</label>'
+            f'<input type="text" id="token" name="token" value="{html.escape(config.token or "")}">'
+            f'<label for="module">'
+            f"{page._('PKCS#11 module of the token (empty: SCELLE_PKCS11_MODULE, else OpenSC)')}"
+            f'</label><input type="text" id="module" name="module" '
+            f'value="{html.escape(config.module or "")}">'
             f"<button type=submit>{page._('Save')}</button>",
         )
         return page.render("/configuration", page._("Configuration"), content, status=status)
@@ -574,8 +644,12 @@ class Window:
                 AssistantConfig(
                     workstation=str(form.get("workstation", "")),
                     openings=Path(str(form.get("openings", ""))),
+                    token=str(form.get("token", "")),
+                    module=str(form.get("module", "")),
                 ),
             )
+            if (saved.token, saved.module) != (self.helper.config.token, self.helper.config.module):
+                use_token(self.helper.store, saved)
         except ScelleError as error:
             return self._configuration(page, {}, error=page.said(error), status=400)
         self.helper.config = saved

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from scelle.assistant.config import use_token
 from scelle.cli.console import TOKEN_PIN_VARIABLE, interactive, say, token_pin
 from scelle.cli.remote import connect, home_of
 from scelle.cli.session import Session, pass_session
@@ -82,7 +83,7 @@ def assistant(
 
         session.store.passphrase = keyring_passphrase(home)
     session.store.unlock()  # the passphrase, once, before anything runs
-    running.use_token(session.store, config)
+    use_token(session.store, config)
     _unlock_token(session)
     started = running.start(client, session.store, config, home, clock=session.clock, say=_stamp)
     say(

@@ -17,7 +17,7 @@ import click
 from scelle.assistant import times
 from scelle.assistant.times import platform_time
 from scelle.cli.console import ask_password, password_file_option, plain_console, say
-from scelle.cli.session import Session, pass_session
+from scelle.cli.session import Session, pass_session, token_option
 from scelle.client import api
 from scelle.client.login import load_login
 from scelle.core.clock import placed_in
@@ -356,6 +356,7 @@ def create_tender(
     help="A personal key pair of the service, by its designation, its CN or its name in this "
     "workstation's store; repeat for more. Backup key pairs are added.",
 )  # fmt: skip
+@token_option
 @pass_session
 def launch_tender(session: Session, reference: str, keys: tuple[str, ...]) -> None:
     """Publish a draft tender; its key pairs become definitive.
@@ -395,9 +396,14 @@ def launch_tender(session: Session, reference: str, keys: tuple[str, ...]) -> No
 def _print_recipients(session: Session, recipients: list[api.Recipient]) -> None:
     # The buyer's check against a swapped certificate (DESIGN.md, threats):
     # say which recipients match a key pair of this workstation's store.
-    local = {key.fingerprint_sha256 for key in session.store.key_pairs()}
+    local = {key.fingerprint_sha256: key for key in session.store.key_pairs()}
     for recipient in recipients:
-        here = _("in this workstation's store") if recipient["fingerprint_sha256"] in local else ""
+        mine = local.get(recipient["fingerprint_sha256"])
+        here = (
+            "" if mine is None
+            else _("on this workstation's token") if mine.token
+            else _("in this workstation's store")
+        )  # fmt: skip
         say(
             f"  {recipient['designation']} ({_(recipient['role'])}, {recipient['common_name']}, "
             f"{_('expires')} {_day(recipient['not_after'])}) "
@@ -436,6 +442,7 @@ def list_tenders(session: Session, as_json: bool) -> None:
 @tenders.command(name="show")
 @click.argument("reference")
 @json_option
+@token_option
 @pass_session
 def show_tender(session: Session, reference: str, as_json: bool) -> None:
     """Show a tender, with its key pairs and their fingerprints."""
