@@ -43,6 +43,7 @@ def test_a_buyer_with_a_smart_card_from_key_pair_to_opening(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
     monkeypatch.setenv("SCELLE_STORE_PASSPHRASE", STORE_PASSPHRASE)
     monkeypatch.setenv("SCELLE_LANG", "en")
@@ -79,6 +80,7 @@ def test_a_buyer_with_a_smart_card_from_key_pair_to_opening(
     config = AssistantConfig("POSTE-CARTE", tmp_path / "ouvertures", token=softhsm.uri)
     use_token(store, config)
     client = connect(Session(home=agent.home))
+    request.addfinalizer(client.close)
     helper = Assistant(client, store, config, clock=lambda: dt.datetime.now(dt.UTC), bits=2048)
     helper.beat()
     service = client.me()["services"][0]["id"]
