@@ -47,6 +47,7 @@ def _messages_of_the_code() -> set[object]:
         *(PACKAGE / "platform").rglob("*.py"),
         *(PACKAGE / "cli").glob("*.py"),
         *(PACKAGE / "assistant").glob("*.py"),
+        *(PACKAGE / "keystore").glob("*.py"),
     ]:
         if "migrations" not in module.parts:
             source = module.read_text("utf-8")

@@ -19,7 +19,7 @@ from scelle.client import api
 from scelle.core import pkcs12
 from scelle.keystore import KeyStore
 from tests.assistant.hostile import Buyer, HostilePlatform, hostile_platform, make_buyer
-from tests.conftest import NOW, PFX_PASSWORD, STORE_PASSPHRASE
+from tests.conftest import NOW, PFX_PASSWORD, STORE_PASSPHRASE, SoftHSM
 
 
 @pytest.fixture(scope="module")
@@ -196,3 +196,42 @@ def test_the_jobs_page_lists_this_workstations_jobs(window, browser, fake) -> No
     assert f"{NOW:%Y-%m-%d %H:%M} (UTC)" in page
     english = browser.get("/traitements", headers={"Accept-Language": "en"}).text
     assert "AO-1: 2 envelope(s) opened, 0 failed" in english
+
+
+def test_a_token_is_set_unlocked_with_its_pin_and_its_key_pairs_shown_not_exported(
+    window: Window, browser, softhsm: SoftHSM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Configuration names the token; the store's page asks its PIN, which goes to the token
+    and nowhere else; its key pairs are listed as on the token, and refuse the export."""
+    monkeypatch.setenv("SCELLE_PKCS11_MODULE", softhsm.module)
+    monkeypatch.delenv("SCELLE_TOKEN_PIN", raising=False)
+    store = window.helper.store
+    name = f"FENETRE-{uuid.uuid4().hex[:6]}"
+    page = browser.get("/configuration").text
+    settings = {"csrf": _csrf(page), "workstation": "POSTE-ACHAT-12",
+                "openings": str(window.helper.config.openings)}  # fmt: skip
+    refused = browser.post("/configuration", data={**settings, "token": "carte"})
+    assert refused.status_code == 400 and "n&#x27;est pas une URI PKCS#11" in refused.text
+    saved = browser.post("/configuration", data={**settings, "token": softhsm.uri})
+    assert saved.status_code == 200 and store.token is not None
+    assert load_config(window.home).token == softhsm.uri
+
+    page = browser.get("/magasin", headers={"Accept-Language": "fr"}).text
+    assert "Déverrouiller le jeton Carte agent" in page and 'name="pin"' in page
+    wrong = browser.post("/magasin/jeton", data={"csrf": _csrf(page), "pin": "000000"})
+    assert wrong.status_code == 400 and "code PIN erroné pour le jeton Carte agent" in wrong.text
+    unlocked = browser.post("/magasin/jeton", data={"csrf": _csrf(page), "pin": softhsm.pin})
+    assert "déverrouillé jusqu&#x27;à l&#x27;arrêt" in unlocked.text
+    assert softhsm.pin not in (window.home / "assistant.json").read_text()
+
+    store.token.generate(name, "Fenêtre", bits=2048, days=30, now=NOW)
+    page = browser.get("/magasin").text
+    assert re.search(rf"<td>{name}</td>.*?<td>jeton Carte agent</td>", page)
+    exported = browser.post("/magasin/exporter", data={"csrf": _csrf(page), "name": name,
+                                                       "password": PFX_PASSWORD,
+                                                       "password2": PFX_PASSWORD})  # fmt: skip
+    assert exported.status_code == 400 and "est sur un jeton" in exported.text
+    store.delete(name)
+    # Forgetting the token: the store alone again, the token's login closed.
+    browser.post("/configuration", data={**settings, "token": ""})
+    assert store.token is None and load_config(window.home).token is None

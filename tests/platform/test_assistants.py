@@ -6,7 +6,9 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
+from scelle.core import authority, certs
 from scelle.core.errors import (
     InvalidInputError,
     NotFoundError,
@@ -183,3 +185,46 @@ def test_jobs_never_taken_or_never_reported_fail(rouen: Buyer, clock: MovableClo
     with pytest.raises(RuleViolationError, match="failed, not started"):
         services.finish_job(rouen.owner, waiting.id, succeeded=True, message="", result={},
                             now=clock())  # fmt: skip
+
+
+def test_a_key_pair_on_a_token_is_said_so_where_it_is_listed(
+    rouen: Buyer, clock: MovableClock
+) -> None:
+    """The workstation says a key pair lives on a token (heartbeat, then publish): the form
+    that references one and the key page say it; anything but a boolean is refused."""
+    from django.test import Client
+
+    from scelle.platform.keypairs.models import KeyPair
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    certificate = certs.self_signed_certificate(key, "Carte", days=700, now=clock())
+    reported = {
+        "name": "CARTE", "common_name": "Carte", "not_after": "2028-11-01T00:00:00+00:00",
+        "fingerprint_sha256": certs.fingerprint_sha256(certificate), "on_token": True,
+    }  # fmt: skip
+    in_store = {**reported, "name": "MAGASIN", "on_token": False,
+                "fingerprint_sha256": "AB:" * 31 + "AB"}  # fmt: skip
+    _beat(rouen, clock, key_pairs=[reported, in_store])
+    page = Client(HTTP_ACCEPT_LANGUAGE="fr")
+    page.force_login(rouen.owner)
+    form = page.get(
+        f"/administration/cles-de-chiffrement/service/{rouen.service.id}/ajouter/", secure=True
+    ).content.decode()
+    assert "CARTE (CN Carte, expire le 2028-11-01) — sur un jeton" in form
+    assert "MAGASIN (CN Carte, expire le 2028-11-01)</option>" in form
+
+    client = api_client(rouen.owner, clock)
+    body = {"service": str(rouen.service.id), "designation": "CARTE", "on_token": "yes",
+            "csr_pem": authority.build_csr(key, "Carte").decode()}  # fmt: skip
+    refused = client.post("/api/key-pairs", body, content_type="application/json")
+    assert refused.status_code in (400, 422) and not KeyPair.objects.exists()
+    answer = client.post("/api/key-pairs", {**body, "on_token": True},
+                         content_type="application/json")  # fmt: skip
+    assert answer.status_code == 201 and answer.json()["on_token"] is True
+    assert publish(client, rouen.service, rsa.generate_private_key(
+        public_exponent=65537, key_size=2048), "MAGASIN").json()["on_token"] is False  # fmt: skip
+    keys = page.get(
+        f"/administration/cles-de-chiffrement/service/{rouen.service.id}/", secure=True
+    ).content.decode()
+    assert keys.count(">sur un jeton</span>") == 1
+    assert 'CARTE <span class="tag"' in keys

@@ -117,7 +117,6 @@ _WORDS = (
     gettext_noop("PIN of the token"),
     gettext_noop("Unlock"),
     gettext_noop("The token {token} is unlocked until the assistant stops."),
-    gettext_noop("Key pairs on the token cannot be exported: their private key never leaves it."),
     gettext_noop("PKCS#11 token (a pkcs11: URI; empty: none)"),
     gettext_noop("PKCS#11 module of the token (empty: SCELLE_PKCS11_MODULE, else OpenSC)"),
 )

@@ -50,6 +50,10 @@ HELP_TEXTS = (
     gettext_noop("The folder where opened envelopes go (kept)."),
     gettext_noop("Do not open the assistant's window; print its address only."),
     gettext_noop(
+        "A PKCS#11 token (pkcs11:token=…) whose key pairs it uses and where it makes new ones (kept)."
+    ),
+    gettext_noop("Forget the token: the store alone (kept)."),
+    gettext_noop(
         "Take the store passphrase from the system's keyring (asked once, then kept there)."
     ),
     gettext_noop(
@@ -60,6 +64,9 @@ HELP_TEXTS = (
     gettext_noop("With --pfx: read its password from the first line of this file."),
     gettext_noop("The file to write (default: IN without .p7m; - for stdout)."),
     gettext_noop("Overwrite the output file."),
+    gettext_noop(
+        "A PKCS#11 token (pkcs11:token=…): its key pairs beside the store's (default: $SCELLE_TOKEN)."
+    ),
     gettext_noop(
         "Seal the envelopes on this machine and deposit them to the tender REFERENCE.\n\nBefore sending, it shows the recipient-set fingerprint (RSF) of the\ncertificates it encrypts to: compare it with the tender notice. Run it\nagain after an interruption: it continues where the upload stopped, and\nfetches the receipt again if the platform recorded the deposit."
     ),
@@ -90,7 +97,7 @@ HELP_TEXTS = (
     gettext_noop("3DES/SHA-1 for Windows before 10 1709 and Java 8."),
     gettext_noop("Read the password from the first line of this file."),
     gettext_noop(
-        "Generate a key pair in this workstation's store (self-signed certificate).\n\nWith --publish, the platform CA then certifies it for one of your services."
+        "Generate a key pair in this workstation's store (self-signed certificate).\n\nWith --token, the key pair is made on the token, which it never leaves. With\n--publish, the platform CA then certifies it for one of your services."
     ),
     gettext_noop("Common Name of the certificate (default: the name)."),
     gettext_noop("RSA key size."),
