@@ -7,6 +7,11 @@ platform) against the reference: decrypting the same envelope files with
 the ratio, and the opening process's peak RSS above its level before (memory
 must stay flat whatever the size).
 
+The run of 200 deposits also opens them with a key pair on a PKCS#11 token
+(SoftHSM2, when installed) against the same opening with the store's key pair:
+the tender is launched with both, so the envelopes are the same, and only
+where the content keys are unwrapped differs.
+
     python bench/opening.py                       # both runs
     python bench/opening.py --deposits 200 --mb 5 # one
 """
@@ -31,6 +36,8 @@ from scelle.client.api import PlatformClient
 from scelle.core import certs, envelope
 from scelle.core.authority import build_csr
 from scelle.keystore import KeyStore
+
+SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 
 MB = 1_000_000
 DEPOSIT_WINDOW = dt.timedelta(seconds=90)
@@ -114,10 +121,11 @@ def run(url: str, folder: Path, count: int, size: int, server_pid: int) -> None:
         service=service, role="personal", designation="PERSO", csr_pem=build_csr(key, "PERSO")
     )
     store.replace_certificate("PERSO", certs.load_certificate(issued["certificate_pem"].encode()))
+    on_token = _token_key_pair(folder, agent, service) if size <= 10 * MB else None
     deadline = dt.datetime.now(dt.UTC) + DEPOSIT_WINDOW
     agent.create_tender(service=service, reference="BENCH-OPEN", title="Bench",
                         deadline=deadline, envelopes=["offre"])  # fmt: skip
-    agent.launch_tender("BENCH-OPEN", ["PERSO"])
+    agent.launch_tender("BENCH-OPEN", ["PERSO"] + (["CARTE"] if on_token else []))
 
     source = Path(tempfile.mkdtemp(prefix="scelle-bench-src-", dir="/dev/shm"))
     with (source / "offre.bin").open("wb") as handle:
@@ -156,11 +164,13 @@ def run(url: str, folder: Path, count: int, size: int, server_pid: int) -> None:
         shutil.rmtree(plain)
         return elapsed
 
-    def opening_run(out: Path) -> tuple[float, PeakRss, float, float]:
+    def opening_run(
+        out: Path, with_keys: list[envelope.DecryptionKey] = keys
+    ) -> tuple[float, PeakRss, float, float]:
         server_before, client_before = _cpu_seconds(server_pid), _cpu_seconds(os.getpid())
         began = time.perf_counter()
         with PeakRss() as memory:
-            report = open_tender(agent, keys, "BENCH-OPEN", out)
+            report = open_tender(agent, with_keys, "BENCH-OPEN", out)
         elapsed = time.perf_counter() - began
         server = _cpu_seconds(server_pid) - server_before
         client = _cpu_seconds(os.getpid()) - client_before
@@ -178,6 +188,14 @@ def run(url: str, folder: Path, count: int, size: int, server_pid: int) -> None:
         openings.append(opening_run(folder / f"ouverture-{round_}"))
     reference, reference_cpu = min(references)
     opening, memory, server_cpu, client_cpu = min(openings, key=lambda run: run[0])
+    if on_token is not None:
+        token_keys = on_token.decryption_keys(["CARTE"])
+        with_token = []
+        for round_ in range(2):  # alternated with the store's, as above
+            openings.append(opening_run(folder / f"ouverture-store-{round_}"))
+            with_token.append(opening_run(folder / f"ouverture-carte-{round_}", token_keys)[0])
+        opening, memory, server_cpu, client_cpu = min(openings, key=lambda run: run[0])
+        unwraps = _unwrap_seconds(token_keys[0].private_key, count)
     agent.close()
 
     print(
@@ -193,6 +211,54 @@ def run(url: str, folder: Path, count: int, size: int, server_pid: int) -> None:
           f"decrypt alone: {reference_cpu:.1f} in {reference:.1f} s")  # fmt: skip
     print(f"  memory           {(memory.peak - memory.before) / (1 << 20):7.1f} MiB above the "
           f"process's {memory.before / (1 << 20):.0f} MiB while opening")  # fmt: skip
+    if on_token is not None:
+        token = min(with_token)
+        print(f"  with the token   {count / token:7.1f} envelopes/s  {total / token / MB:7.1f} MB/s"
+              f"  (the key pair on SoftHSM2, RSA-3072)")  # fmt: skip
+        print(
+            f"  ratio            {opening / token:7.2f}  (token's speed / store's; target >= 0.9)"
+        )
+        print(f"  token's RSA      {unwraps:7.2f} s for {count} content keys: "
+              f"{unwraps / token:.1%} of the opening's time (target <= 10 %)")  # fmt: skip
+
+
+def _token_key_pair(folder: Path, agent: PlatformClient, service: str) -> KeyStore | None:
+    """A SoftHSM2 token of this run's, a key pair CARTE made on it and published; the store
+    that sees it. None when SoftHSM2 is not installed."""
+    util = shutil.which("softhsm2-util")
+    if util is None or not Path(SOFTHSM_MODULE).exists():
+        print("  (no SoftHSM2 here: the token run is skipped; apt-get install softhsm2)")
+        return None
+    from scelle.assistant.keys import generate_key_pair, publish_key_pair
+    from scelle.keystore.token import Token, TokenURI
+
+    (folder / "softhsm" / "tokens").mkdir(parents=True)
+    conf = folder / "softhsm" / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {folder / 'softhsm' / 'tokens'}\n")
+    os.environ["SOFTHSM2_CONF"] = str(conf)
+    subprocess.run([util, "--init-token", "--free", "--label", "Banc", "--pin", "123456",
+                    "--so-pin", "87654321"], check=True, capture_output=True)  # fmt: skip
+    token = Token(SOFTHSM_MODULE, TokenURI.parse("pkcs11:token=Banc"), lambda _label: "123456")
+    store = KeyStore(folder / "carte", lambda _new: STORE, token=token)
+    now = dt.datetime.now(dt.UTC)
+    generate_key_pair(store, "CARTE", "CARTE", bits=certs.DEFAULT_RSA_BITS, days=30, now=now)
+    publish_key_pair(agent, store, "CARTE", service=service, backup=False, designation="CARTE",
+                     as_is=False)  # fmt: skip
+    return store
+
+
+def _unwrap_seconds(key: object, count: int) -> float:
+    """The time the token takes to unwrap `count` content keys (RSA-OAEP-SHA256), alone."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    assert isinstance(key, rsa.RSAPrivateKey)
+    oaep = padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None)
+    wrapped = key.public_key().encrypt(os.urandom(32), oaep)
+    began = time.perf_counter()
+    for _ in range(count):
+        key.decrypt(wrapped, oaep)
+    return time.perf_counter() - began
 
 
 if __name__ == "__main__":
