@@ -212,14 +212,12 @@ def run(url: str, folder: Path, count: int, size: int, server_pid: int) -> None:
     print(f"  memory           {(memory.peak - memory.before) / (1 << 20):7.1f} MiB above the "
           f"process's {memory.before / (1 << 20):.0f} MiB while opening")  # fmt: skip
     if on_token is not None:
-        token = min(with_token)
-        print(f"  with the token   {count / token:7.1f} envelopes/s  {total / token / MB:7.1f} MB/s"
+        card = min(with_token)
+        print(f"  with the card   {count / card:7.1f} envelopes/s  {total / card / MB:7.1f} MB/s"
               f"  (the key pair on SoftHSM2, RSA-3072)")  # fmt: skip
-        print(
-            f"  ratio            {opening / token:7.2f}  (token's speed / store's; target >= 0.9)"
-        )
-        print(f"  token's RSA      {unwraps:7.2f} s for {count} content keys: "
-              f"{unwraps / token:.1%} of the opening's time (target <= 10 %)")  # fmt: skip
+        print(f"  ratio            {opening / card:7.2f}  (card's speed / store's; target >= 0.9)")
+        print(f"  card's RSA      {unwraps:7.2f} s for {count} content keys: "
+              f"{unwraps / card:.1%} of the opening's time (target <= 10 %)")  # fmt: skip
 
 
 def _token_key_pair(folder: Path, agent: PlatformClient, service: str) -> KeyStore | None:
