@@ -213,10 +213,10 @@ def run(url: str, folder: Path, count: int, size: int, server_pid: int) -> None:
           f"process's {memory.before / (1 << 20):.0f} MiB while opening")  # fmt: skip
     if on_token is not None:
         card = min(with_token)
-        print(f"  with the token  {count / card:7.1f} envelopes/s  {total / card / MB:7.1f} MB/s"
+        print(f"  with the token   {count / card:7.1f} envelopes/s  {total / card / MB:7.1f} MB/s"
               f"  (the key pair on SoftHSM2, RSA-3072)")  # fmt: skip
-        print(f"  ratio            {opening / card:7.2f}  (card's speed / store's; target >= 0.9)")
-        print(f"  card's RSA      {unwraps:7.2f} s for {count} content keys: "
+        print(f"  ratio            {opening / card:7.2f}  (token's speed / store's; target >= 0.9)")
+        print(f"  token's RSA      {unwraps:7.2f} s for {count} content keys: "
               f"{unwraps / card:.1%} of the opening's time (target <= 10 %)")  # fmt: skip
 
 
