@@ -78,7 +78,11 @@ class Outcome:
 
 def reported_key_pairs(store: KeyStore) -> list[dict[str, str | bool]]:
     """What the heartbeat says of the store (its token's included): certificates only,
-    nothing secret."""
+    nothing secret. A token that does not answer (out of its reader) leaves the store's."""
+    try:
+        listed = store.key_pairs()
+    except ScelleError:
+        listed = store.stored_key_pairs()
     return [
         {
             "name": key.name,
@@ -87,7 +91,7 @@ def reported_key_pairs(store: KeyStore) -> list[dict[str, str | bool]]:
             "fingerprint_sha256": key.fingerprint_sha256,
             "on_token": key.token is not None,
         }
-        for key in store.key_pairs()
+        for key in listed
     ]
 
 

@@ -103,31 +103,19 @@ def generate(
     name = check_key_name(name)
     common_name = certs.check_common_name(cn if cn is not None else name)
     store = session.store
-    store.check_name_free(name)  # before the passphrase, and the slow part
-    if store.token is not None:
-        store.token.unlock()  # the PIN, before the token works
-        doing = _("Generating an RSA-{bits} key pair on the token {token}…",
-                  bits=bits, token=store.token.label)  # fmt: skip
-    else:
-        store.unlock()
-        doing = _("Generating an RSA-{bits} key pair…", bits=bits)
+    store.check_name_free(name)  # before the passphrase (the PIN), and the slow part
+    (store.token or store).unlock()
+    token = store.token.label if store.token is not None else None
+    doing = (_("Generating an RSA-{bits} key pair on the token {token}…", bits=bits, token=token)
+             if token else _("Generating an RSA-{bits} key pair…", bits=bits))  # fmt: skip
     with spinner(doing):
         stored = generate_key_pair(
             store, name, common_name, bits=int(bits), days=days, now=session.clock()
         )
-    if store.token is not None:
-        said = _(
-            "The key pair {name} has been created on the token {token}: its private key "
-            "cannot leave it.",
-            name=stored.name,
-            token=store.token.label,
-        )
-    else:
-        said = _(
-            "The key pair {name} has been created and saved in this workstation's store.",
-            name=stored.name,
-        )
-    say(said)
+    say(_("The key pair {name} has been created on the token {token}: its private key cannot "
+          "leave it.", name=stored.name, token=token) if token else
+        _("The key pair {name} has been created and saved in this workstation's store.",
+          name=stored.name))  # fmt: skip
     _print_summary(stored)
     if then_publish:
         from scelle.cli.remote import publish as publish_key_pair

@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -39,15 +39,13 @@ from scelle.core.errors import (
     InvalidInputError,
     KeyNotFoundError,
     NotExportableError,
+    ScelleError,
     StoreError,
 )
 from scelle.core.files import ensure_private_dir, write_private_file
 from scelle.core.passwords import check_password_strength
 from scelle.core.pkcs12 import KeyBundle
 from scelle.core.sealing import KdfParameters, SealingKey
-
-if TYPE_CHECKING:
-    from scelle.keystore.token import Token
 
 MAX_NAME_LENGTH = 64
 _STORE_FILE = "store.json"
@@ -56,6 +54,34 @@ _STORE_VERSION = 1
 PassphraseProvider = Callable[[bool], str]
 """Asked for the store passphrase; the argument is True when the store is being
 created (ask twice, and the strength check applies)."""
+
+
+class TokenKeys(Protocol):
+    """A PKCS#11 token's key pairs, as the store uses them (keystore/token.py's `Token`)."""
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def unlocked(self) -> bool: ...
+
+    def unlock(self, pin: str | None = None) -> None: ...
+
+    def close(self) -> None: ...
+
+    def key_pairs(self) -> list[StoredKey]: ...
+
+    def private_key(self, stored: StoredKey) -> rsa.RSAPrivateKey: ...
+
+    def generate(
+        self, name: str, common_name: str, *, bits: int, days: int, now: dt.datetime
+    ) -> StoredKey: ...
+
+    def replace_certificate(
+        self, stored: StoredKey, certificate: x509.Certificate, chain: Sequence[x509.Certificate]
+    ) -> StoredKey: ...
+
+    def delete(self, stored: StoredKey) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -125,7 +151,7 @@ class KeyStore:
 
     home: Path
     passphrase: PassphraseProvider = field(repr=False)
-    token: Token | None = None
+    token: TokenKeys | None = None
     """A PKCS#11 token whose key pairs this store lists and uses beside its own, and where
     it generates new ones."""
     _sealing_key: SealingKey | None = field(default=None, init=False, repr=False)
@@ -139,13 +165,25 @@ class KeyStore:
     def key_pairs(self) -> list[StoredKey]:
         """Every key pair, the token's included, sorted by name."""
         found = self.token.key_pairs() if self.token is not None else []
-        if self._keys_dir.is_dir():
-            found += [
-                self._read(folder)
-                for folder in self._keys_dir.iterdir()
-                if not folder.name.startswith(".") and (folder / "meta.json").is_file()
-            ]
-        return sorted(found, key=lambda key: key.name.casefold())
+        return sorted(found + self.stored_key_pairs(), key=lambda key: key.name.casefold())
+
+    def _known(self) -> list[StoredKey]:
+        """The key pairs a new one must not clash with: the token's too, when it answers
+        (a card out of its reader does not stop an import into the store)."""
+        try:
+            return self.key_pairs()
+        except ScelleError:
+            return self.stored_key_pairs()
+
+    def stored_key_pairs(self) -> list[StoredKey]:
+        """The key pairs of the store itself (not its token's), unsorted."""
+        if not self._keys_dir.is_dir():
+            return []
+        return [
+            self._read(folder)
+            for folder in self._keys_dir.iterdir()
+            if not folder.name.startswith(".") and (folder / "meta.json").is_file()
+        ]
 
     def get(self, name: str) -> StoredKey:
         wanted = name.strip().casefold()
@@ -225,7 +263,7 @@ class KeyStore:
     def check_name_free(self, name: str) -> None:
         """Refuse a name already taken (names are compared case-insensitively)."""
         wanted = check_key_name(name).casefold()
-        for existing in self.key_pairs():
+        for existing in self._known():
             if existing.name.casefold() == wanted:
                 raise DuplicateKeyError(
                     N_("a key pair named {name!r} is already in the store"),
@@ -253,7 +291,7 @@ class KeyStore:
         sealing_key = self.unlock()
         with self._locked():
             self.check_name_free(name)
-            for existing in self.key_pairs():
+            for existing in self._known():
                 if existing.certificate == certificate:
                     raise DuplicateKeyError(
                         N_("this key pair is already in the store as {name!r}"),
@@ -324,7 +362,7 @@ class KeyStore:
             shutil.rmtree(doomed)
         return stored
 
-    def _token(self) -> Token:
+    def _token(self) -> TokenKeys:
         if self.token is None:
             raise KeyNotFoundError(
                 N_("the key pair is on a token, and no token is set"),

@@ -236,7 +236,7 @@ class Token:
 
     def unlock(self, pin: str | None = None) -> None:
         """Log in (with `pin`, else the provider's), once."""
-        with _TOKEN_CALLS:
+        with self._calling():
             if self._live is None:
                 token = _find_token(self.module, self.uri)
                 self._live = _log_in(
@@ -251,20 +251,28 @@ class Token:
                 self._live = None
 
     @contextlib.contextmanager
+    def _calling(self) -> Iterator[None]:
+        """One call to the token at a time; a token that fails (pulled out of its reader,
+        its session lost) is said in one sentence, and its session dropped."""
+        with _TOKEN_CALLS:
+            try:
+                yield
+            except pkcs11.exceptions.PKCS11Error as error:
+                self.close()
+                raise InvalidInputError(
+                    N_("the token {token} stopped answering ({error}): is it in its reader?"),
+                    token=self.label,
+                    error=type(error).__name__,
+                ) from None
+
+    @contextlib.contextmanager
     def _reading(self) -> Iterator[Any]:
         """A session for public objects: the logged-in one, else a fresh one."""
-        with _TOKEN_CALLS:
+        with self._calling():
             if self._live is not None:
                 yield self._live
                 return
-            token = _find_token(self.module, self.uri)
-            try:
-                opened = token.open()
-            except pkcs11.exceptions.PKCS11Error:
-                raise InvalidInputError(
-                    N_("the token {uri} does not answer"), uri=str(self.uri)
-                ) from None
-            with opened as live:
+            with _find_token(self.module, self.uri).open() as live:
                 yield live
 
     def key_pairs(self) -> list[StoredKey]:
@@ -311,7 +319,7 @@ class Token:
         """The key pair's private key, on the token (the PIN is asked the first time)."""
         identifier = _identifier_of(stored)
         self.unlock()
-        with _TOKEN_CALLS:
+        with self._calling():
             try:
                 private = self._live.get_key(object_class=ObjectClass.PRIVATE_KEY, id=identifier)
             except (pkcs11.exceptions.NoSuchKey, pkcs11.exceptions.MultipleObjectsReturned):
@@ -336,7 +344,7 @@ class Token:
                 name=name,
             )
         self.unlock()
-        with _TOKEN_CALLS:
+        with self._calling():
             try:
                 key = generate(self._live, name, bits=bits)
             except pkcs11.exceptions.PKCS11Error as error:
@@ -360,7 +368,7 @@ class Token:
         """The platform CA's certificate in place of the key pair's, its own beside it."""
         identifier = _identifier_of(stored)
         self.unlock()
-        with _TOKEN_CALLS:
+        with self._calling():
             key = TokenRSAKey(
                 self._live.get_key(object_class=ObjectClass.PRIVATE_KEY, id=identifier),
                 stored.certificate.public_key(),  # type: ignore[arg-type]
@@ -381,7 +389,7 @@ class Token:
         """The key pair and its certificates off the token, for good."""
         identifier = _identifier_of(stored)
         self.unlock()
-        with _TOKEN_CALLS:
+        with self._calling():
             _destroy(self._live, identifier)
 
     def _stored(self, identifier: bytes) -> StoredKey:
