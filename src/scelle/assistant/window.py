@@ -107,6 +107,7 @@ _WORDS = (
     gettext_noop("Save"),
     gettext_noop("Saved."),
     gettext_noop("Where"),
+    gettext_noop("Key pairs on a token cannot be exported: their private key never leaves it."),
     gettext_noop("this store"),
     gettext_noop("token {token}"),
     gettext_noop("Token"),
@@ -429,6 +430,13 @@ class Window:
             f'<option value="{html.escape(key.name)}">{html.escape(key.name)}</option>'
             for key in keys
         )
+        exportable = "".join(
+            f'<option value="{html.escape(key.name)}">{html.escape(key.name)}</option>'
+            for key in keys
+            if key.token is None
+        )
+        refused = "Key pairs on a token cannot be exported: their private key never leaves it."
+        on_token = f"<p>{page._(refused)}</p>" if any(key.token for key in keys) else ""
         table = (
             f"<table><thead><tr><th scope=col>{page._('Name')}</th>"
             f"<th scope=col>{page._('Issued to (CN)')}</th><th scope=col>{page._('Expires')}</th>"
@@ -442,7 +450,7 @@ class Window:
             "/magasin/exporter",
             f"<fieldset><legend>{page._('Export a key pair to a .pfx file')}</legend>"
             f'<label for="export-name">{page._("Key pair")}</label>'
-            f'<select id="export-name" name="name">{options}</select>'
+            f'<select id="export-name" name="name">{exportable}</select>'
             f'<label for="export-password">{page._("Password protecting the file")}</label>'
             f'<input type="password" id="export-password" name="password" '
             f'autocomplete="new-password" required>'
@@ -476,7 +484,7 @@ class Window:
         )
         said = f'<p class="message" role="status">{html.escape(message)}</p>' if message else ""
         said += f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
-        forms = (export if keys else "") + import_ + (delete if keys else "")
+        forms = (export if exportable else "") + on_token + import_ + (delete if keys else "")
         content = said + self._token_state(page) + table + forms
         return page.render("/magasin", page._("Certificate store"), content, status=status)
 
@@ -492,7 +500,7 @@ class Window:
         if token is None:
             return ""
         if token.unlocked:
-            return f'<p class="message">{page._("{token}: unlocked", token=token.label)}</p>'
+            return f"<p>{page._('Token')} {page._('{token}: unlocked', token=token.label)}</p>"
         return page.form(
             "/magasin/jeton",
             f"<fieldset><legend>{page._('Unlock the token {token}', token=token.label)}</legend>"
