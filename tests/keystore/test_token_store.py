@@ -215,3 +215,22 @@ def test_a_token_out_of_its_reader_is_said_and_leaves_the_store_working(
     assert not token.unlocked
     assert token.private_key(made).key_size == 2048
     token.delete(made)
+
+
+def test_the_assistant_asks_no_pin_itself_a_locked_token_says_where_to_type_it(
+    softhsm: SoftHSM, tokens: Callable[..., Token], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from scelle.assistant.config import AssistantConfig, use_token
+
+    monkeypatch.setenv("SCELLE_PKCS11_MODULE", softhsm.module)
+    monkeypatch.delenv("SCELLE_TOKEN_PIN", raising=False)
+    made = tokens().generate(_label("Verrou"), "Carte", bits=2048, days=30, now=NOW)
+    store = KeyStore(tmp_path / "home", lambda _new: STORE_PASSPHRASE)
+    use_token(store, AssistantConfig("POSTE", tmp_path / "plis", token=softhsm.uri))
+    assert store.token is not None and made.name in {key.name for key in store.key_pairs()}
+    with pytest.raises(InvalidInputError, match="type its PIN in the assistant's window"):
+        store.private_key(made.name)
+    store.token.unlock(softhsm.pin)  # what the window's form does
+    assert store.private_key(made.name).key_size == 2048
+    store.delete(made.name)
+    store.token.close()
