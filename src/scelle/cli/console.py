@@ -77,22 +77,26 @@ def ask_password(
     return str(first)
 
 
-def store_passphrase(new: bool) -> str:
-    """The store passphrase: `SCELLE_STORE_PASSPHRASE`, else asked on the terminal."""
-    configured = os.environ.get(STORE_PASSPHRASE_VARIABLE)
+def _secret(variable: str, what: str, prompt: str, *, confirm: bool = False) -> str:
+    """A secret from the environment variable `variable`, else typed on the terminal."""
+    configured = os.environ.get(variable)
     if configured is not None:
         return configured
     if not interactive():
         raise InvalidInputError(
-            "the store passphrase is needed: set SCELLE_STORE_PASSPHRASE, "
-            "or run the command on a terminal"
+            f"{what} is needed: set {variable}, or run the command on a terminal"
         )
+    return ask_password(prompt, password_file=None, confirm=confirm, what=what)
+
+
+def store_passphrase(new: bool) -> str:
+    """The store passphrase: `SCELLE_STORE_PASSPHRASE`, else asked on the terminal."""
     prompt = (
         _("New passphrase of this workstation's store")
         if new
         else _("Passphrase of this workstation's store")
     )
-    return ask_password(prompt, password_file=None, confirm=new, what="the store passphrase")
+    return _secret(STORE_PASSPHRASE_VARIABLE, "the store passphrase", prompt, confirm=new)
 
 
 TOKEN_PIN_VARIABLE = "SCELLE_TOKEN_PIN"  # noqa: S105 - a variable name
@@ -100,20 +104,8 @@ TOKEN_PIN_VARIABLE = "SCELLE_TOKEN_PIN"  # noqa: S105 - a variable name
 
 def token_pin(label: str) -> str:
     """A token's PIN: `SCELLE_TOKEN_PIN`, else asked on the terminal; never kept."""
-    configured = os.environ.get(TOKEN_PIN_VARIABLE)
-    if configured is not None:
-        return configured
-    if not interactive():
-        raise InvalidInputError(
-            "the PIN of the token {label} is needed: set SCELLE_TOKEN_PIN, "
-            "or run the command on a terminal".replace("{label}", label)
-        )
-    return ask_password(
-        _("PIN of the token {label}", label=label),
-        password_file=None,
-        confirm=False,
-        what="the token's PIN",
-    )
+    prompt = _("PIN of the token {label}", label=label)
+    return _secret(TOKEN_PIN_VARIABLE, f"the PIN of the token {label}", prompt)
 
 
 def keyring_passphrase(home: Path) -> Callable[[bool], str]:
