@@ -29,9 +29,11 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 from deposit import PASSWORD, STORE, seed, start
+from scelle.assistant.opening import WORKERS
 from scelle.client.api import PlatformClient
 from scelle.core import certs, envelope
 from scelle.core.authority import build_csr
@@ -164,6 +166,28 @@ def run(url: str, folder: Path, count: int, size: int, server_pid: int) -> None:
         shutil.rmtree(plain)
         return elapsed
 
+    deposits = agent.tender_deposits("BENCH-OPEN")
+
+    def download_run(plain: Path) -> float:
+        """Download and decrypt alone, with the opening's number of workers."""
+        plain.mkdir()
+
+        def one(deposit: dict[str, Any]) -> None:
+            item = deposit["envelopes"][0]
+            part = plain / f"{deposit['id']}.p7m"
+            with part.open("wb") as sink:
+                agent.download_envelope(deposit["id"], "offre", sink, start=0, size=item["size"])
+            with part.open("rb") as ciphertext:
+                envelope.open_envelope_to_file(ciphertext, plain / f"{deposit['id']}.zip", keys)
+            part.unlink()
+
+        began = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
+            list(pool.map(one, deposits))
+        elapsed = time.perf_counter() - began
+        shutil.rmtree(plain)
+        return elapsed
+
     def opening_run(
         out: Path, with_keys: list[envelope.DecryptionKey] = keys
     ) -> tuple[float, PeakRss, float, float]:
@@ -180,11 +204,12 @@ def run(url: str, folder: Path, count: int, size: int, server_pid: int) -> None:
 
     # Alternated and best of two each: the page cache's writeback from one run
     # slows the next, whichever it is.
-    references, openings = [], []
+    references, openings, downloads = [], [], []
     for round_ in range(2):
         before = _cpu_seconds(os.getpid())
         references.append((reference_run(folder / f"plain-{round_}"), 0.0))
         references[-1] = (references[-1][0], _cpu_seconds(os.getpid()) - before)
+        downloads.append(download_run(folder / f"telechargement-{round_}"))
         openings.append(opening_run(folder / f"ouverture-{round_}"))
     reference, reference_cpu = min(references)
     opening, memory, server_cpu, client_cpu = min(openings, key=lambda run: run[0])
@@ -203,9 +228,13 @@ def run(url: str, folder: Path, count: int, size: int, server_pid: int) -> None:
     )
     print(f"  scelle decrypt   {count / reference:7.1f} envelopes/s  "
           f"{total / reference / MB:7.1f} MB/s  (the same files, decryption alone)")  # fmt: skip
-    print(
-        f"  ratio            {reference / opening:7.2f}  (open's speed / decrypt's; target >= 0.8)"
-    )
+    download = min(downloads)
+    print(f"  download+decrypt {count / download:7.1f} envelopes/s  "
+          f"{total / download / MB:7.1f} MB/s  (downloaded then decrypted, {WORKERS} at a "
+          f"time)")  # fmt: skip
+    print(f"  ratio            {reference / opening:7.2f}  (open's speed / decrypt's)")
+    print(f"  ratio            {download / opening:7.2f}  (open's speed / download+decrypt's; "
+          f"target >= 0.8)")  # fmt: skip
     print(f"  CPU seconds      open: client {client_cpu:.1f} + server {server_cpu:.1f} = "
           f"{client_cpu + server_cpu:.1f} on {os.cpu_count()} cores in {opening:.1f} s | "
           f"decrypt alone: {reference_cpu:.1f} in {reference:.1f} s")  # fmt: skip

@@ -617,3 +617,30 @@ def test_a_test_key_that_is_not_what_it_claims_opens_nothing(
         status, _, err = scelle(capsys, "open", REFERENCE, "--test-key", "--out", str(out))
         assert status == EXIT_FAILURE and said in err, err
         assert not platform.asked("GET", "/api/deposits") and not out.exists()
+
+
+def test_openings_are_reported_together_and_a_refusal_fails_only_its_envelope(
+    platform: HostilePlatform, buyer: Buyer, buyer_station: KeyStore, tmp_path: Path, capsys
+) -> None:
+    """The envelopes opened together are reported in one request (rule 7: their files appear
+    after it); a report refused as a whole is sent again envelope by envelope, and the one
+    the platform refuses fails alone, its files never shown."""
+    out = tmp_path / "plis"
+    first, second, refused = (str(uuid.uuid4()) for _ in range(3))
+    bids = {name: _honest_bid(tmp_path, name, buyer) for name in ("Alpha", "Beta", "Gamma")}
+    _serve_deposits(platform, [(first, "Alpha", bids["Alpha"]), (second, "Beta", bids["Beta"]),
+                               (refused, "Gamma", bids["Gamma"])])  # fmt: skip
+    platform.set("POST", "/api/opened-envelopes", (409, {}, b'{"detail": "non", "hint": null}'))
+    platform.set("POST", f"/api/deposits/{refused}/envelopes/offre/opened",
+                 (409, {}, b'{"detail": "refused by the platform", "hint": null}'))  # fmt: skip
+    status, _, err = scelle(capsys, "open", REFERENCE, "--out", str(out), clock=AFTER_DEADLINE)
+    assert status == EXIT_FAILURE
+    assert f"FAILED Gamma — offre (deposit {refused}): refused by the platform" in err
+    assert "Summary: 5 opened, 0 already opened, 1 failed" in err
+    gamma = out / "Gamma" / refused
+    assert (gamma / "candidature").is_dir() and not (gamma / "offre").exists()  # never shown
+    assert not any(out.glob(".scelle-work/*.opened"))  # nor stayed in the work folder
+    together = platform.asked("POST", "/api/opened-envelopes")
+    assert together, "the six envelopes, opened at once, were reported together"
+    named = {(e["deposit"], e["kind"]) for r in together for e in json.loads(r.body)["envelopes"]}
+    assert (refused, "offre") in named and len(named) >= 2

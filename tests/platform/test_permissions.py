@@ -206,6 +206,10 @@ ROUTES = [
         "/api/deposits/{deposit_id}/envelopes/{kind}/opened",
         {"files": 1}, (401, 403, 404, 403, 204), after_deadline=True,
     ),
+    Route(
+        "post", "/api/opened-envelopes", "/api/opened-envelopes", {"opened": "{deposit}"},
+        (401, 403, 404, 403, 204), after_deadline=True,
+    ),
     # The test tender: its key for anyone; a test deposit, to its own company at any time.
     Route(
         "get", "/api/tenders/{TEST}/test-key", "/api/tenders/{tender}/test-key", None,
@@ -223,6 +227,10 @@ ROUTES = [
         "post", "/api/deposits/{test_deposit}/envelopes/offre/opened",
         "/api/deposits/{deposit_id}/envelopes/{kind}/opened",
         {"files": 1}, (401, 204, 404, 404, 404),
+    ),
+    Route(
+        "post", "/api/opened-envelopes", "/api/opened-envelopes", {"opened": "{test_deposit}"},
+        (401, 204, 404, 404, 404),
     ),
     # Habilitations: agents who administer a service, on their own organisation's agents.
     Route("get", "/api/agents", "/api/agents", None, (401, 403, 200, 403, 200)),
@@ -324,6 +332,10 @@ def _body(route: Route, world: World, rsa_keys) -> dict[str, Any] | None:
                 {"kind": "offre", "upload": "6f1d2c3b-0000-4000-8000-000000000002"},
             ]
         }
+    if route.body is not None and "opened" in route.body:  # both envelopes, in one report
+        deposit = world.ids[str(route.body["opened"]).strip("{}")]
+        return {"envelopes": [{"deposit": deposit, "kind": kind, "files": 1}
+                              for kind in ("candidature", "offre")]}  # fmt: skip
     if route.body == {"service_id": True}:
         return {"service": world.ids["service"], "permission": "manage_tenders"}
     if route.body == {"job": True}:
@@ -349,7 +361,7 @@ def test_authorisation_matrix(
     if route.after_deadline:
         clock.advance(days=2)
     client = world.clients[caller]
-    with_test_tender(world, route.path)
+    with_test_tender(world, f"{route.path} {route.body}")
     path = route.path.format(**world.ids)
     body = _body(route, world, rsa_keys)
     response: Any

@@ -174,6 +174,12 @@ def test_only_its_company_sees_a_test_deposit(
     path = f"/api/deposits/{made['id']}/envelopes/offre"
     assert rival.client.get(path).status_code == 404
     assert rival.client.post(f"{path}/opened", {"files": 1}, "application/json").status_code == 404
+    # Nor in a report of several, beside one of its own: refused whole, nothing recorded.
+    own = _deposit(rival, test_tender)
+    both = {"envelopes": [{"deposit": d, "kind": "offre", "files": 1} for d in (own["id"], made["id"])]}
+    refused = rival.client.post("/api/opened-envelopes", both, "application/json")
+    assert refused.status_code == 404
+    assert not Event.objects.filter(action="opening.test_envelope.opened").exists()
     agent = api_client(rouen.owner, clock)
     assert agent.get(f"/api/tenders/{test_tender.id}/deposits").status_code == 404
     assert agent.get(path).status_code == 404

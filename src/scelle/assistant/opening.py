@@ -23,12 +23,14 @@ import concurrent.futures
 import contextlib
 import hashlib
 import re
+import shutil
 import threading
+import time
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeAlias
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -43,6 +45,7 @@ from scelle.core.errors import (
     ArchiveError,
     DecryptionError,
     InvalidInputError,
+    NotAuthenticatedError,
     PlatformAnswerError,
     ScelleError,
 )
@@ -56,6 +59,10 @@ WORKERS = 4
 """Envelopes opened at once: enough to overlap download, decryption and extraction
 on two cores, few enough to keep memory and disk traffic flat."""
 MAX_FOLDER_CHARACTERS = 80
+MAX_REPORTED = 100
+"""Envelopes in one report to the platform (its limit)."""
+REPORT_GATHER_SECONDS = 0.25
+"""How long opened envelopes wait for others to be reported with them."""
 
 
 @dataclass(frozen=True)
@@ -180,27 +187,27 @@ class _Opening:
         self.work = work
         self.progress = progress
         self._lock = threading.Lock()
+        self.reporter = _Reporter(client)
 
-    def open(self, job: _Job) -> Opened | Failed:
+    def open(self, job: _Job) -> Outcome:
+        """Open one envelope into the work folder; it appears at its place once the platform
+        has recorded its opening (the reporter does that, while this worker goes on)."""
         try:
             return self._open(job)
         except (ScelleError, OSError) as error:
             # Whatever went wrong, with this envelope only: the others go on.
-            reason = error.message if isinstance(error, ScelleError) else _disk_error(error)
-            _remove_empty(job.target.parent, job.target.parent.parent)
-            return Failed(*job.entry, reason)
+            return _settled(_failure(job, error))
 
-    def already_opened(self, job: _Job) -> Opened | Failed:
+    def already_opened(self, job: _Job) -> Outcome:
         """An envelope opened by an earlier run: reported (rule 7) and counted."""
         try:
             files = sum(1 for path in job.target.rglob("*") if path.is_file())
-            self.client.report_opened(job.deposit["id"], job.item["kind"], files=files)
-        except (ScelleError, OSError) as error:
-            reason = error.message if isinstance(error, ScelleError) else _disk_error(error)
-            return Failed(*job.entry, reason)
-        return Opened(*job.entry, job.target, files, job.deposit["late"])
+        except OSError as error:
+            return _settled(_failure(job, error))
+        opened = Opened(*job.entry, job.target, files, job.deposit["late"])
+        return self.reporter.submit(job, files, lambda: opened, lambda: None)
 
-    def _open(self, job: _Job) -> Opened:
+    def _open(self, job: _Job) -> Outcome:
         deposit, item = job.deposit, job.item
         label = f"{deposit['bidder']} — {item['kind']}"
         ciphertext = self._download(deposit, item, self.progress(label, item["size"]))
@@ -226,29 +233,33 @@ class _Opening:
                     bidder=manifest.bidder,
                 )
 
-        def report(manifest: archive.Manifest) -> None:
-            # Rule 7: the platform records the opening before any file appears.
-            self.client.report_opened(deposit["id"], item["kind"], files=len(manifest.files))
-
-        manifest = self._decrypt_and_extract(ciphertext, job.target, expect, report)
+        # Both parts of the name were validated (a UUID, an envelope kind of the tender).
+        staged = self.work / f"{deposit['id']}-{item['kind']}.opened"
+        shutil.rmtree(staged, ignore_errors=True)  # what a run cut short left
+        manifest = self._decrypt_and_extract(ciphertext, staged, expect)
         ciphertext.unlink()
-        return Opened(*job.entry, job.target, len(manifest.files), deposit["late"], outside)
+        opened = Opened(*job.entry, job.target, len(manifest.files), deposit["late"], outside)
+
+        def publish() -> Opened:
+            job.target.parent.mkdir(parents=True, exist_ok=True)
+            staged.rename(job.target)
+            return opened
+
+        return self.reporter.submit(
+            job, len(manifest.files), publish, lambda: shutil.rmtree(staged, ignore_errors=True)
+        )
 
     def _decrypt_and_extract(
-        self,
-        ciphertext: Path,
-        target: Path,
-        expect: Callable[[archive.Manifest], None],
-        report: Callable[[archive.Manifest], None],
+        self, ciphertext: Path, target: Path, expect: Callable[[archive.Manifest], None]
     ) -> archive.Manifest:
         """Decrypt into the archive reader through an in-process pipe: one pass, no
         plaintext file.
 
         The files land in a hidden staging folder as they are decrypted, and
-        appear at `target` only once the tag has verified and the platform has
-        recorded the opening. Whatever fails, a wrong key or a damaged envelope
-        reads as the one DecryptionError (the archive's complaint about garbage
-        would otherwise say which).
+        appear at `target` (in the work folder) only once the tag has verified.
+        Whatever fails, a wrong key or a damaged envelope reads as the one
+        DecryptionError (the archive's complaint about garbage would otherwise
+        say which).
         """
         plaintext = ChunkPipe()
         failure: list[BaseException] = []
@@ -262,18 +273,15 @@ class _Opening:
             with contextlib.suppress(BrokenPipeError):
                 plaintext.finish()
 
-        def verified_then_report(manifest: archive.Manifest) -> None:
+        def verified(_manifest: archive.Manifest) -> None:
             decryptor.join()  # the archive was read to its end: the tag is checked now
             if failure:
                 raise failure[0]
-            report(manifest)
 
         decryptor = threading.Thread(target=decrypt, name="decrypt", daemon=True)
         decryptor.start()
         try:
-            return archive.open_archive(
-                plaintext, target, expect=expect, before_publish=verified_then_report
-            )
+            return archive.open_archive(plaintext, target, expect=expect, before_publish=verified)
         except BaseException:
             # Let the decryption finish, so that a wrong key or a bad tag is what is said.
             while plaintext.read(1 << 20):
@@ -328,6 +336,113 @@ class _Opening:
         if progress is not None:
             progress(item["size"])
         return part
+
+
+Outcome: TypeAlias = "concurrent.futures.Future[Opened | Failed]"
+"""An envelope's result, once the platform has recorded its opening."""
+
+
+def _settled(result: Opened | Failed) -> concurrent.futures.Future[Opened | Failed]:
+    done: concurrent.futures.Future[Opened | Failed] = concurrent.futures.Future()
+    done.set_result(result)
+    return done
+
+
+def _failure(job: _Job, error: ScelleError | OSError) -> Failed:
+    reason = error.message if isinstance(error, ScelleError) else _disk_error(error)
+    _remove_empty(job.target.parent, job.target.parent.parent)
+    return Failed(*job.entry, reason)
+
+
+@dataclass
+class _Staged:
+    """An envelope opened in the work folder, waiting for the platform to record it."""
+
+    job: _Job
+    files: int
+    publish: Callable[[], Opened]
+    """Moves its files to their place: run once the platform recorded the opening."""
+    discard: Callable[[], None]
+    done: concurrent.futures.Future[Opened | Failed]
+
+    @property
+    def entry(self) -> tuple[str, str, int]:
+        return (self.job.deposit["id"], self.job.item["kind"], self.files)
+
+
+class _Reporter:
+    """Records opened envelopes on the platform, then shows their files (rule 7), on a
+    thread of its own: the workers go on to the next envelope meanwhile, and the envelopes
+    that wait while a report is on its way go together in the next one (group commit: one
+    transaction and one signed checkpoint for all of them on the platform). A report the
+    platform refuses as a whole is sent again envelope by envelope, so that each hears its
+    own refusal."""
+
+    def __init__(self, client: api.PlatformClient) -> None:
+        self._client = client
+        self._ready = threading.Condition()
+        self._waiting: list[_Staged] = []
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="opening-report", daemon=True)
+        self._thread.start()
+
+    def submit(
+        self, job: _Job, files: int, publish: Callable[[], Opened], discard: Callable[[], None]
+    ) -> concurrent.futures.Future[Opened | Failed]:
+        staged = _Staged(job, files, publish, discard, concurrent.futures.Future())
+        with self._ready:
+            self._waiting.append(staged)
+            self._ready.notify()
+        return staged.done
+
+    def close(self) -> None:
+        """Once every envelope submitted is reported (or failed)."""
+        with self._ready:
+            self._closed = True
+            self._ready.notify()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while not self._waiting and not self._closed:
+                    self._ready.wait()
+                # A moment for others to join: nothing waits on the report but the files'
+                # appearance, and one report of many costs the platform about one of one.
+                until = time.monotonic() + REPORT_GATHER_SECONDS
+                while len(self._waiting) < MAX_REPORTED and not self._closed:
+                    left = until - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._ready.wait(left)
+                batch = self._waiting[:MAX_REPORTED]
+                del self._waiting[:MAX_REPORTED]
+            if not batch:
+                return
+            self._send(batch)
+
+    def _send(self, batch: list[_Staged]) -> None:
+        try:
+            if len(batch) == 1:
+                deposit, kind, files = batch[0].entry
+                self._client.report_opened(deposit, kind, files=files)
+            else:
+                self._client.report_opened_together([staged.entry for staged in batch])
+        except ScelleError as error:
+            if len(batch) > 1 and not isinstance(error, NotAuthenticatedError):
+                for staged in batch:
+                    self._send([staged])
+                return
+            for staged in batch:
+                staged.discard()
+                staged.done.set_result(_failure(staged.job, error))
+            return
+        for staged in batch:
+            try:
+                staged.done.set_result(staged.publish())
+            except OSError as error:
+                staged.discard()
+                staged.done.set_result(_failure(staged.job, error))
 
 
 class _Hashing:
@@ -486,11 +601,16 @@ def _open_all(
                 already.append(job)
             else:
                 jobs.append(job)
-    for job in already:
-        _file(report, opening.already_opened(job), report.already)
-    with concurrent.futures.ThreadPoolExecutor(max(1, workers), "opening") as pool:
-        for result in pool.map(opening.open, jobs):
-            _file(report, result, report.opened)
+    try:
+        earlier = [opening.already_opened(job) for job in already]
+        with concurrent.futures.ThreadPoolExecutor(max(1, workers), "opening") as pool:
+            now = list(pool.map(opening.open, jobs))
+    finally:
+        opening.reporter.close()
+    for done in earlier:
+        _file(report, done.result(), report.already)
+    for done in now:
+        _file(report, done.result(), report.opened)
 
 
 def _file(report: OpeningReport, result: Opened | Failed, into: list[Opened]) -> None:

@@ -25,7 +25,7 @@ import re
 import ssl
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, NotRequired, TypeVar, cast
 
 import httpx
@@ -695,6 +695,11 @@ class PlatformClient:
     def report_opened(self, deposit: str, kind: str, *, files: int) -> None:
         path = f"/deposits/{_segment(deposit)}/envelopes/{_segment(kind)}/opened"
         self._call_without_answer("POST", path, json={"files": files})
+
+    def report_opened_together(self, opened: Sequence[tuple[str, str, int]]) -> None:
+        """Several envelopes opened, in one report: all recorded, or none."""
+        body = {"envelopes": [{"deposit": d, "kind": k, "files": n} for d, k, n in opened]}
+        self._call_without_answer("POST", "/opened-envelopes", json=body)
 
     def my_deposits(self) -> list[Deposit]:
         return self._call(list[Deposit], "GET", "/deposits")

@@ -60,3 +60,27 @@ def opened(
     """Record that this envelope was opened on the agent's workstation."""
     services.report_opened(actor(request), deposit_id, kind, files=payload.files, now=now())
     return Status(204, None)
+
+
+class OpenedEnvelopeIn(Schema):
+    deposit: uuid.UUID
+    kind: str = Field(max_length=40)
+    files: int = Field(ge=0)
+
+
+class OpenedTogetherIn(Schema):
+    envelopes: list[OpenedEnvelopeIn] = Field(
+        min_length=1, max_length=services.MAX_REPORTED_AT_ONCE
+    )
+
+
+@router.post("/opened-envelopes", response=responses({204: None}, 400, 403, 404, 409))
+def opened_together(request: HttpRequest, payload: OpenedTogetherIn) -> Status[None]:
+    """Record that these envelopes were opened on the agent's workstation: all or none
+    (the opening's workers report what they opened together)."""
+    services.report_opened_together(
+        actor(request),
+        [(item.deposit, item.kind, item.files) for item in payload.envelopes],
+        now=now(),
+    )
+    return Status(204, None)

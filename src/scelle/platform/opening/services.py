@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from typing import BinaryIO
 
 from django.core.exceptions import ValidationError
@@ -90,6 +91,46 @@ def _envelope_to_open(
         raise NotFoundError(N_("this deposit has no envelope {kind!r}"), kind=kind) from None
 
 
+def _envelopes_to_open(
+    actor: User, wanted: Sequence[tuple[uuid.UUID | str, str, int]], *, now: dt.datetime
+) -> list[tuple[Envelope, str, int]]:
+    """`_envelope_to_open` for several envelopes: the same checks, with one query for the
+    envelopes and one permission check per tender, in the order asked."""
+    if len(wanted) == 1:
+        deposit_id, kind, files = wanted[0]
+        return [(_envelope_to_open(actor, deposit_id, kind, now=now), kind, files)]
+    ids = set()
+    for deposit_id, _kind, _files in wanted:
+        try:
+            ids.add(uuid.UUID(str(deposit_id)))
+        except ValueError:
+            raise NotFoundError(N_("no such deposit")) from None
+    envelopes = {
+        (envelope.deposit_id, envelope.kind): envelope
+        for envelope in Envelope.objects.filter(deposit_id__in=ids).select_related(
+            "deposit__tender", "deposit__bidder"
+        )
+    }
+    deposits = {deposit_id: envelope.deposit for (deposit_id, _kind), envelope in envelopes.items()}
+    allowed: set[uuid.UUID] = set()
+    found = []
+    for deposit_id, kind, files in wanted:
+        deposit = deposits.get(uuid.UUID(str(deposit_id)))
+        if deposit is None:
+            raise NotFoundError(N_("no such deposit"))
+        # The same checks as for one envelope: once per tender, once per deposit of a test
+        # tender (where each company may report only its own).
+        checked = deposit.id if deposit.tender.is_test else deposit.tender_id
+        if checked not in allowed:
+            _envelope_to_open(actor, deposit.id, kind, now=now)
+            allowed.add(checked)
+        envelope = envelopes.get((deposit.id, kind))
+        if envelope is None:
+            raise NotFoundError(N_("this deposit has no envelope {kind!r}"), kind=kind)
+        found.append((envelope, kind, files))
+    return found
+
+
 def envelope_for_download(
     actor: User, deposit_id: uuid.UUID | str, kind: str, *, start: int, now: dt.datetime
 ) -> tuple[Envelope, BinaryIO]:
@@ -127,27 +168,47 @@ def envelope_for_download(
     return found, handle
 
 
+MAX_REPORTED_AT_ONCE = 100
+"""Envelopes one report may name: an opening's workers report together (group commit)."""
+
+
 def report_opened(
     actor: User, deposit_id: uuid.UUID | str, kind: str, *, files: int, now: dt.datetime
 ) -> None:
     """Record that the actor opened an envelope on their workstation (rule 7: who, when)."""
-    found = _envelope_to_open(actor, deposit_id, kind, now=now)
-    test = found.deposit.tender.is_test
-    with transaction.atomic():
-        record(
-            "opening.test_envelope.opened" if test else "opening.envelope.opened",
-            actor=actor.email,
-            target=found.deposit,
-            organisation_id=actor.organisation_id,
-            details={
-                "tender": found.deposit.tender.reference,
-                "bidder": found.deposit.bidder.name,
-                "envelope": kind,
-                "files": files,
-                "late": found.deposit.late,
-            },
-            now=now,
+    report_opened_together(actor, [(deposit_id, kind, files)], now=now)
+
+
+def report_opened_together(
+    actor: User, opened: Sequence[tuple[uuid.UUID | str, str, int]], *, now: dt.datetime
+) -> None:
+    """Record envelopes opened on the actor's workstation (rule 7), each as its own event,
+    all or none, under one checkpoint: an opening's envelopes are reported as they come,
+    and those that come together cost the platform one transaction and one signature."""
+    if not 1 <= len(opened) <= MAX_REPORTED_AT_ONCE:
+        raise InvalidInputError(
+            N_("a report names 1 to {most} envelopes"), most=MAX_REPORTED_AT_ONCE
         )
-        if test:  # a company's try: nothing to anchor
-            return
-        checkpoint(now=now, reason="opening")  # in the same transaction: both or neither
+    found = _envelopes_to_open(actor, opened, now=now)
+    with transaction.atomic():
+        for envelope, kind, files in found:
+            deposit = envelope.deposit
+            record(
+                "opening.test_envelope.opened" if deposit.tender.is_test
+                else "opening.envelope.opened",
+                actor=actor.email,
+                target=deposit,
+                organisation_id=actor.organisation_id,
+                details={
+                    "tender": deposit.tender.reference,
+                    "bidder": deposit.bidder.name,
+                    "envelope": kind,
+                    "files": files,
+                    "late": deposit.late,
+                },
+                now=now,
+            )  # fmt: skip
+        if any(not envelope.deposit.tender.is_test for envelope, _kind, _files in found):
+            # A company's test deposits have nothing to anchor; in the same transaction as
+            # the events: both or neither.
+            checkpoint(now=now, reason="opening")
