@@ -176,7 +176,9 @@ def test_only_its_company_sees_a_test_deposit(
     assert rival.client.post(f"{path}/opened", {"files": 1}, "application/json").status_code == 404
     # Nor in a report of several, beside one of its own: refused whole, nothing recorded.
     own = _deposit(rival, test_tender)
-    both = {"envelopes": [{"deposit": d, "kind": "offre", "files": 1} for d in (own["id"], made["id"])]}
+    both = {
+        "envelopes": [{"deposit": d, "kind": "offre", "files": 1} for d in (own["id"], made["id"])]
+    }
     refused = rival.client.post("/api/opened-envelopes", both, "application/json")
     assert refused.status_code == 404
     assert not Event.objects.filter(action="opening.test_envelope.opened").exists()
