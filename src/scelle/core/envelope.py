@@ -28,7 +28,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, TypeAlias
 
 from asn1crypto import algos, cms
 from asn1crypto import core as asn1
@@ -192,8 +192,14 @@ class EnvelopeKeys:
     """DER of the RecipientInfos SET: the content key wrapped for each recipient."""
 
     @classmethod
-    def for_recipients(cls, certificates: Sequence[x509.Certificate]) -> EnvelopeKeys:
-        """A fresh content key and nonce, wrapped with RSA-OAEP for each certificate."""
+    def for_recipients(
+        cls,
+        certificates: Sequence[x509.Certificate],
+        *,
+        also: Callable[[bytes], cms.RecipientInfo] | None = None,
+    ) -> EnvelopeKeys:
+        """A fresh content key and nonce, wrapped with RSA-OAEP for each certificate, and
+        given to `also` (a commission's shares, core.commission) when there is one."""
         if not certificates:
             raise EncryptionError(
                 N_("an envelope needs at least one recipient"),
@@ -229,6 +235,8 @@ class EnvelopeKeys:
                     ),
                 )
             )
+        if also is not None:
+            infos.append(also(content_key))
         return cls(content_key, os.urandom(_NONCE_BYTES), cms.RecipientInfos(infos).dump())
 
 
@@ -341,6 +349,18 @@ class DecryptionKey:
     """Used to pick the recipient info addressed to this key; without it every one is tried."""
 
 
+@dataclass(frozen=True)
+class KnownContentKey:
+    """An envelope's content key, known another way than by a recipient's private key (a
+    commission's members' shares, combined): only the tag tells whether it is the one."""
+
+    content_key: bytes = field(repr=False)
+
+
+OpeningKey: TypeAlias = "DecryptionKey | KnownContentKey"
+"""What may open an envelope: a private key, or the content key itself."""
+
+
 class _Failed(Exception):
     """Any failure inside the reader; turned into the one DecryptionError."""
 
@@ -385,7 +405,7 @@ def _key_transport_padding(algorithm: cms.KeyEncryptionAlgorithm) -> OAEP | PKCS
 
 
 def _unwrap_content_key(
-    recipient_infos: bytes, keys: Sequence[DecryptionKey], key_bytes: int, *, oaep_only: bool
+    recipient_infos: bytes, keys: Sequence[OpeningKey], key_bytes: int, *, oaep_only: bool
 ) -> bytes:
     """The content key, or a random one when no recipient info yields a plausible key.
 
@@ -394,8 +414,15 @@ def _unwrap_content_key(
     padding check at the end, as OpenSSL's CMS does against Bleichenbacher's attack.
     """
     infos = cms.RecipientInfos.load(recipient_infos, strict=True)
-    infos.native  # noqa: B018 - parses every field now: a malformed one must fail, not hide
+    for info in infos:
+        # Parses every field now: a malformed one must fail, not hide. Another kind's value
+        # (a commission's shares: core.commission) has no schema here, and is skipped.
+        info.native if info.name != "ori" else info.chosen["ori_type"].native
     for key in keys:
+        if isinstance(key, KnownContentKey):
+            if len(key.content_key) == key_bytes:
+                return key.content_key
+            continue
         for info in infos:
             if info.name != "ktri":
                 continue
@@ -578,7 +605,7 @@ def _read_header(reader: ber.BerReader) -> _Header:
 def _decrypt(
     reader: ber.BerReader,
     sink: Writable,
-    keys: Sequence[DecryptionKey],
+    keys: Sequence[OpeningKey],
     progress: ProgressCallback | None,
     deposit: bool,
 ) -> int:
@@ -659,7 +686,7 @@ class _UnpaddingSink:
 def decrypt_stream(
     source: Readable,
     sink: Writable,
-    keys: Sequence[DecryptionKey],
+    keys: Sequence[OpeningKey],
     *,
     progress: ProgressCallback | None = None,
     deposit: bool = False,
@@ -751,7 +778,7 @@ def read_recipients(source: Readable) -> list[EnvelopeRecipient]:
 def open_envelope_to_file(
     source: Readable,
     target: Path,
-    keys: Sequence[DecryptionKey],
+    keys: Sequence[OpeningKey],
     *,
     overwrite: bool = False,
     progress: ProgressCallback | None = None,

@@ -1,0 +1,154 @@
+"""A commission's envelopes (core.commission): k of n members' shares open them, k - 1 do
+not, a share is bound to its tender, deadline and envelope, and OpenSSL still opens them
+with a backup key pair, skipping the recipient it does not know."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import itertools
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+from asn1crypto import cms
+
+from scelle.core import commission, envelope
+from scelle.core.errors import DecryptionError, InvalidInputError
+from tests.conftest import NOW, Identity, make_identity, require_tool
+
+DEADLINE = NOW + dt.timedelta(days=30)
+AFTER = DEADLINE + dt.timedelta(minutes=1)
+TENDER = uuid.UUID("6f1d2c3b-0000-4000-8000-00000000c0de")
+
+
+@pytest.fixture(scope="module")
+def members(tmp_path_factory: pytest.TempPathFactory) -> list[Identity]:
+    folder = tmp_path_factory.mktemp("commission")
+    return [make_identity(folder, name) for name in ("membre-a", "membre-b", "membre-c")]
+
+
+def _seal(
+    plaintext: bytes, members: list[Identity], backups: list[Identity], *, k: int = 2,
+    tender: uuid.UUID = TENDER, deadline: dt.datetime = DEADLINE,
+) -> bytes:  # fmt: skip
+    chosen = commission.Commission(tender, deadline, tuple(m.certificate for m in members), k)
+    keys = envelope.EnvelopeKeys.for_recipients(
+        [b.certificate for b in backups],
+        also=lambda content_key: commission.recipient_info(content_key, chosen),
+    )
+    out = io.BytesIO()
+    envelope.encrypt_stream(io.BytesIO(plaintext), out, keys)
+    return out.getvalue()
+
+
+def _sealed_shares(sealed: bytes) -> commission.SealedShares:
+    infos = cms.ContentInfo.load(sealed)["content"]["recipient_infos"].dump()
+    found = commission.read(infos)
+    assert found is not None
+    return found
+
+
+def _open_with(sealed: bytes, content_key: bytes) -> bytes:
+    out = io.BytesIO()
+    envelope.decrypt_stream(
+        io.BytesIO(sealed), out, [envelope.KnownContentKey(content_key)], deposit=True
+    )
+    return out.getvalue()
+
+
+def test_any_two_of_three_members_open_and_one_alone_does_not(
+    members: list[Identity], bob: Identity
+) -> None:
+    plaintext = os.urandom(200_000)
+    sealed = _seal(plaintext, members, [bob])
+    shares = _sealed_shares(sealed)
+    assert shares.threshold == 2 and len(shares.shares) == 3
+    taken = {
+        m.certificate: commission.decrypt_share(shares, m.decryption_key, TENDER, now=AFTER)
+        for m in members
+    }
+    for pair in itertools.combinations(members, 2):
+        key = commission.combine([taken[m.certificate] for m in pair], shares)
+        assert _open_with(sealed, key) == plaintext
+    for alone in members:
+        with pytest.raises(DecryptionError, match="1 share"):
+            commission.combine([taken[alone.certificate]], shares)
+        forged = commission.combine([taken[alone.certificate], os.urandom(33)], shares)
+        with pytest.raises(DecryptionError):
+            _open_with(sealed, forged)
+
+
+def test_a_share_is_bound_to_its_tender_deadline_and_envelope(
+    members: list[Identity], bob: Identity
+) -> None:
+    first, second = _seal(b"offre 1", members, [bob]), _seal(b"offre 2", members, [bob])
+    one, two = _sealed_shares(first), _sealed_shares(second)
+    member = members[0].decryption_key
+    with pytest.raises(DecryptionError, match="no share of this envelope"):
+        commission.decrypt_share(one, member, uuid.uuid4(), now=AFTER)  # another tender
+    with pytest.raises(DecryptionError, match="stays sealed until"):
+        commission.decrypt_share(one, member, TENDER, now=DEADLINE - dt.timedelta(seconds=1))
+    # A deadline a server moved earlier: the label the member computes does not match.
+    moved = commission.SealedShares(one.threshold, NOW, one.envelope, one.shares)
+    with pytest.raises(DecryptionError, match="no share of this envelope"):
+        commission.decrypt_share(moved, member, TENDER, now=AFTER)
+    # The second envelope's shares put into the first's: they decrypt to nothing.
+    swapped = commission.SealedShares(one.threshold, one.not_before, one.envelope, two.shares)
+    with pytest.raises(DecryptionError, match="no share of this envelope"):
+        commission.decrypt_share(swapped, member, TENDER, now=AFTER)
+    with pytest.raises(DecryptionError, match="no share"):
+        commission.decrypt_share(one, bob.decryption_key, TENDER, now=AFTER)  # not a member
+
+
+def test_openssl_opens_with_a_backup_key_and_skips_the_commission(
+    members: list[Identity], bob: Identity, alice: Identity, tmp_path: Path
+) -> None:
+    openssl = require_tool("openssl")
+    plaintext = b"%PDF offre de test\n" * 5000
+    (tmp_path / "offre.p7m").write_bytes(_seal(plaintext, members, [alice, bob]))
+    for backup in (alice, bob):
+        opened = subprocess.run(
+            [openssl, "cms", "-decrypt", "-binary", "-inform", "DER",
+             "-in", str(tmp_path / "offre.p7m"), "-inkey", str(backup.key_pem),
+             "-recip", str(backup.cert_pem)],
+            capture_output=True, check=True,
+        )  # fmt: skip
+        assert opened.stdout == plaintext
+    out = io.BytesIO()
+    envelope.decrypt_stream(
+        io.BytesIO((tmp_path / "offre.p7m").read_bytes()), out, [bob.decryption_key], deposit=True
+    )
+    assert out.getvalue() == plaintext
+
+
+def test_a_malformed_commission_recipient_is_named_and_the_backup_still_opens(
+    members: list[Identity], bob: Identity
+) -> None:
+    bad = cms.RecipientInfo(
+        name="ori",
+        value=cms.OtherRecipientInfo(
+            {"ori_type": commission.COMMISSION_OID, "ori_value": cms.OctetString(b"\x00" * 9)}
+        ),
+    )
+    keys = envelope.EnvelopeKeys.for_recipients([bob.certificate], also=lambda _key: bad)
+    sealed = io.BytesIO()
+    envelope.encrypt_stream(io.BytesIO(b"pli"), sealed, keys)
+    infos = cms.ContentInfo.load(sealed.getvalue())["content"]["recipient_infos"].dump()
+    with pytest.raises(InvalidInputError, match="commission recipient is malformed"):
+        commission.read(infos)
+    out = io.BytesIO()
+    envelope.decrypt_stream(io.BytesIO(sealed.getvalue()), out, [bob.decryption_key])
+    assert out.getvalue() == b"pli"
+
+
+@pytest.mark.parametrize(("count", "k"), [(1, 1), (2, 1), (2, 3)])
+def test_a_commission_needs_two_members_to_open(
+    members: list[Identity], count: int, k: int
+) -> None:
+    with pytest.raises(InvalidInputError, match="at least 2 of them"):
+        commission.Commission(TENDER, DEADLINE, tuple(m.certificate for m in members[:count]), k)
+    with pytest.raises(InvalidInputError, match="once"):
+        commission.Commission(TENDER, DEADLINE, (members[0].certificate,) * 2, 2)
