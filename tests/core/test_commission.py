@@ -152,3 +152,56 @@ def test_a_commission_needs_two_members_to_open(
         commission.Commission(TENDER, DEADLINE, tuple(m.certificate for m in members[:count]), k)
     with pytest.raises(InvalidInputError, match="once"):
         commission.Commission(TENDER, DEADLINE, (members[0].certificate,) * 2, 2)
+
+
+SEAL_JS = Path(__file__).resolve().parents[2] / "src/scelle/platform/web/js/seal.js"
+
+
+def test_the_page_seals_a_commission_the_command_opens(
+    members: list[Identity], bob: Identity
+) -> None:
+    """seal.js (the browser's sealing, run by Node.js as the page runs it) writes the
+    RecipientInfos of a commission tender: the command's members decrypt their shares from
+    it and combine any two into the page's content key; the backup key pair's is intact."""
+    import json
+    import shutil
+
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    node = shutil.which("node")
+    if node is None or not (SEAL_JS.parents[5] / "node_modules").exists():
+        pytest.skip("Node.js and the npm packages are installed by scripts/build-js")
+    script = f"""
+import {{ recipientInfos }} from {json.dumps(SEAL_JS.as_uri())};
+import {{ readFileSync }} from "node:fs";
+const input = JSON.parse(readFileSync(0, "utf8"));
+const bytes = (h) => new Uint8Array(Buffer.from(h, "hex"));
+const contentKey = crypto.getRandomValues(new Uint8Array(32));
+const infos = await recipientInfos(contentKey, [bytes(input.backup)], {{
+  tender: input.tender, notBefore: new Date(input.deadline), members: input.members.map(bytes),
+  threshold: 2,
+}});
+console.log(JSON.stringify({{ key: Buffer.from(contentKey).toString("hex"),
+                             infos: Buffer.from(infos).toString("hex") }}));
+"""
+    payload = {
+        "backup": bob.certificate.public_bytes(Encoding.DER).hex(),
+        "members": [m.certificate.public_bytes(Encoding.DER).hex() for m in members],
+        "tender": str(TENDER),
+        "deadline": DEADLINE.isoformat(),
+    }
+    run = subprocess.run([node, "--input-type=module", "-e", script], input=json.dumps(payload),
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    answer = json.loads(run.stdout)
+    infos = bytes.fromhex(answer["infos"])
+    sealed = commission.read(infos)
+    assert sealed is not None and sealed.threshold == 2 and sealed.not_before == DEADLINE
+    taken = [commission.decrypt_share(sealed, m.decryption_key, TENDER, now=AFTER) for m in members]
+    for pair in itertools.combinations(taken, 2):
+        assert commission.combine(list(pair), sealed).hex() == answer["key"]
+    ktri = [i.chosen for i in cms.RecipientInfos.load(infos) if i.name == "ktri"]
+    assert (
+        len(ktri) == 1
+        and bob.key.decrypt(ktri[0]["encrypted_key"].native, envelope._OAEP_SHA256).hex()
+        == answer["key"]
+    )

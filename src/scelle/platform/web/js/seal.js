@@ -8,6 +8,7 @@
 // AES-GCM. Both read files in 1 MiB slices: memory stays flat whatever the size.
 
 import { createCRC32, createSHA256 } from "hash-wasm";
+import { commissionRecipientInfo } from "./commission.js";
 import { compareBytes, concat, certificateFields, encodeLength, tlv } from "./der.js";
 import { GcmEncryptor, MAX_GCM_BYTES } from "./gcm.js";
 import { archiveSize, layout, manifestBytes, sortFiles } from "./zip.js";
@@ -40,9 +41,10 @@ export class SealError extends Error {
 
 /**
  * The RecipientInfos SET: the content key wrapped with RSA-OAEP-SHA256 for each
- * certificate (DER bytes), sorted as DER sorts a SET OF.
+ * certificate (DER bytes), and split among a commission's members when the tender has
+ * one (commission.js), sorted as DER sorts a SET OF.
  */
-export async function recipientInfos(contentKey, certificates) {
+export async function recipientInfos(contentKey, certificates, commission = null) {
   const infos = [];
   for (const der of certificates) {
     const { issuer, serial, spki } = certificateFields(der);
@@ -54,6 +56,7 @@ export async function recipientInfos(contentKey, certificates) {
       tlv(0x30, Uint8Array.of(0x02, 0x01, 0x00), tlv(0x30, issuer, serial), OAEP_SHA256, tlv(0x04, wrapped)),
     );
   }
+  if (commission) infos.push(await commissionRecipientInfo(contentKey, commission));
   infos.sort(compareBytes);
   return tlv(0x31, ...infos);
 }
@@ -263,11 +266,11 @@ function* segments(ciphertext) {
   }
 }
 
-/** A fresh content key and nonce, wrapped for every recipient. */
-export async function freshKeys(certificates) {
+/** A fresh content key and nonce, wrapped for every recipient (and a commission). */
+export async function freshKeys(certificates, commission = null) {
   const contentKey = crypto.getRandomValues(new Uint8Array(32));
   const nonce = crypto.getRandomValues(new Uint8Array(NONCE_BYTES));
-  return { contentKey, nonce, recipientInfos: await recipientInfos(contentKey, certificates) };
+  return { contentKey, nonce, recipientInfos: await recipientInfos(contentKey, certificates, commission) };
 }
 
 export { hex, fromHex };
