@@ -205,3 +205,29 @@ console.log(JSON.stringify({{ key: Buffer.from(contentKey).toString("hex"),
         and bob.key.decrypt(ktri[0]["encrypted_key"].native, envelope._OAEP_SHA256).hex()
         == answer["key"]
     )
+
+
+def test_a_member_relays_a_share_only_the_recorded_opener_receives_here(
+    members: list[Identity], bob: Identity, alice: Identity
+) -> None:
+    sealed_bytes = _seal(b"offre", members, [bob])
+    first, other = _sealed_shares(sealed_bytes), _sealed_shares(_seal(b"autre", members, [bob]))
+    opener, member = members[0], members[1]
+    share = commission.decrypt_share(first, member.decryption_key, TENDER, now=AFTER)
+    relayed = commission.relay_share(
+        share, first, TENDER, opener=opener.certificate, member=member.certificate
+    )
+    assert share not in relayed
+    received = commission.receive_share(
+        relayed, first, TENDER, opener=opener.decryption_key, member=member.certificate
+    )
+    own = commission.decrypt_share(first, opener.decryption_key, TENDER, now=AFTER)
+    assert _open_with(sealed_bytes, commission.combine([own, received], first)) == b"offre"
+    refused = [
+        (first, alice.decryption_key, member.certificate),  # another opener's key
+        (other, opener.decryption_key, member.certificate),  # moved to another envelope
+        (first, opener.decryption_key, members[2].certificate),  # said to be another member's
+    ]
+    for sealed, key, said in refused:
+        with pytest.raises(DecryptionError, match="does not open for this opener"):
+            commission.receive_share(relayed, sealed, TENDER, opener=key, member=said)

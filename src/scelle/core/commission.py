@@ -57,6 +57,7 @@ COMMISSION_OID = "2.25.19086125424708564197750278881582884074.1"
 VERSION = 1
 ENVELOPE_ID_BYTES = 16
 _LABEL_PREFIX = b"scelle-commission/1"
+_RELAY_PREFIX = b"scelle-commission-relay/1"
 
 
 class CommissionShare(asn1.Sequence):  # type: ignore[misc]
@@ -236,6 +237,55 @@ def decrypt_share(
 
 def _same_rid(rid: cms.RecipientIdentifier, certificate: x509.Certificate) -> bool:
     return bool(rid.dump() == _rid(certificate).dump())
+
+
+def _relay_label(
+    sealed: SealedShares, tender: uuid.UUID, opener: x509.Certificate, member: x509.Certificate
+) -> bytes:
+    return hashlib.sha256(
+        _RELAY_PREFIX
+        + share_label(tender, sealed.not_before, sealed.envelope)
+        + opener.fingerprint(hashes.SHA256())
+        + member.fingerprint(hashes.SHA256())
+    ).digest()
+
+
+def relay_share(
+    share: bytes,
+    sealed: SealedShares,
+    tender: uuid.UUID,
+    *,
+    opener: x509.Certificate,
+    member: x509.Certificate,
+) -> bytes:
+    """A member's share, decrypted on their workstation, encrypted again for the opener's
+    certificate as the launch recorded it (never a key the server names): RSA-OAEP-SHA256
+    under a label binding the envelope's share label, the opener and the member, so that
+    the platform that relays it can neither read it nor move it to another envelope,
+    opener or member."""
+    key = recipient_public_key(opener)
+    return key.encrypt(share, _oaep(_relay_label(sealed, tender, opener, member)))
+
+
+def receive_share(
+    relayed: bytes,
+    sealed: SealedShares,
+    tender: uuid.UUID,
+    *,
+    opener: DecryptionKey,
+    member: x509.Certificate,
+) -> bytes:
+    """A share `member` relayed to this opener for this envelope, or DecryptionError."""
+    if opener.certificate is None:
+        raise DecryptionError(N_("the opener's certificate is needed to receive shares"))
+    try:
+        return opener.private_key.decrypt(
+            relayed, _oaep(_relay_label(sealed, tender, opener.certificate, member))
+        )
+    except ValueError:
+        raise DecryptionError(
+            N_("a relayed share does not open for this opener and envelope")
+        ) from None
 
 
 def combine(shares: Sequence[bytes], sealed: SealedShares) -> bytes:
