@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 import json
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +68,16 @@ def lock_chain() -> None:
     # gives this transaction the database's single write lock.
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """One event of `record_many`: what `record` takes, but the actor and the time."""
+
+    action: str
+    target: models.Model
+    organisation_id: uuid.UUID | None = None
+    details: Mapping[str, Any] | None = None
+
+
 def record(
     action: str,
     *,
@@ -78,25 +88,34 @@ def record(
     details: Mapping[str, Any] | None = None,
 ) -> Event:
     """Append an event; call it inside the transaction of the change it records."""
+    recorded = Recorded(action, target, organisation_id, details)
+    return record_many([recorded], actor=actor, now=now)[0]
+
+
+def record_many(events: Sequence[Recorded], *, actor: str, now: dt.datetime) -> list[Event]:
+    """Append several events, chained in order, in one write (an opening's envelopes
+    reported together); call it inside the transaction of the change they record."""
+    made = []
     with transaction.atomic():
         lock_chain()
-        last = Event.objects.order_by("-id").values_list("hash", flat=True).first()
-        event = Event(
-            at=now,
-            actor=actor,
-            organisation_id=organisation_id,
-            action=action,
-            object_type=target._meta.label_lower,
-            object_id=str(target.pk),
-            details=dict(details or {}),
-            previous_hash=last or GENESIS,
-        )
-        # Round-trip the details through JSON now, so that the hash is
-        # computed on exactly what the database will give back.
-        event.details = json.loads(json.dumps(event.details, default=str))
-        event.hash = _event_hash(event)
-        event.save()
-    return event
+        last = Event.objects.order_by("-id").values_list("hash", flat=True).first() or GENESIS
+        for recorded in events:
+            event = Event(
+                at=now,
+                actor=actor,
+                organisation_id=recorded.organisation_id,
+                action=recorded.action,
+                object_type=recorded.target._meta.label_lower,
+                object_id=str(recorded.target.pk),
+                # Round-tripped through JSON now, so that the hash is computed on exactly what
+                # the database will give back.
+                details=json.loads(json.dumps(dict(recorded.details or {}), default=str)),
+                previous_hash=last,
+            )
+            event.hash = last = _event_hash(event)
+            made.append(event)
+        Event.objects.bulk_create(made)
+    return made
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from django.db.models import QuerySet
 from scelle.core.errors import N_, InvalidInputError, NotFoundError, RuleViolationError
 from scelle.platform.accounts.models import Permission, User
 from scelle.platform.audit.anchors import checkpoint
-from scelle.platform.audit.services import record
+from scelle.platform.audit.services import Recorded, record, record_many
 from scelle.platform.clock import local_time
 from scelle.platform.deposits import storage
 from scelle.platform.deposits.models import Deposit, Envelope
@@ -190,24 +190,24 @@ def report_opened_together(
             N_("a report names 1 to {most} envelopes"), most=MAX_REPORTED_AT_ONCE
         )
     found = _envelopes_to_open(actor, opened, now=now)
+    events = [
+        Recorded(
+            "opening.test_envelope.opened" if envelope.deposit.tender.is_test
+            else "opening.envelope.opened",
+            envelope.deposit,
+            actor.organisation_id,
+            {
+                "tender": envelope.deposit.tender.reference,
+                "bidder": envelope.deposit.bidder.name,
+                "envelope": kind,
+                "files": files,
+                "late": envelope.deposit.late,
+            },
+        )
+        for envelope, kind, files in found
+    ]  # fmt: skip
     with transaction.atomic():
-        for envelope, kind, files in found:
-            deposit = envelope.deposit
-            record(
-                "opening.test_envelope.opened" if deposit.tender.is_test
-                else "opening.envelope.opened",
-                actor=actor.email,
-                target=deposit,
-                organisation_id=actor.organisation_id,
-                details={
-                    "tender": deposit.tender.reference,
-                    "bidder": deposit.bidder.name,
-                    "envelope": kind,
-                    "files": files,
-                    "late": deposit.late,
-                },
-                now=now,
-            )  # fmt: skip
+        record_many(events, actor=actor.email, now=now)
         if any(not envelope.deposit.tender.is_test for envelope, _kind, _files in found):
             # A company's test deposits have nothing to anchor; in the same transaction as
             # the events: both or neither.
