@@ -41,16 +41,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from asn1crypto import algos, cms
+from asn1crypto import cms
 from asn1crypto import core as asn1
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric.padding import MGF1, OAEP
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from scelle.core import shamir
-from scelle.core.envelope import DecryptionKey, recipient_public_key
+from scelle.core.envelope import (
+    DecryptionKey,
+    oaep_sha256,
+    oaep_sha256_identifier,
+    recipient_public_key,
+)
 from scelle.core.errors import N_, DecryptionError, InvalidInputError
 
 COMMISSION_OID = "2.25.19086125424708564197750278881582884074.1"
@@ -111,28 +115,6 @@ def share_label(tender: uuid.UUID, not_before: dt.datetime, envelope: bytes) -> 
     ).digest()
 
 
-def _oaep(label: bytes) -> OAEP:
-    return OAEP(mgf=MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=label)
-
-
-def _oaep_identifier(label: bytes) -> cms.KeyEncryptionAlgorithm:
-    return cms.KeyEncryptionAlgorithm(
-        {
-            "algorithm": "rsaes_oaep",
-            "parameters": algos.RSAESOAEPParams(
-                {
-                    "hash_algorithm": {"algorithm": "sha256"},
-                    "mask_gen_algorithm": {
-                        "algorithm": "mgf1",
-                        "parameters": {"algorithm": "sha256"},
-                    },
-                    "p_source_algorithm": {"algorithm": "p_specified", "parameters": label},
-                }
-            ),
-        }
-    )
-
-
 def _rid(certificate: x509.Certificate) -> cms.RecipientIdentifier:
     parsed = asn1_x509.Certificate.load(certificate.public_bytes(Encoding.DER))
     return cms.RecipientIdentifier(
@@ -158,8 +140,8 @@ def recipient_info(content_key: bytes, commission: Commission) -> cms.RecipientI
             "shares": [
                 {
                     "rid": _rid(member),
-                    "key_encryption_algorithm": _oaep_identifier(label),
-                    "encrypted_share": key.encrypt(share, _oaep(label)),
+                    "key_encryption_algorithm": oaep_sha256_identifier(label),
+                    "encrypted_share": key.encrypt(share, oaep_sha256(label)),
                 }
                 for member, key, share in zip(commission.members, keys, shares, strict=True)
             ],
@@ -229,7 +211,7 @@ def decrypt_share(
         if member.certificate is not None and not _same_rid(share["rid"], member.certificate):
             continue
         try:
-            return member.private_key.decrypt(share["encrypted_share"].native, _oaep(label))
+            return member.private_key.decrypt(share["encrypted_share"].native, oaep_sha256(label))
         except ValueError:
             continue
     raise DecryptionError(N_("no share of this envelope opens with this key pair"))
@@ -264,7 +246,7 @@ def relay_share(
     the platform that relays it can neither read it nor move it to another envelope,
     opener or member."""
     key = recipient_public_key(opener)
-    return key.encrypt(share, _oaep(_relay_label(sealed, tender, opener, member)))
+    return key.encrypt(share, oaep_sha256(_relay_label(sealed, tender, opener, member)))
 
 
 def receive_share(
@@ -280,7 +262,7 @@ def receive_share(
         raise DecryptionError(N_("the opener's certificate is needed to receive shares"))
     try:
         return opener.private_key.decrypt(
-            relayed, _oaep(_relay_label(sealed, tender, opener.certificate, member))
+            relayed, oaep_sha256(_relay_label(sealed, tender, opener.certificate, member))
         )
     except ValueError:
         raise DecryptionError(

@@ -107,25 +107,25 @@ class _AlgorithmIdentifier(asn1.Sequence):  # type: ignore[misc]
     ]
 
 
-def _oaep_sha256_identifier() -> cms.KeyEncryptionAlgorithm:
-    # RFC 4055, section 4.1: hash and MGF1 hash both SHA-256, empty label.
+def oaep_sha256_identifier(label: bytes | None = None) -> cms.KeyEncryptionAlgorithm:
+    """RSAES-OAEP as RFC 4055, 4.1 writes it: hash and MGF1 hash both SHA-256, and the
+    label (pSourceFunc id-pSpecified) when there is one."""
+    parameters: dict[str, object] = {
+        "hash_algorithm": {"algorithm": "sha256"},
+        "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": "sha256"}},
+    }
+    if label is not None:
+        parameters["p_source_algorithm"] = {"algorithm": "p_specified", "parameters": label}
     return cms.KeyEncryptionAlgorithm(
-        {
-            "algorithm": "rsaes_oaep",
-            "parameters": algos.RSAESOAEPParams(
-                {
-                    "hash_algorithm": {"algorithm": "sha256"},
-                    "mask_gen_algorithm": {
-                        "algorithm": "mgf1",
-                        "parameters": {"algorithm": "sha256"},
-                    },
-                }
-            ),
-        }
+        {"algorithm": "rsaes_oaep", "parameters": algos.RSAESOAEPParams(parameters)}
     )
 
 
-_OAEP_SHA256 = OAEP(mgf=MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
+def oaep_sha256(label: bytes | None = None) -> OAEP:
+    return OAEP(mgf=MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=label)
+
+
+_OAEP_SHA256 = oaep_sha256()
 
 
 def recipient_public_key(certificate: x509.Certificate) -> rsa.RSAPublicKey:
@@ -229,7 +229,7 @@ class EnvelopeKeys:
                                     }
                                 ),
                             ),
-                            "key_encryption_algorithm": _oaep_sha256_identifier(),
+                            "key_encryption_algorithm": oaep_sha256_identifier(),
                             "encrypted_key": key.encrypt(content_key, _OAEP_SHA256),
                         }
                     ),

@@ -5,9 +5,8 @@
 // OtherRecipientInfo ([4]) of ours. The ASN.1 is in core/commission.py's docstring.
 
 import { combine, split } from "shamir-secret-sharing";
-import { certificateFields, compareBytes, concat, tlv } from "./der.js";
+import { certificateFields, compareBytes, concat, fromHex, tlv } from "./der.js";
 
-const fromHex = (text) => Uint8Array.from(text.match(/../g) ?? [], (pair) => parseInt(pair, 16));
 
 /** id-scelle-commission: 2.25.19086125424708564197750278881582884074.1 (X.667 UUID arc). */
 const OID_COMMISSION = fromHex("0614699cdbeda8dc80d2e1f598caeafaffbdb6c96a01");

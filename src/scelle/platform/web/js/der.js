@@ -67,3 +67,6 @@ export function certificateFields(certificateDer) {
   const offset = fields[0][0] === 0xa0 ? 1 : 0; // [0] version, absent from v1 certificates
   return { serial: fields[offset], issuer: fields[offset + 2], spki: fields[offset + 5] };
 }
+
+/** Bytes from their hexadecimal writing. */
+export const fromHex = (text) => Uint8Array.from(text.match(/../g) ?? [], (pair) => parseInt(pair, 16));

@@ -8,10 +8,9 @@
 // only once the GCM tag has verified and each file's SHA-256 matches the
 // manifest; any failure says "cannot be opened", never which step failed.
 
-import { certificateFields, compareBytes, concat } from "./der.js";
+import { certificateFields, compareBytes, concat, fromHex } from "./der.js";
 import { MANIFEST_FORMAT, MANIFEST_NAME } from "./zip.js";
 
-const fromHex = (text) => Uint8Array.from(text.match(/../g) ?? [], (pair) => parseInt(pair, 16));
 const hex = (bytes) => Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
 const OID_AUTH_ENVELOPED_DATA = fromHex("2a864886f70d0109100117");
 const OID_AES256_GCM = fromHex("60864801650304012e");

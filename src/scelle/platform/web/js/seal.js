@@ -9,7 +9,7 @@
 
 import { createCRC32, createSHA256 } from "hash-wasm";
 import { commissionRecipientInfo } from "./commission.js";
-import { compareBytes, concat, certificateFields, encodeLength, tlv } from "./der.js";
+import { compareBytes, concat, certificateFields, encodeLength, fromHex, tlv } from "./der.js";
 import { GcmEncryptor, MAX_GCM_BYTES } from "./gcm.js";
 import { archiveSize, layout, manifestBytes, sortFiles } from "./zip.js";
 
@@ -18,7 +18,6 @@ const TAG_BYTES = 16;
 const NONCE_BYTES = 12;
 
 const hex = (bytes) => Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
-const fromHex = (text) => Uint8Array.from(text.match(/../g) ?? [], (pair) => parseInt(pair, 16));
 
 // DER constants, as asn1crypto writes them for core/envelope.py.
 const OID_AUTH_ENVELOPED_DATA = fromHex("060b2a864886f70d0109100117");
