@@ -65,3 +65,23 @@ def test_refuses_what_is_not_a_fingerprint() -> None:
     for bad in ([], ["00:11"], [b"short"], ["zz" * 32]):
         with pytest.raises(InvalidInputError):
             recipient_set_fingerprint(bad)
+
+
+def test_a_commission_set_covers_who_is_member_who_is_backup_and_k() -> None:
+    from scelle.core.rsf import commission_set_fingerprint
+
+    a, b, c, d = (bytes([n]) * 32 for n in (1, 2, 3, 4))
+    code = commission_set_fingerprint([a], [b, c, d], 2)
+    assert code == commission_set_fingerprint([a, a], [d, c, b], 2)  # sets, in any order
+    assert code.startswith("RSF ") and normalise_rsf(code) == code
+    different = {
+        commission_set_fingerprint([a], [b, c, d], 3),  # another k
+        commission_set_fingerprint([b], [a, c, d], 2),  # a member made a backup
+        commission_set_fingerprint([a], [b, c], 2),  # a member fewer
+        commission_set_fingerprint([a, b], [c, d], 2),
+        recipient_set_fingerprint([a, b, c, d]),  # the same certificates, no commission
+    }
+    assert code not in different and len(different) == 5
+    for backups, members, k in (([], [b, c], 2), ([a], [b], 1), ([a], [a, b], 2)):
+        with pytest.raises(InvalidInputError, match="commission's recipient set"):
+            commission_set_fingerprint(backups, members, k)

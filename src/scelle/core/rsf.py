@@ -32,6 +32,7 @@ _GROUPS = 5
 _GROUP_LENGTH = 4
 _BITS = 5 * _GROUPS * _GROUP_LENGTH
 _DOMAIN = b"scelle-rsf-v1"
+_COMMISSION_DOMAIN = b"scelle-rsf-v2"
 _FINGERPRINT = re.compile(r"[0-9A-Fa-f]{2}(:?[0-9A-Fa-f]{2}){31}")
 # What people type for the letters Crockford's base32 leaves out.
 _READ_AS = str.maketrans({"O": "0", "I": "1", "L": "1"})
@@ -62,7 +63,37 @@ def recipient_set_fingerprint(fingerprints: Iterable[str | bytes]) -> str:
         raise InvalidInputError(
             N_("a recipient set holds at least one certificate"),
         )
-    digest = hashlib.sha256(_DOMAIN + b"".join(unique)).digest()
+    return _written(hashlib.sha256(_DOMAIN + b"".join(unique)).digest())
+
+
+def commission_set_fingerprint(
+    backups: Iterable[str | bytes], members: Iterable[str | bytes], threshold: int
+) -> str:
+    """The RSF of a tender opened by a commission: its backup key pairs, its members' and
+    k, each in its place, so that a member made a backup, another member or another k
+    changes the code. Tenders without a commission keep `recipient_set_fingerprint`.
+
+        RSF = first 100 bits of SHA-256("scelle-rsf-v2" || b || sorted backups
+                                        || k || n || sorted members), b, k, n one byte each
+    """
+    kept = sorted({_fingerprint_bytes(f) for f in backups})
+    named = sorted({_fingerprint_bytes(f) for f in members})
+    if not kept or not 2 <= threshold <= len(named) <= 255 or set(kept) & set(named):
+        raise InvalidInputError(
+            N_(
+                "a commission's recipient set holds backup key pairs, and 2 to 255 members "
+                "who are not backups, at least 2 of them needed"
+            )
+        )
+    return _written(
+        hashlib.sha256(
+            _COMMISSION_DOMAIN + bytes([len(kept)]) + b"".join(kept)
+            + bytes([threshold, len(named)]) + b"".join(named)
+        ).digest()
+    )  # fmt: skip
+
+
+def _written(digest: bytes) -> str:
     value = int.from_bytes(digest, "big") >> (256 - _BITS)
     symbols = [_ALPHABET[(value >> (5 * i)) & 31] for i in reversed(range(_BITS // 5))]
     groups = [
