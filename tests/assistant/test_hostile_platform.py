@@ -644,3 +644,37 @@ def test_openings_are_reported_together_and_a_refusal_fails_only_its_envelope(
     assert together, "the six envelopes, opened at once, were reported together"
     named = {(e["deposit"], e["kind"]) for r in together for e in json.loads(r.body)["envelopes"]}
     assert (refused, "offre") in named and len(named) >= 2
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        ((302, {"Location": "https://evil.example/x.p7m"}, b""), "a redirect (HTTP 302)"),
+        ((409, {"Content-Type": "application/json"},
+          json.dumps({"detail": "refus\x1b]0;pwned\x07" + "x" * 10_000}).encode()), "refus"),
+        ((500, {"Content-Type": "text/html"}, b"<html>" + b"x" * (33 << 20)), "HTTP 500"),
+    ],
+)  # fmt: skip
+def test_an_envelope_download_answered_wrongly_fails_alone(
+    platform: HostilePlatform,
+    buyer: Buyer,
+    buyer_station: KeyStore,
+    tmp_path: Path,
+    capsys,
+    answer: tuple[int, dict[str, str], bytes],
+    said: str,
+) -> None:
+    """The envelope's download (the standard library's client, not httpx) follows no
+    redirect, prints no escape, reads no unbounded error, and fails that envelope only."""
+    out = tmp_path / "plis"
+    honest, hostile = str(uuid.uuid4()), str(uuid.uuid4())
+    bids = {name: _honest_bid(tmp_path, name, buyer) for name in ("Alpha", "Beta")}
+    _serve_deposits(platform, [(honest, "Alpha", bids["Alpha"]), (hostile, "Beta", bids["Beta"])])
+    platform.set("GET", f"/api/deposits/{hostile}/envelopes/offre", answer)
+    status, out_text, err = scelle(capsys, "open", REFERENCE, "--out", str(out),
+                                   clock=AFTER_DEADLINE)  # fmt: skip
+    assert status == EXIT_FAILURE
+    assert f"FAILED Beta — offre (deposit {hostile})" in err and said in err
+    assert "\x1b" not in err + out_text and "\x07" not in err + out_text
+    assert (out / "Alpha" / honest / "offre").is_dir()
+    assert [r.path for r in platform.requests if "evil" in r.path] == []
