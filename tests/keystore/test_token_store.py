@@ -234,3 +234,30 @@ def test_the_assistant_asks_no_pin_itself_a_locked_token_says_where_to_type_it(
     assert store.private_key(made.name).key_size == 2048
     store.delete(made.name)
     store.token.close()
+
+
+def test_a_card_that_keeps_no_public_key_object_still_lists_and_opens(
+    tokens: Callable[..., Token],
+) -> None:
+    """Many cards keep the private key and the certificate only: they pair by CKA_ID."""
+    from pkcs11 import Attribute, ObjectClass
+
+    token = tokens()
+    made = token.generate(_label("Sans-publique"), "Carte", bits=2048, days=30, now=NOW)
+    token.unlock()
+    for item in list(
+        token._live.get_objects(
+            {Attribute.CLASS: ObjectClass.PUBLIC_KEY, Attribute.LABEL: made.name}
+        )
+    ):
+        item.destroy()
+    listed = [key for key in token.key_pairs() if key.name == made.name]
+    assert listed == [made]
+    opened = io.BytesIO()
+    envelope.decrypt_stream(
+        io.BytesIO(_sealed_to(made.certificate, b"pli")),
+        opened,
+        [envelope.DecryptionKey(token.private_key(made), made.certificate)],
+    )
+    assert opened.getvalue() == b"pli"
+    token.delete(made)

@@ -276,7 +276,8 @@ class Token:
                 yield live
 
     def key_pairs(self) -> list[StoredKey]:
-        """Each RSA key pair of the token that has its certificate there."""
+        """Each RSA key pair of the token that has its certificate there (the private key
+        itself is seen only after the PIN: using one that is not there says so)."""
         with self._reading() as live:
             certificates = [
                 (bytes(item[Attribute.ID] or b""), str(item[Attribute.LABEL] or ""),
@@ -291,8 +292,12 @@ class Token:
             }
         found: dict[bytes, StoredKey] = {}
         for identifier, label, certificate in certificates:
+            # Paired by CKA_ID, as PKCS#11 applications do. Many cards keep no public key
+            # object (the certificate holds it); where there is one, it must match.
             public = public_keys.get(identifier)
-            if not identifier or public is None or certificate.public_key() != public:
+            if not identifier or (public is not None and certificate.public_key() != public):
+                continue
+            if not isinstance(certificate.public_key(), rsa.RSAPublicKey):
                 continue
             issuers = tuple(c for _i, _l, c in certificates if c.subject == certificate.issuer)
             stored = StoredKey(
