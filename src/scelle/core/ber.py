@@ -27,6 +27,11 @@ class BerError(Exception):
     """Malformed BER; callers turn it into a `ScelleError` of their own."""
 
 
+MALFORMED = (BerError, ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError)
+"""What reading hostile ASN.1 raises, here or in asn1crypto (AttributeError included, on
+unexpected universal types): callers catch these and say one thing."""
+
+
 @dataclass(frozen=True)
 class Header:
     """The identifier and length octets of one TLV."""

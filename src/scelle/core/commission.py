@@ -48,7 +48,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from scelle.core import shamir
+from scelle.core import ber, shamir
 from scelle.core.envelope import (
     DecryptionKey,
     oaep_sha256,
@@ -189,7 +189,7 @@ def read(recipient_infos: bytes) -> SealedShares | None:
         ):
             raise ValueError("outside the format")
         return SealedShares(threshold, value["not_before"].native, envelope, shares)
-    except (ValueError, TypeError, KeyError):
+    except ber.MALFORMED:
         raise InvalidInputError(
             N_("the envelope's commission recipient is malformed: it cannot be opened by it")
         ) from None

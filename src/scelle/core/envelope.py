@@ -706,19 +706,8 @@ def decrypt_stream(
     try:
         reader = ber.BerReader(_unarmoured(source))
         return _decrypt(reader, sink, keys, progress, deposit)
-    except (
-        _Failed,
-        ber.BerError,
-        ValueError,
-        TypeError,
-        KeyError,
-        IndexError,
-        OverflowError,
-        AttributeError,
-    ):
-        # asn1crypto reports malformed input with any of these (AttributeError
-        # included, on unexpected universal types); cryptography's padding
-        # errors are ValueErrors. All read the same to the caller.
+    except (_Failed, *ber.MALFORMED):
+        # cryptography's padding errors are ValueErrors too. All read the same to the caller.
         raise DecryptionError(DECRYPTION_FAILED) from None
     finally:
         if wrapper is not None:
@@ -768,7 +757,7 @@ def read_recipients(source: Readable) -> list[EnvelopeRecipient]:
             rid = info.chosen["rid"]
             found.append(EnvelopeRecipient(rid.dump(), _describe(rid)))
         return found
-    except (_Failed, ber.BerError, ValueError, TypeError, KeyError, IndexError, AttributeError):
+    except (_Failed, *ber.MALFORMED):
         raise DecryptionError(DECRYPTION_FAILED) from None
     finally:
         if wrapper is not None:

@@ -144,15 +144,7 @@ def _unsupported_algorithms(data: bytes) -> tuple[str | None, list[str]]:
                 for bag in asn1_pkcs12.SafeContents.load(info["content"].native):
                     if bag["bag_id"].native == "pkcs8_shrouded_key_bag":
                         found += _oids(bag["bag_value"]["encryption_algorithm"])
-    except (
-        ValueError,
-        TypeError,
-        KeyError,
-        IndexError,
-        OverflowError,
-        AttributeError,
-        ber.BerError,
-    ):
+    except ber.MALFORMED:
         return None, []
     mac_problem = None if digest is None or digest in _MAC_DIGESTS else _name(digest)
     return mac_problem, sorted({_name(oid) for oid in found if oid not in _CIPHERS})
