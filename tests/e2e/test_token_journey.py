@@ -73,6 +73,8 @@ def test_a_buyer_with_a_smart_card_from_key_pair_to_opening(
     assert registry[card]["on_token"] is True and registry[f"SECOURS-{run}"]["on_token"] is False
     assert registry[card]["fingerprint_sha256"] == local[card]["fingerprint_sha256"]
 
+    _key_page_shows_the_card(platform, card)
+
     # The assistant, set for the card: *Ajouter un bi-clé* makes one there; one already
     # there (made without publishing) is listed with the store's and referenced.
     agent.ok("keys", "generate", already, "--token", softhsm.uri)
@@ -130,3 +132,20 @@ def test_a_buyer_with_a_smart_card_from_key_pair_to_opening(
     helper.goodbye()
     if store.token is not None:
         store.token.close()
+
+
+def _key_page_shows_the_card(platform: Platform, card: str) -> None:
+    """The key page, in a browser, marks the card's key pair (screenshots in both languages)."""
+    from tests.e2e.browser import SCREENSHOTS, chromium, serious_violations
+    from tests.e2e.test_browser_deposit import log_in
+
+    for language, locale, word in (("fr", "fr-FR", "sur un jeton"), ("en", "en-GB", "on a token")):
+        with chromium(locale) as context:
+            page = context.new_page()
+            log_in(page, platform.url + "/connexion/", "acheteur@rouen.fr", language)
+            page.goto(platform.url + "/administration/cles-de-chiffrement/")
+            row = page.locator("tr", has_text=card)
+            assert word.upper() in row.inner_text().upper()  # the tag is in capitals
+            assert serious_violations(page) == []
+            folder = SCREENSHOTS if language == "fr" else SCREENSHOTS / "en"
+            page.screenshot(path=str(folder / "cles-de-chiffrement-jeton.png"), full_page=True)
