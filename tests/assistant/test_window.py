@@ -212,6 +212,18 @@ def test_a_token_is_set_unlocked_with_its_pin_and_its_key_pairs_shown_not_export
                 "openings": str(window.helper.config.openings)}  # fmt: skip
     refused = browser.post("/configuration", data={**settings, "token": "carte"})
     assert refused.status_code == 400 and "n&#x27;est pas une URI PKCS#11" in refused.text
+    # A token whose module is nowhere: its page says so, the store's key pairs still show.
+    absent = {**settings, "token": softhsm.uri, "module": "/nulle/part/libpkcs11.so"}
+    assert browser.post("/configuration", data=absent).status_code == 200
+    for path in ("/", "/magasin"):
+        shown = browser.get(path)
+        assert shown.status_code == 200 and "impossible de charger le module PKCS#11" in shown.text
+    assert "BICLE" in browser.get("/magasin").text
+    monkeypatch.delenv("SCELLE_PKCS11_MODULE")  # and no OpenSC here: nothing to load
+    unusable = browser.post("/configuration", data={**settings, "token": softhsm.uri})
+    assert unusable.status_code == 400 and "aucun module PKCS#11" in unusable.text
+    assert load_config(window.home).module == absent["module"]  # the settings before, kept
+    monkeypatch.setenv("SCELLE_PKCS11_MODULE", softhsm.module)
     saved = browser.post("/configuration", data={**settings, "token": softhsm.uri})
     assert saved.status_code == 200 and store.token is not None
     assert load_config(window.home).token == softhsm.uri

@@ -383,6 +383,7 @@ class Window:
 
     def _home(self, page: Page, _form: dict[str, Any]) -> Answer:
         helper = self.helper
+        keys, unlisted = self._listed(page)
         states = {
             "starting": page._("starting"),
             "ready": page._("running, ready"),
@@ -394,13 +395,22 @@ class Window:
             (page._("Platform"), helper.client.url),
             (page._("Workstation"), helper.config.workstation),
             (page._("Openings folder"), str(helper.config.openings)),
-            (page._("Key pairs in the store"), str(len(helper.store.key_pairs()))),
-            (page._("Token"), self._token_said(page)),
+            (page._("Key pairs in the store"), str(len(keys))),
+            (page._("Token"), unlisted or self._token_said(page)),
         ]
         facts = "".join(
             f"<tr><th scope=row>{k}</th><td>{html.escape(v)}</td></tr>" for k, v in rows
         )
         return page.render("/", page._("Home"), f"<table>{facts}</table>")
+
+    def _listed(self, page: Page) -> tuple[list[StoredKey], str]:
+        """The key pairs, the token's included; the store's alone, and why, when the token
+        does not answer (out of its reader, its module missing)."""
+        try:
+            return self.helper.store.key_pairs(), ""
+        except ScelleError as error:
+            kept = sorted(self.helper.store.stored_key_pairs(), key=lambda k: k.name.casefold())
+            return kept, page.said(error)
 
     def _token_said(self, page: Page) -> str:
         token = self.helper.store.token
@@ -417,7 +427,8 @@ class Window:
 
         Long because it writes the whole page in one piece of escaped HTML.
         """
-        keys = self.helper.store.key_pairs()
+        keys, unlisted = self._listed(page)
+        error = error or unlisted
         rows = "".join(
             f"<tr><td>{html.escape(key.name)}</td><td>{html.escape(key.cn)}</td>"
             f"<td>{key.not_after:%Y-%m-%d}</td>"
@@ -656,7 +667,14 @@ class Window:
                 ),
             )
             if (saved.token, saved.module) != (self.helper.config.token, self.helper.config.module):
-                use_token(self.helper.store, saved)
+                try:
+                    use_token(self.helper.store, saved)
+                except ScelleError:
+                    # A token this workstation cannot use (no module) is not kept: the next
+                    # start would fail on it.
+                    save_config(self.home, self.helper.config)
+                    use_token(self.helper.store, self.helper.config)
+                    raise
         except ScelleError as error:
             return self._configuration(page, {}, error=page.said(error), status=400)
         self.helper.config = saved
