@@ -678,3 +678,25 @@ def test_an_envelope_download_answered_wrongly_fails_alone(
     assert "\x1b" not in err + out_text and "\x07" not in err + out_text
     assert (out / "Alpha" / honest / "offre").is_dir()
     assert [r.path for r in platform.requests if "evil" in r.path] == []
+
+
+def test_a_fault_while_reporting_ends_the_opening_and_shows_nothing(
+    platform: HostilePlatform, buyer: Buyer, buyer_station: KeyStore, tmp_path: Path, capsys,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A fault of the reporter's own (not the platform's refusal) reaches the command instead
+    of leaving its workers waiting, and no file appears unreported."""
+    from scelle.client import api
+
+    out = tmp_path / "plis"
+    deposit = str(uuid.uuid4())
+    _serve_deposits(platform, [(deposit, "Alpha", _honest_bid(tmp_path, "Alpha", buyer))])
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("a fault of the reporter's own")
+
+    monkeypatch.setattr(api.PlatformClient, "report_opened", broken)
+    monkeypatch.setattr(api.PlatformClient, "report_opened_together", broken)
+    with pytest.raises(RuntimeError, match="reporter's own"):
+        scelle(capsys, "open", REFERENCE, "--out", str(out), clock=AFTER_DEADLINE)
+    assert not (out / "Alpha").exists()

@@ -186,7 +186,6 @@ class _Opening:
         self.recipients = recipients
         self.work = work
         self.progress = progress
-        self._lock = threading.Lock()
         self.reporter = _Reporter(client)
 
     def open(self, job: _Job) -> Outcome:
@@ -419,7 +418,13 @@ class _Reporter:
                 del self._waiting[:MAX_REPORTED]
             if not batch:
                 return
-            self._send(batch)
+            try:
+                self._send(batch)
+            except Exception as error:  # noqa: BLE001 - handed to the worker waiting on it
+                for staged in batch:
+                    if not staged.done.done():
+                        staged.discard()
+                        staged.done.set_exception(error)
 
     def _send(self, batch: list[_Staged]) -> None:
         try:
