@@ -400,7 +400,7 @@ class PlatformClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _unreachable(self, error: httpx.HTTPError) -> PlatformUnavailableError:
+    def _unreachable(self, error: object) -> PlatformUnavailableError:
         return PlatformUnavailableError(
             N_("cannot reach the platform at {url}: {printable}"),
             url=self.url,
@@ -697,11 +697,7 @@ class PlatformClient:
             _refuse_redirects(answer)
             raise _error(answer) from None
         except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
-            raise PlatformUnavailableError(
-                N_("cannot reach the platform at {url}: {printable}"),
-                url=self.url,
-                printable=_printable(getattr(error, "reason", error)),
-            ) from None
+            raise self._unreachable(getattr(error, "reason", error)) from None
 
     def report_opened(self, deposit: str, kind: str, *, files: int) -> None:
         path = f"/deposits/{_segment(deposit)}/envelopes/{_segment(kind)}/opened"
