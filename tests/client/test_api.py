@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import httpx
 import pytest
 
@@ -60,3 +62,10 @@ def test_an_unreachable_platform_is_said_so() -> None:
         pytest.raises(PlatformUnavailableError, match="cannot reach the platform"),
     ):
         client.health()
+    # An envelope's download, which goes through the standard library's client, says the same.
+    with (
+        PlatformClient("http://127.0.0.1:9", timeout=2) as client,
+        pytest.raises(PlatformUnavailableError, match="cannot reach the platform at http://127"),
+    ):
+        client.download_envelope("6f1d2c3b-0000-4000-8000-000000000001", "offre",
+                                 io.BytesIO(), start=0, size=10)  # fmt: skip
