@@ -96,9 +96,6 @@ def _envelopes_to_open(
 ) -> list[tuple[Envelope, str, int]]:
     """`_envelope_to_open` for several envelopes: the same checks, with one query for the
     envelopes and one permission check per tender, in the order asked."""
-    if len(wanted) == 1:
-        deposit_id, kind, files = wanted[0]
-        return [(_envelope_to_open(actor, deposit_id, kind, now=now), kind, files)]
     ids = set()
     for deposit_id, _kind, _files in wanted:
         try:
