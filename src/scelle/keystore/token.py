@@ -19,6 +19,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import hmac
+import secrets
 import sys
 import threading
 import urllib.parse
@@ -428,8 +429,9 @@ def _destroy(live: Any, identifier: bytes) -> None:  # noqa: ANN401
 
 
 def generate(live: Any, label: str, *, bits: int = 3072) -> TokenRSAKey:  # noqa: ANN401
-    """A key pair made on the token: the private key sensitive, never extractable."""
-    identifier = hashlib.sha256(label.encode()).digest()[:8]
+    """A key pair made on the token: the private key sensitive, never extractable; a random
+    CKA_ID of its own ties it to its certificate (a label may be used again, an id not)."""
+    identifier = secrets.token_bytes(16)
     public, private = live.generate_keypair(
         KeyType.RSA,
         bits,
