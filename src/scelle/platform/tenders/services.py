@@ -406,40 +406,42 @@ def close_tender(actor: User, reference: str, *, now: dt.datetime) -> Tender:
                 reference=tender.reference,
                 deadline=local_time(tender.deadline),
             )
-        _change_status(
-            actor, tender, Tender.Status.CLOSED, {"closed_by": actor, "closed_at": now},
+        change_status(
+            actor.email, tender, Tender.Status.CLOSED, {"closed_by": actor, "closed_at": now},
             event="tenders.tender.closed", details={"was": tender.status}, anchor="close",
             now=now,
         )  # fmt: skip
     return tender
 
 
-def _change_status(
-    actor: User,
+def change_status(
+    actor: str,
     tender: Tender,
     status: Tender.Status,
     fields: dict[str, Any],
     *,
     event: str,
     details: dict[str, Any],
-    anchor: str,
+    anchor: str | None,
     now: dt.datetime,
 ) -> None:
-    """Move a locked tender to `status`, setting `fields`, with its audit event and a
-    checkpoint of the log, all in the caller's transaction: all or nothing."""
+    """Move a locked tender to `status`, setting `fields`, with its audit event by `actor`
+    (an email, or the platform) and a checkpoint of the log unless `anchor` is None, all in
+    the caller's transaction: all or nothing."""
     tender.status = status
     for name, value in fields.items():
         setattr(tender, name, value)
     tender.save(update_fields=["status", *fields])
     record(
         event,
-        actor=actor.email,
+        actor=actor,
         target=tender,
         organisation_id=tender.organisation_id,
         details={"reference": tender.reference, **details},
         now=now,
     )
-    checkpoint(now=now, reason=anchor)
+    if anchor is not None:
+        checkpoint(now=now, reason=anchor)
 
 
 MAX_REASON_LENGTH = 2000
@@ -471,8 +473,8 @@ def cancel_tender(actor: User, reference: str, *, reason: str, now: dt.datetime)
                 N_("the deadline of {reference} has passed: close it instead"),
                 reference=tender.reference,
             )
-        _change_status(
-            actor, tender, Tender.Status.CANCELLED,
+        change_status(
+            actor.email, tender, Tender.Status.CANCELLED,
             {"cancelled_by": actor, "cancelled_at": now, "cancel_reason": reason},
             event="tenders.tender.cancelled", details={"reason": reason}, anchor="cancel",
             now=now,

@@ -35,11 +35,11 @@ from scelle.core import authority, certs, pkcs12
 from scelle.core.errors import N_, NotFoundError
 from scelle.core.text import storable
 from scelle.platform.accounts.models import Organisation, Service, User
-from scelle.platform.audit.services import record
+from scelle.platform.audit.services import PLATFORM_ACTOR, record
 from scelle.platform.keypairs.authority import platform_authority
 from scelle.platform.keypairs.models import KeyPair
 from scelle.platform.tenders.models import Tender, TestKey
-from scelle.platform.tenders.services import assign
+from scelle.platform.tenders.services import assign, change_status
 
 ORGANISATION = "Scellé — consultation de test"
 SERVICE = "Essais"
@@ -119,18 +119,12 @@ def _cancel_others(kept: Tender | None, reason: str, now: dt.datetime) -> None:
     """Cancel every published test tender but `kept`: one at a time takes deposits."""
     others = Tender.objects.filter(is_test=True, status=Tender.Status.PUBLISHED)
     for old in others.exclude(id=kept.id) if kept is not None else others:
-        old.status = Tender.Status.CANCELLED
-        old.cancelled_at = now
-        old.cancel_reason = reason
-        old.save(update_fields=["status", "cancelled_at", "cancel_reason"])
-        record(
-            "tenders.tender.cancelled",
-            actor="platform",
-            target=old,
-            organisation_id=old.organisation_id,
-            details={"reference": old.reference, "reason": reason},
-            now=now,
-        )
+        # A test tender anchors nothing: no checkpoint.
+        change_status(
+            PLATFORM_ACTOR, old, Tender.Status.CANCELLED,
+            {"cancelled_at": now, "cancel_reason": reason},
+            event="tenders.tender.cancelled", details={"reason": reason}, anchor=None, now=now,
+        )  # fmt: skip
 
 
 def _owner(now: dt.datetime) -> User:
@@ -194,7 +188,7 @@ def _launch(owner: User, now: dt.datetime) -> Tender:
     TestKey.objects.create(tender=tender, private_key_pem=_public_pem(key))
     record(
         "tenders.test_tender.launched",
-        actor="platform",
+        actor=PLATFORM_ACTOR,
         target=tender,
         organisation_id=owner.organisation_id,
         details={
