@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scelle.core import certs, envelope
+from scelle.core import certs, envelope, recipients
 from scelle.core.envelope import (
     DECRYPTION_FAILED,
     DecryptionKey,
@@ -246,7 +246,7 @@ def test_envelope_size_is_known_in_advance(alice: Identity, bob: Identity, size:
 
 def test_read_recipients_names_each_certificate(identities: dict[str, Identity]) -> None:
     alice, bob, carol = identities["alice"], identities["bob"], identities["carol"]
-    found = envelope.read_recipients(io.BytesIO(seal(b"x" * 100, alice, bob)))
+    found = recipients.read_recipients(io.BytesIO(seal(b"x" * 100, alice, bob)))
     assert len(found) == 2
     # Each recipient info names exactly one of the two (a SET OF: any order).
     assert sorted([r.matches(alice.certificate), r.matches(bob.certificate)] for r in found) == [
@@ -263,7 +263,7 @@ def test_read_recipients_names_each_certificate(identities: dict[str, Identity])
 @given(data=st.binary(max_size=1024))
 def test_read_recipients_of_any_bytes_gives_a_scelle_error(data: bytes) -> None:
     with contextlib.suppress(DecryptionError):
-        envelope.read_recipients(io.BytesIO(data))
+        recipients.read_recipients(io.BytesIO(data))
 
 
 def test_deposit_mode_opens_ours(alice: Identity) -> None:

@@ -31,10 +31,11 @@ from typing import Any
 
 from cryptography import x509
 
-from scelle.assistant.tenders import tender_rsf
+from scelle.assistant.tenders import MEMBER, tender_commission, tender_rsf
 from scelle.client import api
 from scelle.core import archive, certs, envelope
 from scelle.core.authority import issued_by
+from scelle.core.commission import recipient_info
 from scelle.core.errors import (
     N_,
     CertificateError,
@@ -298,6 +299,7 @@ def deposit(
     recipients, rsf = check_recipients(tender, authority, now=now, expect_rsf=expect_rsf)
     show_recipients(rsf, tender["key_pairs"])
     fingerprints = sorted(certs.fingerprint_sha256(c) for c in recipients)
+    sealing = _sealing(tender, recipients)
     bidder = client.me()["organisation"]["name"]
     total_plain = 0
     for path in by_kind.values():
@@ -324,7 +326,7 @@ def deposit(
         for entry in json.loads(saved)["envelopes"]:
             _abandon(client, entry["upload"])
     if items is None:
-        items = _new_envelopes(client, tender, plans, by_kind, recipients)
+        items = _new_envelopes(client, tender, plans, by_kind, sealing)
         _save(store, name, client.url, tender["reference"], items)
     offsets = _offsets(client, store, name, items)
     if any(offsets.values()):
@@ -360,20 +362,34 @@ def _sources_for(tender: api.Tender, sources: Sequence[tuple[str, Path]]) -> dic
     return by_kind
 
 
+def _sealing(
+    tender: api.Tender, recipients: list[x509.Certificate]
+) -> Callable[[], envelope.EnvelopeKeys]:
+    """How each envelope's content key is sealed: to every recipient (checked, in the
+    tender's order), or, when a commission opens the tender, to its backup key pairs and
+    split among its members (core.commission)."""
+    commission = tender_commission(tender)
+    if commission is None:
+        return lambda: envelope.EnvelopeKeys.for_recipients(recipients)
+    ordinary = [
+        certificate
+        for recipient, certificate in zip(tender["key_pairs"], recipients, strict=True)
+        if recipient["role"] != MEMBER
+    ]
+    return lambda: envelope.EnvelopeKeys.for_recipients(
+        ordinary, also=lambda content_key: recipient_info(content_key, commission)
+    )
+
+
 def _new_envelopes(
     client: api.PlatformClient,
     tender: api.Tender,
     plans: dict[str, archive.PackPlan],
     by_kind: dict[str, Path],
-    recipients: list[x509.Certificate],
+    sealing: Callable[[], envelope.EnvelopeKeys],
 ) -> list[_Envelope]:
     """A new content key and upload for each envelope, once the deposit's size fits."""
-    items = [
-        _Envelope(
-            kind, by_kind[kind], plans[kind], envelope.EnvelopeKeys.for_recipients(recipients)
-        )
-        for kind in tender["envelopes"]
-    ]
+    items = [_Envelope(kind, by_kind[kind], plans[kind], sealing()) for kind in tender["envelopes"]]
     total = sum(item.size for item in items)
     if total > tender["max_deposit_bytes"]:
         raise RuleViolationError(

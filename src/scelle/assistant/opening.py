@@ -37,9 +37,9 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from scelle.assistant.tenders import LaunchRecord
+from scelle.assistant.tenders import LaunchRecord, set_fingerprint
 from scelle.client import api
-from scelle.core import archive, certs, envelope
+from scelle.core import archive, certs, envelope, recipients
 from scelle.core.errors import (
     N_,
     ArchiveError,
@@ -51,7 +51,6 @@ from scelle.core.errors import (
 )
 from scelle.core.files import ensure_private_dir, write_all
 from scelle.core.pipeline import ChunkPipe
-from scelle.core.rsf import recipient_set_fingerprint
 
 Progress = Callable[[int], None]
 WORK_FOLDER = ".scelle-work"
@@ -211,7 +210,7 @@ class _Opening:
         label = f"{deposit['bidder']} — {item['kind']}"
         ciphertext = self._download(deposit, item, self.progress(label, item["size"]))
         with ciphertext.open("rb") as source:
-            found = envelope.read_recipients(source)
+            found = recipients.read_recipients(source)
         outside = tuple(
             recipient.description
             for recipient in found
@@ -489,6 +488,7 @@ def tender_recipients(
     """
     warnings = []
     loaded = {}
+    roles = []
     for recipient in tender["key_pairs"]:
         try:
             certificate = certs.load_certificate(recipient["certificate_pem"].encode())
@@ -496,9 +496,13 @@ def tender_recipients(
             warnings.append(f"the certificate of {recipient['designation']} cannot be read")
             continue
         loaded[certs.fingerprint_sha256(certificate)] = certificate
+        roles.append((certs.fingerprint_sha256(certificate), recipient["role"]))
     if not loaded:
         return [], warnings
-    computed = recipient_set_fingerprint(loaded)
+    try:
+        computed = set_fingerprint(tender, roles)
+    except ScelleError as error:
+        return [], [*warnings, error.message]
     if record is not None:
         if record.rsf != computed:
             warnings.append(

@@ -10,14 +10,101 @@ checks envelopes against what was seen at launch.
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+from cryptography import x509
 
 from scelle.client import api
 from scelle.core import certs
+from scelle.core.commission import Commission
 from scelle.core.envelope import DecryptionKey
-from scelle.core.errors import N_, NotFoundError, PlatformAnswerError, ScelleError
-from scelle.core.rsf import recipient_set_fingerprint
+from scelle.core.errors import (
+    N_,
+    InvalidInputError,
+    NotFoundError,
+    PlatformAnswerError,
+    ScelleError,
+)
+from scelle.core.rsf import commission_set_fingerprint, recipient_set_fingerprint
 from scelle.keystore import KeyStore
+
+MEMBER = "member"
+"""The role of a commission member's key pair in a tender's assignment."""
+
+
+def threshold_of(tender: api.Tender) -> int | None:
+    """k when a commission opens the tender, None otherwise."""
+    commission = tender.get("commission")
+    return None if commission is None else commission["threshold"]
+
+
+def set_fingerprint(tender: api.Tender, roles: Iterable[tuple[str, str]]) -> str:
+    """The RSF of (fingerprint, role) pairs of `tender`: with its commission's members and
+    k when it has one (core.rsf). A commission the certificates cannot make is the
+    platform's lie."""
+    pairs = list(roles)
+    threshold = threshold_of(tender)
+    if threshold is None:
+        return recipient_set_fingerprint(fingerprint for fingerprint, _role in pairs)
+    try:
+        return commission_set_fingerprint(
+            [fingerprint for fingerprint, role in pairs if role != MEMBER],
+            [fingerprint for fingerprint, role in pairs if role == MEMBER],
+            threshold,
+        )
+    except InvalidInputError:
+        raise PlatformAnswerError(
+            N_(
+                "the platform describes a commission for {reference} that its key pairs cannot make"
+            ),
+            reference=tender["reference"],
+        ) from None
+
+
+def checked_certificates(tender: api.Tender) -> list[tuple[api.Recipient, x509.Certificate]]:
+    """Each recipient's certificate, which must hash to the fingerprint listed beside it."""
+    found = []
+    for recipient in tender["key_pairs"]:
+        try:
+            certificate = certs.load_certificate(recipient["certificate_pem"].encode())
+        except ScelleError:
+            raise PlatformAnswerError(
+                N_("the platform sent a certificate for {designation} that cannot be read"),
+                designation=recipient["designation"],
+            ) from None
+        if certs.fingerprint_sha256(certificate) != recipient["fingerprint_sha256"]:
+            raise PlatformAnswerError(
+                N_("the certificate of {designation} does not match its fingerprint"),
+                designation=recipient["designation"],
+            )
+        found.append((recipient, certificate))
+    return found
+
+
+def tender_commission(tender: api.Tender) -> Commission | None:
+    """Who must cooperate to open the tender's envelopes, from its certificates (checked
+    as `tender_rsf` checks them); None without a commission."""
+    threshold = threshold_of(tender)
+    if threshold is None:
+        return None
+    members = tuple(c for r, c in checked_certificates(tender) if r["role"] == MEMBER)
+    try:
+        return Commission(
+            uuid.UUID(str(tender["id"])),
+            dt.datetime.fromisoformat(str(tender["deadline"])),
+            members,
+            threshold,
+        )
+    except (InvalidInputError, ValueError):
+        raise PlatformAnswerError(
+            N_(
+                "the platform describes a commission for {reference} that its key pairs cannot make"
+            ),
+            reference=tender["reference"],
+        ) from None
 
 
 def tender_rsf(tender: api.Tender) -> str | None:
@@ -28,23 +115,8 @@ def tender_rsf(tender: api.Tender) -> str | None:
     """
     if not tender["key_pairs"]:
         return None
-    fingerprints = []
-    for recipient in tender["key_pairs"]:
-        try:
-            certificate = certs.load_certificate(recipient["certificate_pem"].encode())
-        except ScelleError:
-            raise PlatformAnswerError(
-                N_("the platform sent a certificate for {designation} that cannot be read"),
-                designation=recipient["designation"],
-            ) from None
-        fingerprint = certs.fingerprint_sha256(certificate)
-        if fingerprint != recipient["fingerprint_sha256"]:
-            raise PlatformAnswerError(
-                N_("the certificate of {designation} does not match its fingerprint"),
-                designation=recipient["designation"],
-            )
-        fingerprints.append(fingerprint)
-    computed = recipient_set_fingerprint(fingerprints)
+    checked = checked_certificates(tender)
+    computed = set_fingerprint(tender, ((r["fingerprint_sha256"], r["role"]) for r, _c in checked))
     if tender["rsf"] is not None and tender["rsf"] != computed:
         raise PlatformAnswerError(
             N_(
@@ -101,23 +173,29 @@ class Launched:
 
 
 def launch(
-    client: api.PlatformClient, store: KeyStore, reference: str, keys: list[str]
+    client: api.PlatformClient,
+    store: KeyStore,
+    reference: str,
+    keys: list[str],
+    *,
+    commission_threshold: int | None = None,
 ) -> Launched:
     """Launch the tender, check its personal key pairs against the store, record its set.
 
     Each of `keys` is a designation or a CN on the platform, or the name of a key
     pair in this store, which is taken as the platform's key pair with the same
-    certificate.
+    certificate. With `commission_threshold` (k), they are the members of the tender's
+    commission, k of whom must take part to open.
     """
     meant: list[tuple[str, str]] = []
     try:
-        tender = client.launch_tender(reference, keys)
+        tender = client.launch_tender(reference, keys, commission_threshold=commission_threshold)
     except NotFoundError:
         # A name the platform does not know may be this store's name of a key pair.
         mapped, meant = _designations(client, store, keys)
         if not meant:
             raise
-        tender = client.launch_tender(reference, mapped)
+        tender = client.launch_tender(reference, mapped, commission_threshold=commission_threshold)
     rsf = tender_rsf(tender)
     if rsf is None:
         raise PlatformAnswerError(

@@ -289,6 +289,12 @@ def _verify_one(
     ]
     if receipt.rsf is not None:
         rows.append((_("Recipient set"), receipt.rsf))
+    if receipt.commission is not None:
+        needed = receipt.commission.threshold
+        rows.append((_("Commission"), _("{threshold} members must take part to open",
+                                         threshold=needed)))  # fmt: skip
+        rows += [("", _("member {fingerprint}", fingerprint=fp))
+                 for fp in receipt.commission.members]  # fmt: skip
     if receipt.audit_head is not None:
         head = receipt.audit_head
         rows.append((_("Audit log"), f"#{head.sequence} {head.hash}"))

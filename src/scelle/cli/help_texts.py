@@ -162,6 +162,9 @@ HELP_TEXTS = (
     gettext_noop(
         "A personal key pair of the service, by its designation, its CN or its name in this workstation's store; repeat for more. Backup key pairs are added."
     ),
+    gettext_noop(
+        "A commission opens the offers: the key pairs given with --key are its members, each held by another agent allowed to open, and K of them must take part."
+    ),
     gettext_noop("List the tenders you can see."),
     gettext_noop(
         "Print the text to publish in the tender notice (BOAMP, JOUE): the key pairs'\nfingerprints and the recipient-set fingerprint companies check."

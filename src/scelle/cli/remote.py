@@ -9,7 +9,7 @@ import datetime as dt
 import json
 import sys
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import click
@@ -352,13 +352,24 @@ def create_tender(
 @tenders.command(name="launch")
 @click.argument("reference")
 @click.option(
-    "--key", "keys", multiple=True, required=True, metavar="NAME",
+    "--key",
+    "keys",
+    multiple=True,
+    required=True,
+    metavar="NAME",
     help="A personal key pair of the service, by its designation, its CN or its name in this "
     "workstation's store; repeat for more. Backup key pairs are added.",
+)
+@click.option(
+    "--commission", "threshold", type=click.IntRange(2, 255), metavar="K",
+    help="A commission opens the offers: the key pairs given with --key are its members, "
+    "each held by another agent allowed to open, and K of them must take part.",
 )  # fmt: skip
 @token_option
 @pass_session
-def launch_tender(session: Session, reference: str, keys: tuple[str, ...]) -> None:
+def launch_tender(
+    session: Session, reference: str, keys: tuple[str, ...], threshold: int | None
+) -> None:
     """Publish a draft tender; its key pairs become definitive.
 
     This workstation checks that the personal key pairs assigned are ones its
@@ -367,7 +378,9 @@ def launch_tender(session: Session, reference: str, keys: tuple[str, ...]) -> No
     from scelle.assistant.tenders import launch
 
     with connect(session) as client:
-        launched = launch(client, session.store, reference, list(keys))
+        launched = launch(
+            client, session.store, reference, list(keys), commission_threshold=threshold
+        )
     tender = launched.tender
     for given, designation in launched.meant:
         say(_("{given}: the key pair designated {designation} on the platform",
@@ -375,6 +388,7 @@ def launch_tender(session: Session, reference: str, keys: tuple[str, ...]) -> No
     say(_("Tender {reference} is published. Its key pairs, definitive:",
           reference=tender["reference"]))  # fmt: skip
     _print_recipients(session, tender["key_pairs"])
+    _say_commission(tender, say)
     say(_("Recipient-set fingerprint: {rsf}", rsf=launched.rsf))
     for designation in launched.not_vouched:
         say(
@@ -393,6 +407,24 @@ def launch_tender(session: Session, reference: str, keys: tuple[str, ...]) -> No
     )
 
 
+def _say_commission(tender: api.Tender, tell: Callable[[str], None]) -> None:
+    """Who must take part to open, when a commission opens the tender."""
+    from scelle.assistant.tenders import MEMBER, threshold_of
+
+    threshold = threshold_of(tender)
+    if threshold is None:
+        return
+    members = sum(1 for r in tender["key_pairs"] if r["role"] == MEMBER)
+    tell(
+        _(
+            "A commission opens the offers: {threshold} of its {members} members must take "
+            "part, each from their own workstation; each backup key pair opens alone.",
+            threshold=threshold,
+            members=members,
+        )
+    )
+
+
 def _print_recipients(session: Session, recipients: list[api.Recipient]) -> None:
     # The buyer's check against a swapped certificate (DESIGN.md, threats):
     # say which recipients match a key pair of this workstation's store.
@@ -404,11 +436,17 @@ def _print_recipients(session: Session, recipients: list[api.Recipient]) -> None
             else _("on this workstation's token") if mine.token
             else _("in this workstation's store")
         )  # fmt: skip
+        holder = f", {recipient['holder']}" if recipient.get("holder") else ""
         say(
-            f"  {recipient['designation']} ({_(recipient['role'])}, {recipient['common_name']}, "
-            f"{_('expires')} {_day(recipient['not_after'])}) "
+            f"  {recipient['designation']} ({_role(recipient['role'])}{holder}, "
+            f"{recipient['common_name']}, {_('expires')} {_day(recipient['not_after'])}) "
             f"{recipient['fingerprint_sha256']} {here}".rstrip()
         )
+
+
+def _role(role: str) -> str:
+    """A key pair's role in a tender, as people read it."""
+    return _("commission member") if role == "member" else _(role)
 
 
 @tenders.command(name="list")
@@ -446,7 +484,7 @@ def list_tenders(session: Session, as_json: bool) -> None:
 @pass_session
 def show_tender(session: Session, reference: str, as_json: bool) -> None:
     """Show a tender, with its key pairs and their fingerprints."""
-    from scelle.assistant.tenders import tender_rsf
+    from scelle.assistant.tenders import tender_rsf, threshold_of
 
     with connect(session) as client:
         tender = client.tender(reference)
@@ -469,14 +507,20 @@ def show_tender(session: Session, reference: str, as_json: bool) -> None:
         rows.append((_("Reason for cancelling"), tender.get("cancel_reason", "")))
     if rsf is not None:
         rows.append((_("Recipient set"), rsf))
+    threshold = threshold_of(tender)
+    if threshold is not None:
+        rows.append(
+            (_("Commission"), _("{threshold} members must take part to open", threshold=threshold))
+        )
     width = max(len(label) for label, _value in rows)
     for label, value in rows:
         click.echo(f"{label:<{width}}  {value}")
     if tender["key_pairs"]:
         click.echo(_("Key pairs:"))
         for recipient in tender["key_pairs"]:
+            holder = f", {recipient['holder']}" if recipient.get("holder") else ""
             click.echo(
-                f"  {recipient['designation']} ({_(recipient['role'])}, "
+                f"  {recipient['designation']} ({_role(recipient['role'])}{holder}, "
                 f"{recipient['common_name']}, {_('expires')} {_day(recipient['not_after'])}) "
                 f"{recipient['fingerprint_sha256']}"
             )
@@ -508,9 +552,10 @@ def tender_notice(session: Session, reference: str) -> None:
     )
     for recipient in tender["key_pairs"]:
         click.echo(
-            f"  - {recipient['designation']} ({_(recipient['role'])}, "
+            f"  - {recipient['designation']} ({_role(recipient['role'])}, "
             f"CN {recipient['common_name']}) SHA-256 {recipient['fingerprint_sha256']}"
         )
+    _say_commission(tender, click.echo)
     click.echo(_("Recipient-set fingerprint: {rsf}", rsf=rsf))
     click.echo(
         _(

@@ -171,6 +171,11 @@ class Recipient(TypedDict):
     not_after: Timestamp
     certificate_pem: Pem
     issued_by_platform: bool
+    holder: NotRequired[Annotated[str, StringConstraints(max_length=254)] | None]
+
+
+class Commission(TypedDict):
+    threshold: Annotated[int, Field(ge=2, le=255)]
 
 
 class Tender(TypedDict):
@@ -191,6 +196,7 @@ class Tender(TypedDict):
     max_deposit_bytes: Size
     rsf: Rsf | None
     test: NotRequired[bool]
+    commission: NotRequired[Commission | None]
 
 
 class ReceivedEnvelope(TypedDict):
@@ -509,9 +515,14 @@ class PlatformClient:
     def tender(self, reference: str) -> Tender:
         return self._call(Tender, "GET", f"/tenders/{_segment(reference)}")
 
-    def launch_tender(self, reference: str, key_pairs: list[str]) -> Tender:
+    def launch_tender(
+        self, reference: str, key_pairs: list[str], *, commission_threshold: int | None = None
+    ) -> Tender:
         path = f"/tenders/{_segment(reference)}/launch"
-        return self._call(Tender, "POST", path, json={"key_pairs": key_pairs})
+        body: dict[str, Any] = {"key_pairs": key_pairs}
+        if commission_threshold is not None:
+            body["commission_threshold"] = commission_threshold
+        return self._call(Tender, "POST", path, json=body)
 
     def close_tender(self, reference: str) -> Tender:
         return self._call(Tender, "POST", f"/tenders/{_segment(reference)}/close")

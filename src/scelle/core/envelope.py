@@ -714,32 +714,9 @@ def decrypt_stream(
             wrapper.detach()  # the caller's stream stays the caller's to close
 
 
-@dataclass(frozen=True)
-class EnvelopeRecipient:
-    """One RecipientInfo of an envelope: whom its content key was encrypted to."""
-
-    identifier: bytes = field(repr=False)
-    """The recipient identifier (issuerAndSerialNumber or subjectKeyIdentifier), DER;
-    empty for a recipient info that is not key transport."""
-    description: str
-    """How a person reads it: the issuer and serial number, or the key identifier."""
-
-    def matches(self, certificate: x509.Certificate) -> bool:
-        """True when this recipient info names `certificate`."""
-        if not self.identifier:
-            return False  # not key transport: never one of ours
-        return _matches(cms.RecipientIdentifier.load(self.identifier), certificate)
-
-
-def _describe(rid: cms.RecipientIdentifier) -> str:
-    if rid.name == "issuer_and_serial_number":
-        chosen = rid.chosen
-        return f"{chosen['issuer'].human_friendly}, serial {chosen['serial_number'].native:x}"
-    return f"key identifier {rid.chosen.native.hex()}"
-
-
-def read_recipients(source: Readable) -> list[EnvelopeRecipient]:
-    """The recipients an envelope's content key was encrypted to, from its header only.
+def read_recipient_infos(source: Readable) -> bytes:
+    """The DER of an envelope's RecipientInfos, read from its header only (core.recipients
+    says whom they name).
 
     Raises the one `DecryptionError` for anything that is not an envelope.
     """
@@ -749,19 +726,26 @@ def read_recipients(source: Readable) -> list[EnvelopeRecipient]:
         source = wrapper
     try:
         head = _read_header(ber.BerReader(_unarmoured(source)))
-        found = []
-        for info in cms.RecipientInfos.load(head.recipient_infos, strict=True):
-            if info.name != "ktri":
-                found.append(EnvelopeRecipient(b"", f"a {info.name} recipient"))
-                continue
-            rid = info.chosen["rid"]
-            found.append(EnvelopeRecipient(rid.dump(), _describe(rid)))
-        return found
+        cms.RecipientInfos.load(head.recipient_infos, strict=True)
+        return head.recipient_infos
     except (_Failed, *ber.MALFORMED):
         raise DecryptionError(DECRYPTION_FAILED) from None
     finally:
         if wrapper is not None:
             wrapper.detach()
+
+
+def same_recipient(rid: cms.RecipientIdentifier, certificate: x509.Certificate) -> bool:
+    """True when the recipient identifier names `certificate`."""
+    return _matches(rid, certificate)
+
+
+def describe_recipient(rid: cms.RecipientIdentifier) -> str:
+    """A recipient identifier as a person reads it: issuer and serial, or key identifier."""
+    if rid.name == "issuer_and_serial_number":
+        chosen = rid.chosen
+        return f"{chosen['issuer'].human_friendly}, serial {chosen['serial_number'].native:x}"
+    return f"key identifier {rid.chosen.native.hex()}"
 
 
 def open_envelope_to_file(

@@ -3,6 +3,7 @@
 A receipt is a JSON document:
 
     {"receipt": {tender, bidder, deposit, received_at, late, rsf, [test: true],
+                 [commission: {threshold, members: [SHA-256 fingerprints]}],
                  audit_head: {sequence, hash},
                  envelopes: [{kind, size, sha256, recipients: [SHA-256 fingerprints]}]},
      "signature": {"algorithm": "ecdsa-with-SHA256", "value": base64 DER,
@@ -14,9 +15,11 @@ that the signer's certificate allows signing and was issued by the CA in the
 chain, and, when the caller knows the platform's CA, that it is that one.
 
 `rsf` and each envelope's `recipients` say to whom the envelopes were
-encrypted (the platform reads them from the envelopes' headers); `audit_head`
-anchors the platform's audit log: the event of that sequence number must
-keep that hash for as long as the log exists. Receipts from before these
+encrypted (the platform reads them from the envelopes' headers); `commission`,
+for a tender a commission opens, says which members' certificates hold shares
+of each content key and how many must take part; `audit_head` anchors the
+platform's audit log: the event of that sequence number must keep that hash
+for as long as the log exists. Receipts from before these
 fields verify as they are. The platform's audit checkpoints are signed the
 same way (`sign_document`, `verify_document`).
 """
@@ -63,6 +66,27 @@ class ReceivedEnvelope:
 
 
 @dataclass(frozen=True)
+class ReceiptCommission:
+    """The commission that opens the tender: k of these members must take part."""
+
+    threshold: int
+    members: tuple[str, ...]
+    """SHA-256 fingerprints of the members' certificates, sorted."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"threshold": self.threshold, "members": list(self.members)}
+
+    @classmethod
+    def from_json(cls, data: Any) -> ReceiptCommission | None:  # noqa: ANN401 - parsed JSON
+        if data is None:
+            return None
+        threshold, members = data["threshold"], data["members"]
+        if not isinstance(threshold, int) or not isinstance(members, list):
+            raise TypeError("commission")
+        return cls(threshold, tuple(str(member) for member in members))
+
+
+@dataclass(frozen=True)
 class AuditHead:
     """The last event of the platform's audit log at some moment: an anchor."""
 
@@ -102,6 +126,8 @@ class Receipt:
     test: bool = False
     """A deposit to the platform's test tender: a try, never an offer (said only when
     true, so that every other receipt keeps the fields it always had)."""
+    commission: ReceiptCommission | None = None
+    """Who must cooperate to open, when a commission opens the tender."""
 
     def to_json(self) -> dict[str, Any]:
         document: dict[str, Any] = {
@@ -119,6 +145,8 @@ class Receipt:
             document["audit_head"] = self.audit_head.to_json()
         if self.test:
             document["test"] = True
+        if self.commission is not None:
+            document["commission"] = self.commission.to_json()
         return document
 
     @classmethod
@@ -142,6 +170,7 @@ class Receipt:
             rsf=None if data.get("rsf") is None else str(data["rsf"]),
             audit_head=AuditHead.from_json(data.get("audit_head")),
             test=data.get("test") is True,
+            commission=ReceiptCommission.from_json(data.get("commission")),
         )
 
 

@@ -22,7 +22,6 @@ from django.db.models import QuerySet, Sum
 from django.utils.translation import gettext
 
 from scelle.core.certs import load_certificate
-from scelle.core.envelope import read_recipients
 from scelle.core.errors import (
     N_,
     DecryptionError,
@@ -32,7 +31,8 @@ from scelle.core.errors import (
     RuleViolationError,
     TooLargeError,
 )
-from scelle.core.receipt import Receipt, ReceivedEnvelope, sign_receipt
+from scelle.core.receipt import Receipt, ReceiptCommission, ReceivedEnvelope, sign_receipt
+from scelle.core.recipients import read_recipients
 from scelle.platform.accounts.models import Organisation, User
 from scelle.platform.audit.anchors import audit_head
 from scelle.platform.audit.services import record
@@ -41,7 +41,12 @@ from scelle.platform.deposits import storage
 from scelle.platform.deposits.models import Deposit, Envelope, Upload
 from scelle.platform.keypairs.authority import platform_authority, receipt_signer
 from scelle.platform.tenders.models import Tender
-from scelle.platform.tenders.services import max_deposit_bytes, tender_for, tender_rsf
+from scelle.platform.tenders.services import (
+    commission_members,
+    max_deposit_bytes,
+    tender_for,
+    tender_rsf,
+)
 
 
 def _require_bidder(actor: User) -> None:
@@ -515,6 +520,12 @@ def _signed_receipt(
         rsf=tender_rsf(tender),
         audit_head=audit_head(),
         test=tender.is_test,
+        commission=None
+        if tender.commission_threshold is None
+        else ReceiptCommission(
+            tender.commission_threshold,
+            tuple(sorted(a.fingerprint_sha256 for a in commission_members(tender))),
+        ),
     )
     return sign_receipt(receipt, receipt_signer(), [platform_authority().certificate]).decode()
 
@@ -523,7 +534,8 @@ def _recipients_of(tender: Tender, upload: Upload) -> list[str]:
     """The fingerprints of the certificates an uploaded envelope is encrypted to.
 
     Read from the envelope's header; each must be one of the tender's key pairs
-    (an envelope that another key could open is refused, whoever sealed it).
+    (an envelope that another key could open is refused, whoever sealed it), and a
+    commission's shares must go to its members, with its k, as the receipt will say.
     """
     assigned = [
         (load_certificate(a.certificate_pem.encode()), a.fingerprint_sha256)
@@ -537,7 +549,7 @@ def _recipients_of(tender: Tender, upload: Upload) -> list[str]:
             N_("the upload for {kind} was abandoned meanwhile: nothing was deposited"),
             kind=upload.envelope,
         ) from None
-    except DecryptionError:
+    except (DecryptionError, InvalidInputError):
         raise RuleViolationError(
             N_(
                 "the envelope {kind} is not an envelope the platform can accept: nothing "
@@ -545,7 +557,7 @@ def _recipients_of(tender: Tender, upload: Upload) -> list[str]:
             ),
             kind=upload.envelope,
         ) from None
-    fingerprints = []
+    fingerprints, shared = [], set()
     for recipient in found:
         matching = [fp for certificate, fp in assigned if recipient.matches(certificate)]
         if not matching:
@@ -558,6 +570,18 @@ def _recipients_of(tender: Tender, upload: Upload) -> list[str]:
                 recipient=recipient.description,
             )
         fingerprints.append(matching[0])
+        if recipient.threshold is not None:
+            shared.add((matching[0], recipient.threshold))
+    members = {a.fingerprint_sha256 for a in commission_members(tender)}
+    if shared != {(fp, tender.commission_threshold) for fp in members}:
+        raise RuleViolationError(
+            N_(
+                "the envelope {kind} does not share its key among the tender's commission "
+                "as launched (its members, {threshold} of them needed): nothing was deposited"
+            ),
+            kind=upload.envelope,
+            threshold=tender.commission_threshold or 0,
+        )
     return sorted(set(fingerprints))
 
 

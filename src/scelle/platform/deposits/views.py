@@ -158,8 +158,7 @@ def deposit_page(request: HttpRequest, tender_id: uuid.UUID) -> HttpResponse:
         {
             "section": "tenders",
             "tender": tender,
-            "assigned": list(tender.assigned_key_pairs.all()),
-            "rsf": tenders.tender_rsf(tender),
+            **tenders.keys_facts(tender, agent=False),
             "open": tenders.takes_deposits(tender, now=now()),
             "config": config,
             "messages_for_script": _messages(),

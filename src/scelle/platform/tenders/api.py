@@ -14,6 +14,7 @@ from django.http import HttpRequest
 from ninja import Router, Schema, Status
 from pydantic import Field
 
+from scelle.platform.accounts.models import User
 from scelle.platform.answers import actor
 from scelle.platform.clock import now
 from scelle.platform.schemas import responses
@@ -32,6 +33,13 @@ class RecipientOut(Schema):
     certificate_pem: str
     issued_by_platform: bool
     """False when referenced as it is: then not issued by the platform CA."""
+    holder: str | None = None
+    """A commission member's agent (e-mail), shown to the buyer's agents only."""
+
+
+class CommissionOut(Schema):
+    threshold: int
+    """k: how many of the members (the key pairs of role "member") must take part to open."""
 
 
 class TenderOut(Schema):
@@ -54,13 +62,17 @@ class TenderOut(Schema):
     max_deposit_bytes: int
     """The largest deposit the platform takes, all envelopes together."""
     rsf: str | None
-    """The recipient-set fingerprint of `key_pairs`, once launched (RSF XXXX-…)."""
+    """The recipient-set fingerprint of `key_pairs`, once launched (RSF XXXX-…), with the
+    commission's members and k when it has one."""
+    commission: CommissionOut | None = None
+    """Set when a commission opens the tender: k of its members' workstations together."""
     test: bool = False
     """The platform's test tender: deposits there are tries, never offers, and swept."""
 
 
-def _recipient(assigned: AssignedKeyPair) -> RecipientOut:
+def _recipient(assigned: AssignedKeyPair, *, agent: bool = False) -> RecipientOut:
     return RecipientOut(
+        holder=assigned.holder.email if agent and assigned.holder else None,
         designation=assigned.designation,
         role=assigned.role,
         common_name=assigned.common_name,
@@ -71,8 +83,10 @@ def _recipient(assigned: AssignedKeyPair) -> RecipientOut:
     )
 
 
-def _out(tender: Tender) -> TenderOut:
+def _out(tender: Tender, viewer: User) -> TenderOut:
+    threshold = tender.commission_threshold
     return TenderOut(
+        commission=None if threshold is None else CommissionOut(threshold=threshold),
         id=tender.id,
         reference=tender.reference,
         title=tender.title,
@@ -86,7 +100,10 @@ def _out(tender: Tender) -> TenderOut:
         closed_at=tender.closed_at,
         cancelled_at=tender.cancelled_at,
         cancel_reason=tender.cancel_reason,
-        key_pairs=[_recipient(assigned) for assigned in tender.assigned_key_pairs.all()],
+        key_pairs=[
+            _recipient(assigned, agent=viewer.is_agent)
+            for assigned in tender.assigned_key_pairs.all()
+        ],
         max_deposit_bytes=services.max_deposit_bytes(tender),
         test=tender.is_test,
         rsf=services.tender_rsf(tender),
@@ -96,8 +113,9 @@ def _out(tender: Tender) -> TenderOut:
 @router.get("", response=responses({200: list[TenderOut]}, 403))
 def list_tenders(request: HttpRequest) -> list[TenderOut]:
     """Agents: the tenders of their services. Companies: the launched tenders."""
-    found = services.visible_tenders(actor(request)).prefetch_related("assigned_key_pairs")
-    return [_out(tender) for tender in found]
+    viewer = actor(request)
+    found = services.visible_tenders(viewer).prefetch_related("assigned_key_pairs__holder")
+    return [_out(tender, viewer) for tender in found]
 
 
 class TenderIn(Schema):
@@ -111,8 +129,9 @@ class TenderIn(Schema):
 @router.post("", response=responses({201: TenderOut}, 400, 403, 404, 409))
 def create(request: HttpRequest, payload: TenderIn) -> Status[TenderOut]:
     """A draft tender of a service."""
+    viewer = actor(request)
     tender = services.create_tender(
-        actor(request),
+        viewer,
         service_id=payload.service,
         reference=payload.reference,
         title=payload.title,
@@ -120,7 +139,7 @@ def create(request: HttpRequest, payload: TenderIn) -> Status[TenderOut]:
         envelopes=payload.envelopes,
         now=now(),
     )
-    return Status(201, _out(tender))
+    return Status(201, _out(tender, viewer))
 
 
 class TestKeyOut(Schema):
@@ -153,24 +172,37 @@ def test_key(request: HttpRequest, tender: str) -> TestKeyOut:
 @router.get("/{tender}", response=responses({200: TenderOut}, 403, 404))
 def show(request: HttpRequest, tender: str) -> TenderOut:
     """One tender, with its key pairs once launched."""
-    return _out(services.tender_for(actor(request), tender))
+    viewer = actor(request)
+    return _out(services.tender_for(viewer, tender), viewer)
 
 
 class LaunchIn(Schema):
     key_pairs: list[str] = Field(min_length=1, max_length=50)
     """Designations of the personal key pairs chosen; backup ones are added."""
+    commission_threshold: int | None = Field(None, ge=2, le=255)
+    """k: the chosen key pairs become a commission's members, k of whom must take part to
+    open (each held by another agent allowed to open)."""
 
 
 @router.post("/{tender}/launch", response=responses({200: TenderOut}, 400, 403, 404, 409))
 def launch(request: HttpRequest, tender: str, payload: LaunchIn) -> TenderOut:
     """Publish a draft and assign its key pairs, definitively."""
-    return _out(services.launch_tender(actor(request), tender, payload.key_pairs, now=now()))
+    viewer = actor(request)
+    launched = services.launch_tender(
+        viewer,
+        tender,
+        payload.key_pairs,
+        commission_threshold=payload.commission_threshold,
+        now=now(),
+    )
+    return _out(launched, viewer)
 
 
 @router.post("/{tender}/close", response=responses({200: TenderOut}, 403, 404, 409))
 def close(request: HttpRequest, tender: str) -> TenderOut:
     """End a tender, after its deadline: its key pairs may then be deleted."""
-    return _out(services.close_tender(actor(request), tender, now=now()))
+    viewer = actor(request)
+    return _out(services.close_tender(viewer, tender, now=now()), viewer)
 
 
 class CancelIn(Schema):
@@ -181,7 +213,9 @@ class CancelIn(Schema):
 @router.post("/{tender}/cancel", response=responses({200: TenderOut}, 400, 403, 404, 409))
 def cancel(request: HttpRequest, tender: str, payload: CancelIn) -> TenderOut:
     """Stop a launched tender before its deadline: it takes no deposit any more."""
-    return _out(services.cancel_tender(actor(request), tender, reason=payload.reason, now=now()))
+    viewer = actor(request)
+    closed = services.cancel_tender(viewer, tender, reason=payload.reason, now=now())
+    return _out(closed, viewer)
 
 
 @router.get("/{tender}/recipients", response=responses({200: list[RecipientOut]}, 403, 404, 409))

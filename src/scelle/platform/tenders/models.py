@@ -52,6 +52,10 @@ class Tender(models.Model):
     )
     cancelled_at = models.DateTimeField(null=True, blank=True)
     cancel_reason = models.TextField(_("reason for cancelling"), blank=True)
+    commission_threshold = models.PositiveSmallIntegerField(null=True, blank=True)
+    """k when a commission opens the tender: k of its members (the assigned key pairs of
+    role "member") must take part to open any envelope (DESIGN.md, "Commission"); None
+    when any assigned personal key pair opens alone. Fixed at launch, like them."""
     is_test = models.BooleanField(default=False)
     """The platform's *Consultation de test* (tenders.testing): every company may deposit
     to it and open its own deposits there; they never count as offers, and are swept."""
@@ -82,6 +86,10 @@ class AssignedKeyPair(InsertOnlyModel):
     """The registry entry (keypairs.KeyPair) it was taken from."""
     designation = models.CharField(max_length=100)
     role = models.CharField(max_length=10)
+    """"personal" or "backup" as in the registry; "member" for a personal key pair made a
+    member of the tender's commission."""
+    holder = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+", null=True)
+    """A commission member's agent: the one who added the key pair from their workstation."""
     common_name = models.CharField(max_length=64)
     certificate_pem = models.TextField()
     fingerprint_sha256 = models.CharField(max_length=95)

@@ -27,7 +27,8 @@ from scelle.core.errors import (
     PermissionDeniedError,
     RuleViolationError,
 )
-from scelle.core.rsf import recipient_set_fingerprint
+from scelle.core.rsf import commission_set_fingerprint, recipient_set_fingerprint
+from scelle.core.shamir import MAX_SHARES
 from scelle.core.text import storable
 from scelle.platform.accounts.models import Permission, Service, User, permissions_of
 from scelle.platform.accounts.services import service_for
@@ -280,20 +281,29 @@ def _check_valid_through(assigned: list[KeyPair], until: dt.datetime, now: dt.da
 def launch_choices(tender: Tender) -> tuple[list[KeyPair], list[KeyPair]]:
     """The service's personal key pairs the agent chooses from at launch, and its backup
     key pairs, which every tender of the service gets (rule 3)."""
-    of_service = KeyPair.objects.filter(service=tender.service).order_by("designation")
+    of_service = (
+        KeyPair.objects.filter(service=tender.service)
+        .select_related("added_by")
+        .order_by("designation")
+    )
     personal = [k for k in of_service if k.role == KeyPair.Role.PERSONAL]
     backup = [k for k in of_service if k.role == KeyPair.Role.BACKUP]
     return personal, backup
 
 
-def assign(tender: Tender, key_pair: KeyPair) -> AssignedKeyPair:
-    """Make `key_pair` a recipient of every envelope of `tender`, for good (rule 3); the
-    tender keeps its own copy of the certificate."""
+MEMBER = "member"
+"""The role of a commission member's key pair in a tender's assignment."""
+
+
+def assign(tender: Tender, key_pair: KeyPair, *, member: bool = False) -> AssignedKeyPair:
+    """Make `key_pair` a recipient of every envelope of `tender`, for good (rule 3), or
+    one of its commission's members; the tender keeps its own copy of the certificate."""
     return AssignedKeyPair.objects.create(
         tender=tender,
         key_pair_id=key_pair.id,
         designation=key_pair.designation,
-        role=key_pair.role,
+        role=MEMBER if member else key_pair.role,
+        holder_id=key_pair.added_by_id if member else None,
         common_name=key_pair.common_name,
         certificate_pem=key_pair.certificate_pem,
         fingerprint_sha256=key_pair.fingerprint_sha256,
@@ -302,11 +312,82 @@ def assign(tender: Tender, key_pair: KeyPair) -> AssignedKeyPair:
     )
 
 
+def _check_commission(
+    tender: Tender, members: list[KeyPair], backups: list[KeyPair], threshold: int
+) -> None:
+    """A commission (DESIGN.md, "Commission"): 2 to 255 personal key pairs, each held by
+    another agent allowed to open, k between 2 and their number, and a backup key pair,
+    the way in if members are lost."""
+    if any(key_pair.role != KeyPair.Role.PERSONAL for key_pair in members):
+        raise RuleViolationError(
+            N_("a commission's members are personal key pairs; backup ones stay recipients")
+        )
+    if not 2 <= len(members) <= MAX_SHARES or not 2 <= threshold <= len(members):
+        raise RuleViolationError(
+            N_(
+                "a commission of {members} member(s) cannot need {threshold} of them: choose "
+                "2 to {most} members' key pairs, and between 2 and their number to open"
+            ),
+            members=len(members),
+            threshold=threshold,
+            most=MAX_SHARES,
+        )
+    if not backups:
+        raise RuleViolationError(
+            N_(
+                "the service {service} has no backup key pair: a commission needs one, the "
+                "way to open if members are lost"
+            ),
+            hint=N_("Add a backup key pair to the service first."),
+            service=tender.service.name,
+        )
+    openers = permissions_of_service(tender.service, Permission.Name.OPEN)
+    holders: dict[uuid.UUID, KeyPair] = {}
+    for key_pair in members:
+        holder = key_pair.added_by_id
+        if holder is None or holder not in openers:
+            raise RuleViolationError(
+                N_(
+                    "the key pair {designation} has no holder allowed to open for the "
+                    "service {service}: a member's key pair is one an agent with the right "
+                    "to open added from their own workstation"
+                ),
+                designation=key_pair.designation,
+                service=tender.service.name,
+            )
+        if holder in holders:
+            raise RuleViolationError(
+                N_(
+                    "the key pairs {first} and {second} are held by the same agent: each "
+                    "member of a commission is another agent"
+                ),
+                first=holders[holder].designation,
+                second=key_pair.designation,
+            )
+        holders[holder] = key_pair
+
+
+def permissions_of_service(service: Service, name: str) -> set[uuid.UUID]:
+    """The agents holding permission `name` on `service`, active ones only."""
+    return set(
+        User.objects.filter(
+            permissions__service=service, permissions__name=name, is_active=True
+        ).values_list("id", flat=True)
+    )
+
+
 def launch_tender(
-    actor: User, reference: str, key_designations: Sequence[str], *, now: dt.datetime
+    actor: User,
+    reference: str,
+    key_designations: Sequence[str],
+    *,
+    commission_threshold: int | None = None,
+    now: dt.datetime,
 ) -> Tender:
     """Publish a draft and assign its key pairs, for good (rule 3).
 
+    With `commission_threshold` (k), the chosen key pairs are the members of the tender's
+    commission, k of whom must take part to open (DESIGN.md, "Commission").
     Long because rule 3 is several checks on the chosen key pairs, then one record.
     """
     tender = tender_for(actor, reference, Permission.Name.MANAGE_TENDERS)
@@ -330,34 +411,50 @@ def launch_tender(
                     "are added to every tender"
                 )
             )
-        backups = KeyPair.objects.select_for_update().filter(
-            service=tender.service, role=KeyPair.Role.BACKUP
+        backups = list(
+            KeyPair.objects.select_for_update().filter(
+                service=tender.service, role=KeyPair.Role.BACKUP
+            )
         )
+        if commission_threshold is not None:
+            _check_commission(tender, chosen, backups, commission_threshold)
         assigned = chosen + [key_pair for key_pair in backups if key_pair not in chosen]
         until = opening_window_end(tender)
         _check_valid_through(assigned, until, now)
+        members = chosen if commission_threshold is not None else []
         for key_pair in assigned:
-            assign(tender, key_pair)
+            assign(tender, key_pair, member=key_pair in members)
         tender.status = Tender.Status.PUBLISHED
         tender.launched_by = actor
         tender.launched_at = now
-        tender.save(update_fields=["status", "launched_by", "launched_at"])
+        tender.commission_threshold = commission_threshold
+        tender.save(update_fields=["status", "launched_by", "launched_at", "commission_threshold"])
+        details: dict[str, Any] = {
+            "reference": tender.reference,
+            "key_pairs": [
+                {
+                    "designation": k.designation,
+                    "role": MEMBER if k in members else k.role,
+                    "fingerprint": k.fingerprint_sha256,
+                }
+                for k in assigned
+            ],
+            "rsf": tender_rsf(tender),
+        }
+        if commission_threshold is not None:
+            details["commission"] = {
+                "threshold": commission_threshold,
+                "members": [
+                    {"designation": k.designation, "holder": k.added_by.email if k.added_by else ""}
+                    for k in members
+                ],
+            }
         record(
             "tenders.tender.launched",
             actor=actor.email,
             target=tender,
             organisation_id=tender.organisation_id,
-            details={
-                "reference": tender.reference,
-                "key_pairs": [
-                    {
-                        "designation": k.designation,
-                        "role": k.role,
-                        "fingerprint": k.fingerprint_sha256,
-                    }
-                    for k in assigned
-                ],
-            },
+            details=details,
             now=now,
         )
         checkpoint(now=now, reason="launch")  # in the same transaction: both or neither
@@ -378,9 +475,37 @@ def takes_deposits(tender: Tender, *, now: dt.datetime) -> bool:
 
 
 def tender_rsf(tender: Tender) -> str | None:
-    """The recipient-set fingerprint of a launched tender (core.rsf); None for a draft."""
-    fingerprints = [assigned.fingerprint_sha256 for assigned in tender.assigned_key_pairs.all()]
-    return recipient_set_fingerprint(fingerprints) if fingerprints else None
+    """The recipient-set fingerprint of a launched tender (core.rsf), with its commission's
+    members and k when it has one; None for a draft."""
+    assigned = list(tender.assigned_key_pairs.all())
+    if not assigned:
+        return None
+    if tender.commission_threshold is None:
+        return recipient_set_fingerprint(a.fingerprint_sha256 for a in assigned)
+    return commission_set_fingerprint(
+        [a.fingerprint_sha256 for a in assigned if a.role != MEMBER],
+        [a.fingerprint_sha256 for a in assigned if a.role == MEMBER],
+        tender.commission_threshold,
+    )
+
+
+def keys_facts(tender: Tender, *, agent: bool) -> dict[str, Any]:
+    """What the pages show of a tender's key pairs (template tenders/keys_facts.html): the
+    assignment, its RSF, its commission; members' holders to the buyer's agents only."""
+    assigned = list(tender.assigned_key_pairs.select_related("holder"))
+    return {
+        "assigned": assigned,
+        "rsf": tender_rsf(tender),
+        "members_count": sum(1 for a in assigned if a.role == MEMBER),
+        "agent_view": agent,
+    }
+
+
+def commission_members(tender: Tender) -> list[AssignedKeyPair]:
+    """The members of the tender's commission, empty when it has none."""
+    if tender.commission_threshold is None:
+        return []
+    return [a for a in tender.assigned_key_pairs.all() if a.role == MEMBER]
 
 
 def close_tender(actor: User, reference: str, *, now: dt.datetime) -> Tender:

@@ -148,8 +148,7 @@ def tender_detail(request: HttpRequest, tender_id: uuid.UUID) -> HttpResponse:
             "section": "tenders",
             "tender": tender,
             "can": can,
-            "assigned": list(tender.assigned_key_pairs.all()),
-            "rsf": services.tender_rsf(tender),
+            **services.keys_facts(tender, agent=True),
             "deposits": deposits,
             "opening_window_ends": services.opening_window_end(tender),
         },
@@ -158,23 +157,30 @@ def tender_detail(request: HttpRequest, tender_id: uuid.UUID) -> HttpResponse:
 
 @agent_page
 def launch_tender(request: HttpRequest, tender_id: uuid.UUID) -> HttpResponse:
-    """Lancer: choose personal key pairs; the service's backup key pairs are added; the
-    agent confirms that the assignment is definitive."""
+    """Lancer: choose personal key pairs, or a commission's members and how many of them
+    must take part to open; the service's backup key pairs are added; the agent confirms
+    that the assignment is definitive."""
     user = actor(request)
     tender = services.tender_for(user, str(tender_id), Permission.Name.MANAGE_TENDERS)
     personal, backup = services.launch_choices(tender)
     chosen = request.POST.getlist("key_pairs")
+    by_commission = request.POST.get("opening") == "commission"
+    threshold = _threshold(request.POST.get("threshold", ""))
     if request.method == "POST":
         # Every missing answer at once, not one per attempt.
         if not chosen:
             messages.error(request, _("Choose at least one personal key pair."))
+        if by_commission and threshold is None:
+            messages.error(request, _("Say how many members must take part to open (2 or more)."))
         if not request.POST.get("definitive"):
             messages.error(request, _("Confirm that you understand the assignment is definitive."))
-        if chosen and request.POST.get("definitive"):
+        if chosen and request.POST.get("definitive") and (threshold or not by_commission):
             designations = [k.designation for k in personal if str(k.id) in chosen]
             launched = attempt(
-                request, lambda: services.launch_tender(user, str(tender.id), designations,
-                                                        now=now())
+                request, lambda: services.launch_tender(
+                    user, str(tender.id), designations,
+                    commission_threshold=threshold if by_commission else None, now=now(),
+                ),
             )  # fmt: skip
             if launched is not None:
                 messages.success(
@@ -192,9 +198,20 @@ def launch_tender(request: HttpRequest, tender_id: uuid.UUID) -> HttpResponse:
             "personal": personal,
             "backup": backup,
             "chosen": chosen,
+            "by_commission": by_commission,
+            "threshold": request.POST.get("threshold", "2"),
             "until": services.opening_window_end(tender),
         },
     )
+
+
+def _threshold(value: str) -> int | None:
+    """k as typed in the page; None when it is not a number of 2 to 255."""
+    try:
+        number = int(value.strip())
+    except ValueError:
+        return None
+    return number if 2 <= number <= 255 else None
 
 
 @agent_page
@@ -255,8 +272,7 @@ def company_tender(request: HttpRequest, tender_id: uuid.UUID) -> HttpResponse:
         {
             "section": "tenders",
             "tender": tender,
-            "assigned": list(tender.assigned_key_pairs.all()),
-            "rsf": services.tender_rsf(tender),
+            **services.keys_facts(tender, agent=False),
             "open": services.takes_deposits(tender, now=now()),
             "platform_url": request.build_absolute_uri("/").rstrip("/"),
             **testing.page_facts(),
