@@ -231,3 +231,43 @@ def test_a_member_relays_a_share_only_the_recorded_opener_receives_here(
     for sealed, key, said in refused:
         with pytest.raises(DecryptionError, match="does not open for this opener"):
             commission.receive_share(relayed, sealed, TENDER, opener=key, member=said)
+
+
+CHECKS_JS = SEAL_JS.with_name("checks.js")
+
+
+def test_the_page_computes_a_commissions_rsf_as_the_command_does() -> None:
+    """checks.js's commission_set_fingerprint is core.rsf's, for several sets and k."""
+    import json
+    import shutil
+
+    from scelle.core.rsf import commission_set_fingerprint
+
+    node = shutil.which("node")
+    if node is None or not (SEAL_JS.parents[5] / "node_modules").exists():
+        pytest.skip("Node.js and the npm packages are installed by scripts/build-js")
+    cases = []
+    for backups, members, k in [(1, 2, 2), (2, 3, 2), (1, 5, 3), (3, 4, 4)]:
+        ders = [os.urandom(40 + n) for n in range(backups + members)]
+        cases.append({"backups": [d.hex() for d in ders[:backups]],
+                      "members": [d.hex() for d in ders[backups:]], "k": k})  # fmt: skip
+    script = f"""
+import {{ commissionSetFingerprint }} from {json.dumps(CHECKS_JS.as_uri())};
+import {{ readFileSync }} from "node:fs";
+const bytes = (h) => new Uint8Array(Buffer.from(h, "hex"));
+const out = [];
+for (const c of JSON.parse(readFileSync(0, "utf8")))
+  out.push(await commissionSetFingerprint(c.backups.map(bytes), c.members.map(bytes), c.k));
+console.log(JSON.stringify(out));
+"""
+    run = subprocess.run([node, "--input-type=module", "-e", script], input=json.dumps(cases),
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    import hashlib
+
+    def fingerprints(hexes: list[str]) -> list[bytes]:
+        return [hashlib.sha256(bytes.fromhex(h)).digest() for h in hexes]
+
+    assert json.loads(run.stdout) == [
+        commission_set_fingerprint(fingerprints(c["backups"]), fingerprints(c["members"]), c["k"])
+        for c in cases
+    ]

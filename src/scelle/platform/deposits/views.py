@@ -127,6 +127,12 @@ def _messages() -> dict[str, str]:
         "receipt-time": _("Received at"),
         "receipt-envelope": _("Envelope {kind}"),
         "receipt-rsf": _("Recipient-set fingerprint"),
+        "receipt-commission": _("Commission"),
+        "commission-needed": _("{threshold} members must take part to open"),
+        "commission-impossible": _(
+            "The platform describes a commission that the tender's key pairs cannot make: "
+            "nothing was sent. Do not deposit, and tell the buyer."
+        ),
     }
 
 

@@ -23,27 +23,59 @@ export async function fingerprint(der) {
   return Array.from(await sha256(der), (byte) => byte.toString(16).padStart(2, "0").toUpperCase()).join(":");
 }
 
-/** The recipient-set fingerprint of certificates (core.rsf.recipient_set_fingerprint). */
-export async function recipientSetFingerprint(ders) {
+async function sortedDigests(ders) {
   const unique = new Map();
   for (const der of ders) {
     const digest = await sha256(der);
     unique.set(Array.from(digest).join(","), digest);
   }
-  const sorted = [...unique.values()].sort((a, b) => {
+  return [...unique.values()].sort((a, b) => {
     for (let i = 0; i < 32; i++) if (a[i] !== b[i]) return a[i] - b[i];
     return 0;
   });
-  const input = new Uint8Array(13 + 32 * sorted.length);
-  input.set(encoder.encode("scelle-rsf-v1"));
-  sorted.forEach((digest, i) => input.set(digest, 13 + 32 * i));
-  const digest = await sha256(input);
+}
+
+/** The first 100 bits of a digest in Crockford's base32, as core.rsf writes them. */
+function written(digest) {
   let value = 0n;
   for (const byte of digest) value = (value << 8n) | BigInt(byte);
   value >>= 256n - 100n;
   let symbols = "";
   for (let i = 19; i >= 0; i--) symbols += ALPHABET[Number((value >> BigInt(5 * i)) & 31n)];
   return `RSF ${symbols.match(/.{4}/g).join("-")}`;
+}
+
+function joined(parts) {
+  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+/** The recipient-set fingerprint of certificates (core.rsf.recipient_set_fingerprint). */
+export async function recipientSetFingerprint(ders) {
+  const sorted = await sortedDigests(ders);
+  return written(await sha256(joined([encoder.encode("scelle-rsf-v1"), ...sorted])));
+}
+
+/** The RSF of a tender a commission opens (core.rsf.commission_set_fingerprint). */
+export async function commissionSetFingerprint(backupDers, memberDers, threshold) {
+  const kept = await sortedDigests(backupDers);
+  const named = await sortedDigests(memberDers);
+  return written(
+    await sha256(
+      joined([
+        encoder.encode("scelle-rsf-v2"),
+        Uint8Array.of(kept.length),
+        ...kept,
+        Uint8Array.of(threshold, named.length),
+        ...named,
+      ]),
+    ),
+  );
 }
 
 /** An RSF as a person typed it (core.rsf.normalise_rsf), or null. */
@@ -103,7 +135,16 @@ export async function checkRecipients(tender, authorityPem, expectRsf, now) {
     certificates.push(certificate);
     ders.push(new Uint8Array(certificate.rawData));
   }
-  const rsf = await recipientSetFingerprint(ders);
+  const threshold = tender.commission?.threshold ?? null;
+  const members = recipients.map((recipient, i) => [recipient, ders[i]]).filter(([r]) => r.role === "member");
+  const ordinary = recipients.map((recipient, i) => [recipient, ders[i]]).filter(([r]) => r.role !== "member");
+  if (threshold !== null && !(ordinary.length && threshold >= 2 && threshold <= members.length && members.length <= 255)) {
+    throw new SealError("commission-impossible");
+  }
+  const rsf =
+    threshold === null
+      ? await recipientSetFingerprint(ders)
+      : await commissionSetFingerprint(ordinary.map(([, der]) => der), members.map(([, der]) => der), threshold);
   const expected = expectRsf.trim() ? normaliseRsf(expectRsf) : null;
   if (expectRsf.trim() && expected === null) throw new SealError("rsf-unreadable", { value: expectRsf.trim() });
   if (expected !== null && expected !== rsf) throw new SealError("rsf-differs", { rsf, expected });
@@ -124,7 +165,18 @@ export async function checkRecipients(tender, authorityPem, expectRsf, now) {
       if (expected === null) throw new SealError("certificate-referenced", { name, rsf });
     }
   }
-  return { ders, rsf, fingerprints: await Promise.all(ders.map(fingerprint)) };
+  // With a commission, the content key goes to the backup key pairs, and its shares to the
+  // members (commission.js).
+  const commission =
+    threshold === null
+      ? null
+      : { tender: tender.id, notBefore: deadline, members: members.map(([, der]) => der), threshold };
+  return {
+    ders: commission ? ordinary.map(([, der]) => der) : ders,
+    commission,
+    rsf,
+    fingerprints: await Promise.all(ders.map(fingerprint)),
+  };
 }
 
 /**

@@ -272,7 +272,7 @@ async function prepare() {
       return;
     }
     recipients = await checkRecipients(tenderAnswer, authority, "", new Date());
-    const infos = await freshKeys(recipients.ders);
+    const infos = await freshKeys(recipients.ders, recipients.commission);
     recipients.infosLength = infos.recipientInfos.length;
     showState("recipients-checked", { rsf: recipients.rsf }, "ok");
     const pending = await recall(pendingKey(config.user, config.tender));
@@ -369,7 +369,7 @@ async function deposit() {
     const planned = [];
     for (const envelope of envelopes) {
       const { files } = hashedByKind[envelope.kind];
-      const keys = await freshKeys(recipients.ders);
+      const keys = await freshKeys(recipients.ders, recipients.commission);
       const meta = { tender: config.reference, envelope: envelope.kind, bidder: config.bidder };
       const length = envelopeSize(keys.recipientInfos.length, plannedArchiveSize(meta, files));
       planned.push({ kind: envelope.kind, keys, length, files: files.map(({ name, size, sha256 }) => ({ name, size, sha256 })) });
@@ -425,6 +425,7 @@ function showReceipt(answer, body) {
     add(say("receipt-envelope", { kind: envelope.kind }), `${size(envelope.size)} — SHA-256 ${envelope.sha256}`);
   }
   add(say("receipt-rsf"), body.rsf ?? "");
+  if (body.commission) add(say("receipt-commission"), say("commission-needed", { threshold: body.commission.threshold }));
   const link = section.querySelector("a[download]");
   link.href = URL.createObjectURL(new Blob([answer.receipt], { type: "application/json" }));
   link.download = `receipt-${answer.id}.json`;
