@@ -44,6 +44,11 @@ def _seal(
     return out.getvalue()
 
 
+def _c(members: list[Identity], *, k: int = 2, tender: uuid.UUID = TENDER) -> commission.Commission:
+    """The commission as a member's workstation knows it from the tender."""
+    return commission.Commission(tender, DEADLINE, tuple(m.certificate for m in members), k)
+
+
 def _sealed_shares(sealed: bytes) -> commission.SealedShares:
     infos = cms.ContentInfo.load(sealed)["content"]["recipient_infos"].dump()
     found = commission.read(infos)
@@ -67,7 +72,7 @@ def test_any_two_of_three_members_open_and_one_alone_does_not(
     shares = _sealed_shares(sealed)
     assert shares.threshold == 2 and len(shares.shares) == 3
     taken = {
-        m.certificate: commission.decrypt_share(shares, m.decryption_key, TENDER, now=AFTER)
+        m.certificate: commission.decrypt_share(shares, m.decryption_key, _c(members), now=AFTER)
         for m in members
     }
     for pair in itertools.combinations(members, 2):
@@ -88,19 +93,27 @@ def test_a_share_is_bound_to_its_tender_deadline_and_envelope(
     one, two = _sealed_shares(first), _sealed_shares(second)
     member = members[0].decryption_key
     with pytest.raises(DecryptionError, match="no share of this envelope"):
-        commission.decrypt_share(one, member, uuid.uuid4(), now=AFTER)  # another tender
+        commission.decrypt_share(
+            one, member, _c(members, tender=uuid.uuid4()), now=AFTER
+        )  # another tender
     with pytest.raises(DecryptionError, match="stays sealed until"):
-        commission.decrypt_share(one, member, TENDER, now=DEADLINE - dt.timedelta(seconds=1))
+        commission.decrypt_share(one, member, _c(members), now=DEADLINE - dt.timedelta(seconds=1))
     # A deadline a server moved earlier: the label the member computes does not match.
     moved = commission.SealedShares(one.threshold, NOW, one.envelope, one.shares)
     with pytest.raises(DecryptionError, match="no share of this envelope"):
-        commission.decrypt_share(moved, member, TENDER, now=AFTER)
+        commission.decrypt_share(moved, member, _c(members), now=AFTER)
     # The second envelope's shares put into the first's: they decrypt to nothing.
     swapped = commission.SealedShares(one.threshold, one.not_before, one.envelope, two.shares)
     with pytest.raises(DecryptionError, match="no share of this envelope"):
-        commission.decrypt_share(swapped, member, TENDER, now=AFTER)
+        commission.decrypt_share(swapped, member, _c(members), now=AFTER)
     with pytest.raises(DecryptionError, match="no share"):
-        commission.decrypt_share(one, bob.decryption_key, TENDER, now=AFTER)  # not a member
+        commission.decrypt_share(one, bob.decryption_key, _c(members), now=AFTER)  # not a member
+    # A commission described otherwise than the company sealed to: another k, or a member's
+    # certificate swapped (for the server's own, say): the label differs, nothing decrypts.
+    with pytest.raises(DecryptionError, match="no share of this envelope"):
+        commission.decrypt_share(one, member, _c(members, k=3), now=AFTER)
+    with pytest.raises(DecryptionError, match="no share of this envelope"):
+        commission.decrypt_share(one, member, _c([*members[:2], bob]), now=AFTER)
 
 
 def test_openssl_opens_with_a_backup_key_and_skips_the_commission(
@@ -196,7 +209,9 @@ console.log(JSON.stringify({{ key: Buffer.from(contentKey).toString("hex"),
     infos = bytes.fromhex(answer["infos"])
     sealed = commission.read(infos)
     assert sealed is not None and sealed.threshold == 2 and sealed.not_before == DEADLINE
-    taken = [commission.decrypt_share(sealed, m.decryption_key, TENDER, now=AFTER) for m in members]
+    taken = [
+        commission.decrypt_share(sealed, m.decryption_key, _c(members), now=AFTER) for m in members
+    ]
     for pair in itertools.combinations(taken, 2):
         assert commission.combine(list(pair), sealed).hex() == answer["key"]
     ktri = [i.chosen for i in cms.RecipientInfos.load(infos) if i.name == "ktri"]
@@ -213,15 +228,15 @@ def test_a_member_relays_a_share_only_the_recorded_opener_receives_here(
     sealed_bytes = _seal(b"offre", members, [bob])
     first, other = _sealed_shares(sealed_bytes), _sealed_shares(_seal(b"autre", members, [bob]))
     opener, member = members[0], members[1]
-    share = commission.decrypt_share(first, member.decryption_key, TENDER, now=AFTER)
+    share = commission.decrypt_share(first, member.decryption_key, _c(members), now=AFTER)
     relayed = commission.relay_share(
-        share, first, TENDER, opener=opener.certificate, member=member.certificate
+        share, first, _c(members), opener=opener.certificate, member=member.certificate
     )
     assert share not in relayed
     received = commission.receive_share(
-        relayed, first, TENDER, opener=opener.decryption_key, member=member.certificate
+        relayed, first, _c(members), opener=opener.decryption_key, member=member.certificate
     )
-    own = commission.decrypt_share(first, opener.decryption_key, TENDER, now=AFTER)
+    own = commission.decrypt_share(first, opener.decryption_key, _c(members), now=AFTER)
     assert _open_with(sealed_bytes, commission.combine([own, received], first)) == b"offre"
     refused = [
         (first, alice.decryption_key, member.certificate),  # another opener's key
@@ -229,8 +244,13 @@ def test_a_member_relays_a_share_only_the_recorded_opener_receives_here(
         (first, opener.decryption_key, members[2].certificate),  # said to be another member's
     ]
     for sealed, key, said in refused:
-        with pytest.raises(DecryptionError, match="does not open for this opener"):
-            commission.receive_share(relayed, sealed, TENDER, opener=key, member=said)
+        with pytest.raises(DecryptionError, match=r"does not open for this opener|not a member"):
+            commission.receive_share(relayed, sealed, _c(members), opener=key, member=said)
+    # Never relayed to a key that is not a member's, whatever the server names.
+    with pytest.raises(DecryptionError, match="opener is not a member"):
+        commission.relay_share(
+            share, first, _c(members), opener=alice.certificate, member=member.certificate
+        )
 
 
 CHECKS_JS = SEAL_JS.with_name("checks.js")

@@ -221,6 +221,42 @@ class DepositReceipt(Deposit):
     receipt: Annotated[str, StringConstraints(max_length=1 << 20)]
 
 
+class CommissionMember(TypedDict):
+    designation: Text
+    fingerprint_sha256: Fingerprint
+    holder: Annotated[str, StringConstraints(max_length=254)] | None
+    opener: bool
+    joined_at: Timestamp | None
+    shares: Annotated[int, Field(ge=0)]
+
+
+class CommissionOpening(TypedDict):
+    reference: Text
+    threshold: Annotated[int, Field(ge=2, le=255)]
+    started: bool
+    started_at: Timestamp | None
+    opener: Text | None
+    opener_fingerprint_sha256: Fingerprint | None
+    members: Annotated[list[CommissionMember], Field(max_length=255)]
+
+
+class RelayedShare(TypedDict):
+    id: Annotated[int, Field(ge=1)]
+    deposit: Uuid
+    kind: EnvelopeKind
+    member: Fingerprint
+    relayed: Annotated[str, StringConstraints(max_length=2048, pattern=r"^[A-Za-z0-9+/=]*$")]
+
+
+class RelayedShares(TypedDict):
+    shares: Annotated[list[RelayedShare], Field(max_length=1000)]
+    more: bool
+
+
+class Relayed(TypedDict):
+    relayed: Annotated[int, Field(ge=0)]
+
+
 class TestKey(TypedDict):
     tender: Uuid
     reference: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
@@ -678,10 +714,18 @@ class PlatformClient:
         return self._call(DepositReceipt, "POST", path, json=body)
 
     def download_envelope(
-        self, deposit: str, kind: str, sink: Writable, *, start: int, size: int
+        self,
+        deposit: str,
+        kind: str,
+        sink: Writable,
+        *,
+        start: int,
+        size: int,
+        head: int | None = None,
     ) -> None:
         """Stream an envelope's ciphertext into `sink`, from byte `start` (a resumed
-        download) up to `size`: a server that sends more is refused.
+        download) up to `size`: a server that sends more is refused. With `head`, only
+        its first `head` bytes (a commission's member reads the recipients only).
 
         Read by the standard library's HTTP client, whose reads go straight into one
         buffer: a fifth of httpx's CPU for the same bytes (bench/opening.py), the same
@@ -697,7 +741,10 @@ class PlatformClient:
                         N_("{understood}: it did not resume the download"),
                         understood=UNDERSTOOD,
                     )
-                _copy_at_most(response, sink, size - start, size)
+                if head is not None:
+                    write_all(sink, response.read(min(head, size)))
+                else:
+                    _copy_at_most(response, sink, size - start, size)
         except urllib.error.HTTPError as refused:
             with refused:
                 answer = httpx.Response(
@@ -718,6 +765,35 @@ class PlatformClient:
         """Several envelopes opened, in one report: all recorded, or none."""
         body = {"envelopes": [{"deposit": d, "kind": k, "files": n} for d, k, n in opened]}
         self._call_without_answer("POST", "/opened-envelopes", json=body)
+
+    # --- a commission's opening --------------------------------------------------------
+
+    def commission_opening(self, reference: str) -> CommissionOpening:
+        return self._call(CommissionOpening, "GET", f"/tenders/{_segment(reference)}/commission")
+
+    def start_commission_opening(self, reference: str) -> CommissionOpening:
+        """Open the tender as its commission's opener (a member)."""
+        return self._call(CommissionOpening, "POST", f"/tenders/{_segment(reference)}/commission")
+
+    def take_part(self, reference: str) -> CommissionOpening:
+        path = f"/tenders/{_segment(reference)}/commission/participation"
+        return self._call(CommissionOpening, "POST", path)
+
+    def relay_shares(self, reference: str, shares: Sequence[tuple[str, str, bytes]]) -> int:
+        """Shares encrypted to the opener's certificate: (deposit, envelope kind, bytes)."""
+        body = {
+            "shares": [
+                {"deposit": d, "kind": k, "relayed": base64.b64encode(r).decode()}
+                for d, k, r in shares
+            ]
+        }
+        path = f"/tenders/{_segment(reference)}/commission/shares"
+        return self._call(Relayed, "POST", path, json=body)["relayed"]
+
+    def relayed_shares(self, reference: str, *, after: int) -> RelayedShares:
+        """The shares relayed to this opener past the id `after`."""
+        path = f"/tenders/{_segment(reference)}/commission/shares"
+        return self._call(RelayedShares, "GET", path, params={"after": after})
 
     def my_deposits(self) -> list[Deposit]:
         return self._call(list[Deposit], "GET", "/deposits")

@@ -23,12 +23,15 @@ still opens the envelope with a backup key and skips what it does not know:
         encryptedShare          OCTET STRING }
 
 Each share is a Shamir share of the content key (core.shamir), encrypted to its member
-with RSA-OAEP-SHA256 under a label that binds it to the tender, the deadline and the
-envelope: SHA-256 of "scelle-commission/1", the tender's id (16 bytes), notBefore (the
-seconds since 1970, 8 bytes) and the envelope's identifier. A member's workstation
-computes that label itself from the tender it opens, and refuses before notBefore by its
-own clock: a share moved into another envelope or tender, or a deadline a server moved,
-decrypts to nothing.
+with RSA-OAEP-SHA256 under a label that binds it to the tender, the deadline, the
+envelope and the commission itself: SHA-256 of "scelle-commission/1", the tender's id
+(16 bytes), notBefore (the seconds since 1970, 8 bytes), the envelope's identifier and
+the commission's digest, SHA-256 of "scelle-commission-members/1", k (one byte) and the
+members' sorted SHA-256 certificate fingerprints. A member's workstation computes that
+label itself from the tender it opens, and refuses before notBefore by its own clock: a
+share moved into another envelope or tender, a deadline a server moved, or a commission
+a server describes otherwise than the company sealed to (a member's certificate swapped
+for one of its own, to which shares would then be relayed) decrypts to nothing.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ VERSION = 1
 ENVELOPE_ID_BYTES = 16
 _LABEL_PREFIX = b"scelle-commission/1"
 _RELAY_PREFIX = b"scelle-commission-relay/1"
+_MEMBERS_PREFIX = b"scelle-commission-members/1"
 
 
 class CommissionShare(asn1.Sequence):  # type: ignore[misc]
@@ -106,12 +110,23 @@ class Commission:
         if len(fingerprints) != len(self.members):
             raise InvalidInputError(N_("a commission names each member's certificate once"))
 
+    @property
+    def digest(self) -> bytes:
+        """k and the members' certificates, as every share's label binds them."""
+        fingerprints = sorted(member.fingerprint(hashes.SHA256()) for member in self.members)
+        return hashlib.sha256(
+            _MEMBERS_PREFIX + bytes([self.threshold]) + b"".join(fingerprints)
+        ).digest()
 
-def share_label(tender: uuid.UUID, not_before: dt.datetime, envelope: bytes) -> bytes:
-    """The OAEP label of every share of an envelope (see the module's text)."""
+
+def share_label(
+    tender: uuid.UUID, not_before: dt.datetime, envelope: bytes, commission: bytes
+) -> bytes:
+    """The OAEP label of every share of an envelope (see the module's text); `commission`
+    is the commission's digest."""
     seconds = int(not_before.astimezone(dt.UTC).timestamp())
     return hashlib.sha256(
-        _LABEL_PREFIX + tender.bytes + seconds.to_bytes(8, "big") + envelope
+        _LABEL_PREFIX + tender.bytes + seconds.to_bytes(8, "big") + envelope + commission
     ).digest()
 
 
@@ -129,7 +144,7 @@ def recipient_info(content_key: bytes, commission: Commission) -> cms.RecipientI
     """The content key, split k of n, each share encrypted to its member."""
     keys = [recipient_public_key(member) for member in commission.members]
     envelope = os.urandom(ENVELOPE_ID_BYTES)
-    label = share_label(commission.tender, commission.not_before, envelope)
+    label = share_label(commission.tender, commission.not_before, envelope, commission.digest)
     shares = shamir.split(content_key, len(commission.members), commission.threshold)
     value = CommissionRecipientInfo(
         {
@@ -195,25 +210,33 @@ def read(recipient_infos: bytes) -> SealedShares | None:
         ) from None
 
 
+def _label(sealed: SealedShares, commission: Commission) -> bytes:
+    return share_label(commission.tender, sealed.not_before, sealed.envelope, commission.digest)
+
+
 def decrypt_share(
-    sealed: SealedShares, member: DecryptionKey, tender: uuid.UUID, *, now: dt.datetime
+    sealed: SealedShares, member: DecryptionKey, commission: Commission, *, now: dt.datetime
 ) -> bytes:
     """The member's share, decrypted on their workstation under the label it computes
-    itself from `tender`: refused before the sealed deadline by this workstation's clock,
-    and for a share of another tender or envelope, with one message whatever failed."""
+    itself from the tender's `commission` as it knows it: refused before the sealed
+    deadline by this workstation's clock, and for a share of another tender, envelope or
+    commission, with one message whatever failed."""
     if now < sealed.not_before:
         raise DecryptionError(
             N_("the envelope stays sealed until {deadline}: no share is decrypted before"),
             deadline=sealed.not_before.isoformat(),
         )
-    label = share_label(tender, sealed.not_before, sealed.envelope)
-    for share in sealed.shares:
-        if member.certificate is not None and not _same_rid(share["rid"], member.certificate):
-            continue
-        try:
-            return member.private_key.decrypt(share["encrypted_share"].native, oaep_sha256(label))
-        except ValueError:
-            continue
+    label = _label(sealed, commission)
+    if sealed.threshold == commission.threshold:
+        for share in sealed.shares:
+            if member.certificate is not None and not _same_rid(share["rid"], member.certificate):
+                continue
+            try:
+                return member.private_key.decrypt(
+                    share["encrypted_share"].native, oaep_sha256(label)
+                )
+            except ValueError:
+                continue
     raise DecryptionError(N_("no share of this envelope opens with this key pair"))
 
 
@@ -222,37 +245,51 @@ def _same_rid(rid: cms.RecipientIdentifier, certificate: x509.Certificate) -> bo
 
 
 def _relay_label(
-    sealed: SealedShares, tender: uuid.UUID, opener: x509.Certificate, member: x509.Certificate
-) -> bytes:
+    sealed: SealedShares, commission: Commission, opener: x509.Certificate,
+    member: x509.Certificate,
+) -> bytes:  # fmt: skip
     return hashlib.sha256(
         _RELAY_PREFIX
-        + share_label(tender, sealed.not_before, sealed.envelope)
+        + _label(sealed, commission)
         + opener.fingerprint(hashes.SHA256())
         + member.fingerprint(hashes.SHA256())
     ).digest()
 
 
+def _check_member(commission: Commission, certificate: x509.Certificate, who: str) -> None:
+    if certificate not in commission.members:
+        raise DecryptionError(
+            N_(
+                "the {who} is not a member of the commission: no share goes to them or "
+                "comes from them"
+            ),
+            who=who,
+        )
+
+
 def relay_share(
     share: bytes,
     sealed: SealedShares,
-    tender: uuid.UUID,
+    commission: Commission,
     *,
     opener: x509.Certificate,
     member: x509.Certificate,
 ) -> bytes:
     """A member's share, decrypted on their workstation, encrypted again for the opener's
-    certificate as the launch recorded it (never a key the server names): RSA-OAEP-SHA256
-    under a label binding the envelope's share label, the opener and the member, so that
-    the platform that relays it can neither read it nor move it to another envelope,
-    opener or member."""
+    certificate, a member's of the commission as the launch recorded it (never a key the
+    server names): RSA-OAEP-SHA256 under a label binding the envelope's share label, the
+    opener and the member, so that the platform that relays it can neither read it nor
+    move it to another envelope, opener or member."""
+    _check_member(commission, opener, "opener")
+    _check_member(commission, member, "relaying member")
     key = recipient_public_key(opener)
-    return key.encrypt(share, oaep_sha256(_relay_label(sealed, tender, opener, member)))
+    return key.encrypt(share, oaep_sha256(_relay_label(sealed, commission, opener, member)))
 
 
 def receive_share(
     relayed: bytes,
     sealed: SealedShares,
-    tender: uuid.UUID,
+    commission: Commission,
     *,
     opener: DecryptionKey,
     member: x509.Certificate,
@@ -260,9 +297,11 @@ def receive_share(
     """A share `member` relayed to this opener for this envelope, or DecryptionError."""
     if opener.certificate is None:
         raise DecryptionError(N_("the opener's certificate is needed to receive shares"))
+    _check_member(commission, opener.certificate, "opener")
+    _check_member(commission, member, "relaying member")
     try:
         return opener.private_key.decrypt(
-            relayed, oaep_sha256(_relay_label(sealed, tender, opener.certificate, member))
+            relayed, oaep_sha256(_relay_label(sealed, commission, opener.certificate, member))
         )
     except ValueError:
         raise DecryptionError(

@@ -4,6 +4,9 @@ is routed with the deposits, on the same path as making one, from these services
 
 from __future__ import annotations
 
+import base64
+import binascii
+import datetime as dt
 import re
 import uuid
 
@@ -11,9 +14,10 @@ from django.http import FileResponse, HttpRequest
 from ninja import Router, Schema, Status
 from pydantic import Field
 
+from scelle.core.errors import N_, InvalidInputError
 from scelle.platform.answers import actor
 from scelle.platform.clock import now
-from scelle.platform.opening import services
+from scelle.platform.opening import commission, services
 from scelle.platform.schemas import responses
 
 router = Router(tags=["opening"])
@@ -84,3 +88,152 @@ def opened_together(request: HttpRequest, payload: OpenedTogetherIn) -> Status[N
         now=now(),
     )
     return Status(204, None)
+
+
+# --- a commission's opening (opening/commission.py) --------------------------------------
+
+
+class MemberOut(Schema):
+    designation: str
+    fingerprint_sha256: str
+    holder: str | None
+    """The member's agent (e-mail)."""
+    opener: bool
+    joined_at: dt.datetime | None
+    """When they took part (the opener: when they started); None while they have not."""
+    shares: int
+    """Envelopes whose share they relayed to the opener."""
+
+
+class CommissionOpeningOut(Schema):
+    reference: str
+    threshold: int
+    started: bool
+    started_at: dt.datetime | None
+    opener: str | None
+    """The opener's member key pair (designation); their certificate is the tender's."""
+    opener_fingerprint_sha256: str | None
+    members: list[MemberOut]
+
+
+def _state_out(state: commission.OpeningState) -> CommissionOpeningOut:
+    opening = state.opening
+    return CommissionOpeningOut(
+        reference=state.tender.reference,
+        threshold=state.tender.commission_threshold or 0,
+        started=opening is not None,
+        started_at=opening.started_at if opening else None,
+        opener=opening.opener.designation if opening else None,
+        opener_fingerprint_sha256=opening.opener.fingerprint_sha256 if opening else None,
+        members=[
+            MemberOut(
+                designation=m.member.designation,
+                fingerprint_sha256=m.member.fingerprint_sha256,
+                holder=m.member.holder.email if m.member.holder else None,
+                opener=m.opener,
+                joined_at=m.joined_at,
+                shares=m.shares,
+            )
+            for m in state.members
+        ],
+    )
+
+
+@router.get(
+    "/tenders/{tender}/commission", response=responses({200: CommissionOpeningOut}, 403, 404, 409)
+)
+def commission_state(request: HttpRequest, tender: str) -> CommissionOpeningOut:
+    """Who opens the tender, which members took part and when, how many shares each
+    relayed: for the buyer's agents allowed to open."""
+    return _state_out(commission.opening_state(actor(request), tender))
+
+
+@router.post(
+    "/tenders/{tender}/commission", response=responses({200: CommissionOpeningOut}, 403, 404, 409)
+)
+def commission_start(request: HttpRequest, tender: str) -> CommissionOpeningOut:
+    """Start the commission's opening, after the deadline, as its opener (a member): the
+    other members' shares will be encrypted to your certificate."""
+    user = actor(request)
+    commission.start_opening(user, tender, now=now())
+    return _state_out(commission.opening_state(user, tender))
+
+
+@router.post(
+    "/tenders/{tender}/commission/participation",
+    response=responses({200: CommissionOpeningOut}, 403, 404, 409),
+)
+def commission_take_part(request: HttpRequest, tender: str) -> CommissionOpeningOut:
+    """Take part in the commission's opening (a member other than the opener)."""
+    user = actor(request)
+    commission.take_part(user, tender, now=now())
+    return _state_out(commission.opening_state(user, tender))
+
+
+class RelayedShareIn(Schema):
+    deposit: uuid.UUID
+    kind: str = Field(max_length=40)
+    relayed: str = Field(max_length=2 * commission.MAX_RELAYED_BYTES)
+    """Base64 of the share encrypted to the opener's certificate."""
+
+
+class RelayIn(Schema):
+    shares: list[RelayedShareIn] = Field(min_length=1, max_length=commission.MAX_SHARES_AT_ONCE)
+
+
+class RelayedOut(Schema):
+    relayed: int
+    """Shares new to the platform (those it had already are kept as they were)."""
+
+
+@router.post(
+    "/tenders/{tender}/commission/shares",
+    response=responses({200: RelayedOut}, 400, 403, 404, 409),
+)
+def commission_relay(request: HttpRequest, tender: str, payload: RelayIn) -> RelayedOut:
+    """Your shares, decrypted on your workstation and encrypted to the opener's certificate."""
+    shares = [(item.deposit, item.kind, _base64(item.relayed)) for item in payload.shares]
+    return RelayedOut(relayed=commission.relay_shares(actor(request), tender, shares, now=now()))
+
+
+class ShareOut(Schema):
+    id: int
+    deposit: uuid.UUID
+    kind: str
+    member: str
+    """The relaying member's certificate (SHA-256 fingerprint)."""
+    relayed: str
+
+
+class SharesOut(Schema):
+    shares: list[ShareOut]
+    more: bool
+
+
+@router.get(
+    "/tenders/{tender}/commission/shares",
+    response=responses({200: SharesOut}, 400, 403, 404, 409),
+)
+def commission_shares(request: HttpRequest, tender: str, after: int = 0) -> SharesOut:
+    """The shares relayed to you, the opener, past the id `after`."""
+    found, more = commission.shares_for_opener(actor(request), tender, after=max(0, after))
+    return SharesOut(
+        shares=[
+            ShareOut(
+                id=share.id,
+                deposit=share.envelope.deposit_id,
+                kind=share.envelope.kind,
+                member=share.member.fingerprint_sha256,
+                relayed=base64.b64encode(bytes(share.relayed)).decode(),
+            )
+            for share in found
+        ],
+        more=more,
+    )
+
+
+def _base64(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except binascii.Error:
+        raise InvalidInputError(N_("a relayed share is not base64")) from None

@@ -2,7 +2,7 @@ from django.apps import AppConfig
 
 
 class OpeningConfig(AppConfig):
-    """No model of its own: the opening reads deposits; its pages' templates live here."""
+    """The opening reads deposits; its own models are a commission's opening (models.py)."""
 
     name = "scelle.platform.opening"
     label = "opening"

@@ -505,7 +505,7 @@ def commission_members(tender: Tender) -> list[AssignedKeyPair]:
     """The members of the tender's commission, empty when it has none."""
     if tender.commission_threshold is None:
         return []
-    return [a for a in tender.assigned_key_pairs.all() if a.role == MEMBER]
+    return list(tender.assigned_key_pairs.filter(role=MEMBER).select_related("holder"))
 
 
 def close_tender(actor: User, reference: str, *, now: dt.datetime) -> Tender:

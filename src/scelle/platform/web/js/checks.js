@@ -8,6 +8,7 @@ import "@abraham/reflection";
 import { ECDSA_SHA256_RAW, derToRawSignature } from "./signature.js";
 import { KeyUsageFlags, KeyUsagesExtension, X509Certificate } from "@peculiar/x509";
 import canonicalize from "canonicalize";
+import { concat } from "./der.js";
 import { SealError } from "./seal.js";
 
 const MIN_RSA_BITS = 2048;
@@ -45,20 +46,10 @@ function written(digest) {
   return `RSF ${symbols.match(/.{4}/g).join("-")}`;
 }
 
-function joined(parts) {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
-
 /** The recipient-set fingerprint of certificates (core.rsf.recipient_set_fingerprint). */
 export async function recipientSetFingerprint(ders) {
   const sorted = await sortedDigests(ders);
-  return written(await sha256(joined([encoder.encode("scelle-rsf-v1"), ...sorted])));
+  return written(await sha256(concat([encoder.encode("scelle-rsf-v1"), ...sorted])));
 }
 
 /** The RSF of a tender a commission opens (core.rsf.commission_set_fingerprint). */
@@ -67,7 +58,7 @@ export async function commissionSetFingerprint(backupDers, memberDers, threshold
   const named = await sortedDigests(memberDers);
   return written(
     await sha256(
-      joined([
+      concat([
         encoder.encode("scelle-rsf-v2"),
         Uint8Array.of(kept.length),
         ...kept,

@@ -17,6 +17,7 @@ const OAEP_SHA256_HASHES = fromHex(
   "a00f300d06096086480165030402010500a11c301a06092a864886f70d010108300d06096086480165030402010500",
 );
 const LABEL_PREFIX = new TextEncoder().encode("scelle-commission/1");
+const MEMBERS_PREFIX = new TextEncoder().encode("scelle-commission-members/1");
 const VERSION = 1;
 const ENVELOPE_ID_BYTES = 16;
 
@@ -26,12 +27,23 @@ function uuidBytes(text) {
   return fromHex(digits.toLowerCase());
 }
 
+async function sha256(bytes) {
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+}
+
+/** k and the members' certificates, as every share's label binds them
+ * (core.commission.Commission.digest). */
+export async function commissionDigest(memberDers, threshold) {
+  const fingerprints = await Promise.all(memberDers.map(sha256));
+  fingerprints.sort(compareBytes);
+  return sha256(concat([MEMBERS_PREFIX, Uint8Array.of(threshold), ...fingerprints]));
+}
+
 /** The OAEP label of every share of an envelope (core.commission.share_label). */
-export async function shareLabel(tender, notBefore, envelope) {
+export async function shareLabel(tender, notBefore, envelope, digest) {
   const seconds = new DataView(new ArrayBuffer(8));
   seconds.setBigUint64(0, BigInt(Math.floor(notBefore.getTime() / 1000)));
-  const input = concat([LABEL_PREFIX, uuidBytes(tender), new Uint8Array(seconds.buffer), envelope]);
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", input));
+  return sha256(concat([LABEL_PREFIX, uuidBytes(tender), new Uint8Array(seconds.buffer), envelope, digest]));
 }
 
 function generalizedTime(date) {
@@ -75,7 +87,7 @@ export async function commissionRecipientInfo(contentKey, commission) {
   if (compareBytes(again, contentKey) !== 0) throw new Error("the content key's shares do not combine");
   const envelope = crypto.getRandomValues(new Uint8Array(ENVELOPE_ID_BYTES));
   const seconds = new Date(Math.floor(notBefore.getTime() / 1000) * 1000);
-  const label = await shareLabel(tender, seconds, envelope);
+  const label = await shareLabel(tender, seconds, envelope, await commissionDigest(members, threshold));
   const sealed = [];
   for (const [index, der] of members.entries()) {
     const { issuer, serial, spki } = certificateFields(der);
