@@ -37,9 +37,16 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from scelle.assistant.tenders import LaunchRecord, set_fingerprint
+from scelle.assistant.commission import ShareBox
+from scelle.assistant.tenders import (
+    LaunchRecord,
+    choose_deposits,
+    set_fingerprint,
+    tender_commission,
+)
 from scelle.client import api
-from scelle.core import archive, certs, envelope, recipients
+from scelle.core import archive, certs, commission, envelope, recipients
+from scelle.core.clock import Clock, system_clock
 from scelle.core.errors import (
     N_,
     ArchiveError,
@@ -62,6 +69,18 @@ MAX_REPORTED = 100
 """Envelopes in one report to the platform (its limit)."""
 REPORT_GATHER_SECONDS = 0.25
 """How long opened envelopes wait for others to be reported with them."""
+COMMISSION_WAIT_SECONDS = 1800.0
+"""How long an opener's opening waits for the commission's members to take part."""
+
+
+@dataclass(frozen=True)
+class _Together:
+    """An opening by a commission's opener: the other members' shares come through `box`."""
+
+    box: ShareBox
+    found: commission.Commission
+    opener: envelope.DecryptionKey
+    clock: Clock
 
 
 @dataclass(frozen=True)
@@ -105,21 +124,6 @@ class OpeningReport:
     @property
     def ok(self) -> bool:
         return not (self.failed or self.outside or self.warnings)
-
-
-def choose_deposits(deposits: Sequence[api.Deposit], *, include_late: bool) -> list[api.Deposit]:
-    """Each company's last deposit on time (rule 7); with `include_late`, late ones too."""
-    last_on_time: dict[str, api.Deposit] = {}
-    late = []
-    for deposit in sorted(deposits, key=lambda d: d["received_at"]):
-        if deposit["late"]:
-            late.append(deposit)
-        else:
-            last_on_time[deposit["bidder"]] = deposit
-    chosen = list(last_on_time.values())
-    if include_late:
-        chosen += late
-    return sorted(chosen, key=lambda d: (d["bidder"].casefold(), d["received_at"]))
 
 
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
@@ -178,9 +182,11 @@ class _Opening:
         recipients: list[x509.Certificate],
         work: Path,
         progress: Callable[[str, int], Progress | None],
+        together: _Together | None = None,
     ) -> None:
         self.client = client
         self.keys = keys
+        self.together = together
         self.tender = tender
         self.recipients = recipients
         self.work = work
@@ -231,10 +237,11 @@ class _Opening:
                     bidder=manifest.bidder,
                 )
 
+        keys = self._keys_for(ciphertext, deposit, item)
         # Both parts of the name were validated (a UUID, an envelope kind of the tender).
         staged = self.work / f"{deposit['id']}-{item['kind']}.opened"
         shutil.rmtree(staged, ignore_errors=True)  # what a run cut short left
-        manifest = self._decrypt_and_extract(ciphertext, staged, expect)
+        manifest = self._decrypt_and_extract(ciphertext, staged, expect, keys)
         ciphertext.unlink()
         opened = Opened(*job.entry, job.target, len(manifest.files), deposit["late"], outside)
 
@@ -247,8 +254,32 @@ class _Opening:
             job, len(manifest.files), publish, lambda: shutil.rmtree(staged, ignore_errors=True)
         )
 
+    def _keys_for(
+        self, ciphertext: Path, deposit: api.Deposit, item: api.ReceivedEnvelope
+    ) -> Sequence[envelope.OpeningKey]:
+        """This workstation's keys; for a commission's opener, the content key that the
+        opener's own share and k - 1 members' relayed shares make (assistant.commission)."""
+        together = self.together
+        if together is None:
+            return self.keys
+        with ciphertext.open("rb") as source:
+            sealed = commission.read(envelope.read_recipient_infos(source))
+        if sealed is None:
+            raise DecryptionError(
+                N_("this envelope holds no commission's shares: only a backup key pair opens it")
+            )
+        key = together.box.content_key(
+            deposit["id"], item["kind"], sealed, together.found, together.opener,
+            now=together.clock(),
+        )  # fmt: skip
+        return [key]
+
     def _decrypt_and_extract(
-        self, ciphertext: Path, target: Path, expect: Callable[[archive.Manifest], None]
+        self,
+        ciphertext: Path,
+        target: Path,
+        expect: Callable[[archive.Manifest], None],
+        keys: Sequence[envelope.OpeningKey],
     ) -> archive.Manifest:
         """Decrypt into the archive reader through an in-process pipe: one pass, no
         plaintext file.
@@ -265,7 +296,7 @@ class _Opening:
         def decrypt() -> None:
             try:
                 with ciphertext.open("rb") as source:
-                    envelope.decrypt_stream(source, plaintext, self.keys, deposit=True)
+                    envelope.decrypt_stream(source, plaintext, keys, deposit=True)
             except BaseException as error:  # noqa: BLE001 - handed to the reader below
                 failure.append(error)
             with contextlib.suppress(BrokenPipeError):
@@ -554,9 +585,15 @@ def open_tender(
     record: LaunchRecord | None = None,
     workers: int = WORKERS,
     progress: Callable[[str, int], Progress | None] = lambda _label, _total: None,
+    clock: Clock = system_clock,
+    commission_wait: float = COMMISSION_WAIT_SECONDS,
 ) -> OpeningReport:
     """Open the tender's chosen deposits into `out`; `record` is the launch set kept
-    by this workstation's store, when it launched the tender."""
+    by this workstation's store, when it launched the tender.
+
+    For a tender a commission opens, when none of `keys` is a backup key pair but one is
+    a member's, this workstation opens as the commission's opener: each envelope waits
+    (up to `commission_wait` seconds in all) for k - 1 other members' shares."""
     tender = client.tender(reference)
     unknown = [kind for kind in kinds if kind not in tender["envelopes"]]
     if unknown:
@@ -572,7 +609,8 @@ def open_tender(
     existed = out.exists()
     work = ensure_private_dir(out / WORK_FOLDER)
     try:
-        opening = _Opening(client, keys, tender, recipients, work, progress)
+        together = _together(client, keys, tender, clock, commission_wait)
+        opening = _Opening(client, keys, tender, recipients, work, progress, together)
         _open_all(opening, chosen, out, kinds, report, workers)
         return report
     finally:
@@ -581,6 +619,30 @@ def open_tender(
             work.rmdir()
         if not existed and out.is_dir() and not any(out.iterdir()):
             out.rmdir()
+
+
+def _together(
+    client: api.PlatformClient,
+    keys: Sequence[envelope.DecryptionKey],
+    tender: api.Tender,
+    clock: Clock,
+    wait: float,
+) -> _Together | None:
+    """The commission's opening with this workstation as opener, started on the platform,
+    when the tender has a commission and this workstation holds a member's key pair and no
+    backup one (which opens alone); None otherwise."""
+    found = tender_commission(tender)
+    if found is None:
+        return None
+    held = [key for key in keys if key.certificate is not None]
+    if any(key.certificate not in found.members for key in held):
+        return None  # a backup key pair (or the test key) opens each envelope alone
+    mine = [key for key in held if key.certificate in found.members]
+    if not mine:
+        return None
+    client.start_commission_opening(tender["id"])
+    box = ShareBox(client, tender["id"], until=time.monotonic() + wait)
+    return _Together(box, found, mine[0], clock)
 
 
 def _open_all(

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from scelle import __version__
+from scelle.assistant.commission import take_part
 from scelle.assistant.config import AssistantConfig
 from scelle.assistant.keys import free_name, generate_key_pair, publish_key_pair
 from scelle.assistant.opening import OpeningReport, folder_name, open_tender
@@ -222,6 +223,8 @@ class Assistant:
                 return self._add_key_pair(job["params"])
             if job["kind"] == "open_tender":
                 return self._open_tender(job["params"])
+            if job["kind"] == "take_part":
+                return self._take_part(job["params"])
             raise JobRefused(
                 N_("this assistant does not do {value!r}"),
                 value=job["kind"][:40],
@@ -326,9 +329,35 @@ class Assistant:
             )
         record = launch_record(self.store, self.client.url, tender["reference"])
         report = open_tender(
-            self.client, opening_keys(self.store, tender, record), tender["id"], out, record=record
-        )
+            self.client, opening_keys(self.store, tender, record), tender["id"], out,
+            record=record, clock=self.clock,
+        )  # fmt: skip
         return _opening_outcome(report, tender["reference"], out)
+
+    def _take_part(self, params: dict[str, Any]) -> Outcome:
+        """Relay this member's shares of a commission's tender to its opener."""
+        tender_id = _uuid(params, "tender")
+        tender = self.client.tender(tender_id)
+        record = launch_record(self.store, self.client.url, tender["reference"])
+        report = take_part(
+            self.client, opening_keys(self.store, tender, record), tender_id,
+            now=self.clock(), record=record,
+        )  # fmt: skip
+        failed = [
+            {"bidder": bidder, "kind": kind, "reason": reason[:300]}
+            for bidder, kind, reason in report.failed[:MAX_LISTED]
+        ]
+        return Outcome(
+            not report.failed,
+            N_(
+                "{reference}: {relayed} share(s) sent to the opener {opener}, {failed} "
+                "envelope(s) failed"
+            ),
+            {"reference": report.reference, "relayed": report.relayed + report.already,
+             "opener": report.opener, "failed": len(report.failed)},
+            {"relayed": report.relayed, "already": report.already, "opener": report.opener,
+             "failed": failed},
+        )  # fmt: skip
 
 
 def _opening_outcome(report: OpeningReport, reference: str, folder: Path) -> Outcome:

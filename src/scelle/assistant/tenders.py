@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from cryptography import x509
@@ -128,6 +128,21 @@ def tender_rsf(tender: api.Tender) -> str | None:
             computed=computed,
         )
     return computed
+
+
+def choose_deposits(deposits: Sequence[api.Deposit], *, include_late: bool) -> list[api.Deposit]:
+    """Each company's last deposit on time (rule 7); with `include_late`, late ones too."""
+    last_on_time: dict[str, api.Deposit] = {}
+    late = []
+    for deposit in sorted(deposits, key=lambda d: d["received_at"]):
+        if deposit["late"]:
+            late.append(deposit)
+        else:
+            last_on_time[deposit["bidder"]] = deposit
+    chosen = list(last_on_time.values())
+    if include_late:
+        chosen += late
+    return sorted(chosen, key=lambda d: (d["bidder"].casefold(), d["received_at"]))
 
 
 @dataclass(frozen=True)

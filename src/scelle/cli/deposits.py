@@ -343,6 +343,11 @@ def tender_deposits(session: Session, reference: str, as_json: bool) -> None:
     "pair it publishes.",
 )  # fmt: skip
 @click.option("--include-late", is_flag=True, help="Open late deposits too.")
+@click.option(
+    "--wait", "wait_minutes", type=click.FloatRange(0, 24 * 60), default=30, show_default=True,
+    metavar="MINUTES",
+    help="A commission's opener: how long to wait for the other members to take part.",
+)  # fmt: skip
 @token_option
 @pass_session
 def open_(
@@ -355,13 +360,16 @@ def open_(
     password_file: Path | None,
     test_key: bool,
     include_late: bool,
+    wait_minutes: float,
 ) -> None:
     """Open the deposits of a tender on this workstation, after its deadline.
 
     Each company's last deposit on time is opened (late ones with
     --include-late) into OUT/<company>/<deposit>/<envelope>/. An envelope
     that fails is reported and the others still open; run the command again
-    to retry: what was opened is kept.
+    to retry: what was opened is kept. For a tender a commission opens, a
+    member's workstation opens as the opener: the other members take part
+    with `scelle take-part`, and each envelope opens once k shares are in.
 
     \f
 
@@ -395,6 +403,8 @@ def open_(
                 include_late=include_late,
                 record=record,
                 progress=bars,
+                clock=session.clock,
+                commission_wait=wait_minutes * 60,
             )
     for done in report.opened:
         late = _(" (late)") if done.late else ""
@@ -436,3 +446,42 @@ def open_(
         raise ScelleError(_("{count} envelope(s) could not be opened", count=len(report.failed)))
     if not report.ok:
         raise ScelleError(_("the opening found envelopes or key pairs outside the tender's set"))
+
+
+@click.command(name="take-part")
+@click.argument("reference")
+@token_option
+@pass_session
+def take_part(session: Session, reference: str) -> None:
+    """Take part in the opening of a tender a commission opens, as one of its members.
+
+    After the deadline, once another member started the opening: this workstation reads
+    each envelope's recipients only, decrypts your share of its key, and sends it
+    encrypted to the opener's certificate (a member's, as the tender was launched), never
+    to a key the platform names. Nothing is opened here.
+    """
+    from scelle.assistant.commission import take_part as relay
+    from scelle.assistant.tenders import launch_record, opening_keys
+
+    with connect(session) as client:
+        record = launch_record(session.store, client.url, reference)
+        keys = opening_keys(session.store, client.tender(reference), record)
+        with progress_bars() as bars:
+            report = relay(
+                client, keys, reference, now=session.clock(), record=record, progress=bars
+            )
+    for bidder, kind, reason in report.failed:
+        say(_("FAILED {bidder} — {kind}: {reason}", bidder=bidder, kind=kind, reason=reason))
+    say(
+        _(
+            "{reference}: {relayed} share(s) sent to the opener {opener} ({already} sent "
+            "before), {failed} envelope(s) failed.",
+            reference=report.reference,
+            relayed=report.relayed,
+            opener=report.opener,
+            already=report.already,
+            failed=len(report.failed),
+        )
+    )
+    if report.failed:
+        raise ScelleError(_("some shares could not be sent: see above"))

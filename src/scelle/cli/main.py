@@ -44,6 +44,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "receipts": ("scelle.cli.deposits:receipts",),
     "serve": ("scelle.cli.platform:serve",),
     "service-keys": ("scelle.cli.remote:service_keys",),
+    "take-part": ("scelle.cli.deposits:take_part",),
     "tenders": ("scelle.cli.remote:tenders", "scelle.cli.deposits:tender_deposits"),
 }
 """Each command, where it is written, then the subcommands added to it from elsewhere.

@@ -116,7 +116,7 @@ def next_job(request: HttpRequest, workstation: uuid.UUID, wait: int = 0) -> Job
 
 
 class JobIn(Schema):
-    kind: Literal["add_key_pair", "open_tender"]
+    kind: Literal["add_key_pair", "open_tender", "take_part"]
     """The closed list of what an assistant does."""
     params: dict[str, str] = Field(max_length=10)
     workstation: uuid.UUID | None = None

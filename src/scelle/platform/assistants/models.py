@@ -44,6 +44,7 @@ class Job(models.Model):
     class Kind(models.TextChoices):
         ADD_KEY_PAIR = "add_key_pair", _("add a key pair")
         OPEN_TENDER = "open_tender", _("open a tender's envelopes")
+        TAKE_PART = "take_part", _("take part in a commission's opening")
 
     class State(models.TextChoices):
         QUEUED = "queued", _("queued")

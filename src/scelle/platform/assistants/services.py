@@ -38,6 +38,7 @@ from scelle.platform.assistants.models import Job, Workstation
 from scelle.platform.audit.services import PLATFORM_ACTOR, record
 from scelle.platform.keypairs.models import KeyPair
 from scelle.platform.keypairs.services import check_designation, designation_free
+from scelle.platform.opening import commission
 from scelle.platform.opening.services import check_openable
 from scelle.platform.tenders.services import tender_for
 
@@ -265,8 +266,28 @@ def request_opening(
     tender = tender_for(actor, tender_key, Permission.Name.OPEN)
     check_openable(tender, now)
     workstation = _ready_workstation(actor, workstation_id, now)
+    if tender.commission_threshold is not None and commission.is_member(actor, tender):
+        # The opener's workstation gathers the members' shares: the page says so at once.
+        commission.start_opening(actor, str(tender.id), now=now)
     params = {"tender": str(tender.id), "reference": tender.reference}
     return _give(actor, workstation, Job.Kind.OPEN_TENDER, params, now)
+
+
+def request_take_part(
+    actor: User,
+    tender_key: str,
+    *,
+    workstation_id: uuid.UUID | str | None = None,
+    now: dt.datetime,
+) -> Job:
+    """Prendre part: the member consents to the commission's opening; their assistant
+    relays their shares to the opener (assistant.commission)."""
+    workstation = _ready_workstation(actor, workstation_id, now)
+    with transaction.atomic():
+        participation = commission.take_part(actor, tender_key, now=now)
+        tender = participation.opening.tender
+        params = {"tender": str(tender.id), "reference": tender.reference}
+        return _give(actor, workstation, Job.Kind.TAKE_PART, params, now)
 
 
 def request_job(
@@ -291,6 +312,10 @@ def request_job(
         )
     if kind == Job.Kind.OPEN_TENDER:
         return request_opening(
+            actor, str(params.get("tender", "")), workstation_id=workstation_id, now=now
+        )
+    if kind == Job.Kind.TAKE_PART:
+        return request_take_part(
             actor, str(params.get("tender", "")), workstation_id=workstation_id, now=now
         )
     raise InvalidInputError(

@@ -60,6 +60,11 @@ def _member_of(actor: User, tender: Tender) -> AssignedKeyPair:
     )
 
 
+def is_member(actor: User, tender: Tender) -> bool:
+    """Whether the actor holds a member key pair of the tender's commission."""
+    return any(member.holder_id == actor.id for member in commission_members(tender))
+
+
 def _opening_of(tender: Tender) -> CommissionOpening:
     try:
         found: CommissionOpening = CommissionOpening.objects.select_related(

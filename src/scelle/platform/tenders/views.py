@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 import zoneinfo
-from typing import cast
+from typing import Any, cast
 
 from django import forms
 from django.conf import settings
@@ -23,13 +23,14 @@ from django.utils.translation import gettext_lazy
 
 from scelle.core.clock import placed_in
 from scelle.core.errors import N_, PermissionDeniedError
-from scelle.platform.accounts.models import Permission, Service
+from scelle.platform.accounts.models import Permission, Service, User
 from scelle.platform.accounts.services import services_with
 from scelle.platform.assistants import services as assistants
 from scelle.platform.clock import now
+from scelle.platform.opening import commission
 from scelle.platform.opening.services import deposits_of_tender
 from scelle.platform.tenders import services, testing
-from scelle.platform.tenders.models import ENVELOPE_KINDS
+from scelle.platform.tenders.models import ENVELOPE_KINDS, Tender
 from scelle.platform.web.pages import actor, agent_page, attempt, company_page
 
 
@@ -149,10 +150,29 @@ def tender_detail(request: HttpRequest, tender_id: uuid.UUID) -> HttpResponse:
             "tender": tender,
             "can": can,
             **services.keys_facts(tender, agent=True),
+            "commission": _commission_facts(user, tender, can),
             "deposits": deposits,
             "opening_window_ends": services.opening_window_end(tender),
         },
     )
+
+
+def _commission_facts(
+    user: User, tender: Tender, can: services.TenderAbilities
+) -> dict[str, Any] | None:
+    """The commission's opening as the tender's page shows it: who opens, who took part and
+    when; whether this agent, a member, may take part now."""
+    if tender.commission_threshold is None or not can.see_deposits:
+        return None
+    state = commission.opening_state(user, str(tender.id))
+    mine = [m for m in state.members if m.member.holder_id == user.id]
+    return {
+        "state": state,
+        "can_take_part": bool(
+            state.opening and mine and not mine[0].opener and mine[0].joined_at is None
+        ),
+        "member": bool(mine),
+    }
 
 
 @agent_page
@@ -236,6 +256,20 @@ def close_tender(request: HttpRequest, tender_id: uuid.UUID) -> HttpResponse:
             "can": services.abilities(user, tender, now=now()),
         },
     )
+
+
+@agent_page
+def take_part(request: HttpRequest, tender_id: uuid.UUID) -> HttpResponse:
+    """Prendre part: a member's consent to the commission's opening, a job for their
+    assistant, followed on its page."""
+    user = actor(request)
+    if request.method == "POST":
+        job = attempt(
+            request, lambda: assistants.request_take_part(user, str(tender_id), now=now())
+        )
+        if job is not None:
+            return redirect("assistants:job", job.id)
+    return redirect("tenders:detail", tender_id)
 
 
 @agent_page

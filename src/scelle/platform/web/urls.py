@@ -41,6 +41,7 @@ tender_urls = (
         path("<uuid:tender_id>/lancer/", tenders.launch_tender, name="launch"),
         path("<uuid:tender_id>/cloturer/", tenders.close_tender, name="close"),
         path("<uuid:tender_id>/ouvrir/", tenders.open_tender, name="open"),
+        path("<uuid:tender_id>/prendre-part/", tenders.take_part, name="take_part"),
         path("ouvertes/", tenders.open_to_me, name="open_to_me"),
         path("ouvertes/<uuid:tender_id>/", tenders.company_tender, name="company_detail"),
         path("ouvertes/<uuid:tender_id>/deposer/", deposits.deposit_page, name="deposit"),

@@ -14,6 +14,7 @@ from scelle.platform.accounts.services import services_held
 from scelle.platform.answers import BUSY_SECONDS, busy_body, error_body
 from scelle.platform.assistants import services as assistants
 from scelle.platform.clock import now
+from scelle.platform.opening import commission
 from scelle.platform.tenders.models import Tender
 from scelle.platform.tenders.services import visible_tenders
 from scelle.platform.web.pages import actor, agent_page
@@ -41,6 +42,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "tenders": list(in_progress[:50]),
             "assistant": assistants.assistant_state(user, now=now()),
             "permission_names": dict(Permission.Name.choices),
+            "commission_requests": commission.pending_for(user),
         },
     )
 
