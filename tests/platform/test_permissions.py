@@ -105,6 +105,26 @@ def with_test_tender(world: World, path: str = "{TEST}") -> None:
     world.ids["test_deposit"] = str(_deposit(world.bidder, test_tender.reference).id)
 
 
+def with_commission(world: World, path: str, clock: MovableClock, rsa_keys) -> None:
+    """A tender COM-1 opened by a commission of two (the owner and another agent), for the
+    rows whose path names it."""
+    if "COM-1" not in path:
+        return
+    member = make_user(
+        "membre@rouen.fr", world.buyer.organisation, service=world.buyer.service,
+        permissions=("manage_keys", "open"),
+    )  # fmt: skip
+    publish(api_client(member, clock), world.buyer.service, rsa_keys[4], "MEMBRE")
+    owner = world.clients["permitted"]
+    create_tender(owner, world.buyer.service, "COM-1", deadline=clock() + dt.timedelta(days=1))
+    launched = owner.post(
+        "/api/tenders/COM-1/launch",
+        {"key_pairs": ["PERSO", "MEMBRE"], "commission_threshold": 2},
+        content_type="application/json",
+    )
+    assert launched.status_code == 200, launched.content
+
+
 def _deposit(user: User, reference: str) -> Deposit:
     """A company's deposit made through the services, as the tus routes do."""
     made = []
@@ -232,6 +252,28 @@ ROUTES = [
         "post", "/api/opened-envelopes", "/api/opened-envelopes", {"opened": "{test_deposit}"},
         (401, 204, 404, 404, 404),
     ),
+    # A commission's opening: its members start it and take part; the opener gets the shares.
+    Route(
+        "get", "/api/tenders/COM-1/commission", "/api/tenders/{tender}/commission", None,
+        (401, 403, 404, 403, 200),
+    ),
+    Route(
+        "post", "/api/tenders/COM-1/commission", "/api/tenders/{tender}/commission", None,
+        (401, 403, 404, 403, 200), after_deadline=True,
+    ),
+    Route(
+        "post", "/api/tenders/COM-1/commission/participation",
+        "/api/tenders/{tender}/commission/participation", None,
+        (401, 403, 404, 403, 404), after_deadline=True,  # not started: nothing to take part in
+    ),
+    Route(
+        "post", "/api/tenders/COM-1/commission/shares", "/api/tenders/{tender}/commission/shares",
+        {"relay": True}, (401, 403, 404, 403, 404), after_deadline=True,
+    ),
+    Route(
+        "get", "/api/tenders/COM-1/commission/shares", "/api/tenders/{tender}/commission/shares",
+        None, (401, 403, 404, 403, 404), after_deadline=True,
+    ),
     # Habilitations: agents who administer a service, on their own organisation's agents.
     Route("get", "/api/agents", "/api/agents", None, (401, 403, 200, 403, 200)),
     Route(
@@ -336,6 +378,9 @@ def _body(route: Route, world: World, rsa_keys) -> dict[str, Any] | None:
         deposit = world.ids[str(route.body["opened"]).strip("{}")]
         return {"envelopes": [{"deposit": deposit, "kind": kind, "files": 1}
                               for kind in ("candidature", "offre")]}  # fmt: skip
+    if route.body == {"relay": True}:
+        share = {"deposit": world.ids["deposit"], "kind": "offre", "relayed": "AAAA"}
+        return {"shares": [share]}
     if route.body == {"service_id": True}:
         return {"service": world.ids["service"], "permission": "manage_tenders"}
     if route.body == {"job": True}:
@@ -358,6 +403,7 @@ def _body(route: Route, world: World, rsa_keys) -> dict[str, Any] | None:
 def test_authorisation_matrix(
     route: Route, caller: str, world: World, rsa_keys, clock: MovableClock
 ) -> None:
+    with_commission(world, route.path, clock, rsa_keys)
     if route.after_deadline:
         clock.advance(days=2)
     client = world.clients[caller]

@@ -122,7 +122,7 @@ HELP_TEXTS = (
     gettext_noop("Your e-mail address on the platform."),
     gettext_noop("Revoke this workstation's token and forget it."),
     gettext_noop(
-        "Open the deposits of a tender on this workstation, after its deadline.\n\nEach company's last deposit on time is opened (late ones with\n--include-late) into OUT/<company>/<deposit>/<envelope>/. An envelope\nthat fails is reported and the others still open; run the command again\nto retry: what was opened is kept."
+        "Open the deposits of a tender on this workstation, after its deadline.\n\nEach company's last deposit on time is opened (late ones with\n--include-late) into OUT/<company>/<deposit>/<envelope>/. An envelope\nthat fails is reported and the others still open; run the command again\nto retry: what was opened is kept. For a tender a commission opens, a\nmember's workstation opens as the opener: the other members take part\nwith `scelle take-part`, and each envelope opens once k shares are in."
     ),
     gettext_noop("Where the opened envelopes go (default: ./plis-REFERENCE)."),
     gettext_noop("Open only this envelope (candidature, offre, anonymat); repeat for more."),
@@ -131,6 +131,7 @@ HELP_TEXTS = (
         "Companies: open your own deposit to the platform's test tender with the key pair it publishes."
     ),
     gettext_noop("Open late deposits too."),
+    gettext_noop("A commission's opener: how long to wait for the other members to take part."),
     gettext_noop("Deposit receipts (accusés de réception)."),
     gettext_noop(
         "Check receipts offline: signature, platform certificate, envelope hashes.\n\nThe CA is compared with the one saved at login when this workstation has one.\nWith several files, each is checked and named; the command fails if one fails."
@@ -146,6 +147,9 @@ HELP_TEXTS = (
     gettext_noop("The service (default: your only one)."),
     gettext_noop("List the key pairs of your services, with the tenders that use them."),
     gettext_noop("Change the designation of a key pair on the platform."),
+    gettext_noop(
+        "Take part in the opening of a tender a commission opens, as one of its members.\n\nAfter the deadline, once another member started the opening: this workstation reads\neach envelope's recipients only, decrypts your share of its key, and sends it\nencrypted to the opener's certificate (a member's, as the tender was launched), never\nto a key the platform names. Nothing is opened here."
+    ),
     gettext_noop("Tenders (consultations): create, launch with their key pairs, list, close."),
     gettext_noop("Stop a launched tender before its deadline: it takes no deposit any more."),
     gettext_noop("Why the tender stops early (kept in the audit log)."),
@@ -183,10 +187,11 @@ COMMAND_HELP = {
     "keys": "Generate, list, export, import and delete key pairs (bi-clés).",
     "login": "Log in to the platform at URL; the token is kept in this workstation's $SCELLE_HOME.",
     "logout": "Revoke this workstation's token and forget it.",
-    "open": "Open the deposits of a tender on this workstation, after its deadline.\n\nEach company's last deposit on time is opened (late ones with\n--include-late) into OUT/<company>/<deposit>/<envelope>/. An envelope\nthat fails is reported and the others still open; run the command again\nto retry: what was opened is kept.",
+    "open": "Open the deposits of a tender on this workstation, after its deadline.\n\nEach company's last deposit on time is opened (late ones with\n--include-late) into OUT/<company>/<deposit>/<envelope>/. An envelope\nthat fails is reported and the others still open; run the command again\nto retry: what was opened is kept. For a tender a commission opens, a\nmember's workstation opens as the opener: the other members take part\nwith `scelle take-part`, and each envelope opens once k shares are in.",
     "receipts": "Deposit receipts (accusés de réception).",
     "serve": "Run the platform (SQLite and a local folder unless SCELLE_DATABASE_URL is set).",
     "service-keys": "The key pairs of your services on the platform (the key page).",
+    "take-part": "Take part in the opening of a tender a commission opens, as one of its members.\n\nAfter the deadline, once another member started the opening: this workstation reads\neach envelope's recipients only, decrypts your share of its key, and sends it\nencrypted to the opener's certificate (a member's, as the tender was launched), never\nto a key the platform names. Nothing is opened here.",
     "tenders": "Tenders (consultations): create, launch with their key pairs, list, close.",
 }
 """Each command's help, from which `scelle --help` lists it without loading it."""

@@ -208,27 +208,7 @@ def relay_shares(
     participation = take_part(actor, tender_key, now=now)
     opening = participation.opening
     tender = opening.tender
-    of_tender = {
-        (str(e.deposit_id), e.kind): e
-        for e in Envelope.objects.filter(
-            deposit__tender=tender, deposit_id__in={str(deposit) for deposit, _k, _r in shares}
-        )
-    }
-    envelopes: dict[int, tuple[Envelope, bytes]] = {}
-    for deposit, kind, relayed in shares:
-        if not 1 <= len(relayed) <= MAX_RELAYED_BYTES:
-            raise InvalidInputError(
-                N_("a relayed share has 1 to {most} bytes"), most=MAX_RELAYED_BYTES
-            )
-        found = of_tender.get((str(deposit), kind))
-        if found is None:
-            raise NotFoundError(
-                N_("{reference} has no envelope {kind} in the deposit {deposit}"),
-                reference=tender.reference,
-                kind=str(kind)[:40],
-                deposit=str(deposit)[:40],
-            )
-        envelopes.setdefault(found.id, (found, relayed))
+    envelopes = _envelopes_named(tender, shares)
     with transaction.atomic():
         kept = set(
             RelayedShare.objects.filter(
@@ -261,6 +241,35 @@ def relay_shares(
                 now=now,
             )
     return len(new)
+
+
+def _envelopes_named(
+    tender: Tender, shares: Sequence[tuple[uuid.UUID | str, str, bytes]]
+) -> dict[int, tuple[Envelope, bytes]]:
+    """Each share's envelope, which must be one of the tender's: the first share given for
+    an envelope stands."""
+    of_tender = {
+        (str(e.deposit_id), e.kind): e
+        for e in Envelope.objects.filter(
+            deposit__tender=tender, deposit_id__in={str(deposit) for deposit, _k, _r in shares}
+        )
+    }
+    envelopes: dict[int, tuple[Envelope, bytes]] = {}
+    for deposit, kind, relayed in shares:
+        if not 1 <= len(relayed) <= MAX_RELAYED_BYTES:
+            raise InvalidInputError(
+                N_("a relayed share has 1 to {most} bytes"), most=MAX_RELAYED_BYTES
+            )
+        found = of_tender.get((str(deposit), kind))
+        if found is None:
+            raise NotFoundError(
+                N_("{reference} has no envelope {kind} in the deposit {deposit}"),
+                reference=tender.reference,
+                kind=str(kind)[:40],
+                deposit=str(deposit)[:40],
+            )
+        envelopes.setdefault(found.id, (found, relayed))
+    return envelopes
 
 
 def shares_for_opener(
