@@ -49,6 +49,13 @@ def _c(members: list[Identity], *, k: int = 2, tender: uuid.UUID = TENDER) -> co
     return commission.Commission(tender, DEADLINE, tuple(m.certificate for m in members), k)
 
 
+def _forged(taken: list[bytes]) -> bytes:
+    """A share of random bytes at a coordinate none of `taken` has (a share the server or a
+    member made up, of the right shape)."""
+    used = {share[-1] for share in taken}
+    return os.urandom(32) + bytes([min(set(range(1, 256)) - used)])
+
+
 def _sealed_shares(sealed: bytes) -> commission.SealedShares:
     infos = cms.ContentInfo.load(sealed)["content"]["recipient_infos"].dump()
     found = commission.read(infos)
@@ -81,7 +88,9 @@ def test_any_two_of_three_members_open_and_one_alone_does_not(
     for alone in members:
         with pytest.raises(DecryptionError, match="1 share"):
             commission.combine([taken[alone.certificate]], shares)
-        forged = commission.combine([taken[alone.certificate], os.urandom(33)], shares)
+        forged = commission.combine(
+            [taken[alone.certificate], _forged(list(taken.values()))], shares
+        )
         with pytest.raises(DecryptionError):
             _open_with(sealed, forged)
 
@@ -291,3 +300,25 @@ console.log(JSON.stringify(out));
         commission_set_fingerprint(fingerprints(c["backups"]), fingerprints(c["members"]), c["k"])
         for c in cases
     ]
+
+
+def test_every_subset_of_k_minus_one_members_fails_and_every_k_subset_opens(
+    tmp_path_factory: pytest.TempPathFactory, bob: Identity
+) -> None:
+    """Three of five: each of the ten pairs is refused before decrypting (too few shares)
+    and, given a third share of its own making, decrypts nothing; each trio opens."""
+    folder = tmp_path_factory.mktemp("five")
+    five = [make_identity(folder, f"membre-{n}") for n in range(5)]
+    plaintext = os.urandom(5000)
+    sealed = _seal(plaintext, five, [bob], k=3)
+    shares = _sealed_shares(sealed)
+    chosen = _c(five, k=3)
+    taken = [commission.decrypt_share(shares, m.decryption_key, chosen, now=AFTER) for m in five]
+    for pair in itertools.combinations(taken, 2):
+        with pytest.raises(DecryptionError, match="2 share"):
+            commission.combine(list(pair), shares)
+        forged = commission.combine([*pair, _forged(taken)], shares)
+        with pytest.raises(DecryptionError):
+            _open_with(sealed, forged)
+    for trio in itertools.combinations(taken, 3):
+        assert _open_with(sealed, commission.combine(list(trio), shares)) == plaintext
