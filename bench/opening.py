@@ -10,7 +10,10 @@ must stay flat whatever the size).
 The run of 200 deposits also opens them with a key pair on a PKCS#11 token
 (SoftHSM2, when installed) against the same opening with the store's key pair:
 the tender is launched with both, so the envelopes are the same, and only
-where the content keys are unwrapped differs.
+where the content keys are unwrapped differs. And the same companies deposit as
+many envelopes to a tender a commission opens (3 members, k = 2, and a backup key
+pair): two members open them together (one relays its shares, the opener combines
+them), against the backup key pair opening the very same envelopes alone.
 
     python bench/opening.py                       # both runs
     python bench/opening.py --deposits 200 --mb 5 # one
@@ -63,12 +66,35 @@ def main() -> None:
             folder = Path(name)
             data = folder / "data"
             seed(data, count)
+            _members(("membre2@rouen.fr", "membre3@rouen.fr"))
             process, url = start(data)
             try:
                 run(url, folder, count, mb * MB, process.pid)
             finally:
                 process.terminate()
                 process.wait(timeout=30)
+
+
+def _stored(envelopes: Path, reference: str) -> list[Path]:
+    """The envelope files of one tender, as the platform's database names them."""
+    from scelle.platform.deposits.models import Envelope
+
+    names = Envelope.objects.filter(deposit__tender__reference=reference).values_list(
+        "storage_name", flat=True
+    )
+    return sorted(envelopes / name for name in names)
+
+
+def _members(emails: tuple[str, ...]) -> None:
+    """More agents of the buyer's service, each to hold a commission member's key pair."""
+    from scelle.core.clock import system_clock
+    from scelle.platform.accounts.models import Service
+    from scelle.platform.accounts.services import create_user
+
+    service = Service.objects.get(name="Marchés")
+    for email in emails:
+        create_user(email, service.organisation, PASSWORD, service=service,
+                    permissions=("manage_keys", "open"), now=system_clock())  # fmt: skip
 
 
 def _rss() -> int:
@@ -124,10 +150,14 @@ def run(url: str, folder: Path, count: int, size: int, server_pid: int) -> None:
     )
     store.replace_certificate("PERSO", certs.load_certificate(issued["certificate_pem"].encode()))
     on_token = _token_key_pair(folder, agent, service) if size <= 10 * MB else None
-    deadline = dt.datetime.now(dt.UTC) + DEPOSIT_WINDOW
+    small = size <= 10 * MB
+    deadline = dt.datetime.now(dt.UTC) + DEPOSIT_WINDOW * (2 if small else 1)
     agent.create_tender(service=service, reference="BENCH-OPEN", title="Bench",
                         deadline=deadline, envelopes=["offre"])  # fmt: skip
     agent.launch_tender("BENCH-OPEN", ["PERSO"] + (["CARTE"] if on_token else []))
+    # Launched after BENCH-OPEN: its backup key pair is the commission tender's only.
+    together = _commission(url, folder, agent, service, deadline) if small else None
+    tenders = ["BENCH-OPEN"] + (["BENCH-COM"] if together else [])
 
     source = Path(tempfile.mkdtemp(prefix="scelle-bench-src-", dir="/dev/shm"))
     with (source / "offre.bin").open("wb") as handle:
@@ -138,14 +168,16 @@ def run(url: str, folder: Path, count: int, size: int, server_pid: int) -> None:
         with PlatformClient(url) as anonymous:
             company = anonymous.login(f"offres@e{index:03d}.fr", PASSWORD)["token"]
         with PlatformClient(url, company) as client:
-            deposit(client, KeyStore(folder / "homes" / str(index), lambda _new: STORE),
-                    "BENCH-OPEN", [("offre", source)], authority=authority,
-                    now=dt.datetime.now(dt.UTC))  # fmt: skip
+            for reference in tenders:
+                deposit(client, KeyStore(folder / "homes" / str(index), lambda _new: STORE),
+                        reference, [("offre", source)], authority=authority,
+                        now=dt.datetime.now(dt.UTC))  # fmt: skip
 
     began = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(min(8, count)) as pool:
         list(pool.map(one, range(count)))
-    print(f"  (setup: {count} deposits made in {time.perf_counter() - began:.1f} s)")
+    print(f"  (setup: {count * len(tenders)} deposits made in "
+          f"{time.perf_counter() - began:.1f} s)")  # fmt: skip
     shutil.rmtree(source)
     wait = (deadline - dt.datetime.now(dt.UTC)).total_seconds()
     if wait < 0:
@@ -154,7 +186,7 @@ def run(url: str, folder: Path, count: int, size: int, server_pid: int) -> None:
 
     keys = store.decryption_keys(["PERSO"])
     total = sum(d["envelopes"][0]["size"] for d in agent.tender_deposits("BENCH-OPEN"))
-    stored = sorted((folder / "data" / "envelopes").glob("*.p7m"))
+    stored = _stored(folder / "data" / "envelopes", "BENCH-OPEN")
 
     def reference_run(plain: Path) -> float:
         plain.mkdir()
@@ -189,12 +221,12 @@ def run(url: str, folder: Path, count: int, size: int, server_pid: int) -> None:
         return elapsed
 
     def opening_run(
-        out: Path, with_keys: list[envelope.DecryptionKey] = keys
+        out: Path, with_keys: list[envelope.DecryptionKey] = keys, reference: str = "BENCH-OPEN"
     ) -> tuple[float, PeakRss, float, float]:
         server_before, client_before = _cpu_seconds(server_pid), _cpu_seconds(os.getpid())
         began = time.perf_counter()
         with PeakRss() as memory:
-            report = open_tender(agent, with_keys, "BENCH-OPEN", out)
+            report = open_tender(agent, with_keys, reference, out, commission_wait=60)
         elapsed = time.perf_counter() - began
         server = _cpu_seconds(server_pid) - server_before
         client = _cpu_seconds(os.getpid()) - client_before
@@ -220,6 +252,15 @@ def run(url: str, folder: Path, count: int, size: int, server_pid: int) -> None:
             with_store.append(opening_run(folder / f"ouverture-store-{round_}")[0])
             with_token.append(opening_run(folder / f"ouverture-carte-{round_}", token_keys)[0])
         unwraps = _unwrap_seconds(token_keys[0].private_key, count)
+    if together is not None:
+        agent.start_commission_opening("BENCH-COM")  # PERSO's holder opens; MEMBRE-2 relays
+        backup_runs, relays, opener_runs = [], [], []
+        for round_ in range(2):  # alternated, as above
+            backup_runs.append(
+                opening_run(folder / f"secours-{round_}", together.backup, "BENCH-COM")[0]
+            )
+            relays.append(together.relay())
+            opener_runs.append(opening_run(folder / f"commission-{round_}", keys, "BENCH-COM")[0])
     agent.close()
 
     print(
@@ -250,6 +291,65 @@ def run(url: str, folder: Path, count: int, size: int, server_pid: int) -> None:
         print(f"  token's RSA      {unwraps:7.2f} s for {count} content keys one after another, "
               f"alone: {unwraps / card:.1%} of the token's run, which does them 4 at a time "
               f"beside downloads and decryption")  # fmt: skip
+    if together is not None:
+        alone, relay, combined = min(backup_runs), min(relays), min(opener_runs)
+        print(f"  commission       {count / (relay + combined):7.1f} envelopes/s  (2 of 3 members:"
+              f" one relays its {count} shares in {relay:.1f} s, the opener combines and opens "
+              f"in {combined:.1f} s)")  # fmt: skip
+        print(f"  backup alone     {count / alone:7.1f} envelopes/s  (the same envelopes, the "
+              f"backup key pair opening them alone)")  # fmt: skip
+        print(f"  ratio            {alone / (relay + combined):7.2f}  (the commission's speed, "
+              f"relay and opening / the backup's alone; target >= 0.8)")  # fmt: skip
+        print(f"  ratio            {alone / combined:7.2f}  (the opener's opening alone / the "
+              f"backup's)")  # fmt: skip
+
+
+class _Commission:
+    """BENCH-COM's commission: the agent's PERSO, MEMBRE-2 and MEMBRE-3 (k = 2), and the
+    backup key pair SECOURS in a store of its own."""
+
+    def __init__(self, member: PlatformClient, keys: list[envelope.DecryptionKey],
+                 backup: list[envelope.DecryptionKey]) -> None:  # fmt: skip
+        self.member = member
+        self.keys = keys
+        self.backup = backup
+
+    def relay(self) -> float:
+        """MEMBRE-2 takes part: its shares of every envelope, relayed to the opener."""
+        from scelle.assistant.commission import take_part
+
+        began = time.perf_counter()
+        report = take_part(self.member, self.keys, "BENCH-COM", now=dt.datetime.now(dt.UTC))
+        assert not report.failed, report.failed
+        return time.perf_counter() - began
+
+
+def _commission(
+    url: str, folder: Path, agent: PlatformClient, service: str, deadline: dt.datetime
+) -> _Commission:
+    from scelle.assistant.keys import generate_key_pair, publish_key_pair
+
+    now = dt.datetime.now(dt.UTC)
+    backup = KeyStore(folder / "secours", lambda _new: STORE)
+    generate_key_pair(backup, "SECOURS", "SECOURS", bits=certs.DEFAULT_RSA_BITS, days=30, now=now)
+    publish_key_pair(agent, backup, "SECOURS", service=service, backup=True,
+                     designation="SECOURS", as_is=False)  # fmt: skip
+    members = []
+    for n in (2, 3):
+        with PlatformClient(url) as anonymous:
+            token = anonymous.login(f"membre{n}@rouen.fr", PASSWORD)["token"]
+        client = PlatformClient(url, token)
+        store = KeyStore(folder / f"membre-{n}", lambda _new: STORE)
+        name = f"MEMBRE-{n}"
+        generate_key_pair(store, name, name, bits=certs.DEFAULT_RSA_BITS, days=30, now=now)
+        publish_key_pair(client, store, name, service=service, backup=False, designation=name,
+                         as_is=False)  # fmt: skip
+        members.append((client, store.decryption_keys([name])))
+    agent.create_tender(service=service, reference="BENCH-COM", title="Bench commission",
+                        deadline=deadline, envelopes=["offre"])  # fmt: skip
+    agent.launch_tender("BENCH-COM", ["PERSO", "MEMBRE-2", "MEMBRE-3"], commission_threshold=2)
+    (client, keys), _third = members
+    return _Commission(client, keys, backup.decryption_keys(["SECOURS"]))
 
 
 def _token_key_pair(folder: Path, agent: PlatformClient, service: str) -> KeyStore | None:

@@ -403,3 +403,30 @@ def test_a_malformed_commission_fails_its_envelope_only(
     assert status == EXIT_FAILURE
     assert f"FAILED {BIDDER} — offre" in err and "commission recipient is malformed" in err
     assert (next((out / BIDDER).iterdir()) / "candidature" / "candidature.txt").is_file()
+
+
+def test_a_receipt_stating_another_commission_is_refused(world: Commission) -> None:
+    """What the company's command checks of a receipt's commission: the members and k the
+    RSF it computed covers, nothing else."""
+    from scelle.assistant.deposit import _commission_agrees
+    from scelle.core.receipt import Receipt, ReceiptCommission
+
+    fingerprint = certs.fingerprint_sha256
+    members = [fingerprint(m.certificate) for m in world.members[:3]]
+    everyone = [*members, fingerprint(world.backup.certificate)]
+    rsf = tender_json(world)["rsf"]
+
+    def receipt(commission: ReceiptCommission | None) -> Receipt:
+        return Receipt("P", REFERENCE, BIDDER, DEPOSIT, NOW, False, (), rsf, None, False,
+                       commission)  # fmt: skip
+
+    assert _commission_agrees(receipt(ReceiptCommission(2, tuple(sorted(members)))), rsf, everyone)
+    assert _commission_agrees(receipt(None), rsf, everyone)
+    lies = [
+        ReceiptCommission(3, tuple(members)),  # another k
+        ReceiptCommission(2, tuple(members[:2])),  # a member left out
+        ReceiptCommission(2, (*members[:2], fingerprint(world.members[3].certificate))),
+        ReceiptCommission(2, tuple(everyone)),  # the backup said to be a member
+    ]
+    for lie in lies:
+        assert not _commission_agrees(receipt(lie), rsf, everyone), lie

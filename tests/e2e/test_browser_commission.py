@@ -75,15 +75,13 @@ def test_a_commission_of_three_opens_with_two_by_clicking(
         for station, folder in zip(stations, openings, strict=True)
     ]
     try:
-        _journey(platform, stations, tmp_path, openings)
+        _journey(platform, tmp_path, openings, assistants[2].window)
     finally:
         for each in assistants:
             each.stop()
 
 
-def _journey(
-    platform: Platform, stations: list[Workstation], tmp_path: Path, openings: list[Path]
-) -> None:
+def _journey(platform: Platform, tmp_path: Path, openings: list[Path], window: str) -> None:
     files = bid(tmp_path / "btp")
     with chromium() as first:
         browser = first.browser
@@ -163,6 +161,23 @@ def _journey(
         assert rows["MEMBRE-2"][2] != "pas encore"
         assert rows["MEMBRE-3"][2] == "pas encore"
         _shot(opener, "consultation-commission")
+
+        # MEMBRE-3 sees the request in their assistant's own window, and takes part there.
+        third = browser.new_context(locale="fr-FR").new_page()
+        third.goto(window)
+        third.get_by_text("AO-COM : acheteur@rouen.fr a lancé l'ouverture").wait_for()
+        _shot(third, "assistant-commission")
+        third.get_by_role("button", name="Prendre part à l'ouverture de AO-COM").click()
+        assert third.url.endswith("/traitements")
+        assert "prendre part à l'ouverture d'une commission" in third.text_content("main")
+        for _ in range(60):
+            opener.reload()
+            cells = opener.locator("#commission-opening tbody tr", has_text="MEMBRE-3")
+            if cells.locator("td").nth(3).text_content() == "2":
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError("MEMBRE-3's shares never reached the platform")
 
     [deposit] = list((openings[0] / "AO-COM" / "BTP Normandie").iterdir())
     assert _files(deposit / "candidature") == _files(files["candidature"])

@@ -274,6 +274,10 @@ ROUTES = [
         "get", "/api/tenders/COM-1/commission/shares", "/api/tenders/{tender}/commission/shares",
         None, (401, 403, 404, 403, 404), after_deadline=True,
     ),
+    Route(
+        "get", "/api/commission-requests", "/api/commission-requests", None,
+        (401, 403, 200, 200, 200),
+    ),
     # Habilitations: agents who administer a service, on their own organisation's agents.
     Route("get", "/api/agents", "/api/agents", None, (401, 403, 200, 403, 200)),
     Route(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import concurrent.futures
 import datetime as dt
 import io
 import threading
@@ -35,9 +36,14 @@ from scelle.core.errors import (
 )
 from scelle.keystore import KeyStore
 
-HEAD_BYTES = 256 << 10
-"""What a member reads of each envelope: its recipients (255 shares of RSA-4096 fit)."""
+HEAD_BYTES = 4 << 10
+HEAD_BYTES_PER_RECIPIENT = 2 << 10
+"""What a member reads of each envelope: its recipients, about 0.7 KiB each with RSA-3072
+(a share or a wrapped key, its identifier and algorithm), so 4 KiB and 2 KiB a key pair
+of the tender leave room for RSA-8192."""
 RELAYED_AT_ONCE = 100
+RELAY_WORKERS = 4
+"""Envelopes whose share is relayed at once, as the opening opens them (WORKERS)."""
 POLL_SECONDS = 2.0
 """How often the opener asks for shares while an envelope waits for them."""
 
@@ -140,19 +146,27 @@ def take_part(
     report = TakePartReport(tender["reference"], state["opener"] or "")
     chosen = choose_deposits(client.tender_deposits(tender["id"]), include_late=True)
     items = [(d, e) for d in chosen for e in d["envelopes"]]
-    advance = progress("Relaying shares", len(items))
-    batch: list[tuple[str, str, bytes]] = []
-    for count, (deposit, item) in enumerate(items, 1):
+    advance = progress(N_("Relaying shares"), sum(item["size"] for _d, item in items))
+    head = HEAD_BYTES + HEAD_BYTES_PER_RECIPIENT * len(tender["key_pairs"])
+
+    def relay(pair: tuple[api.Deposit, api.ReceivedEnvelope]) -> bytes | ScelleError:
         try:
-            relayed = _relay(client, deposit, item, member, found, opener, now)
-        except ScelleError as error:
-            report.failed.append((deposit["bidder"], item["kind"], error.message))
-        else:
-            batch.append((deposit["id"], item["kind"], relayed))
-        if len(batch) >= RELAYED_AT_ONCE:
-            _send(client, tender["id"], batch, report)
-        if advance is not None:
-            advance(count)
+            return _relay(client, *pair, member, found, opener, now, head)
+        except ScelleError as error:  # this envelope's only: the others go on
+            return error
+
+    batch: list[tuple[str, str, bytes]] = []
+    # A few at a time: one envelope's header is on its way while another's share decrypts.
+    with concurrent.futures.ThreadPoolExecutor(RELAY_WORKERS, "relay") as pool:
+        for (deposit, item), relayed in zip(items, pool.map(relay, items), strict=True):
+            if isinstance(relayed, ScelleError):
+                report.failed.append((deposit["bidder"], item["kind"], relayed.message))
+            else:
+                batch.append((deposit["id"], item["kind"], relayed))
+            if len(batch) >= RELAYED_AT_ONCE:
+                _send(client, tender["id"], batch, report)
+            if advance is not None:
+                advance(item["size"])  # the bids' bytes covered (their headers only are read)
     if batch:
         _send(client, tender["id"], batch, report)
     return report
@@ -189,11 +203,12 @@ def _relay(
     found: commission.Commission,
     opener: x509.Certificate,
     now: dt.datetime,
+    head_bytes: int,
 ) -> bytes:
     """This member's share of one envelope, encrypted to the opener, from its header."""
     head = io.BytesIO()
     client.download_envelope(
-        deposit["id"], item["kind"], head, start=0, size=item["size"], head=HEAD_BYTES
+        deposit["id"], item["kind"], head, start=0, size=item["size"], head=head_bytes
     )
     head.seek(0)
     sealed = commission.read(envelope.read_recipient_infos(head))

@@ -45,7 +45,7 @@ from scelle.core.errors import (
     RuleViolationError,
 )
 from scelle.core.receipt import Receipt, verify_receipt
-from scelle.core.rsf import normalise_rsf
+from scelle.core.rsf import commission_set_fingerprint, normalise_rsf
 from scelle.keystore import KeyStore
 
 CHUNK_BYTES = 16 << 20
@@ -304,7 +304,7 @@ def deposit(
     total_plain = 0
     for path in by_kind.values():
         total_plain += sum(f.stat().st_size for f in _files(path))
-    hashing = progress("Hashing", total_plain)
+    hashing = progress(N_("Hashing"), total_plain)
     plans = {
         kind: archive.plan_archive(
             path, tender=tender["reference"], envelope=kind, bidder=bidder, progress=hashing
@@ -331,7 +331,7 @@ def deposit(
     offsets = _offsets(client, store, name, items)
     if any(offsets.values()):
         say("Resuming the interrupted deposit where its upload stopped.")
-    sending = progress("Sealing and sending", sum(i.size - offsets[i.kind] for i in items))
+    sending = progress(N_("Sealing and sending"), sum(i.size - offsets[i.kind] for i in items))
     hashes = {item.kind: _send(client, item, offsets[item.kind], sending) for item in items}
     # Kept before finalising: if its answer is lost, a new run finds the deposit by
     # its uploads and checks the receipt fetched again against these.
@@ -471,7 +471,11 @@ def _check_receipt(
             ),
         )
     sealed_to = {tuple(e.recipients) for e in verified.envelopes}
-    if (verified.rsf is not None and verified.rsf != rsf) or sealed_to - {(), tuple(fingerprints)}:
+    if (
+        (verified.rsf is not None and verified.rsf != rsf)
+        or sealed_to - {(), tuple(fingerprints)}
+        or not _commission_agrees(verified, rsf, fingerprints)
+    ):
         raise ReceiptError(
             N_(
                 "the platform's receipt names other recipients than those the envelopes were "
@@ -479,6 +483,21 @@ def _check_receipt(
             ),
         )
     return Deposited(document, verified)
+
+
+def _commission_agrees(receipt: Receipt, rsf: str | None, fingerprints: list[str]) -> bool:
+    """A receipt's commission, when it states one, is the one the RSF checked here covers:
+    its members among the envelopes' recipients, the others backups, and its k."""
+    stated = receipt.commission
+    if stated is None:
+        return True
+    members = set(stated.members)
+    backups = set(fingerprints) - members
+    try:
+        made = commission_set_fingerprint(backups, members, stated.threshold)
+    except InvalidInputError:
+        return False
+    return members <= set(fingerprints) and made == rsf
 
 
 def _recover_receipt(

@@ -172,6 +172,7 @@ class Assistant:
         if workstation is None or self.clock().timestamp() - self._last_beat >= (HEARTBEAT_SECONDS):
             workstation = self.beat()
         self._report_left()
+        self.state = "ready"  # the platform answered: the window says so during the long poll
         job = self.client.next_job(workstation, wait=wait)
         self.state = "ready"
         if job is None:

@@ -27,11 +27,13 @@ import html
 import secrets
 import threading
 import urllib.parse
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from scelle.assistant.config import AssistantConfig, save_config, use_token
 from scelle.assistant.keys import export_key_pair, import_key_pair
@@ -152,6 +154,12 @@ button.danger { background: #b10000; border-color: #b10000; }
 fieldset { margin-top: 1.5rem; border: 1px solid #c8c8c8; }
 :focus-visible { outline: 3px solid #0a76f6; outline-offset: 2px; }
 """
+
+
+TAKING_PART = gettext_noop(
+    "Taking part, your workstation's assistant decrypts your share of each envelope's key "
+    "and sends it encrypted to the opener's certificate; nothing is opened on your workstation."
+)
 
 
 @dataclass
@@ -378,6 +386,7 @@ class Window:
             "/magasin/importer": self._import,
             "/magasin/supprimer": self._delete,
             "/magasin/jeton": self._unlock,
+            "/commission/prendre-part": self._take_part,
             "/configuration": self._save_configuration,
         }
 
@@ -401,7 +410,54 @@ class Window:
         facts = "".join(
             f"<tr><th scope=row>{k}</th><td>{html.escape(v)}</td></tr>" for k, v in rows
         )
-        return page.render("/", page._("Home"), f"<table>{facts}</table>")
+        return page.render("/", page._("Home"), f"<table>{facts}</table>{self._requests(page)}")
+
+    def _requests(self, page: Page) -> str:
+        """The commissions' openings this agent is asked to take part in, each with its
+        button; nothing when there is none, or the platform does not answer."""
+        try:
+            asked = self.helper.client.commission_requests()
+        except ScelleError:
+            return ""
+        if not asked:
+            return ""
+        zone = platform_zone(self.home, now=self.helper.clock())
+        items = "".join(self._request(page, request, zone) for request in asked)
+        return (
+            f"<h2>{page._('Openings your commission asks you to take part in')}</h2>"
+            f"<ul>{items}</ul><p>{page._(TAKING_PART)}</p>"
+        )
+
+    @staticmethod
+    def _request(page: Page, request: api.CommissionRequest, zone: ZoneInfo) -> str:
+        said = page._(
+            "{reference}: {opener} started the opening on {at}.",
+            reference=request["reference"],
+            opener=request["started_by"],
+            at=platform_time(request["started_at"], zone),
+        )
+        button = page._("Take part in opening {reference}", reference=request["reference"])
+        hidden = f'<input type="hidden" name="tender" value="{html.escape(request["tender"])}">'
+        form = page.form(
+            "/commission/prendre-part", f"{hidden}<button type=submit>{button}</button>"
+        )
+        return f"<li>{said} {form}</li>"
+
+    def _take_part(self, page: Page, form: dict[str, Any]) -> Answer:
+        """Prendre part, from this window: a job for this assistant, as the dashboard gives
+        it, followed in Traitements distants."""
+        tender = str(form.get("tender", ""))
+        try:
+            uuid.UUID(tender)
+            self.helper.client.give_job(
+                "take_part", {"tender": tender}, workstation=self.helper.workstation
+            )
+        except ValueError:
+            return self._home(page, {})
+        except ScelleError as error:
+            content = f'<p class="error" role="alert">{html.escape(page.said(error))}</p>'
+            return page.render("/", page._("Home"), content, status=400)
+        return Answer(303, b"", {"Location": "/traitements"})
 
     def _listed(self, page: Page) -> tuple[list[StoredKey], str]:
         """The key pairs, the token's included; the store's alone, and why, when the token
@@ -606,6 +662,7 @@ class Window:
         kinds = {
             "add_key_pair": page._("add a key pair"),
             "open_tender": page._("open a tender's envelopes"),
+            "take_part": page._("take part in a commission's opening"),
         }
         zone = platform_zone(self.home, now=self.helper.clock())
 

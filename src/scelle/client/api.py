@@ -240,6 +240,14 @@ class CommissionOpening(TypedDict):
     members: Annotated[list[CommissionMember], Field(max_length=255)]
 
 
+class CommissionRequest(TypedDict):
+    tender: Uuid
+    reference: Text
+    opener: Text
+    started_by: Annotated[str, StringConstraints(max_length=254)]
+    started_at: Timestamp
+
+
 class RelayedShare(TypedDict):
     id: Annotated[int, Field(ge=1)]
     deposit: Uuid
@@ -634,6 +642,11 @@ class PlatformClient:
     def jobs(self) -> list[Job]:
         return self._call(list[Job], "GET", "/assistant/jobs")
 
+    def give_job(self, kind: str, params: dict[str, str], *, workstation: str | None) -> Job:
+        """A job of the closed list for one's own assistant (as the pages give them)."""
+        body = {"kind": kind, "params": params, "workstation": workstation}
+        return self._call(Job, "POST", "/assistant/jobs", json=body)
+
     # --- deposits: tus uploads, then the deposit ---------------------------------------
 
     def create_upload(self, *, tender: str, envelope: str, length: int) -> str:
@@ -778,6 +791,10 @@ class PlatformClient:
     def take_part(self, reference: str) -> CommissionOpening:
         path = f"/tenders/{_segment(reference)}/commission/participation"
         return self._call(CommissionOpening, "POST", path)
+
+    def commission_requests(self) -> list[CommissionRequest]:
+        """The commissions' openings this agent, a member, has not taken part in yet."""
+        return self._call(list[CommissionRequest], "GET", "/commission-requests")
 
     def relay_shares(self, reference: str, shares: Sequence[tuple[str, str, bytes]]) -> int:
         """Shares encrypted to the opener's certificate: (deposit, envelope kind, bytes)."""

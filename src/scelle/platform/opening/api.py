@@ -232,6 +232,32 @@ def commission_shares(request: HttpRequest, tender: str, after: int = 0) -> Shar
     )
 
 
+class CommissionRequestOut(Schema):
+    tender: uuid.UUID
+    reference: str
+    opener: str
+    """The opener's member key pair (designation)."""
+    started_by: str
+    started_at: dt.datetime
+
+
+@router.get("/commission-requests", response=responses({200: list[CommissionRequestOut]}, 403))
+def commission_requests(request: HttpRequest) -> list[CommissionRequestOut]:
+    """The commissions' openings you, a member, have not taken part in yet (your dashboard
+    and your assistant's window show them)."""
+    return [
+        CommissionRequestOut(
+            tender=state.tender.id,
+            reference=state.tender.reference,
+            opener=state.opening.opener.designation,
+            started_by=state.opening.started_by.email,
+            started_at=state.opening.started_at,
+        )
+        for state in commission.pending_for(actor(request))
+        if state.opening is not None
+    ]
+
+
 def _base64(text: str) -> bytes:
     try:
         return base64.b64decode(text, validate=True)

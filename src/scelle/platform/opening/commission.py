@@ -26,6 +26,7 @@ from scelle.core.errors import (
     RuleViolationError,
 )
 from scelle.platform.accounts.models import Permission, User
+from scelle.platform.accounts.services import require_agent
 from scelle.platform.audit.services import record
 from scelle.platform.deposits.models import Envelope
 from scelle.platform.opening.models import CommissionOpening, Participation, RelayedShare
@@ -296,6 +297,7 @@ def shares_for_opener(
 def pending_for(actor: User) -> list[OpeningState]:
     """The commissions' openings the actor, a member, has not taken part in yet: their
     dashboard shows each with a button."""
+    require_agent(actor)
     mine = AssignedKeyPair.objects.filter(holder=actor, role="member").values_list(
         "tender_id", flat=True
     )

@@ -167,6 +167,7 @@ export async function checkRecipients(tender, authorityPem, expectRsf, now) {
     commission,
     rsf,
     fingerprints: await Promise.all(ders.map(fingerprint)),
+    memberFingerprints: await Promise.all(members.map(([, der]) => fingerprint(der))),
   };
 }
 
@@ -175,7 +176,7 @@ export async function checkRecipients(tender, authorityPem, expectRsf, now) {
  * says what was sent: each envelope's size and SHA-256, and the recipients.
  * @returns {object} the receipt's body
  */
-export async function checkReceipt(text, authorityPem, sent, rsf, fingerprints) {
+export async function checkReceipt(text, authorityPem, sent, rsf, fingerprints, commission = null) {
   let document;
   let signer;
   let chain;
@@ -217,7 +218,15 @@ export async function checkReceipt(text, authorityPem, sent, rsf, fingerprints) 
     throw new SealError("receipt-mismatch");
   }
   const expected = [...fingerprints].sort().join(",");
+  // A commission stated in the receipt is the one the page sealed to: its members and k.
+  const stated = body.commission ?? null;
+  const commissionDiffers =
+    (stated === null) !== (commission === null) ||
+    (stated !== null &&
+      (stated.threshold !== commission.threshold ||
+        [...stated.members].sort().join(",") !== [...commission.members].sort().join(",")));
   if (
+    commissionDiffers ||
     (body.rsf != null && body.rsf !== rsf) ||
     body.envelopes.some((e) => e.recipients?.length && [...e.recipients].sort().join(",") !== expected)
   ) {

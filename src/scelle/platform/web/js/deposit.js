@@ -401,7 +401,10 @@ async function deposit() {
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ envelopes: sent.map(({ kind, upload, sha256 }) => ({ kind, upload, sha256 })) }),
   });
-  const body = await checkReceipt(answer.receipt, authority, sent, recipients.rsf, recipients.fingerprints);
+  const commission = recipients.commission
+    ? { threshold: recipients.commission.threshold, members: recipients.memberFingerprints }
+    : null;
+  const body = await checkReceipt(answer.receipt, authority, sent, recipients.rsf, recipients.fingerprints, commission);
   await forget(key);
   showReceipt(answer, body);
 }
