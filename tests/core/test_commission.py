@@ -11,6 +11,7 @@ import os
 import subprocess
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from asn1crypto import cms
@@ -275,7 +276,7 @@ def test_the_page_computes_a_commissions_rsf_as_the_command_does() -> None:
     node = shutil.which("node")
     if node is None or not (SEAL_JS.parents[5] / "node_modules").exists():
         pytest.skip("Node.js and the npm packages are installed by scripts/build-js")
-    cases = []
+    cases: list[dict[str, Any]] = []
     for backups, members, k in [(1, 2, 2), (2, 3, 2), (1, 5, 3), (3, 4, 4)]:
         ders = [os.urandom(40 + n) for n in range(backups + members)]
         cases.append({"backups": [d.hex() for d in ders[:backups]],

@@ -8,6 +8,7 @@ import io
 import os
 
 import pytest
+from cryptography import x509
 from django.test import Client
 
 from scelle.core import certs
@@ -15,7 +16,7 @@ from scelle.core.commission import COMMISSION_OID, Commission, recipient_info
 from scelle.core.envelope import EnvelopeKeys, encrypt_stream
 from scelle.core.receipt import verify_receipt
 from scelle.core.rsf import commission_set_fingerprint
-from scelle.platform.accounts.models import User
+from scelle.platform.accounts.models import Organisation, User
 from scelle.platform.keypairs.authority import platform_authority
 from scelle.platform.tenders.models import AssignedKeyPair, Tender
 from tests.conftest import NOW
@@ -104,7 +105,7 @@ def test_a_commission_is_launched_with_its_members_k_and_rsf(rouen: Buyer, clock
     assert {k["holder"] for k in seen["key_pairs"]} == {None}
 
 
-def _company():
+def _company() -> Organisation:
     from scelle.platform.accounts import services
 
     return services.create_organisation("BTP Commission SA", "bidder", now=NOW)
@@ -198,7 +199,10 @@ def commission_tender(rouen: Buyer, clock, members) -> Tender:
 
 def _sealed(tender: Tender, *, threshold: int | None = None, members: int | None = None) -> bytes:
     assigned = list(tender.assigned_key_pairs.all())
-    load = lambda a: certs.load_certificate(a.certificate_pem.encode())  # noqa: E731
+
+    def load(assigned_key_pair: AssignedKeyPair) -> x509.Certificate:
+        return certs.load_certificate(assigned_key_pair.certificate_pem.encode())
+
     backups = [load(a) for a in assigned if a.role == "backup"]
     chosen = tuple(load(a) for a in assigned if a.role == "member")[:members]
     commission = Commission(
@@ -271,4 +275,4 @@ def _malformed(envelope: bytes) -> bytes:
 def _oid_body(dotted: str) -> bytes:
     from asn1crypto.core import ObjectIdentifier
 
-    return ObjectIdentifier(dotted).dump()[1:]
+    return bytes(ObjectIdentifier(dotted).dump()[1:])
