@@ -170,10 +170,15 @@ def commission_take_part(request: HttpRequest, tender: str) -> CommissionOpening
     return _state_out(commission.opening_state(user, tender))
 
 
+BASE64 = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+
+
 class RelayedShareIn(Schema):
     deposit: uuid.UUID
     kind: str = Field(max_length=40)
-    relayed: str = Field(max_length=2 * commission.MAX_RELAYED_BYTES)
+    relayed: str = Field(
+        min_length=4, max_length=4 * (commission.MAX_RELAYED_BYTES // 3 + 1), pattern=BASE64
+    )
     """Base64 of the share encrypted to the opener's certificate."""
 
 
@@ -261,5 +266,5 @@ def commission_requests(request: HttpRequest) -> list[CommissionRequestOut]:
 def _base64(text: str) -> bytes:
     try:
         return base64.b64decode(text, validate=True)
-    except binascii.Error:
+    except (binascii.Error, ValueError):
         raise InvalidInputError(N_("a relayed share is not base64")) from None
