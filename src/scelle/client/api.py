@@ -743,7 +743,10 @@ class PlatformClient:
         Read by the standard library's HTTP client, whose reads go straight into one
         buffer: a fifth of httpx's CPU for the same bytes (bench/opening.py), the same
         TLS verification, proxies from the environment, and no redirect followed."""
-        headers = {**self._headers, **({"Range": f"bytes={start}-"} if start else {})}
+        ranged = {"Range": f"bytes={start}-"} if start else {}
+        if head is not None:
+            ranged = {"Range": f"bytes={start}-{start + head - 1}"}
+        headers = {**self._headers, **ranged}
         path = f"/api/deposits/{_segment(deposit)}/envelopes/{_segment(kind)}"
         # self.url is https (or http to this machine): check_platform_url saw to it.
         request = urllib.request.Request(f"{self.url}{path}", headers=headers)  # noqa: S310
@@ -754,8 +757,8 @@ class PlatformClient:
                         N_("{understood}: it did not resume the download"),
                         understood=UNDERSTOOD,
                     )
-                if head is not None:
-                    write_all(sink, response.read(min(head, size)))
+                if head is not None:  # a platform that ignores the range's end: read no more
+                    write_all(sink, response.read(min(head, size - start)))
                 else:
                     _copy_at_most(response, sink, size - start, size)
         except urllib.error.HTTPError as refused:

@@ -7,8 +7,10 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import io
 import re
 import uuid
+from typing import BinaryIO
 
 from django.http import FileResponse, HttpRequest
 from ninja import Router, Schema, Status
@@ -23,8 +25,29 @@ from scelle.platform.schemas import responses
 router = Router(tags=["opening"])
 
 
-_RANGE = re.compile(r"bytes=([0-9]{1,15})-")
+_RANGE = re.compile(r"bytes=([0-9]{1,15})-([0-9]{1,15})?")
 DOWNLOAD_BLOCK_BYTES = 1 << 20
+
+
+class _Bounded(io.RawIOBase):
+    """The next `left` bytes of a file (a range with an end)."""
+
+    def __init__(self, handle: BinaryIO, left: int) -> None:
+        self._handle = handle
+        self._left = left
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        wanted = self._left if size < 0 else min(size, self._left)
+        data = self._handle.read(wanted)
+        self._left -= len(data)
+        return data
+
+    def close(self) -> None:
+        self._handle.close()
+        super().close()
 
 
 @router.get(
@@ -32,20 +55,26 @@ DOWNLOAD_BLOCK_BYTES = 1 << 20
     response=responses({200: None, 206: None}, 403, 404, 409),
 )
 def download(request: HttpRequest, deposit_id: uuid.UUID, kind: str) -> FileResponse:
-    """The sealed envelope, streamed (`Range: bytes=N-` resumes); after the deadline only."""
+    """The sealed envelope, streamed (`Range: bytes=N-` resumes; `bytes=N-M` gives its bytes
+    N to M only: a commission's member reads the recipients); after the deadline only."""
     wanted = _RANGE.fullmatch(request.headers.get("Range", "").strip())
     start = int(wanted.group(1)) if wanted else 0
     found, handle = services.envelope_for_download(  # the handle: closed by FileResponse
         actor(request), deposit_id, kind, start=start, now=now()
     )
-    response = FileResponse(handle, content_type="application/pkcs7-mime")
+    last = found.size - 1
+    if wanted and wanted.group(2) is not None:
+        last = max(start - 1, min(last, int(wanted.group(2))))
+    body = handle if last == found.size - 1 else _Bounded(handle, last + 1 - start)
+    response = FileResponse(body, content_type="application/pkcs7-mime")
     # The server offers no wsgi.file_wrapper: Django then reads the file in
     # block_size pieces, 4 KiB by default, which cost more CPU than the copy.
     response.block_size = DOWNLOAD_BLOCK_BYTES
     response["X-Envelope-SHA256"] = found.sha256
     if wanted:
         response.status_code = 206
-        response["Content-Range"] = f"bytes {start}-{max(found.size - 1, start)}/{found.size}"
+        response["Content-Length"] = str(last + 1 - start)
+        response["Content-Range"] = f"bytes {start}-{max(last, start)}/{found.size}"
     return response
 
 
