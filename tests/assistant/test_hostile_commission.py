@@ -199,6 +199,14 @@ def serve(platform: HostilePlatform, world: Commission, envelopes: dict[str, byt
     for key in (REFERENCE, str(TENDER)):
         platform.set_json("GET", f"/api/tenders/{key}", listed)
         platform.set_json("GET", f"/api/tenders/{key}/deposits", [deposit_json(DEPOSIT, envelopes)])
+    platform.set_json("GET", f"/api/tenders/{TENDER}/commission/headers", {
+        "headers": [
+            {"id": n, "deposit": DEPOSIT, "kind": kind, "recipient_infos": base64.b64encode(
+                cms.ContentInfo.load(data)["content"]["recipient_infos"].dump()).decode()}
+            for n, (kind, data) in enumerate(envelopes.items(), 1)
+        ],
+        "more": False,
+    })  # fmt: skip
     for kind, data in envelopes.items():
         path = f"/api/deposits/{DEPOSIT}/envelopes/{kind}"
         platform.set("GET", path, (200, {}, data))
@@ -301,6 +309,33 @@ def test_a_member_relays_nothing_to_a_key_the_server_chose(
     status, _, err = scelle(capsys, "take-part", REFERENCE)
     assert status == EXIT_FAILURE and said in err
     assert _relayed_posts(platform) == []
+
+
+def test_a_header_that_is_not_one_fails_its_envelope_only(
+    platform: HostilePlatform, world: Commission, bid: dict[str, bytes], scelle_env: Path, capsys
+) -> None:
+    serve(platform, world, bid)
+    station(platform, world, scelle_env, world.members[1])
+    platform.set_json(
+        "POST", f"/api/tenders/{TENDER}/commission/participation",
+        opening_json(world, world.members[0]),
+    )  # fmt: skip
+    platform.set_json("POST", f"/api/tenders/{TENDER}/commission/shares", {"relayed": 1})
+    honest = cms.ContentInfo.load(bid["candidature"])["content"]["recipient_infos"].dump()
+    platform.set_json("GET", f"/api/tenders/{TENDER}/commission/headers", {
+        "headers": [
+            {"id": 1, "deposit": DEPOSIT, "kind": "candidature",
+             "recipient_infos": base64.b64encode(honest).decode()},
+            {"id": 2, "deposit": DEPOSIT, "kind": "offre",
+             "recipient_infos": base64.b64encode(b"\x31\x83garbage").decode()},
+        ],
+        "more": False,
+    })  # fmt: skip
+    status, _, err = scelle(capsys, "take-part", REFERENCE)
+    assert status == EXIT_FAILURE
+    assert f"FAILED {BIDDER} — offre" in err and "a header that is not one" in err
+    (posted,) = _relayed_posts(platform)
+    assert [s["kind"] for s in posted["shares"]] == ["candidature"]
 
 
 def test_a_member_relays_nothing_before_the_sealed_deadline(

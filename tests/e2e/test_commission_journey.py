@@ -114,7 +114,9 @@ def test_two_members_of_three_open_together(
     assert events == [
         "opening.commission.started",
         "opening.commission.joined",
+        "opening.commission.headers_read",  # the recipients of every envelope, at once
         "opening.commission.relayed",
+        "opening.commission.headers_read",  # taking part again: nothing new relayed
     ]
     assert "chain intact" in platform.admin("audit-verify").stderr
     _no_share_in_clear(platform, m1, m3, deposit_folder.name)

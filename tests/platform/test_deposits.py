@@ -508,30 +508,6 @@ def test_a_range_of_any_length_is_no_server_error(tender: str, company: Bidder, 
             assert answer.getvalue() == data
 
 
-def test_a_range_with_an_end_gives_those_bytes_only(tender: str, company: Bidder, rouen, clock):
-    """What a commission's member asks for: an envelope's first bytes, its recipients."""
-    data = sealed(3000)
-    uploads = {
-        "candidature": company.upload(tender, "candidature", sealed(10)),
-        "offre": company.upload(tender, "offre", data),
-    }
-    deposit = company.finalise(tender, uploads).json()["id"]
-    clock.advance(days=31)
-    owner = api_client(rouen.owner, clock)
-    path = f"/api/deposits/{deposit}/envelopes/offre"
-    for asked, start, end in [
-        ("bytes=0-99", 0, 99),
-        ("bytes=10-19", 10, 19),
-        (f"bytes=5-{10**9}", 5, len(data) - 1),
-        ("bytes=7-3", 7, 6),
-    ]:
-        answer = owner.get(path, headers={"Range": asked})
-        assert answer.status_code == 206, asked
-        assert answer.getvalue() == data[start : end + 1], asked
-        assert answer["Content-Length"] == str(end + 1 - start)
-        assert answer["Content-Range"].endswith(f"/{len(data)}")  # fmt: skip
-
-
 def test_terminating_and_finalising_the_same_upload_have_one_outcome(
     tender: str, company: Bidder, bidder, clock, monkeypatch
 ):

@@ -275,6 +275,11 @@ ROUTES = [
         None, (401, 403, 404, 403, 404), after_deadline=True,
     ),
     Route(
+        "get", "/api/tenders/COM-1/commission/headers",
+        "/api/tenders/{tender}/commission/headers", None, (401, 403, 404, 403, 404),
+        after_deadline=True,
+    ),
+    Route(
         "get", "/api/commission-requests", "/api/commission-requests", None,
         (401, 403, 200, 200, 200),
     ),

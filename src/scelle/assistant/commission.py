@@ -1,6 +1,7 @@
 """A commission's opening on the workstations (DESIGN.md, "Commission").
 
-A member who takes part: this workstation reads each envelope's header only, decrypts
+A member who takes part: this workstation reads each envelope's recipients only (the
+platform sends them for the whole tender in a few requests), decrypts
 the member's own share under the label it computes itself from the tender (by its own
 clock: never before the deadline), and encrypts it again to the opener's certificate as
 the launch recorded it, a member's of the commission the companies sealed to; never to a
@@ -15,7 +16,6 @@ import base64
 import binascii
 import concurrent.futures
 import datetime as dt
-import io
 import threading
 import time
 from collections.abc import Callable
@@ -25,7 +25,7 @@ from cryptography import x509
 
 from scelle.assistant.tenders import LaunchRecord, choose_deposits, tender_commission, tender_rsf
 from scelle.client import api
-from scelle.core import certs, commission, envelope
+from scelle.core import ber, certs, commission
 from scelle.core.envelope import DecryptionKey, KnownContentKey, ProgressCallback
 from scelle.core.errors import (
     N_,
@@ -36,11 +36,6 @@ from scelle.core.errors import (
 )
 from scelle.keystore import KeyStore
 
-HEAD_BYTES = 4 << 10
-HEAD_BYTES_PER_RECIPIENT = 2 << 10
-"""What a member reads of each envelope: its recipients, about 0.7 KiB each with RSA-3072
-(a share or a wrapped key, its identifier and algorithm), so 4 KiB and 2 KiB a key pair
-of the tender leave room for RSA-8192."""
 RELAYED_AT_ONCE = 100
 RELAY_WORKERS = 4
 """Envelopes whose share is relayed at once, as the opening opens them (WORKERS)."""
@@ -147,16 +142,17 @@ def take_part(
     chosen = choose_deposits(client.tender_deposits(tender["id"]), include_late=True)
     items = [(d, e) for d in chosen for e in d["envelopes"]]
     advance = progress(N_("Relaying shares"), sum(item["size"] for _d, item in items))
-    head = HEAD_BYTES + HEAD_BYTES_PER_RECIPIENT * len(tender["key_pairs"])
+    headers = _headers(client, tender["id"])
 
     def relay(pair: tuple[api.Deposit, api.ReceivedEnvelope]) -> bytes | ScelleError:
         try:
-            return _relay(client, *pair, member, found, opener, now, head)
+            infos = headers.get((pair[0]["id"], pair[1]["kind"]))
+            return _relay(infos, member, found, opener, now)
         except ScelleError as error:  # this envelope's only: the others go on
             return error
 
     batch: list[tuple[str, str, bytes]] = []
-    # A few at a time: one envelope's header is on its way while another's share decrypts.
+    # A few at a time: RSA on a token or in OpenSSL leaves the other cores free.
     with concurrent.futures.ThreadPoolExecutor(RELAY_WORKERS, "relay") as pool:
         for (deposit, item), relayed in zip(items, pool.map(relay, items), strict=True):
             if isinstance(relayed, ScelleError):
@@ -195,23 +191,35 @@ def _opener(
     )
 
 
+def _headers(client: api.PlatformClient, tender: str) -> dict[tuple[str, str], str | None]:
+    """Each envelope's recipients as the platform reads them from its stored header
+    (base64), by deposit and kind: a few requests for the whole tender."""
+    found: dict[tuple[str, str], str | None] = {}
+    after, more = 0, True
+    while more:
+        page = client.envelope_headers(tender, after=after)
+        for header in page["headers"]:
+            found.setdefault((header["deposit"], header["kind"]), header["recipient_infos"])
+            after = max(after, header["id"])
+        more = page["more"] and bool(page["headers"])
+    return found
+
+
 def _relay(
-    client: api.PlatformClient,
-    deposit: api.Deposit,
-    item: api.ReceivedEnvelope,
+    infos: str | None,
     member: DecryptionKey,
     found: commission.Commission,
     opener: x509.Certificate,
     now: dt.datetime,
-    head_bytes: int,
 ) -> bytes:
-    """This member's share of one envelope, encrypted to the opener, from its header."""
-    head = io.BytesIO()
-    client.download_envelope(
-        deposit["id"], item["kind"], head, start=0, size=item["size"], head=head_bytes
-    )
-    head.seek(0)
-    sealed = commission.read(envelope.read_recipient_infos(head))
+    """This member's share of one envelope, encrypted to the opener, from its recipients
+    as the platform sent them (believed in nothing: the share's label binds the rest)."""
+    if infos is None:
+        raise PlatformAnswerError(N_("the platform sent no header for this envelope"))
+    try:
+        sealed = commission.read(base64.b64decode(infos, validate=True))
+    except (binascii.Error, ValueError, *ber.MALFORMED):
+        raise PlatformAnswerError(N_("the platform sent a header that is not one")) from None
     if sealed is None:
         raise DecryptionError(N_("this envelope holds no commission's shares"))
     if member.certificate is None:

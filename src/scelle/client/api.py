@@ -256,6 +256,18 @@ class RelayedShare(TypedDict):
     relayed: Annotated[str, StringConstraints(max_length=2048, pattern=r"^[A-Za-z0-9+/=]*$")]
 
 
+class EnvelopeHeader(TypedDict):
+    id: Annotated[int, Field(ge=1)]
+    deposit: Uuid
+    kind: EnvelopeKind
+    recipient_infos: Annotated[str, StringConstraints(max_length=1 << 20)] | None
+
+
+class EnvelopeHeaders(TypedDict):
+    headers: Annotated[list[EnvelopeHeader], Field(max_length=500)]
+    more: bool
+
+
 class RelayedShares(TypedDict):
     shares: Annotated[list[RelayedShare], Field(max_length=1000)]
     more: bool
@@ -734,19 +746,14 @@ class PlatformClient:
         *,
         start: int,
         size: int,
-        head: int | None = None,
     ) -> None:
         """Stream an envelope's ciphertext into `sink`, from byte `start` (a resumed
-        download) up to `size`: a server that sends more is refused. With `head`, only
-        its first `head` bytes (a commission's member reads the recipients only).
+        download) up to `size`: a server that sends more is refused.
 
         Read by the standard library's HTTP client, whose reads go straight into one
         buffer: a fifth of httpx's CPU for the same bytes (bench/opening.py), the same
         TLS verification, proxies from the environment, and no redirect followed."""
-        ranged = {"Range": f"bytes={start}-"} if start else {}
-        if head is not None:
-            ranged = {"Range": f"bytes={start}-{start + head - 1}"}
-        headers = {**self._headers, **ranged}
+        headers = {**self._headers, **({"Range": f"bytes={start}-"} if start else {})}
         path = f"/api/deposits/{_segment(deposit)}/envelopes/{_segment(kind)}"
         # self.url is https (or http to this machine): check_platform_url saw to it.
         request = urllib.request.Request(f"{self.url}{path}", headers=headers)  # noqa: S310
@@ -757,10 +764,7 @@ class PlatformClient:
                         N_("{understood}: it did not resume the download"),
                         understood=UNDERSTOOD,
                     )
-                if head is not None:  # a platform that ignores the range's end: read no more
-                    write_all(sink, response.read(min(head, size - start)))
-                else:
-                    _copy_at_most(response, sink, size - start, size)
+                _copy_at_most(response, sink, size - start, size)
         except urllib.error.HTTPError as refused:
             with refused:
                 answer = httpx.Response(
@@ -809,6 +813,11 @@ class PlatformClient:
         }
         path = f"/tenders/{_segment(reference)}/commission/shares"
         return self._call(Relayed, "POST", path, json=body)["relayed"]
+
+    def envelope_headers(self, reference: str, *, after: int) -> EnvelopeHeaders:
+        """Each envelope's recipients, for a member taking part, past the id `after`."""
+        path = f"/tenders/{_segment(reference)}/commission/headers"
+        return self._call(EnvelopeHeaders, "GET", path, params={"after": after})
 
     def relayed_shares(self, reference: str, *, after: int) -> RelayedShares:
         """The shares relayed to this opener past the id `after`."""

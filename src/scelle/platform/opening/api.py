@@ -7,10 +7,8 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import io
 import re
 import uuid
-from typing import BinaryIO
 
 from django.http import FileResponse, HttpRequest
 from ninja import Router, Schema, Status
@@ -25,29 +23,8 @@ from scelle.platform.schemas import responses
 router = Router(tags=["opening"])
 
 
-_RANGE = re.compile(r"bytes=([0-9]{1,15})-([0-9]{1,15})?")
+_RANGE = re.compile(r"bytes=([0-9]{1,15})-")
 DOWNLOAD_BLOCK_BYTES = 1 << 20
-
-
-class _Bounded(io.RawIOBase):
-    """The next `left` bytes of a file (a range with an end)."""
-
-    def __init__(self, handle: BinaryIO, left: int) -> None:
-        self._handle = handle
-        self._left = left
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        wanted = self._left if size < 0 else min(size, self._left)
-        data = self._handle.read(wanted)
-        self._left -= len(data)
-        return data
-
-    def close(self) -> None:
-        self._handle.close()
-        super().close()
 
 
 @router.get(
@@ -55,26 +32,20 @@ class _Bounded(io.RawIOBase):
     response=responses({200: None, 206: None}, 403, 404, 409),
 )
 def download(request: HttpRequest, deposit_id: uuid.UUID, kind: str) -> FileResponse:
-    """The sealed envelope, streamed (`Range: bytes=N-` resumes; `bytes=N-M` gives its bytes
-    N to M only: a commission's member reads the recipients); after the deadline only."""
+    """The sealed envelope, streamed (`Range: bytes=N-` resumes); after the deadline only."""
     wanted = _RANGE.fullmatch(request.headers.get("Range", "").strip())
     start = int(wanted.group(1)) if wanted else 0
     found, handle = services.envelope_for_download(  # the handle: closed by FileResponse
         actor(request), deposit_id, kind, start=start, now=now()
     )
-    last = found.size - 1
-    if wanted and wanted.group(2) is not None:
-        last = max(start - 1, min(last, int(wanted.group(2))))
-    body = handle if last == found.size - 1 else _Bounded(handle, last + 1 - start)
-    response = FileResponse(body, content_type="application/pkcs7-mime")
+    response = FileResponse(handle, content_type="application/pkcs7-mime")
     # The server offers no wsgi.file_wrapper: Django then reads the file in
     # block_size pieces, 4 KiB by default, which cost more CPU than the copy.
     response.block_size = DOWNLOAD_BLOCK_BYTES
     response["X-Envelope-SHA256"] = found.sha256
     if wanted:
         response.status_code = 206
-        response["Content-Length"] = str(last + 1 - start)
-        response["Content-Range"] = f"bytes {start}-{max(last, start)}/{found.size}"
+        response["Content-Range"] = f"bytes {start}-{max(found.size - 1, start)}/{found.size}"
     return response
 
 
@@ -250,7 +221,9 @@ class SharesOut(Schema):
 )
 def commission_shares(request: HttpRequest, tender: str, after: int = 0) -> SharesOut:
     """The shares relayed to you, the opener, past the id `after`."""
-    found, more = commission.shares_for_opener(actor(request), tender, after=max(0, after))
+    found, more = commission.shares_for_opener(
+        actor(request), tender, after=max(0, min(after, 1 << 62))
+    )
     return SharesOut(
         shares=[
             ShareOut(
@@ -261,6 +234,43 @@ def commission_shares(request: HttpRequest, tender: str, after: int = 0) -> Shar
                 relayed=base64.b64encode(bytes(share.relayed)).decode(),
             )
             for share in found
+        ],
+        more=more,
+    )
+
+
+class EnvelopeHeaderOut(Schema):
+    id: int
+    deposit: uuid.UUID
+    kind: str
+    recipient_infos: str | None
+    """Base64 of the envelope's RecipientInfos (DER); None when its file cannot be read."""
+
+
+class EnvelopeHeadersOut(Schema):
+    headers: list[EnvelopeHeaderOut]
+    more: bool
+
+
+@router.get(
+    "/tenders/{tender}/commission/headers",
+    response=responses({200: EnvelopeHeadersOut}, 400, 403, 404, 409),
+)
+def commission_headers(request: HttpRequest, tender: str, after: int = 0) -> EnvelopeHeadersOut:
+    """Each envelope's recipients, for a member taking part: their workstation decrypts
+    its shares from them, past the envelope id `after`."""
+    found, more = commission.envelope_headers(
+        actor(request), tender, after=max(0, min(after, 1 << 62)), now=now()
+    )
+    return EnvelopeHeadersOut(
+        headers=[
+            EnvelopeHeaderOut(
+                id=envelope.id,
+                deposit=envelope.deposit_id,
+                kind=envelope.kind,
+                recipient_infos=None if infos is None else base64.b64encode(infos).decode(),
+            )
+            for envelope, infos in found
         ],
         more=more,
     )

@@ -18,8 +18,10 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 
+from scelle.core.envelope import read_recipient_infos
 from scelle.core.errors import (
     N_,
+    DecryptionError,
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
@@ -28,6 +30,7 @@ from scelle.core.errors import (
 from scelle.platform.accounts.models import Permission, User
 from scelle.platform.accounts.services import require_agent
 from scelle.platform.audit.services import record
+from scelle.platform.deposits import storage
 from scelle.platform.deposits.models import Envelope
 from scelle.platform.opening.models import CommissionOpening, Participation, RelayedShare
 from scelle.platform.opening.services import check_openable
@@ -242,6 +245,46 @@ def relay_shares(
                 now=now,
             )
     return len(new)
+
+
+MAX_HEADERS_LISTED = 500
+
+
+def envelope_headers(
+    actor: User, tender_key: str, *, after: int = 0, now: dt.datetime
+) -> tuple[list[tuple[Envelope, bytes | None]], bool]:
+    """Each envelope's recipients (the DER of its RecipientInfos, read from its stored
+    header; None when the file cannot be read) past the envelope id `after`, for a member
+    taking part in a started opening, and whether more wait: what a member's workstation
+    needs to relay its shares, in one request instead of one download an envelope. Nothing
+    here is believed there: each share's label binds its tender, envelope and commission."""
+    tender = _commission_tender(actor, tender_key)
+    check_openable(tender, now)
+    member = _member_of(actor, tender)
+    _opening_of(tender)
+    found = list(
+        Envelope.objects.filter(deposit__tender=tender, id__gt=after)
+        .select_related("deposit")
+        .order_by("id")[: MAX_HEADERS_LISTED + 1]
+    )
+    headers: list[tuple[Envelope, bytes | None]] = []
+    for envelope in found[:MAX_HEADERS_LISTED]:
+        try:
+            with storage.path_of(envelope.storage_name).open("rb") as handle:
+                headers.append((envelope, read_recipient_infos(handle)))
+        except (OSError, DecryptionError):
+            headers.append((envelope, None))
+    if headers:
+        record(
+            "opening.commission.headers_read",
+            actor=actor.email,
+            target=tender,
+            organisation_id=tender.organisation_id,
+            details={"reference": tender.reference, "member": member.designation,
+                     "envelopes": len(headers)},
+            now=now,
+        )  # fmt: skip
+    return headers, len(found) > MAX_HEADERS_LISTED
 
 
 def _envelopes_named(
