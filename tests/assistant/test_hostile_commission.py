@@ -29,6 +29,7 @@ from scelle.client.login import SavedLogin, save_login
 from scelle.core import archive, authority, certs, commission, envelope
 from scelle.core.rsf import commission_set_fingerprint
 from scelle.keystore import KeyStore
+from tests.assistant import hostile
 from tests.assistant.hostile import (
     DEADLINE,
     REFERENCE,
@@ -95,25 +96,13 @@ def tender_json(world: Commission, members: list[Member] | None = None) -> dict[
     an RSF recomputed to match its lie."""
     chosen = members or world.members[:3]
     fingerprint = certs.fingerprint_sha256
+    recipients = [_recipient(m, "member") for m in chosen] + [_recipient(world.backup, "backup")]
+    certificates = [m.certificate for m in chosen] + [world.backup.certificate]
     return {
+        **hostile.tender_json(recipients, certificates),
         "id": str(TENDER),
-        "reference": REFERENCE,
-        "title": "Travaux",
-        "organisation": "Ville de Rouen",
-        "service": "Marchés",
-        "deadline": DEADLINE.isoformat(),
-        "opening_window_ends": (DEADLINE + dt.timedelta(days=90)).isoformat(),
-        "envelopes": ["candidature", "offre"],
-        "status": "published",
-        "launched_at": NOW.isoformat(),
-        "closed_at": None,
-        "key_pairs": [_recipient(m, "member") for m in chosen]
-        + [_recipient(world.backup, "backup")],
-        "max_deposit_bytes": 1 << 30,
         "rsf": commission_set_fingerprint(
-            [fingerprint(world.backup.certificate)],
-            [fingerprint(m.certificate) for m in chosen],
-            2,
+            [fingerprint(world.backup.certificate)], [fingerprint(m.certificate) for m in chosen], 2
         ),
         "commission": {"threshold": 2},
     }

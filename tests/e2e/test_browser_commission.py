@@ -19,12 +19,11 @@ from tests.conftest import STORE_PASSPHRASE
 from tests.e2e.browser import SCREENSHOTS, chromium, serious_violations
 from tests.e2e.conftest import Platform
 from tests.e2e.test_browser_deposit import bid, choose, log_in
-from tests.e2e.test_platform_journey import Workstation, set_up
+from tests.e2e.test_commission_journey import MEMBERS, set_up_members
+from tests.e2e.test_platform_journey import Workstation
 from tests.e2e.test_web_journey import PARIS, Assistant, _files
 
 pytestmark = [pytest.mark.slow, pytest.mark.platform]
-
-MEMBERS = ("acheteur@rouen.fr", "membre2@rouen.fr", "membre3@rouen.fr")
 
 
 @pytest.fixture
@@ -57,12 +56,7 @@ def test_a_commission_of_three_opens_with_two_by_clicking(
     platform: Platform, stations: list[Workstation], password_file: Path, tmp_path: Path
 ) -> None:
     pw = str(password_file)
-    set_up(
-        platform, password_file,
-        *(("create-user", email, "--organisation", "Ville de Rouen", "--password-file", pw,
-           "--service", "Service des marchés", "--permission", "manage_keys",
-           "--permission", "open") for email in MEMBERS[1:]),
-    )  # fmt: skip
+    set_up_members(platform, password_file)
     for n, (station, email) in enumerate(zip(stations, MEMBERS, strict=True), 1):
         station.ok("login", platform.url, "--email", email, "--password-file", pw)
         station.ok("keys", "generate", f"MEMBRE-{n}", "--publish")

@@ -32,10 +32,9 @@ def stations(tmp_path: Path, capsys, monkeypatch) -> dict[str, Workstation]:
     return {n: Workstation(tmp_path / f"home-{n}", capsys) for n in names}
 
 
-def test_two_members_of_three_open_together(
-    platform: Platform, stations: dict[str, Workstation], password_file: Path, tmp_path: Path,
-    monkeypatch,
-) -> None:  # fmt: skip
+def set_up_members(platform: Platform, password_file: Path) -> None:
+    """The seed guide's buyer, with two more agents of its service who may add key pairs and
+    open: with its first agent, the members of a commission."""
     pw = str(password_file)
     set_up(
         platform, password_file,
@@ -43,6 +42,14 @@ def test_two_members_of_three_open_together(
            "--service", "Service des marchés", "--permission", "manage_keys",
            "--permission", "open") for email in MEMBERS[1:]),
     )  # fmt: skip
+
+
+def test_two_members_of_three_open_together(
+    platform: Platform, stations: dict[str, Workstation], password_file: Path, tmp_path: Path,
+    monkeypatch,
+) -> None:  # fmt: skip
+    pw = str(password_file)
+    set_up_members(platform, password_file)
     m1, m2, m3, backup, btp = (stations[n] for n in ("m1", "m2", "m3", "backup", "btp"))
     for n, (station, email) in enumerate(zip((m1, m2, m3), MEMBERS, strict=True), 1):
         station.ok("login", platform.url, "--email", email, "--password-file", pw)
