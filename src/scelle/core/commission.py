@@ -256,14 +256,16 @@ def _relay_label(
     ).digest()
 
 
-def _check_member(commission: Commission, certificate: x509.Certificate, who: str) -> None:
-    if certificate not in commission.members:
+def _check_members(
+    commission: Commission, opener: x509.Certificate, member: x509.Certificate
+) -> None:
+    if opener not in commission.members:
         raise DecryptionError(
-            N_(
-                "the {who} is not a member of the commission: no share goes to them or "
-                "comes from them"
-            ),
-            who=who,
+            N_("the opener is not a member of the commission: no share goes to them")
+        )
+    if member not in commission.members:
+        raise DecryptionError(
+            N_("the relaying member is not a member of the commission: no share comes from them")
         )
 
 
@@ -280,8 +282,7 @@ def relay_share(
     server names): RSA-OAEP-SHA256 under a label binding the envelope's share label, the
     opener and the member, so that the platform that relays it can neither read it nor
     move it to another envelope, opener or member."""
-    _check_member(commission, opener, "opener")
-    _check_member(commission, member, "relaying member")
+    _check_members(commission, opener, member)
     key = recipient_public_key(opener)
     return key.encrypt(share, oaep_sha256(_relay_label(sealed, commission, opener, member)))
 
@@ -297,8 +298,7 @@ def receive_share(
     """A share `member` relayed to this opener for this envelope, or DecryptionError."""
     if opener.certificate is None:
         raise DecryptionError(N_("the opener's certificate is needed to receive shares"))
-    _check_member(commission, opener.certificate, "opener")
-    _check_member(commission, member, "relaying member")
+    _check_members(commission, opener.certificate, member)
     try:
         return opener.private_key.decrypt(
             relayed, oaep_sha256(_relay_label(sealed, commission, opener.certificate, member))

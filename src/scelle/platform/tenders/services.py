@@ -341,7 +341,7 @@ def _check_commission(
             hint=N_("Add a backup key pair to the service first."),
             service=tender.service.name,
         )
-    openers = permissions_of_service(tender.service, Permission.Name.OPEN)
+    openers = _agents_holding(tender.service, Permission.Name.OPEN)
     holders: dict[uuid.UUID, KeyPair] = {}
     for key_pair in members:
         holder = key_pair.added_by_id
@@ -367,7 +367,7 @@ def _check_commission(
         holders[holder] = key_pair
 
 
-def permissions_of_service(service: Service, name: str) -> set[uuid.UUID]:
+def _agents_holding(service: Service, name: str) -> set[uuid.UUID]:
     """The agents holding permission `name` on `service`, active ones only."""
     return set(
         User.objects.filter(
@@ -477,7 +477,10 @@ def takes_deposits(tender: Tender, *, now: dt.datetime) -> bool:
 def tender_rsf(tender: Tender) -> str | None:
     """The recipient-set fingerprint of a launched tender (core.rsf), with its commission's
     members and k when it has one; None for a draft."""
-    assigned = list(tender.assigned_key_pairs.all())
+    return _rsf_of(tender, list(tender.assigned_key_pairs.all()))
+
+
+def _rsf_of(tender: Tender, assigned: list[AssignedKeyPair]) -> str | None:
     if not assigned:
         return None
     if tender.commission_threshold is None:
@@ -495,7 +498,7 @@ def keys_facts(tender: Tender, *, agent: bool) -> dict[str, Any]:
     assigned = list(tender.assigned_key_pairs.select_related("holder"))
     return {
         "assigned": assigned,
-        "rsf": tender_rsf(tender),
+        "rsf": _rsf_of(tender, assigned),
         "members_count": sum(1 for a in assigned if a.role == MEMBER),
         "agent_view": agent,
     }
