@@ -127,6 +127,24 @@ class ReceiptError(ScelleError):
     """A deposit receipt that does not verify."""
 
 
+class LogError(ReceiptError):
+    """A transparency log's note, checkpoint or proof that is malformed or does not
+    verify: a receipt whose inclusion is not shown does not verify either."""
+
+
+class LogMisbehaviourError(LogError):
+    """A log that contradicts itself: two signed checkpoints that no honest log could
+    both have signed (a fork, a rewrite, a log cut short). Both are kept here, to be
+    shown to whoever must judge."""
+
+    def __init__(
+        self, message: str, *, earlier: str, later: str, hint: str | None = None, **values: object
+    ) -> None:
+        super().__init__(message, hint=hint, **values)
+        self.earlier = earlier
+        self.later = later
+
+
 class EncryptionError(ScelleError):
     """An envelope cannot be written."""
 

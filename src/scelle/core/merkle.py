@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from scelle.core.errors import N_, InvalidInputError
 
@@ -54,45 +54,104 @@ def root(leaves: Sequence[bytes]) -> bytes:
     return value
 
 
-def inclusion_proof(index: int, leaves: Sequence[bytes]) -> list[bytes]:
-    """PATH(index, leaves): the audit path of leaf `index` in the tree of `leaves`."""
-    if not 0 <= index < len(leaves):
-        raise InvalidInputError(
-            N_("no leaf {index} in a tree of {size}"), index=index, size=len(leaves)
-        )
+Reader = Callable[[int, int], bytes]
+"""`read(level, index)`: the hash of the complete subtree of 2**level leaves that starts
+at leaf index * 2**level (level 0: the leaf hashes). A log stores these as it grows."""
+
+
+def subtrees(low: int, high: int) -> list[tuple[int, int]]:
+    """The complete subtrees that make up leaves [low, high), left to right, as
+    (level, index): the hashes `range_root` folds."""
+    parts = []
+    while low < high:
+        level = (high - low).bit_length() - 1
+        if low:
+            level = min(level, (low & -low).bit_length() - 1)
+        parts.append((level, low >> level))
+        low += 1 << level
+    return parts
+
+
+def range_root(low: int, high: int, read: Reader) -> bytes:
+    """MTH(D[low:high]) from stored subtree hashes, for the ranges proofs use (`low` a
+    multiple of a power of two at least `high - low`)."""
+    if low >= high:
+        return EMPTY_ROOT
+    hashes = [read(level, index) for level, index in subtrees(low, high)]
+    value = hashes.pop()
+    while hashes:
+        value = node_hash(hashes.pop(), value)
+    return value
+
+
+def tree_root(size: int, read: Reader) -> bytes:
+    return range_root(0, size, read)
+
+
+def inclusion_path(index: int, size: int, read: Reader) -> list[bytes]:
+    """PATH(index, D[0:size]): the audit path of leaf `index` in the tree of `size`."""
+    if not 0 <= index < size:
+        raise InvalidInputError(N_("no leaf {index} in a tree of {size}"), index=index, size=size)
     path: list[bytes] = []
-    low, high = 0, len(leaves)
+    low, high = 0, size
     while high - low > 1:
         k = _split(high - low)
         if index - low < k:
-            path.append(root(leaves[low + k : high]))
+            path.append(range_root(low + k, high, read))
             high = low + k
         else:
-            path.append(root(leaves[low : low + k]))
+            path.append(range_root(low, low + k, read))
             low += k
     return path[::-1]
 
 
-def consistency_proof(old_size: int, leaves: Sequence[bytes]) -> list[bytes]:
-    """PROOF(old_size, leaves): that the tree of the first `old_size` leaves is a prefix
-    of the tree of all of them."""
-    if not 0 < old_size <= len(leaves):
+def consistency_path(old_size: int, size: int, read: Reader) -> list[bytes]:
+    """PROOF(old_size, D[0:size]): that the tree of the first `old_size` leaves is a
+    prefix of the tree of `size` leaves."""
+    if not 0 < old_size <= size:
         raise InvalidInputError(
-            N_("no consistency proof from {old} to {size} leaves"),
-            old=old_size,
-            size=len(leaves),
+            N_("no consistency proof from {old} to {size} leaves"), old=old_size, size=size
         )
-    return _subproof(old_size, leaves, complete=True)
+    proof: list[bytes] = []
+    low, high, m, complete = 0, size, old_size, True
+    while m != high - low:
+        k = _split(high - low)
+        if m <= k:
+            proof.append(range_root(low + k, high, read))
+            high = low + k
+        else:
+            proof.append(range_root(low, low + k, read))
+            low, m, complete = low + k, m - k, False
+    if not complete:
+        proof.append(range_root(low, high, read))
+    return proof[::-1]
 
 
-def _subproof(m: int, leaves: Sequence[bytes], *, complete: bool) -> list[bytes]:
-    n = len(leaves)
-    if m == n:
-        return [] if complete else [root(leaves)]
-    k = _split(n)
-    if m <= k:
-        return [*_subproof(m, leaves[:k], complete=complete), root(leaves[k:])]
-    return [*_subproof(m - k, leaves[k:], complete=False), root(leaves[:k])]
+def needed(compute: Callable[[Reader], object]) -> set[tuple[int, int]]:
+    """The subtree hashes `compute` reads, found by running it on zeroes: which ones
+    depends only on the sizes and indices, so a store can fetch them in one go."""
+    wanted: set[tuple[int, int]] = set()
+
+    def record(level: int, index: int) -> bytes:
+        wanted.add((level, index))
+        return bytes(HASH_BYTES)
+
+    compute(record)
+    return wanted
+
+
+def _reader(leaves: Sequence[bytes]) -> Reader:
+    return lambda level, index: root(leaves[index << level : (index + 1) << level])
+
+
+def inclusion_proof(index: int, leaves: Sequence[bytes]) -> list[bytes]:
+    """PATH(index, leaves), from the leaves themselves."""
+    return inclusion_path(index, len(leaves), _reader(leaves))
+
+
+def consistency_proof(old_size: int, leaves: Sequence[bytes]) -> list[bytes]:
+    """PROOF(old_size, leaves), from the leaves themselves."""
+    return consistency_path(old_size, len(leaves), _reader(leaves))
 
 
 def verify_inclusion(
