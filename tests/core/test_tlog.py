@@ -127,8 +127,9 @@ class _Tiles:
     def fetch(self, path: str) -> bytes:
         self.fetched.append(path)
         parsed = tlog.parse_tile_path(path)
-        assert parsed is not None and parsed[0] is not None
+        assert parsed is not None
         level, index, width = parsed
+        assert level is not None
         span = 1 << (8 * level)
         return b"".join(
             merkle.root(self.leaves[(index * 256 + i) * span : (index * 256 + i + 1) * span])
