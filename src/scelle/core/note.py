@@ -73,7 +73,7 @@ class Verifier:
     def parse(cls, vkey: str) -> Verifier:
         """Read a vkey; refuse one whose parts disagree."""
         try:
-            name, hex_id, material = vkey.strip().split("+")
+            name, hex_id, material = vkey.strip().split("+", 2)
             raw = base64.b64decode(material, validate=True)
             kind, public = raw[0], raw[1:]
             ed25519.Ed25519PublicKey.from_public_bytes(public)

@@ -4,10 +4,11 @@ A receipt is a JSON document:
 
     {"receipt": {tender, bidder, deposit, received_at, late, rsf, [test: true],
                  [commission: {threshold, members: [SHA-256 fingerprints]}],
-                 audit_head: {sequence, hash},
+                 audit_head: {sequence, hash}, [log: the transparency log's vkey],
                  envelopes: [{kind, size, sha256, recipients: [SHA-256 fingerprints]}]},
      "signature": {"algorithm": "ecdsa-with-SHA256", "value": base64 DER,
-                   "certificate": PEM of the signer, "chain": [PEM of the CA]}}
+                   "certificate": PEM of the signer, "chain": [PEM of the CA]},
+     ["transparency": a c2sp.org/tlog-proof]}
 
 The signature covers the canonical form of "receipt" (keys sorted, no spaces,
 UTF-8): any change to a field breaks it. Verification checks the signature,
@@ -19,9 +20,12 @@ encrypted (the platform reads them from the envelopes' headers); `commission`,
 for a tender a commission opens, says which members' certificates hold shares
 of each content key and how many must take part; `audit_head` anchors the
 platform's audit log: the event of that sequence number must keep that hash
-for as long as the log exists. Receipts from before these
-fields verify as they are. The platform's audit checkpoints are signed the
-same way (`sign_document`, `verify_document`).
+for as long as the log exists. `log` names the platform's
+transparency log (core.tlog) by its key: the receipt is then logged as the entry
+{"type": "deposit", "receipt": SHA-256 of the signed form}, and "transparency", outside
+what is signed (it is made after), proves that entry in a checkpoint of that log.
+Receipts from before these fields verify as they are. The platform's audit
+checkpoints are signed the same way (`sign_document`, `verify_document`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -38,9 +43,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from scelle.core import certs
+from scelle.core import certs, note, tlog
 from scelle.core.authority import Authority, issued_by
-from scelle.core.errors import N_, CertificateError, ReceiptError
+from scelle.core.errors import N_, CertificateError, LogError, ReceiptError
 
 ALGORITHM = "ecdsa-with-SHA256"
 MAX_RECEIPT_BYTES = 1 << 20
@@ -128,6 +133,8 @@ class Receipt:
     true, so that every other receipt keeps the fields it always had)."""
     commission: ReceiptCommission | None = None
     """Who must cooperate to open, when a commission opens the tender."""
+    log: str | None = None
+    """The verifier key of the transparency log the receipt is in."""
 
     def to_json(self) -> dict[str, Any]:
         document: dict[str, Any] = {
@@ -147,6 +154,8 @@ class Receipt:
             document["test"] = True
         if self.commission is not None:
             document["commission"] = self.commission.to_json()
+        if self.log is not None:
+            document["log"] = self.log
         return document
 
     @classmethod
@@ -171,11 +180,24 @@ class Receipt:
             audit_head=AuditHead.from_json(data.get("audit_head")),
             test=data.get("test") is True,
             commission=ReceiptCommission.from_json(data.get("commission")),
+            log=None if data.get("log") is None else str(data["log"]),
         )
 
 
 def _canonical(document: dict[str, Any]) -> bytes:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def body_sha256(body: dict[str, Any]) -> str:
+    """The SHA-256 of a signed body's canonical form: what the transparency log keeps."""
+    return hashlib.sha256(_canonical(body)).hexdigest()
+
+
+def with_proof(document: bytes, proof: tlog.Proof) -> bytes:
+    """A signed document with its proof of inclusion in the transparency log added."""
+    parsed = json.loads(document)
+    parsed["transparency"] = str(proof)
+    return json.dumps(parsed, ensure_ascii=False, indent=2).encode()
 
 
 def sign_document(
@@ -212,6 +234,21 @@ class VerifiedDocument:
     signer: x509.Certificate
     authority: x509.Certificate
     """The CA that issued the signer's certificate: compare its fingerprint."""
+    transparency: str | None = None
+    """The proof of inclusion in the transparency log, not yet checked."""
+
+    def logged(self, kind: str, log: str | None) -> tlog.SignedCheckpoint | None:
+        """Check that the body is in the log whose key `log` is (as the body says),
+        as an entry of `kind`; the checkpoint that shows it."""
+        if log is None:
+            return None
+        if self.transparency is None:
+            raise LogError(N_("the proof that it is in the platform's transparency log is missing"))
+        return tlog.verify_proof(
+            tlog.Proof.parse(self.transparency),
+            tlog.entry(kind, receipt=body_sha256(self.body)),
+            note.Verifier.parse(log),
+        )
 
 
 @dataclass(frozen=True)
@@ -222,6 +259,8 @@ class VerifiedReceipt:
     signer: x509.Certificate
     authority: x509.Certificate
     """The CA that issued the signer's certificate: compare its fingerprint."""
+    checkpoint: tlog.SignedCheckpoint | None = None
+    """The transparency log's checkpoint that shows the receipt in the log."""
 
 
 def verify_document(
@@ -252,6 +291,9 @@ def verify_document(
                 N_("unknown signature algorithm {value!r}"),
                 value=str(seal["algorithm"])[:40],
             )
+        transparency = document.get("transparency")
+        if transparency is not None and not isinstance(transparency, str):
+            raise TypeError("transparency")
         signature = base64.b64decode(seal["value"], validate=True)
         signer = certs.load_certificate(seal["certificate"].encode(), source="the signer")
         chain = [certs.load_certificate(pem.encode(), source="the chain") for pem in seal["chain"]]
@@ -307,7 +349,7 @@ def verify_document(
             what=what,
             fingerprint_sha256=certs.fingerprint_sha256(chain[0]),
         )
-    return VerifiedDocument(body, signer, chain[0])
+    return VerifiedDocument(body, signer, chain[0], transparency)
 
 
 def verify_receipt(
@@ -329,4 +371,5 @@ def verify_receipt(
         raise ReceiptError(
             N_("the receipt's time lies outside its signer certificate's validity"),
         )
-    return VerifiedReceipt(receipt, signer, verified.authority)
+    checkpoint = verified.logged("deposit", receipt.log)
+    return VerifiedReceipt(receipt, signer, verified.authority, checkpoint)

@@ -16,6 +16,13 @@
 - SCELLE_SECRET_KEY_FILE (KEYS_DIR/secret-key): Django's secret, also the passphrase
   of the key files; created 0600 on the first start.
 - SCELLE_PLATFORM_NAME (Scellé): the name in the platform's own certificates.
+- SCELLE_LOG_ORIGIN (the first allowed host, then /log): the transparency log's name,
+  its public address without https:// (e.g. marches.example.fr/log); witnesses and
+  companies' clients know the log by it, so it is chosen once.
+- SCELLE_LOG_WITNESSES (none): the witnesses whose cosignatures the log publishes, as
+  their verifier keys (`name+id+key`, `scelle witness key` prints one), comma-separated.
+- SCELLE_TRANSPARENCY_LOG (true): false only to measure what the log costs (bench/
+  deposit.py): receipts then carry no proof of inclusion.
 - SCELLE_OPENING_WINDOW_DAYS (90): a tender's key pairs stay valid this long after
   its deadline.
 - SCELLE_CERTIFICATE_DAYS (730): validity of the encryption certificates issued.
@@ -125,6 +132,14 @@ ALLOWED_HOSTS = [
 ]
 
 SCELLE_PLATFORM_NAME = _env("SCELLE_PLATFORM_NAME", "Scellé")
+SCELLE_LOG_ORIGIN = _env(
+    "SCELLE_LOG_ORIGIN",
+    (ALLOWED_HOSTS[0].lstrip(".").replace("*", "") or "localhost") + "/log",
+)
+SCELLE_TRANSPARENCY_LOG = _env_bool("SCELLE_TRANSPARENCY_LOG", True)
+SCELLE_LOG_WITNESSES = [
+    key.strip() for key in _env("SCELLE_LOG_WITNESSES", "").split(",") if key.strip()
+]
 SCELLE_OPENING_WINDOW_DAYS = _env_int("SCELLE_OPENING_WINDOW_DAYS", 90, minimum=0)
 SCELLE_CERTIFICATE_DAYS = _env_int("SCELLE_CERTIFICATE_DAYS", 730)
 SCELLE_TOKEN_DAYS = _env_int("SCELLE_TOKEN_DAYS", 30)
@@ -236,6 +251,7 @@ INSTALLED_APPS = [
     "scelle.platform.deposits",
     "scelle.platform.opening",
     "scelle.platform.assistants",
+    "scelle.platform.transparency",
 ]
 # No django.contrib.admin: every change goes through the services, which
 # enforce the domain rules and write the audit log.

@@ -27,12 +27,14 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import transaction
 
+from scelle.core import tlog
 from scelle.core.errors import ReceiptError
 from scelle.core.receipt import AuditHead, sign_document, verify_document, verify_receipt
 from scelle.platform.audit.models import Checkpoint, Event
 from scelle.platform.audit.services import PLATFORM_ACTOR, lock_chain, record
 from scelle.platform.clock import local_time
 from scelle.platform.keypairs.authority import platform_authority, receipt_signer
+from scelle.platform.transparency import services as transparency
 
 CHECKPOINT_ACTION = "audit.checkpoint.signed"
 CHECKPOINT_EVERY = dt.timedelta(hours=1)
@@ -81,6 +83,11 @@ def checkpoint(*, now: dt.datetime, reason: str) -> Checkpoint | None:
             details={"checkpoint": made.id, "sequence": head.sequence, "hash": head.hash},
             now=now,
         )
+        transparency.append(
+            [tlog.entry("audit-checkpoint", sequence=head.sequence, hash=head.hash,
+                        document=_document_digest(document))],
+            now=now,
+        )  # fmt: skip
     return made
 
 

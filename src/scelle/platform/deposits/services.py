@@ -11,6 +11,7 @@ appears anywhere as a deposit.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,7 +32,14 @@ from scelle.core.errors import (
     RuleViolationError,
     TooLargeError,
 )
-from scelle.core.receipt import Receipt, ReceiptCommission, ReceivedEnvelope, sign_receipt
+from scelle.core.receipt import (
+    Receipt,
+    ReceiptCommission,
+    ReceivedEnvelope,
+    body_sha256,
+    sign_receipt,
+    with_proof,
+)
 from scelle.core.recipients import read_recipients
 from scelle.platform.accounts.models import Organisation, User
 from scelle.platform.audit.anchors import audit_head
@@ -47,6 +55,7 @@ from scelle.platform.tenders.services import (
     tender_for,
     tender_rsf,
 )
+from scelle.platform.transparency import services as transparency
 
 
 def _require_bidder(actor: User) -> None:
@@ -423,13 +432,14 @@ def finalise_deposit(
         )
         for upload in sorted(found, key=lambda u: tender.envelopes.index(u.envelope))
     ]
-    deposit.receipt = _signed_receipt(actor, tender, deposit, envelopes)
+    signed = _signed_receipt(actor, tender, deposit, envelopes)
     with transaction.atomic():
         locked = Upload.objects.select_for_update().filter(id__in=[u.id for u in found])
         if locked.count() != len(found):
             raise RuleViolationError(N_("these uploads were already made into a deposit"))
         if tender.is_test:  # uploads opened together may all end here: counted again
             _check_test_deposits_kept(actor)
+        deposit.receipt = _logged(signed, now=now)
         deposit.save()
         Envelope.objects.bulk_create(envelopes)
         locked.delete()
@@ -505,7 +515,7 @@ def _hashes(found: list[Upload], expected_sha256: dict[str, str]) -> dict[uuid.U
 
 def _signed_receipt(
     actor: User, tender: Tender, deposit: Deposit, envelopes: list[Envelope]
-) -> str:
+) -> bytes:
     """The accusé de réception: what was received, when, to whom it is sealed, signed."""
     receipt = Receipt(
         platform=settings.SCELLE_PLATFORM_NAME,
@@ -520,6 +530,7 @@ def _signed_receipt(
         rsf=tender_rsf(tender),
         audit_head=audit_head(),
         test=tender.is_test,
+        log=transparency.log_key() if transparency.enabled() else None,
         commission=None
         if tender.commission_threshold is None
         else ReceiptCommission(
@@ -527,7 +538,15 @@ def _signed_receipt(
             tuple(sorted(a.fingerprint_sha256 for a in commission_members(tender))),
         ),
     )
-    return sign_receipt(receipt, receipt_signer(), [platform_authority().certificate]).decode()
+    return sign_receipt(receipt, receipt_signer(), [platform_authority().certificate])
+
+
+def _logged(signed: bytes, *, now: dt.datetime) -> str:
+    """The signed receipt with its proof of inclusion in the transparency log, once
+    logged (in the deposit's transaction: no deposit, no entry)."""
+    body = json.loads(signed)["receipt"]
+    proof = transparency.log_receipt(body_sha256(body), "deposit", now=now)
+    return (signed if proof is None else with_proof(signed, proof)).decode()
 
 
 def _recipients_of(tender: Tender, upload: Upload) -> list[str]:

@@ -1,4 +1,5 @@
-"""The platform's own keys: its CA and its receipt signer, in files beside the data.
+"""The platform's own keys: its CA, its receipt signer and its transparency log's key,
+in files beside the data.
 
 Both private keys are kept as encrypted PKCS#8 (the secret key file is the
 passphrase), in files created 0600 in `SCELLE_KEYS_DIR`. The embedded
@@ -11,9 +12,11 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from django.conf import settings
 
-from scelle.core import certs
+from scelle.core import certs, note
 from scelle.core.authority import (
     Authority,
     create_authority,
@@ -26,6 +29,7 @@ from scelle.core.files import ensure_private_dir, write_private_file
 
 CA_FILES = ("ca.key.pem", "ca.cert.pem")
 SIGNER_FILES = ("receipt-signer.key.pem", "receipt-signer.cert.pem")
+LOG_KEY_FILE = "transparency-log.key.pem"
 
 
 def _keys_dir() -> Path:
@@ -43,8 +47,10 @@ def _write(identity: Authority, files: tuple[str, str]) -> None:
 
 
 def ensure_platform_keys(clock: Clock) -> bool:
-    """Create the CA and the receipt signer on the first start; True if created now."""
+    """Create the CA, the receipt signer and the log's key on the first start (the log's
+    key also on the first start of a platform made before it); True if created now."""
     folder = _keys_dir()
+    _ensure_log_key()
     if all((folder / file).is_file() for file in CA_FILES + SIGNER_FILES):
         return False
     name = settings.SCELLE_PLATFORM_NAME
@@ -75,3 +81,29 @@ def platform_authority() -> Authority:
 def receipt_signer() -> Authority:
     """The key that signs deposit receipts, loaded once per process."""
     return _load(SIGNER_FILES)
+
+
+def _ensure_log_key() -> None:
+    path = _keys_dir() / LOG_KEY_FILE
+    if path.is_file():
+        return
+    key = ed25519.Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(_passphrase()),
+    )
+    write_private_file(ensure_private_dir(_keys_dir()) / LOG_KEY_FILE, pem)
+    log_signer.cache_clear()
+
+
+@functools.cache
+def log_signer() -> note.Signer:
+    """The Ed25519 key that signs the transparency log's checkpoints, named by the log's
+    origin (SCELLE_LOG_ORIGIN), loaded once per process."""
+    key = serialization.load_pem_private_key(
+        (_keys_dir() / LOG_KEY_FILE).read_bytes(), _passphrase()
+    )
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
+        raise TypeError(LOG_KEY_FILE)
+    return note.Signer(note.check_name(settings.SCELLE_LOG_ORIGIN), key)

@@ -6,6 +6,7 @@ platform never holds a key nor a plaintext: opening happens on the workstation."
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from collections.abc import Sequence
 from typing import BinaryIO
@@ -15,6 +16,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from scelle.core.errors import N_, InvalidInputError, NotFoundError, RuleViolationError
+from scelle.core.receipt import body_sha256
 from scelle.platform.accounts.models import Permission, User
 from scelle.platform.audit.anchors import checkpoint
 from scelle.platform.audit.services import Recorded, record, record_many
@@ -24,6 +26,7 @@ from scelle.platform.deposits.models import Deposit, Envelope
 from scelle.platform.deposits.services import deposit_of_my_company
 from scelle.platform.tenders.models import Tender
 from scelle.platform.tenders.services import tender_for
+from scelle.platform.transparency import services as transparency
 
 
 def test_deposit_of_my_company(actor: User, deposit_id: uuid.UUID | str) -> Deposit:
@@ -165,6 +168,18 @@ def envelope_for_download(
     return found, handle
 
 
+def _log_opening(found: Sequence[tuple[Envelope, str, int]], *, now: dt.datetime) -> None:
+    """The opening in the transparency log: which deposits, by their receipts' hashes."""
+    by_tender: dict[str, set[str]] = {}
+    for envelope, _kind, _files in found:
+        deposit = envelope.deposit
+        if not deposit.tender.is_test:
+            body = json.loads(deposit.receipt)["receipt"]
+            by_tender.setdefault(deposit.tender.reference, set()).add(body_sha256(body))
+    for reference, receipts in by_tender.items():
+        transparency.log_opening(reference, sorted(receipts), now=now)
+
+
 MAX_REPORTED_AT_ONCE = 100
 """Envelopes one report may name: an opening's workers report together (group commit)."""
 
@@ -208,4 +223,5 @@ def report_opened_together(
         if any(not envelope.deposit.tender.is_test for envelope, _kind, _files in found):
             # A company's test deposits have nothing to anchor; in the same transaction as
             # the events: both or neither.
+            _log_opening(found, now=now)
             checkpoint(now=now, reason="opening")

@@ -37,6 +37,7 @@ from scelle.platform.audit.services import record
 from scelle.platform.clock import local_date, local_time
 from scelle.platform.keypairs.models import KeyPair
 from scelle.platform.tenders.models import ENVELOPE_KINDS, AssignedKeyPair, Tender
+from scelle.platform.transparency import services as transparency
 
 MAX_TITLE_LENGTH = 300
 MAX_DEADLINE_AHEAD = dt.timedelta(days=3653)
@@ -457,6 +458,7 @@ def launch_tender(
             details=details,
             now=now,
         )
+        transparency.log_launch(tender.reference, details["rsf"], tender.deadline, now=now)
         checkpoint(now=now, reason="launch")  # in the same transaction: both or neither
     return tender
 
