@@ -5,14 +5,16 @@ from __future__ import annotations
 import contextlib
 import json
 import zoneinfo
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
 
 import click
 from cryptography import x509
 
+from scelle.assistant import transparency
 from scelle.assistant.times import platform_time, zone_named
+from scelle.assistant.transparency import LogCheck
 from scelle.cli.console import human_size, password_file_option, progress_bars, say
 from scelle.cli.remote import (
     connect,
@@ -24,10 +26,10 @@ from scelle.cli.remote import (
 from scelle.cli.session import Session, pass_session, token_option
 from scelle.client.api import Deposit, Recipient
 from scelle.client.login import load_login
-from scelle.core import certs
-from scelle.core.errors import InvalidInputError, ScelleError
+from scelle.core import certs, note, tlog
+from scelle.core.errors import N_, InvalidInputError, LogError, LogMisbehaviourError, ScelleError
 from scelle.core.files import atomic_output, write_all
-from scelle.core.receipt import verify_receipt
+from scelle.core.receipt import VerifiedReceipt, verify_receipt
 from scelle.i18n import _
 
 PUBLIC_FILE_MODE = 0o644
@@ -220,10 +222,27 @@ def receipts() -> None:
 @click.argument(
     "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
+@click.option(
+    "--online", is_flag=True,
+    help="Also ask the platform for its transparency log now: it must still hold each "
+    "receipt's tree, and the tree this workstation saw last.",
+)  # fmt: skip
+@click.option(
+    "--witness", "witnesses", multiple=True, metavar="KEY", envvar="SCELLE_WITNESSES",
+    help="A witness that must have cosigned a tree holding the receipt (its key, as "
+    "`scelle witness key` prints it; repeat for several). Implies --online.",
+)  # fmt: skip
 @json_option
 @pass_session
-def verify(session: Session, files: tuple[Path, ...], as_json: bool) -> None:
-    """Check receipts offline: signature, platform certificate, envelope hashes.
+def verify(
+    session: Session,
+    files: tuple[Path, ...],
+    online: bool,
+    witnesses: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Check receipts offline: signature, platform certificate, envelope hashes, and the
+    proof that the platform's transparency log holds each one.
 
     The CA is compared with the one saved at login when this workstation has one.
     With several files, each is checked and named; the command fails if one fails.
@@ -236,14 +255,16 @@ def verify(session: Session, files: tuple[Path, ...], as_json: bool) -> None:
     if saved is not None and saved.authority_pem:
         trusted = certs.load_certificate(saved.authority_pem.encode())
     zone = zone_named(saved.time_zone if saved else None)  # UTC: never logged in here
+    required = [note.Verifier.parse(key) for key in witnesses]
+    check = _online_check(session, required) if online or required else None
     if len(files) == 1:
-        _verify_one(files[0], trusted, as_json, zone)
+        _verify_one(files[0], trusted, as_json, zone, check)
         return
     failed = 0
     for file in files:
         say(f"== {file}")
         try:
-            _verify_one(file, trusted, as_json, zone)
+            _verify_one(file, trusted, as_json, zone, check)
         except ScelleError as error:
             failed += 1
             say(_("{file}: {error}", file=file, error=error.message))
@@ -253,11 +274,45 @@ def verify(session: Session, files: tuple[Path, ...], as_json: bool) -> None:
         )
 
 
+OnlineCheck = Callable[[VerifiedReceipt], LogCheck | None]
+
+
+def _online_check(session: Session, witnesses: list[note.Verifier]) -> OnlineCheck:
+    def check(verified: VerifiedReceipt) -> LogCheck | None:
+        receipt, shown = verified.receipt, verified.logged
+        if receipt.log is None or shown is None:
+            return None
+        with connect(session) as client:
+            try:
+                return transparency.check_online(
+                    client,
+                    home_of(session),
+                    note.Verifier.parse(receipt.log),
+                    shown,
+                    witnesses=witnesses,
+                )
+            except LogMisbehaviourError as error:
+                say(_("The two signed checkpoints that prove it:"))
+                click.echo(f"{error.earlier}\n{error.later}", err=True)
+                raise
+
+    return check
+
+
 def _verify_one(
-    file: Path, trusted: x509.Certificate | None, as_json: bool, zone: zoneinfo.ZoneInfo
+    file: Path,
+    trusted: x509.Certificate | None,
+    as_json: bool,
+    zone: zoneinfo.ZoneInfo,
+    check: OnlineCheck | None,
 ) -> None:
     verified = verify_receipt(file.read_bytes(), trusted_authority=trusted)
     receipt = verified.receipt
+    online = None if check is None else check(verified)
+    if check is not None and online is None:
+        raise LogError(
+            N_("this receipt names no transparency log: there is nothing to check online")
+        )
     if as_json:
         click.echo(
             json.dumps(
@@ -267,6 +322,7 @@ def _verify_one(
                     "authority": certs.common_name(verified.authority.subject),
                     "authority_fingerprint_sha256": certs.fingerprint_sha256(verified.authority),
                     "authority_checked_against_login": trusted is not None,
+                    **_log_json(verified, online),
                 },
                 ensure_ascii=False,
                 indent=2,
@@ -298,6 +354,7 @@ def _verify_one(
     if receipt.audit_head is not None:
         head = receipt.audit_head
         rows.append((_("Audit log"), f"#{head.sequence} {head.hash}"))
+    rows += _log_rows(verified, online)
     for e in receipt.envelopes:
         rows.append((e.kind, f"{human_size(e.size)} ({e.size}), SHA-256 {e.sha256}"))
         encrypted_to = _("encrypted to")
@@ -307,6 +364,40 @@ def _verify_one(
         click.echo(f"{label:<{width}}  {value}")
     if trusted is None:
         say(_("Compare the platform CA's fingerprint with the one the platform publishes."))
+
+
+def _log_json(verified: VerifiedReceipt, online: LogCheck | None) -> dict[str, object]:
+    shown = verified.logged
+    if shown is None:
+        return {}
+    found: dict[str, object] = {
+        "transparency": {
+            "index": shown.index, **tlog.checkpoint_summary(shown.checkpoint)
+        }
+    }  # fmt: skip
+    if online is not None:
+        found["transparency_now"] = {
+            **tlog.checkpoint_summary(online.current), "witnessed": online.witnessed
+        }  # fmt: skip
+    return found
+
+
+def _log_rows(verified: VerifiedReceipt, online: LogCheck | None) -> list[tuple[str, str]]:
+    shown = verified.logged
+    if shown is None:
+        return []
+    tree = shown.checkpoint.checkpoint
+    where = _("entry {index} of {origin}, in its tree of {size} entries",
+              index=shown.index, origin=tree.origin, size=tree.size)  # fmt: skip
+    rows = [(_("Transparency log"), where)]
+    if online is not None:
+        now = _("checked online: the log now holds {size} entries and still holds this tree",
+                size=online.current.size)  # fmt: skip
+        rows.append(("", now))
+        for name, size in online.witnessed.items():
+            rows.append(("", _("cosigned by {witness} in its tree of {size} entries",
+                               witness=name, size=size)))  # fmt: skip
+    return rows
 
 
 @click.command(name="deposits")

@@ -59,6 +59,9 @@ says so when it sheds load or its database is busy, and then nothing was done.""
 LONGEST_RETRY_AFTER = 30
 """The longest Retry-After believed, in seconds: a server cannot park the command."""
 MAX_ANSWER_BYTES = 32 << 20
+MAX_NOTE_BYTES = 1 << 16
+MAX_TILE_BYTES = 256 * (2 + (1 << 16))
+"""The largest entry bundle: 256 entries of at most 64 KiB each, prefixed."""
 """The largest JSON answer read: a tender list with its certificates fits many times."""
 DOWNLOAD_PIECE = 1 << 20
 """How much of an envelope one read takes from the network."""
@@ -292,6 +295,10 @@ class Authority(TypedDict):
     fingerprint_sha256: Fingerprint
     not_after: Timestamp
     time_zone: NotRequired[ZoneName]
+
+
+class Witnessed(TypedDict):
+    witnessed: dict[str, str]
 
 
 class Health(TypedDict):
@@ -785,6 +792,35 @@ class PlatformClient:
         """Several envelopes opened, in one report: all recorded, or none."""
         body = {"envelopes": [{"deposit": d, "kind": k, "files": n} for d, k, n in opened]}
         self._call_without_answer("POST", "/opened-envelopes", json=body)
+
+    # --- the transparency log (c2sp.org/tlog-tiles, under /log/) ----------------------
+
+    def _log(self, path: str, most: int) -> bytes:
+        content = self._send("GET", f"{self.url}/log/{path}").content
+        if len(content) > most:
+            raise PlatformAnswerError(
+                N_("{understood}: the answer is too large"), understood=UNDERSTOOD
+            )
+        return content
+
+    def log_checkpoint(self) -> bytes:
+        """The log's latest signed checkpoint, unchecked."""
+        return self._log("checkpoint", MAX_NOTE_BYTES)
+
+    def log_tile(self, path: str) -> bytes:
+        """A tile or entry bundle (`tile/...`), unchecked."""
+        return self._log(path, MAX_TILE_BYTES)
+
+    def log_witnessed(self) -> dict[str, str]:
+        """{witness name: the latest checkpoint it cosigned}, unchecked."""
+        return parse_answer(Witnessed, self._log("witnessed", MAX_ANSWER_BYTES))["witnessed"]
+
+    def send_cosignature(self, cosigned: str) -> None:
+        """A witness hands the platform its cosignature of a checkpoint."""
+        self._send(
+            "POST", f"{self.url}/log/cosignature", content=cosigned.encode(),
+            headers={"Content-Type": "text/plain; charset=utf-8"},
+        )  # fmt: skip
 
     # --- a commission's opening --------------------------------------------------------
 

@@ -237,7 +237,7 @@ class VerifiedDocument:
     transparency: str | None = None
     """The proof of inclusion in the transparency log, not yet checked."""
 
-    def logged(self, kind: str, log: str | None) -> tlog.SignedCheckpoint | None:
+    def logged(self, kind: str, log: str | None) -> tlog.Inclusion | None:
         """Check that the body is in the log whose key `log` is (as the body says),
         as an entry of `kind`; the checkpoint that shows it."""
         if log is None:
@@ -259,8 +259,8 @@ class VerifiedReceipt:
     signer: x509.Certificate
     authority: x509.Certificate
     """The CA that issued the signer's certificate: compare its fingerprint."""
-    checkpoint: tlog.SignedCheckpoint | None = None
-    """The transparency log's checkpoint that shows the receipt in the log."""
+    logged: tlog.Inclusion | None = None
+    """Where the transparency log shows the receipt, when the receipt names a log."""
 
 
 def verify_document(
@@ -371,5 +371,5 @@ def verify_receipt(
         raise ReceiptError(
             N_("the receipt's time lies outside its signer certificate's validity"),
         )
-    checkpoint = verified.logged("deposit", receipt.log)
-    return VerifiedReceipt(receipt, signer, verified.authority, checkpoint)
+    logged = verified.logged("deposit", receipt.log)
+    return VerifiedReceipt(receipt, signer, verified.authority, logged)

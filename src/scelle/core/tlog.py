@@ -269,9 +269,17 @@ class Proof:
         return cls(int(index_line[6:]), hashes, checkpoint, extra)
 
 
-def verify_proof(proof: Proof, logged: bytes, log: note.Verifier) -> SignedCheckpoint:
+@dataclass(frozen=True)
+class Inclusion:
+    """An entry shown at `index` in the tree of a checkpoint the log signed."""
+
+    index: int
+    checkpoint: SignedCheckpoint
+
+
+def verify_proof(proof: Proof, logged: bytes, log: note.Verifier) -> Inclusion:
     """Check that `logged` (an entry) is in the log at the proof's index, in the tree the
-    log signed; the checkpoint, for keeping."""
+    log signed."""
     signed = open_checkpoint(proof.checkpoint, log)
     tree = signed.checkpoint
     if not merkle.verify_inclusion(
@@ -280,7 +288,7 @@ def verify_proof(proof: Proof, logged: bytes, log: note.Verifier) -> SignedCheck
         raise LogError(
             N_("the transparency log's proof does not show this entry in its tree"),
         )
-    return signed
+    return Inclusion(proof.index, signed)
 
 
 def checkpoint_summary(signed: SignedCheckpoint) -> Mapping[str, object]:

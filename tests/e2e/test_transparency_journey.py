@@ -1,0 +1,91 @@
+"""The transparency log on a real server: receipts come with their proof, the command
+checks it offline and online, and anyone reads the log under /log/ as C2SP says."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from scelle.core import merkle, note, tlog
+from scelle.core.receipt import body_sha256
+from tests.e2e.conftest import Platform
+from tests.e2e.test_deposit_journey import bid, launched, stations  # noqa: F401 - fixture
+from tests.e2e.test_platform_journey import Workstation
+
+pytestmark = [pytest.mark.slow, pytest.mark.platform]
+
+
+def _entries(url: str, size: int) -> list[bytes]:
+    """Every entry of the log, from its entry bundles, checked against its tiles."""
+    found: list[bytes] = []
+    for index in range((size + 255) // 256):
+        width = tlog.tile_width(0, index, size)
+        bundle = httpx.get(f"{url}/log/{tlog.tile_path('entries', index, width)}")
+        assert bundle.status_code == 200
+        assert "immutable" in bundle.headers["cache-control"]
+        found += tlog.read_entry_bundle(bundle.content, width)
+    return found
+
+
+def test_receipts_are_proven_in_a_public_log_that_anyone_reads(
+    platform: Platform,
+    stations: dict[str, Workstation],  # noqa: F811 - the fixture
+    password_file: Path,
+    tmp_path: Path,
+) -> None:
+    reference = launched(platform, stations, password_file)
+    candidature, offre = bid(tmp_path / "bid")
+    btp, rival = stations["btp"], stations["rival"]
+    receipts = []
+    for station, name in ((btp, "first"), (rival, "rival"), (btp, "second")):
+        receipt = tmp_path / f"receipt-{name}.json"
+        station.ok(
+            "deposit", reference, "--envelope", f"candidature={candidature}",
+            "--envelope", f"offre={offre}", "--receipt", str(receipt),
+        )  # fmt: skip
+        receipts.append(receipt)
+    first = json.loads(receipts[0].read_text())
+    key = note.Verifier.parse(first["receipt"]["log"])
+    assert key.name == "127.0.0.1/log"
+    assert first["transparency"].startswith("c2sp.org/tlog-proof@v1\n")
+
+    # Offline: the proof checks; a proof of another receipt does not.
+    out = btp.ok("receipts", "verify", str(receipts[0]))
+    assert "entry " in out and "of 127.0.0.1/log" in out
+    swapped = dict(first, transparency=json.loads(receipts[1].read_text())["transparency"])
+    (tmp_path / "swapped.json").write_text(json.dumps(swapped))
+    assert "does not show this entry" in btp.refused(
+        "receipts", "verify", str(tmp_path / "swapped.json")
+    )
+
+    # Online: the log now extends the receipt's tree; the workstation remembers it.
+    out = btp.ok("receipts", "verify", "--online", str(receipts[0]))
+    assert "checked online: the log now holds" in out
+    checked = json.loads(btp.ok("receipts", "verify", "--online", "--json", str(receipts[0])))
+    size = checked["transparency_now"]["size"]
+    assert size > checked["transparency"]["index"]
+    assert list((btp.home / "transparency").glob("*.json"))
+
+    # Anyone reads the log: its checkpoint, its tiles, its entries; nothing names a company.
+    answer = httpx.get(f"{platform.url}/log/checkpoint")
+    assert answer.headers["content-type"].startswith("text/plain")
+    current = tlog.open_checkpoint(answer.content, key)
+    entries = _entries(platform.url, current.size)
+    leaves = [merkle.leaf_hash(e) for e in entries]
+    assert merkle.root(leaves) == current.checkpoint.root
+    logged = [json.loads(e) for e in entries]
+    kinds = {e["type"] for e in logged}
+    assert {"launch", "deposit", "audit-checkpoint"} <= kinds
+    launch = next(e for e in logged if e["type"] == "launch" and e["tender"] == reference)
+    assert launch["rsf"] and launch["deadline"]
+    for receipt in receipts:
+        body = json.loads(receipt.read_text())["receipt"]
+        assert {"type": "deposit", "receipt": body_sha256(body)} in logged
+    text = b"".join(entries)
+    assert b"BTP" not in text and b"Rival" not in text
+    for bad in ("tile/0/000.p/0", "tile/0/../../etc", "tile/99/000", "tile/0/x000/001"):
+        assert httpx.get(f"{platform.url}/log/{bad}").status_code == 404
+    assert httpx.get(f"{platform.url}/log/tile/0/x999/999").status_code == 404
