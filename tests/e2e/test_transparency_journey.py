@@ -89,3 +89,51 @@ def test_receipts_are_proven_in_a_public_log_that_anyone_reads(
     for bad in ("tile/0/000.p/0", "tile/0/../../etc", "tile/99/000", "tile/0/x000/001"):
         assert httpx.get(f"{platform.url}/log/{bad}").status_code == 404
     assert httpx.get(f"{platform.url}/log/tile/0/x999/999").status_code == 404
+
+
+def test_witnesses_cosign_the_platform_s_log_and_companies_require_them(
+    platform: Platform,
+    stations: dict[str, Workstation],  # noqa: F811 - the fixture
+    password_file: Path,
+    tmp_path: Path,
+) -> None:
+    witnesses = {
+        name: Workstation(tmp_path / f"home-{name}", stations["btp"].capsys)
+        for name in ("prefecture", "federation")
+    }
+    keys = {
+        name: station.ok("witness", "key", "--name", f"{name}.example/w").strip().splitlines()[-1]
+        for name, station in witnesses.items()
+    }
+    platform.env["SCELLE_LOG_WITNESSES"] = ",".join(keys.values())
+    platform.kill()
+    platform.restart()
+    reference = launched(platform, stations, password_file)
+    candidature, offre = bid(tmp_path / "bid")
+    receipt = tmp_path / "receipt.json"
+    stations["btp"].ok(
+        "deposit", reference, "--envelope", f"candidature={candidature}",
+        "--envelope", f"offre={offre}", "--receipt", str(receipt),
+    )  # fmt: skip
+    log_key = httpx.get(f"{platform.url}/log/key").text.strip()
+    assert log_key == json.loads(receipt.read_text())["receipt"]["log"]
+    for station in witnesses.values():
+        out = station.ok("witness", "run", platform.url, "--log-key", log_key, "--once")
+        assert "Cosigned the log 127.0.0.1/log at" in out
+        # The second look: nothing new to cosign, and the key was kept.
+        assert "has not grown since" in station.ok("witness", "run", platform.url, "--once")
+    published = httpx.get(f"{platform.url}/log/checkpoint").text
+    cosigned = note.parse(published)
+    for vkey in keys.values():
+        assert cosigned.signed_by(note.Verifier.parse(vkey))
+    witnessed = httpx.get(f"{platform.url}/log/witnessed").json()["witnessed"]
+    assert sorted(witnessed) == ["federation.example/w", "prefecture.example/w"]
+    required = [arg for vkey in keys.values() for arg in ("--witness", vkey)]
+    out = stations["btp"].ok("receipts", "verify", *required, str(receipt))
+    assert "cosigned by prefecture.example/w" in out and "cosigned by federation.example/w" in out
+    # A cosignature from someone the platform does not list is refused.
+    stranger = Workstation(tmp_path / "home-stranger", stations["btp"].capsys)
+    stranger.ok("witness", "key", "--name", "stranger.example/w")
+    err = stranger.refused("witness", "run", platform.url, "--log-key", log_key, "--once")
+    assert "no cosignature of a witness of this log" in err
+    assert httpx.post(f"{platform.url}/log/cosignature", content=b"\xff" * 10).status_code == 400

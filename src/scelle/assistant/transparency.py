@@ -32,12 +32,13 @@ class Remembered:
     checkpoint: tlog.SignedCheckpoint
 
 
-def _path(home: Path, origin: str) -> Path:
-    return home / FOLDER / f"{hashlib.sha256(origin.encode()).hexdigest()[:32]}.json"
+def _path(home: Path, origin: str, folder: str) -> Path:
+    return home / folder / f"{hashlib.sha256(origin.encode()).hexdigest()[:32]}.json"
 
 
-def remembered(home: Path, origin: str) -> Remembered | None:
-    path = _path(home, origin)
+def remembered(home: Path, origin: str, folder: str = FOLDER) -> Remembered | None:
+    """The last checkpoint of the log `origin` kept in `folder` of SCELLE_HOME."""
+    path = _path(home, origin, folder)
     if not path.is_file():
         return None
     try:
@@ -48,16 +49,31 @@ def remembered(home: Path, origin: str) -> Remembered | None:
         raise StoreError(N_("{path} is damaged"), path=path) from error
 
 
-def remember(home: Path, key: note.Verifier, checkpoint: tlog.SignedCheckpoint) -> None:
+def remember(
+    home: Path, key: note.Verifier, checkpoint: tlog.SignedCheckpoint, folder: str = FOLDER
+) -> None:
     """Keep `checkpoint` as the last seen of its log, unless one as large is kept."""
-    kept = remembered(home, key.name)
+    kept = remembered(home, key.name, folder)
     if kept is not None and kept.checkpoint.size >= checkpoint.size:
         return
-    ensure_private_dir(home / FOLDER)
+    ensure_private_dir(home / folder)
     document = {"origin": key.name, "key": key.vkey, "checkpoint": str(checkpoint)}
     write_private_file(
-        _path(home, key.name), json.dumps(document, indent=2).encode(), overwrite=True
+        _path(home, key.name, folder), json.dumps(document, indent=2).encode(), overwrite=True
     )
+
+
+def check_key(kept: Remembered | None, key: note.Verifier) -> None:
+    """Refuse a log that now names another key than the one kept for its origin."""
+    if kept is not None and kept.key != key:
+        raise LogError(
+            N_(
+                "the transparency log {origin} now names another key than the one this "
+                "workstation knows it by"
+            ),
+            hint=N_("Ask the platform's operator why its log changed key; keep both."),
+            origin=key.name,
+        )
 
 
 @dataclass(frozen=True)
@@ -81,15 +97,7 @@ def check_online(
     """Check that the platform's log, as it is now, still holds the tree in which the
     entry was `shown`, and agrees with what this workstation saw last."""
     kept = remembered(home, key.name)
-    if kept is not None and kept.key != key:
-        raise LogError(
-            N_(
-                "the transparency log {origin} now names another key than the one this "
-                "workstation knows it by"
-            ),
-            hint=N_("Ask the platform's operator why its log changed key; keep both."),
-            origin=key.name,
-        )
+    check_key(kept, key)
     fetch: Callable[[str], bytes] = client.log_tile
     current = tlog.open_checkpoint(client.log_checkpoint(), key)
     tlog.check_consistency(shown.checkpoint, current, fetch)
@@ -119,7 +127,7 @@ def _witnessed(
                 N_("the witness {name} has cosigned no checkpoint of this log"),
                 name=witness.name,
             )
-        tlog.check_consistency(shown.checkpoint, cosigned, fetch)
+        tlog.check_consistency(shown.checkpoint, cosigned, fetch, either_order=True)
         if cosigned.size <= shown.index:
             raise LogError(
                 N_(

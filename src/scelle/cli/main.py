@@ -46,6 +46,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "service-keys": ("scelle.cli.remote:service_keys",),
     "take-part": ("scelle.cli.deposits:take_part",),
     "tenders": ("scelle.cli.remote:tenders", "scelle.cli.deposits:tender_deposits"),
+    "witness": ("scelle.cli.witness:witness",),
 }
 """Each command, where it is written, then the subcommands added to it from elsewhere.
 A command's module loads only when it runs (or shows its own help): `scelle --help`

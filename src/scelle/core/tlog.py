@@ -197,11 +197,30 @@ class TileReader:
 
 
 def check_consistency(
-    earlier: SignedCheckpoint, later: SignedCheckpoint, fetch: Callable[[str], bytes]
+    earlier: SignedCheckpoint,
+    later: SignedCheckpoint,
+    fetch: Callable[[str], bytes],
+    *,
+    either_order: bool = False,
 ) -> None:
     """Whether the log of `later` extends the log of `earlier`, both signed by the log:
-    raise LogMisbehaviourError, naming both, when it does not."""
+    raise LogMisbehaviourError, naming both, when it does not. A `later` tree smaller
+    than `earlier` is a log cut short, unless `either_order` (two trees seen apart, such
+    as a witness's and a receipt's: one must extend the other)."""
     old, new = earlier.checkpoint, later.checkpoint
+    if new.size < old.size and not either_order:
+        raise LogMisbehaviourError(
+            N_(
+                "the transparency log {origin} now holds {new} entries, fewer than the "
+                "{old} it signed before: entries were dropped"
+            ),
+            hint=N_("Keep both signed checkpoints: together they prove it."),
+            earlier=str(earlier),
+            later=str(later),
+            origin=old.origin,
+            old=old.size,
+            new=new.size,
+        )
     if new.size < old.size:
         old, new, earlier, later = new, old, later, earlier
     if old.size == new.size:

@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/", api.urls),
     # The transparency log, as static-like resources (c2sp.org/tlog-tiles).
     path("log/checkpoint", log.checkpoint),
+    path("log/key", log.key),
     path("log/tile/<path:path>", log.tile),
     path("log/witnessed", log.witnessed),
     path("log/cosignature", log.cosignature),

@@ -40,6 +40,12 @@ def checkpoint(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
+def key(request: HttpRequest) -> HttpResponse:
+    """The log's verifier key (c2sp.org/signed-note), for witnesses and monitors."""
+    return _text(services.log_key() + "\n", cache="public, max-age=3600")
+
+
+@require_GET
 def tile(request: HttpRequest, path: str) -> HttpResponse:
     parsed = tlog.parse_tile_path(f"tile/{path}")
     if parsed is None:
