@@ -75,9 +75,11 @@ class FakeLog:
             self.cosigned.append(request.body.decode())
             return json_answer({"kept": []}, 201)
         parsed = tlog.parse_tile_path(request.path.removeprefix("/log/"))
-        if parsed is None or parsed[0] is None:
+        if parsed is None:
             return json_answer({"detail": "no such tile"}, 404)
         level, index, width = parsed
+        if level is None:
+            return json_answer({"detail": "no entries here"}, 404)
         span = 1 << (8 * level)
         leaves = self.leaves
         if (index * 256 + width) * span > len(leaves):
