@@ -3,6 +3,7 @@ checks it offline and online, and anyone reads the log under /log/ as C2SP says.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -137,3 +138,54 @@ def test_witnesses_cosign_the_platform_s_log_and_companies_require_them(
     err = stranger.refused("witness", "run", platform.url, "--log-key", log_key, "--once")
     assert "no cosignature of a witness of this log" in err
     assert httpx.post(f"{platform.url}/log/cosignature", content=b"\xff" * 10).status_code == 400
+
+
+def test_a_company_withdraws_a_deposit_before_the_deadline_and_the_opening_skips_it(
+    platform: Platform,
+    stations: dict[str, Workstation],  # noqa: F811 - the fixture
+    password_file: Path,
+    tmp_path: Path,
+) -> None:
+    reference = launched(platform, stations, password_file)
+    candidature, offre = bid(tmp_path / "bid")
+    btp, rival, agent = stations["btp"], stations["rival"], stations["agent"]
+    ids = {}
+    for station, name in ((btp, "first"), (btp, "second"), (rival, "rival")):
+        receipt = tmp_path / f"receipt-{name}.json"
+        station.ok(
+            "deposit", reference, "--envelope", f"candidature={candidature}",
+            "--envelope", f"offre={offre}", "--receipt", str(receipt),
+        )  # fmt: skip
+        ids[name] = json.loads(receipt.read_text())["receipt"]["deposit"]
+    target = tmp_path / "retrait.json"
+    out = btp.ok("deposits", "withdraw", ids["second"], "--yes", "-o", str(target))
+    assert f"Deposit {ids['second']} to {reference} is withdrawn" in out
+    out = btp.ok("receipts", "verify", str(target))
+    assert "The withdrawal receipt is valid" in out and "Transparency log" in out
+    assert "already withdrawn" in btp.refused("deposits", "withdraw", ids["second"], "--yes",
+                                              "-o", str(tmp_path / "again.json"))  # fmt: skip
+    assert "no such deposit" in btp.refused("deposits", "withdraw", ids["rival"], "--yes")
+    rival.ok("deposits", "withdraw", ids["rival"], "--yes", "-o", str(tmp_path / "r.json"))
+    listed = json.loads(btp.ok("deposits", "list", "--json"))
+    assert {d["id"]: d["withdrawn_at"] is not None for d in listed} == {
+        ids["first"]: False, ids["second"]: True
+    }  # fmt: skip
+
+    # The log holds each withdrawal, naming the deposit by its receipt's hash only.
+    size = tlog.Checkpoint.from_text(
+        note.parse(httpx.get(f"{platform.url}/log/checkpoint").content).text
+    ).size
+    logged = [json.loads(e) for e in _entries(platform.url, size)]
+    second = json.loads((tmp_path / "receipt-second.json").read_text())["receipt"]
+    withdrawals = [e for e in logged if e["type"] == "withdrawal"]
+    assert len(withdrawals) == 2 and body_sha256(second) in {e["deposit"] for e in withdrawals}
+
+    # After the deadline: no withdrawal; the opening skips what was withdrawn, and says so.
+    launch = next(e for e in logged if e["type"] == "launch" and e["tender"] == reference)
+    platform.pass_deadline(dt.datetime.fromisoformat(launch["deadline"]))
+    err = btp.refused("deposits", "withdraw", ids["first"], "--yes", "-o", str(tmp_path / "x"))
+    assert "no longer be withdrawn" in err
+    out = agent.ok("open", reference, "--key", "PERSO", "--out", str(tmp_path / "plis"))
+    assert "Withdrawn by BTP Normandie" in out and "Withdrawn by Rival SAS" in out
+    opened = {p.name for p in (tmp_path / "plis").glob("*/*") if p.is_dir()}
+    assert opened == {ids["first"]}

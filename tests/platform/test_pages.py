@@ -58,6 +58,9 @@ PAGES = [
     Page("post", "/mes-depots/jeton/", (302, 200, 403, 403, 403), {}),
     Page("get", "/mes-depots/", (302, 200, 403, 403, 403)),
     Page("get", "/mes-depots/{deposit}/accuse-de-reception.json", (302, 200, 403, 403, 403)),
+    Page("get", "/mes-depots/{deposit}/retrait/", (302, 200, 403, 403, 403)),
+    Page("post", "/mes-depots/{deposit}/retrait/", (302, 302, 403, 403, 403)),
+    Page("get", "/mes-depots/{deposit}/accuse-de-retrait.json", (302, 404, 403, 403, 403)),
     # The test tender: its key for anyone; a test deposit opens in its company's browser.
     Page("get", "/consultations/ouvertes/{TEST}/cle-de-test.pem", (200, 200, 200, 200, 200)),
     Page("get", "/consultations/ouvertes/{TEST}/cle-de-test.pfx", (200, 200, 200, 200, 200)),
@@ -221,3 +224,32 @@ def test_a_refusal_on_a_page_reads_as_a_sentence_with_its_date_in_words(
     # Capitalised, and the deadline (NOW + 1 day, in Paris) as French writes it.
     assert "La consultation PUB-1 ne peut pas être clôturée avant sa date limite" in page
     assert "(23 novembre 2026 10:30 (Europe/Paris))" in page
+
+
+def test_a_company_withdraws_a_deposit_from_its_page_after_confirming(
+    world: World,  # noqa: F811
+) -> None:
+    from scelle.core.receipt import verify_withdrawal
+    from scelle.platform.deposits.models import Withdrawal
+    from scelle.platform.keypairs.authority import platform_authority
+
+    client = _sessions(world)["bidder"]
+    deposit = world.ids["deposit"]
+    mine = client.get("/mes-depots/", secure=True).content.decode()
+    assert f'href="/mes-depots/{deposit}/retrait/"' in mine
+    assert f'action="/mes-depots/{deposit}/retrait/"' not in mine  # a link to confirm, first
+    page = client.get(f"/mes-depots/{deposit}/retrait/", secure=True).content.decode()
+    assert "définitif" in page and 'class="danger">' in page
+    assert not Withdrawal.objects.exists()  # looking changes nothing
+    answer = client.post(f"/mes-depots/{deposit}/retrait/", secure=True, follow=True)
+    said = answer.content.decode()
+    assert "ne sera pas ouvert" in said and f"/mes-depots/{deposit}/accuse-de-retrait.json" in said
+    assert f'href="/mes-depots/{deposit}/retrait/"' not in said
+    document = client.get(f"/mes-depots/{deposit}/accuse-de-retrait.json", secure=True)
+    verified = verify_withdrawal(
+        document.content, trusted_authority=platform_authority().certificate
+    )
+    assert verified.withdrawal.deposit == deposit and verified.logged is not None
+    # Twice is refused on the page, in a sentence.
+    again = client.post(f"/mes-depots/{deposit}/retrait/", secure=True, follow=True)
+    assert "déjà été retiré" in again.content.decode()

@@ -212,6 +212,10 @@ ROUTES = [
         (401, 403, 404, 403, 200),
     ),
     Route(
+        "post", "/api/deposits/{deposit}/withdrawal", "/api/deposits/{deposit_id}/withdrawal",
+        None, (401, 201, 403, 403, 403),
+    ),
+    Route(
         "post", "/api/tenders/PUB-1/deposits", "/api/tenders/{tender}/deposits",
         {"deposit": True}, (401, 404, 403, 403, 403),
     ),

@@ -44,7 +44,13 @@ from scelle.core.errors import (
     ReceiptError,
     RuleViolationError,
 )
-from scelle.core.receipt import Receipt, verify_receipt
+from scelle.core.receipt import (
+    Receipt,
+    VerifiedWithdrawal,
+    body_sha256,
+    verify_receipt,
+    verify_withdrawal,
+)
 from scelle.core.rsf import commission_set_fingerprint, normalise_rsf
 from scelle.keystore import KeyStore
 
@@ -580,3 +586,22 @@ def fetch_receipt(
     if receipt.deposit != answer["id"] or receipt.deposit.lower() != deposit_id.strip().lower():
         raise ReceiptError(N_("the platform sent the receipt of another deposit"))
     return receipt, document
+
+
+def withdraw(
+    client: api.PlatformClient, deposit_id: str, *, saved_authority_pem: str | None
+) -> tuple[VerifiedWithdrawal, bytes]:
+    """Withdraw one of the company's deposits (before the deadline): the withdrawal
+    receipt, checked to be signed by the platform CA seen at login, proven in its log, and
+    to name the deposit asked for and its receipt. Returns it and the document to keep."""
+    authority = pinned_authority(saved_authority_pem, client.platform_ca()["certificate_pem"])
+    kept = client.my_deposit(deposit_id)["receipt"].encode()
+    deposit = verify_receipt(kept, trusted_authority=authority)
+    answer = client.withdraw_deposit(deposit_id)
+    document = answer["receipt"].encode()
+    verified = verify_withdrawal(document, trusted_authority=authority)
+    withdrawal = verified.withdrawal
+    named = body_sha256(json.loads(kept)["receipt"])
+    if withdrawal.deposit != deposit.receipt.deposit or withdrawal.deposit_receipt != named:
+        raise ReceiptError(N_("the platform sent the withdrawal receipt of another deposit"))
+    return verified, document

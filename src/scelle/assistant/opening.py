@@ -54,10 +54,12 @@ from scelle.core.errors import (
     InvalidInputError,
     NotAuthenticatedError,
     PlatformAnswerError,
+    ReceiptError,
     ScelleError,
 )
 from scelle.core.files import ensure_private_dir, write_all
 from scelle.core.pipeline import ChunkPipe
+from scelle.core.receipt import verify_withdrawal
 
 Progress = Callable[[int], None]
 WORK_FOLDER = ".scelle-work"
@@ -107,6 +109,36 @@ class Failed:
     reason: str
 
 
+@dataclass(frozen=True)
+class Withdrawn:
+    """A deposit its company withdrew, as its signed withdrawal receipt says."""
+
+    bidder: str
+    deposit: str
+    at: str
+    """When, as the platform's receipt says (ISO 8601)."""
+
+
+def withdrawn_deposits(deposits: Sequence[api.Deposit]) -> tuple[list[Withdrawn], list[Failed]]:
+    """The deposits the platform says were withdrawn: each must come with a withdrawal
+    receipt, signed, logged, naming that deposit; one that does not is a failure shown."""
+    found, failed = [], []
+    for deposit in deposits:
+        if deposit.get("withdrawn_at") is None:
+            continue
+        try:
+            verified = verify_withdrawal((deposit.get("withdrawal") or "").encode())
+            if verified.withdrawal.deposit != deposit["id"]:
+                raise ReceiptError(N_("the withdrawal receipt names another deposit"))
+        except ScelleError as error:
+            reason = f"withdrawn, the platform says, without a valid withdrawal receipt: {error}"
+            failed.append(Failed(deposit["bidder"], deposit["id"], "", reason))
+            continue
+        at = verified.withdrawal.withdrawn_at.isoformat()
+        found.append(Withdrawn(deposit["bidder"], deposit["id"], at))
+    return found, failed
+
+
 @dataclass
 class OpeningReport:
     opened: list[Opened] = field(default_factory=list)
@@ -115,6 +147,8 @@ class OpeningReport:
     failed: list[Failed] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     """About the tender as a whole (its recipient set)."""
+    withdrawn: list[Withdrawn] = field(default_factory=list)
+    """Deposits their companies withdrew before the deadline: not opened."""
 
     @property
     def outside(self) -> list[Opened]:
@@ -603,8 +637,10 @@ def open_tender(
             value=unknown[0],
             join=", ".join(tender["envelopes"]),
         )
-    chosen = choose_deposits(client.tender_deposits(reference), include_late=include_late)
+    listed = client.tender_deposits(reference)
+    chosen = choose_deposits(listed, include_late=include_late)
     report = OpeningReport()
+    report.withdrawn, report.failed = withdrawn_deposits(listed)
     recipients, report.warnings = tender_recipients(tender, record)
     existed = out.exists()
     work = ensure_private_dir(out / WORK_FOLDER)

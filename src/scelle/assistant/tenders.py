@@ -131,10 +131,13 @@ def tender_rsf(tender: api.Tender) -> str | None:
 
 
 def choose_deposits(deposits: Sequence[api.Deposit], *, include_late: bool) -> list[api.Deposit]:
-    """Each company's last deposit on time (rule 7); with `include_late`, late ones too."""
+    """Each company's last deposit on time (rule 7) that it did not withdraw; with
+    `include_late`, late ones too."""
     last_on_time: dict[str, api.Deposit] = {}
     late = []
     for deposit in sorted(deposits, key=lambda d: d["received_at"]):
+        if deposit.get("withdrawn_at") is not None:
+            continue
         if deposit["late"]:
             late.append(deposit)
         else:

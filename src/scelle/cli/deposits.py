@@ -29,7 +29,7 @@ from scelle.client.login import load_login
 from scelle.core import certs, note, tlog
 from scelle.core.errors import N_, InvalidInputError, LogError, LogMisbehaviourError, ScelleError
 from scelle.core.files import atomic_output, write_all
-from scelle.core.receipt import VerifiedReceipt, verify_receipt
+from scelle.core.receipt import VerifiedReceipt, verify_receipt, verify_withdrawal
 from scelle.i18n import _
 
 PUBLIC_FILE_MODE = 0o644
@@ -213,6 +213,41 @@ def fetch_receipt(session: Session, deposit_id: str, output: Path | None, force:
     click.echo(target)
 
 
+@deposits.command(name="withdraw")
+@click.argument("deposit_id", metavar="DEPOSIT")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the withdrawal receipt (default: ./withdrawal-<deposit id>.json).",
+)  # fmt: skip
+@click.option("--yes", is_flag=True, help="Withdraw without asking to confirm.")
+@pass_session
+def withdraw(session: Session, deposit_id: str, output: Path | None, yes: bool) -> None:
+    """Withdraw one of your deposits before the deadline (retrait): it will not be opened.
+
+    The platform signs a withdrawal receipt, logged in its transparency log; it is
+    checked, then saved. Your other deposits to the tender stay as they are.
+    """
+    from scelle.assistant.deposit import withdraw as withdraw_deposit
+
+    target = output or Path(f"withdrawal-{deposit_id.strip().lower()}.json")
+    if target.exists():
+        raise InvalidInputError(f"{target} already exists", hint="Choose another --output.")
+    if not yes and not click.confirm(
+        _("Withdraw deposit {deposit}? It will not be opened; this cannot be undone.",
+          deposit=deposit_id), err=True):  # fmt: skip
+        raise ScelleError(_("nothing was withdrawn"))
+    saved = load_login(home_of(session), now=session.clock())
+    with connect(session) as client:
+        verified, document = withdraw_deposit(
+            client, deposit_id, saved_authority_pem=saved.authority_pem
+        )
+    _save_receipt(document, target)
+    done = verified.withdrawal
+    say(_("Deposit {deposit} to {tender} is withdrawn ({at}); withdrawal receipt: {path}",
+          deposit=done.deposit, tender=done.tender,
+          at=platform_time(done.withdrawn_at, platform_zone(session)), path=target))  # fmt: skip
+
+
 @click.group(name="receipts")
 def receipts() -> None:
     """Deposit receipts (accusés de réception)."""
@@ -306,7 +341,11 @@ def _verify_one(
     zone: zoneinfo.ZoneInfo,
     check: OnlineCheck | None,
 ) -> None:
-    verified = verify_receipt(file.read_bytes(), trusted_authority=trusted)
+    data = file.read_bytes()
+    if _is_withdrawal(data):
+        _verify_withdrawal(data, trusted, as_json, zone)
+        return
+    verified = verify_receipt(data, trusted_authority=trusted)
     receipt = verified.receipt
     online = None if check is None else check(verified)
     if check is not None and online is None:
@@ -366,6 +405,47 @@ def _verify_one(
         say(_("Compare the platform CA's fingerprint with the one the platform publishes."))
 
 
+def _is_withdrawal(data: bytes) -> bool:
+    try:
+        document = json.loads(data)
+    except (ValueError, RecursionError):
+        return False  # verify_receipt says what is wrong
+    return isinstance(document, dict) and "withdrawal" in document
+
+
+def _where(shown: tlog.Inclusion) -> str:
+    tree = shown.checkpoint.checkpoint
+    return _("entry {index} of {origin}, in its tree of {size} entries",
+             index=shown.index, origin=tree.origin, size=tree.size)  # fmt: skip
+
+
+def _verify_withdrawal(
+    data: bytes, trusted: x509.Certificate | None, as_json: bool, zone: zoneinfo.ZoneInfo
+) -> None:
+    verified = verify_withdrawal(data, trusted_authority=trusted)
+    done = verified.withdrawal
+    if as_json:
+        shown = verified.logged
+        logged = {} if shown is None else {"transparency": {
+            "index": shown.index, **tlog.checkpoint_summary(shown.checkpoint)}}  # fmt: skip
+        click.echo(json.dumps({**done.to_json(), **logged}, ensure_ascii=False, indent=2))
+        return
+    say(_("The withdrawal receipt is valid: signed by {signer}.",
+          signer=verified.signer.subject.rfc4514_string()))  # fmt: skip
+    rows = [
+        (_("Tender"), done.tender),
+        (_("Company"), done.bidder),
+        (_("Deposit withdrawn"), done.deposit),
+        (_("Withdrawn"), platform_time(done.withdrawn_at, zone)),
+        (_("Its receipt (SHA-256)"), done.deposit_receipt),
+    ]
+    if verified.logged is not None:
+        rows.append((_("Transparency log"), _where(verified.logged)))
+    width = max(len(label) for label, _value in rows)
+    for label, value in rows:
+        click.echo(f"{label:<{width}}  {value}")
+
+
 def _log_json(verified: VerifiedReceipt, online: LogCheck | None) -> dict[str, object]:
     shown = verified.logged
     if shown is None:
@@ -386,10 +466,7 @@ def _log_rows(verified: VerifiedReceipt, online: LogCheck | None) -> list[tuple[
     shown = verified.logged
     if shown is None:
         return []
-    tree = shown.checkpoint.checkpoint
-    where = _("entry {index} of {origin}, in its tree of {size} entries",
-              index=shown.index, origin=tree.origin, size=tree.size)  # fmt: skip
-    rows = [(_("Transparency log"), where)]
+    rows = [(_("Transparency log"), _where(shown))]
     if online is not None:
         now = _("checked online: the log now holds {size} entries and still holds this tree",
                 size=online.current.size)  # fmt: skip
@@ -519,6 +596,10 @@ def open_(
               who="; ".join(done.outside)))  # fmt: skip
     for warning in report.warnings:
         say(_("WARNING: {message}", message=warning))
+    for gone in report.withdrawn:
+        say(_("Withdrawn by {bidder} on {at} (deposit {deposit}): not opened",
+              bidder=gone.bidder, at=platform_time(gone.at, platform_zone(session)),
+              deposit=gone.deposit))  # fmt: skip
     if not (report.opened or report.already or report.failed):
         say(_("No deposit to open."))
     total = len(report.opened) + len(report.already) + len(report.failed)

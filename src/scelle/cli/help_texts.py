@@ -82,6 +82,13 @@ HELP_TEXTS = (
     gettext_noop("Fetch the signed receipt of one of your deposits again, and check it."),
     gettext_noop("Where to write it (default: ./receipt-<deposit id>.json)."),
     gettext_noop("Replace the file if it exists."),
+    gettext_noop(
+        "Withdraw one of your deposits before the deadline (retrait): it will not be opened.\n\nThe platform signs a withdrawal receipt, logged in its transparency log; it is\nchecked, then saved. Your other deposits to the tender stay as they are."
+    ),
+    gettext_noop(
+        "Where to write the withdrawal receipt (default: ./withdrawal-<deposit id>.json)."
+    ),
+    gettext_noop("Withdraw without asking to confirm."),
     gettext_noop("Seal IN (a file, or - for stdin) into an envelope for each RECIPIENT."),
     gettext_noop(
         "A certificate file (PEM or DER) or a key pair name of the store; repeat for more."
@@ -134,7 +141,13 @@ HELP_TEXTS = (
     gettext_noop("A commission's opener: how long to wait for the other members to take part."),
     gettext_noop("Deposit receipts (accusés de réception)."),
     gettext_noop(
-        "Check receipts offline: signature, platform certificate, envelope hashes.\n\nThe CA is compared with the one saved at login when this workstation has one.\nWith several files, each is checked and named; the command fails if one fails."
+        "Check receipts offline: signature, platform certificate, envelope hashes, and the\nproof that the platform's transparency log holds each one.\n\nThe CA is compared with the one saved at login when this workstation has one.\nWith several files, each is checked and named; the command fails if one fails."
+    ),
+    gettext_noop(
+        "Also ask the platform for its transparency log now: it must still hold each receipt's tree, and the tree this workstation saw last."
+    ),
+    gettext_noop(
+        "A witness that must have cosigned a tree holding the receipt (its key, as `scelle witness key` prints it; repeat for several). Implies --online."
     ),
     gettext_noop("Run the platform (SQLite and a local folder unless SCELLE_DATABASE_URL is set)."),
     gettext_noop("Address to listen on."),
@@ -174,6 +187,21 @@ HELP_TEXTS = (
         "Print the text to publish in the tender notice (BOAMP, JOUE): the key pairs'\nfingerprints and the recipient-set fingerprint companies check."
     ),
     gettext_noop("Show a tender, with its key pairs and their fingerprints."),
+    gettext_noop(
+        "Witness a platform's transparency log: check it only grows, and cosign it.\n\nRun by someone other than the platform (a prefecture, a federation of companies):\ncompanies can then require that a witness they trust saw the same log as they did."
+    ),
+    gettext_noop(
+        "Make this workstation's witness key (once), and print it for platforms and\ncompanies: they name the witness by it."
+    ),
+    gettext_noop("The witness's name, such as prefecture.example/witness."),
+    gettext_noop(
+        "Follow the platform's log at URL: cosign each new checkpoint that extends the\nlast one cosigned; stop, showing both checkpoints, if the log ever contradicts itself."
+    ),
+    gettext_noop(
+        "The log's key, as the platform's operator publishes it (also at URL/log/key); needed the first time only: the witness then keeps it."
+    ),
+    gettext_noop("Seconds between two looks at the log."),
+    gettext_noop("Look once, then stop."),
 )
 
 COMMAND_HELP = {
@@ -193,5 +221,6 @@ COMMAND_HELP = {
     "service-keys": "The key pairs of your services on the platform (the key page).",
     "take-part": "Take part in the opening of a tender a commission opens, as one of its members.\n\nAfter the deadline, once another member started the opening: this workstation reads\neach envelope's recipients only, decrypts your share of its key, and sends it\nencrypted to the opener's certificate (a member's, as the tender was launched), never\nto a key the platform names. Nothing is opened here.",
     "tenders": "Tenders (consultations): create, launch with their key pairs, list, close.",
+    "witness": "Witness a platform's transparency log: check it only grows, and cosign it.\n\nRun by someone other than the platform (a prefecture, a federation of companies):\ncompanies can then require that a witness they trust saw the same log as they did.",
 }
 """Each command's help, from which `scelle --help` lists it without loading it."""

@@ -218,9 +218,17 @@ class Deposit(TypedDict):
     late: bool
     envelopes: Annotated[list[ReceivedEnvelope], Field(max_length=10)]
     test: NotRequired[bool]
+    withdrawn_at: NotRequired[Timestamp | None]
+    withdrawal: NotRequired[Annotated[str, StringConstraints(max_length=1 << 20)] | None]
 
 
 class DepositReceipt(Deposit):
+    receipt: Annotated[str, StringConstraints(max_length=1 << 20)]
+
+
+class Withdrawal(TypedDict):
+    deposit: Uuid
+    withdrawn_at: Timestamp
     receipt: Annotated[str, StringConstraints(max_length=1 << 20)]
 
 
@@ -783,6 +791,10 @@ class PlatformClient:
             raise _error(answer) from None
         except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
             raise self._unreachable(getattr(error, "reason", error)) from None
+
+    def withdraw_deposit(self, deposit: str) -> Withdrawal:
+        """Withdraw one of the company's deposits, before the deadline."""
+        return self._call(Withdrawal, "POST", f"/deposits/{_segment(deposit)}/withdrawal")
 
     def report_opened(self, deposit: str, kind: str, *, files: int) -> None:
         path = f"/deposits/{_segment(deposit)}/envelopes/{_segment(kind)}/opened"

@@ -237,16 +237,16 @@ class VerifiedDocument:
     transparency: str | None = None
     """The proof of inclusion in the transparency log, not yet checked."""
 
-    def logged(self, kind: str, log: str | None) -> tlog.Inclusion | None:
-        """Check that the body is in the log whose key `log` is (as the body says),
-        as an entry of `kind`; the checkpoint that shows it."""
+    def logged(self, kind: str, log: str | None, **more: str) -> tlog.Inclusion | None:
+        """Check that the body is in the log whose key `log` is (as the body says), as an
+        entry of `kind` (with `more` fields); where the log shows it."""
         if log is None:
             return None
         if self.transparency is None:
             raise LogError(N_("the proof that it is in the platform's transparency log is missing"))
         return tlog.verify_proof(
             tlog.Proof.parse(self.transparency),
-            tlog.entry(kind, receipt=body_sha256(self.body)),
+            tlog.entry(kind, receipt=body_sha256(self.body), **more),
             note.Verifier.parse(log),
         )
 
@@ -373,3 +373,75 @@ def verify_receipt(
         )
     logged = verified.logged("deposit", receipt.log)
     return VerifiedReceipt(receipt, signer, verified.authority, logged)
+
+
+# --- withdrawals ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WithdrawalReceipt:
+    """The platform's word that a company withdrew one of its deposits before the
+    deadline: the deposit named by its receipt's hash. Logged as {"type": "withdrawal",
+    "receipt": its own hash, "deposit": the deposit receipt's hash}."""
+
+    platform: str
+    tender: str
+    bidder: str
+    deposit: str
+    deposit_receipt: str
+    """SHA-256 of the deposit receipt's signed form (`body_sha256`)."""
+    withdrawn_at: dt.datetime
+    log: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        document: dict[str, Any] = {
+            "platform": self.platform,
+            "tender": self.tender,
+            "bidder": self.bidder,
+            "deposit": self.deposit,
+            "deposit_receipt": self.deposit_receipt,
+            "withdrawn_at": self.withdrawn_at.astimezone(dt.UTC).isoformat(),
+        }
+        if self.log is not None:
+            document["log"] = self.log
+        return document
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> WithdrawalReceipt:
+        at = dt.datetime.fromisoformat(data["withdrawn_at"])
+        if at.tzinfo is None:
+            raise ValueError("withdrawn_at")
+        return cls(
+            platform=str(data["platform"]),
+            tender=str(data["tender"]),
+            bidder=str(data["bidder"]),
+            deposit=str(data["deposit"]),
+            deposit_receipt=str(data["deposit_receipt"]),
+            withdrawn_at=at,
+            log=None if data.get("log") is None else str(data["log"]),
+        )
+
+
+@dataclass(frozen=True)
+class VerifiedWithdrawal:
+    withdrawal: WithdrawalReceipt
+    signer: x509.Certificate
+    authority: x509.Certificate
+    logged: tlog.Inclusion | None
+
+
+def verify_withdrawal(
+    data: bytes, *, trusted_authority: x509.Certificate | None = None
+) -> VerifiedWithdrawal:
+    """Check a withdrawal receipt offline, with its proof in the transparency log."""
+    verified = verify_document(
+        data, name="withdrawal", what="withdrawal receipt", trusted_authority=trusted_authority
+    )
+    try:
+        withdrawal = WithdrawalReceipt.from_json(verified.body)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise ReceiptError(
+            N_("this is not a Scellé withdrawal receipt, or it is damaged")
+        ) from None
+    logged = verified.logged("withdrawal", withdrawal.log, deposit=withdrawal.deposit_receipt)
+    return VerifiedWithdrawal(withdrawal, verified.signer, verified.authority, logged)

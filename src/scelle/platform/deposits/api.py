@@ -38,6 +38,10 @@ class DepositOut(Schema):
     envelopes: list[EnvelopeOut]
     test: bool = False
     """To the platform's test tender: a try, never an offer; swept after a set time."""
+    withdrawn_at: dt.datetime | None = None
+    """When its company withdrew it before the deadline: it is not opened."""
+    withdrawal: str | None = None
+    """The signed withdrawal receipt, when withdrawn."""
 
 
 class ReceiptOut(DepositOut):
@@ -46,7 +50,10 @@ class ReceiptOut(DepositOut):
 
 
 def deposit_out(deposit: Deposit) -> DepositOut:
+    withdrawal = getattr(deposit, "withdrawal", None)
     return DepositOut(
+        withdrawn_at=None if withdrawal is None else withdrawal.at,
+        withdrawal=None if withdrawal is None else withdrawal.receipt,
         id=deposit.id,
         tender=deposit.tender.reference,
         bidder=deposit.bidder.name,
@@ -104,6 +111,23 @@ def my_deposit(request: HttpRequest, deposit_id: uuid.UUID) -> ReceiptOut:
     """One of a company's deposits with its signed receipt, fetched again at will."""
     deposit = services.deposit_of_my_company(actor(request), deposit_id)
     return ReceiptOut(**deposit_out(deposit).model_dump(), receipt=deposit.receipt)
+
+
+class WithdrawalOut(Schema):
+    deposit: uuid.UUID
+    withdrawn_at: dt.datetime
+    receipt: str
+    """The signed withdrawal receipt (JSON), to keep."""
+
+
+@router.post(
+    "/deposits/{deposit_id}/withdrawal", response=responses({201: WithdrawalOut}, 403, 404, 409)
+)
+def withdraw(request: HttpRequest, deposit_id: uuid.UUID) -> Status[WithdrawalOut]:
+    """Withdraw one of the company's deposits before the deadline; it is not opened."""
+    made = services.withdraw_deposit(actor(request), deposit_id, now=now())
+    return Status(201, WithdrawalOut(deposit=made.deposit_id, withdrawn_at=made.at,
+                                     receipt=made.receipt))  # fmt: skip
 
 
 # On the path of making a deposit (one URL, two methods): the opening's register.

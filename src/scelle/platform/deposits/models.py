@@ -9,6 +9,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from scelle.platform.accounts.models import Organisation, User
+from scelle.platform.insert_only import InsertOnlyModel
 from scelle.platform.tenders.models import Tender
 
 
@@ -76,3 +77,18 @@ class Envelope(models.Model):
 
     def __str__(self) -> str:
         return f"{self.deposit_id} {self.kind}"
+
+
+class Withdrawal(InsertOnlyModel):
+    """A deposit its company withdrew (retrait) before the deadline: it is not opened."""
+
+    deposit = models.OneToOneField(Deposit, on_delete=models.PROTECT, related_name="withdrawal")
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField()
+    receipt = models.TextField()
+    """The signed withdrawal receipt, with its proof in the transparency log."""
+
+    REFUSAL = "a withdrawal is never changed or undone"
+
+    def __str__(self) -> str:
+        return f"withdrawal of {self.deposit_id}"

@@ -36,7 +36,9 @@ from scelle.core.receipt import (
     Receipt,
     ReceiptCommission,
     ReceivedEnvelope,
+    WithdrawalReceipt,
     body_sha256,
+    sign_document,
     sign_receipt,
     with_proof,
 )
@@ -46,7 +48,7 @@ from scelle.platform.audit.anchors import audit_head
 from scelle.platform.audit.services import record
 from scelle.platform.clock import local_time
 from scelle.platform.deposits import storage
-from scelle.platform.deposits.models import Deposit, Envelope, Upload
+from scelle.platform.deposits.models import Deposit, Envelope, Upload, Withdrawal
 from scelle.platform.keypairs.authority import platform_authority, receipt_signer
 from scelle.platform.tenders.models import Tender
 from scelle.platform.tenders.services import (
@@ -604,6 +606,62 @@ def _recipients_of(tender: Tender, upload: Upload) -> list[str]:
     return sorted(set(fingerprints))
 
 
+def withdraw_deposit(actor: User, deposit_id: uuid.UUID | str, *, now: dt.datetime) -> Withdrawal:
+    """Withdraw one of the company's deposits before the deadline (retrait): a signed,
+    logged withdrawal receipt naming the deposit's receipt; the opening skips it."""
+    deposit = deposit_of_my_company(actor, deposit_id)
+    tender = deposit.tender
+    _open_for_deposits(tender)
+    if now > tender.deadline:
+        raise RuleViolationError(
+            N_("the deadline of {reference} has passed ({deadline}): its deposits can no "
+               "longer be withdrawn"),
+            reference=tender.reference,
+            deadline=local_time(tender.deadline),
+        )  # fmt: skip
+    body = WithdrawalReceipt(
+        platform=settings.SCELLE_PLATFORM_NAME,
+        tender=tender.reference,
+        bidder=actor.organisation.name,
+        deposit=str(deposit.id),
+        deposit_receipt=body_sha256(json.loads(deposit.receipt)["receipt"]),
+        withdrawn_at=now,
+        log=transparency.log_key() if transparency.enabled() else None,
+    ).to_json()
+    signed = sign_document(body, receipt_signer(), [platform_authority().certificate],
+                           name="withdrawal")  # fmt: skip
+    with transaction.atomic():
+        Deposit.objects.select_for_update().filter(id=deposit.id).first()
+        if Withdrawal.objects.filter(deposit=deposit).exists():
+            raise RuleViolationError(N_("this deposit was already withdrawn"))
+        proof = transparency.log_receipt(
+            body_sha256(body), "withdrawal", now=now, deposit=body["deposit_receipt"]
+        )
+        made = Withdrawal.objects.create(
+            deposit=deposit,
+            user=actor,
+            at=now,
+            receipt=(signed if proof is None else with_proof(signed, proof)).decode(),
+        )
+        record(
+            "deposits.deposit.withdrawn",
+            actor=actor.email,
+            target=deposit,
+            organisation_id=tender.organisation_id,
+            details={"tender": tender.reference, "bidder": actor.organisation.name},
+            now=now,
+        )
+    return made
+
+
+def withdrawal_of_my_company(actor: User, deposit_id: uuid.UUID | str) -> Withdrawal:
+    deposit = deposit_of_my_company(actor, deposit_id)
+    withdrawal: Withdrawal | None = Withdrawal.objects.filter(deposit=deposit).first()
+    if withdrawal is None:
+        raise NotFoundError(N_("this deposit was not withdrawn"))
+    return withdrawal
+
+
 def deposit_of_my_company(actor: User, deposit_id: uuid.UUID | str) -> Deposit:
     """One of the company's deposits, with its signed receipt, as often as asked."""
     try:
@@ -616,6 +674,6 @@ def deposits_of_my_company(actor: User) -> QuerySet[Deposit]:
     _require_bidder(actor)
     return (
         Deposit.objects.filter(bidder_id=actor.organisation_id)
-        .select_related("tender")
+        .select_related("tender", "withdrawal")
         .prefetch_related("envelopes")
     )

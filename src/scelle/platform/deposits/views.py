@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -18,7 +19,7 @@ from scelle.platform.clock import now
 from scelle.platform.deposits import services
 from scelle.platform.tenders import services as tenders
 from scelle.platform.tenders import testing
-from scelle.platform.web.pages import PAGE_TOKENS_KEY, actor, company_page
+from scelle.platform.web.pages import PAGE_TOKENS_KEY, actor, attempt, company_page
 
 MAX_PAGE_TOKENS = 20
 """Tokens a session keeps track of; older ones simply expire (12 hours)."""
@@ -188,8 +189,42 @@ def my_deposits(request: HttpRequest) -> HttpResponse:
     """The company's deposits, newest first, each with its receipt."""
     found = services.deposits_of_my_company(actor(request)).order_by("-received_at")
     return render(
-        request, "deposits/mine.html", {"section": "deposits", "deposits": list(found[:500])}
+        request,
+        "deposits/mine.html",
+        {"section": "deposits", "deposits": list(found[:500]), "now": now()},
     )
+
+
+@company_page
+def withdraw(request: HttpRequest, deposit_id: uuid.UUID) -> HttpResponse:
+    """Retirer un dépôt: says what withdrawing means and asks to confirm; withdraws on the
+    confirmation, before the deadline only."""
+    user = actor(request)
+    deposit = services.deposit_of_my_company(user, deposit_id)
+    if request.method == "POST":
+        done = attempt(request, lambda: services.withdraw_deposit(user, deposit.id, now=now()))
+        if done is not None:
+            messages.success(
+                request,
+                _("Your deposit to %(reference)s is withdrawn: it will not be opened. Keep "
+                  "the withdrawal receipt.") % {"reference": deposit.tender.reference},
+            )  # fmt: skip
+        return redirect("deposits:mine")
+    return render(
+        request,
+        "deposits/withdraw.html",
+        {"section": "deposits", "deposit": deposit, "open": deposit.tender.deadline > now()},
+    )
+
+
+@company_page
+def withdrawal_receipt(request: HttpRequest, deposit_id: uuid.UUID) -> HttpResponse:
+    """The signed withdrawal receipt: `scelle receipts verify` checks it."""
+    withdrawal = services.withdrawal_of_my_company(actor(request), deposit_id)
+    response = HttpResponse(withdrawal.receipt, content_type="application/json")
+    name = f"withdrawal-{withdrawal.deposit_id}.json"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
 
 
 @company_page

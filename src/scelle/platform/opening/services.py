@@ -22,7 +22,7 @@ from scelle.platform.audit.anchors import checkpoint
 from scelle.platform.audit.services import Recorded, record, record_many
 from scelle.platform.clock import local_time
 from scelle.platform.deposits import storage
-from scelle.platform.deposits.models import Deposit, Envelope
+from scelle.platform.deposits.models import Deposit, Envelope, Withdrawal
 from scelle.platform.deposits.services import deposit_of_my_company
 from scelle.platform.tenders.models import Tender
 from scelle.platform.tenders.services import tender_for
@@ -65,7 +65,7 @@ def deposits_of_tender(actor: User, reference: str) -> QuerySet[Deposit]:
         found = Deposit.objects.filter(tender=tender, bidder_id=actor.organisation_id)
     else:
         found = Deposit.objects.filter(tender=tender_for(actor, reference, Permission.Name.OPEN))
-    return found.select_related("bidder", "tender").prefetch_related("envelopes")
+    return found.select_related("bidder", "tender", "withdrawal").prefetch_related("envelopes")
 
 
 def _envelope_to_open(
@@ -88,6 +88,8 @@ def _envelope_to_open(
             reference=deposit.tender.reference,
             deadline=local_time(deposit.tender.deadline),
         )
+    if Withdrawal.objects.filter(deposit=deposit).exists():
+        raise RuleViolationError(N_("this deposit was withdrawn by its company: it is not opened"))
     try:
         return deposit.envelopes.select_related("deposit__tender", "deposit__bidder").get(kind=kind)
     except Envelope.DoesNotExist:

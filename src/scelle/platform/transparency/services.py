@@ -103,9 +103,9 @@ def append(entries: Sequence[bytes], *, now: dt.datetime) -> Appended | None:
     return Appended(proofs, checkpoint)
 
 
-def log_receipt(body_sha256: str, kind: str, *, now: dt.datetime) -> tlog.Proof | None:
+def log_receipt(body_sha256: str, kind: str, *, now: dt.datetime, **more: str) -> tlog.Proof | None:
     """Log a signed receipt (a deposit's, a withdrawal's, a commitment's) by its hash."""
-    appended = append([tlog.entry(kind, receipt=body_sha256)], now=now)
+    appended = append([tlog.entry(kind, receipt=body_sha256, **more)], now=now)
     return None if appended is None else appended.proofs[0]
 
 

@@ -73,6 +73,12 @@ deposit_urls = (
         path("", deposits.my_deposits, name="mine"),
         path("jeton/", deposits.deposit_token, name="token"),
         path("<uuid:deposit_id>/accuse-de-reception.json", deposits.receipt, name="receipt"),
+        path("<uuid:deposit_id>/retrait/", deposits.withdraw, name="withdraw"),
+        path(
+            "<uuid:deposit_id>/accuse-de-retrait.json",
+            deposits.withdrawal_receipt,
+            name="withdrawal_receipt",
+        ),
         path("<uuid:deposit_id>/ouvrir/", opening.test_opening, name="test_opening"),
         path(
             "<uuid:deposit_id>/enveloppes/<slug:kind>.p7m",
