@@ -11,10 +11,11 @@ import httpx
 import pytest
 
 from scelle.core import merkle, note, tlog
-from scelle.core.receipt import body_sha256
+from scelle.core.receipt import Receipt, VerifiedCommitment, body_sha256
+from tests.conftest import STORE_PASSPHRASE
 from tests.e2e.conftest import Platform
 from tests.e2e.test_deposit_journey import bid, launched, stations  # noqa: F401 - fixture
-from tests.e2e.test_platform_journey import Workstation
+from tests.e2e.test_platform_journey import Workstation, set_up
 
 pytestmark = [pytest.mark.slow, pytest.mark.platform]
 
@@ -189,3 +190,121 @@ def test_a_company_withdraws_a_deposit_before_the_deadline_and_the_opening_skips
     assert "Withdrawn by BTP Normandie" in out and "Withdrawn by Rival SAS" in out
     opened = {p.name for p in (tmp_path / "plis").glob("*/*") if p.is_dir()}
     assert opened == {ids["first"]}
+
+
+def _deposit_with_commitment(
+    platform: Platform,
+    station: Workstation,
+    reference: str,
+    sources: list[tuple[str, Path]],
+    *,
+    late_by: dt.datetime | None = None,
+    commit: bool = True,
+) -> tuple[Receipt, list[Path]]:
+    """A deposit through the command's own code; with `late_by`, the clock moves past that
+    deadline once the commitment is made, before the upload starts."""
+    from scelle.assistant.deposit import deposit, pinned_authority
+    from scelle.client.api import PlatformClient
+    from scelle.client.login import load_login
+    from scelle.keystore import KeyStore
+
+    saved = load_login(station.home, now=dt.datetime.now(dt.UTC))
+    store = KeyStore(station.home, lambda _new: STORE_PASSPHRASE)
+    kept: list[Path] = []
+
+    def keep(verified: VerifiedCommitment, document: bytes) -> None:
+        path = station.home / f"commitment-{verified.commitment.commitment}.json"
+        path.write_bytes(document)
+        kept.append(path)
+
+    def progress(label: str, _total: int) -> None:
+        if label == "Sealing and sending" and late_by is not None:
+            platform.pass_deadline(late_by, by=120)
+
+    with PlatformClient(saved.url, saved.token) as client:
+        authority = pinned_authority(saved.authority_pem, client.platform_ca()["certificate_pem"])
+        done = deposit(
+            client, store, reference, sources, authority=authority,
+            now=dt.datetime.now(dt.UTC), progress=progress, committed=keep if commit else None,
+        )  # fmt: skip
+    return done.receipt, kept
+
+
+def test_commitments_before_the_deadline_and_a_tender_s_grace_window(
+    platform: Platform,
+    stations: dict[str, Workstation],  # noqa: F811 - the fixture
+    password_file: Path,
+    tmp_path: Path,
+) -> None:
+    set_up(
+        platform, password_file,
+        ("create-organisation", "Rival SAS", "--kind", "bidder"),
+        ("create-user", "offres@rival.fr", "--organisation", "Rival SAS",
+         "--password-file", str(password_file)),
+    )  # fmt: skip
+    pw = str(password_file)
+    agent, btp, rival = stations["agent"], stations["btp"], stations["rival"]
+    agent.ok("login", platform.url, "--email", "acheteur@rouen.fr", "--password-file", pw)
+    agent.ok("keys", "generate", "PERSO", "--publish")
+    deadline = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=3)
+    agent.ok("tenders", "create", "--reference", "AO-GRACE", "--title", "Voirie",
+             "--deadline", deadline.isoformat(), "--grace-minutes", "60")  # fmt: skip
+    agent.ok("tenders", "launch", "AO-GRACE", "--key", "PERSO")
+    for station, email in ((btp, "offres@btp.fr"), (rival, "offres@rival.fr")):
+        station.ok("login", platform.url, "--email", email, "--password-file", pw)
+    candidature, offre = bid(tmp_path / "bid")
+    sources = [("candidature", candidature), ("offre", offre)]
+
+    # On time with --commit: the commitment receipt is kept first; the receipt names it.
+    out = btp.ok("deposit", "AO-GRACE", "--envelope", f"candidature={candidature}",
+                 "--envelope", f"offre={offre}", "--commit",
+                 "--receipt", str(tmp_path / "on-time.json"))  # fmt: skip
+    assert "Commitment registered on" in out
+    commitment_file = next(Path().glob("commitment-*.json"), None) or next(
+        tmp_path.glob("commitment-*.json")
+    )
+    checked = json.loads(btp.ok("receipts", "verify", "--json", str(commitment_file)))
+    on_time = json.loads((tmp_path / "on-time.json").read_text())["receipt"]
+    assert on_time["commitment"] == checked["sha256"] and checked["transparency"]["size"] > 0
+
+    # Another company commits to one thing and sends another, after the deadline: late.
+    rival_offre = tmp_path / "rival"
+    rival_offre.mkdir()
+    (rival_offre / "offre.txt").write_bytes(b"offre de Rival")
+    receipt, kept = _deposit_with_commitment(
+        platform, rival, "AO-GRACE", [("candidature", candidature), ("offre", rival_offre)]
+    )  # committed and on time: its commitment matches
+    assert receipt.commitment and not receipt.late
+    # Committed before the deadline, completed after it, within the grace window: on time.
+    (offre / "memoire.txt").write_bytes(b"nouvelle version " + b"x" * 200_000)
+    receipt, kept = _deposit_with_commitment(platform, btp, "AO-GRACE", sources, late_by=deadline)
+    assert kept and receipt.grace and not receipt.late and receipt.commitment
+    # The other company sends something else after the deadline: late, and said to differ.
+    (rival_offre / "offre.txt").write_bytes(b"offre de Rival, modifiee")
+    receipt, kept = _deposit_with_commitment(
+        platform, rival, "AO-GRACE", [("candidature", candidature), ("offre", rival_offre)],
+        commit=False,
+    )  # fmt: skip
+    assert receipt.late and receipt.commitment is None and not receipt.grace
+    # No commitment after the deadline.
+    err = rival.refused("deposit", "AO-GRACE", "--envelope", f"candidature={candidature}",
+                        "--envelope", f"offre={rival_offre}", "--commit")  # fmt: skip
+    assert "a commitment must come before it" in err
+
+    # The buyer sees, for each deposit, whether it matches a commitment.
+    listed = json.loads(agent.ok("tenders", "deposits", "AO-GRACE", "--json"))
+    states = sorted((d["bidder"], d["late"], d["by_grace"], d["commitment"]) for d in listed)
+    assert states == [
+        ("BTP Normandie", False, False, "matched"),
+        ("BTP Normandie", False, True, "matched"),
+        ("Rival SAS", False, False, "matched"),
+        ("Rival SAS", True, False, "differs"),
+    ]
+    table = agent.ok("tenders", "deposits", "AO-GRACE")
+    assert "matches its commitment" in table and "differs from its commitments" in table
+    assert "on time (grace window)" in table
+    # Past the grace window, nothing more is taken.
+    platform.pass_deadline(deadline + dt.timedelta(minutes=61))
+    err = btp.refused("deposit", "AO-GRACE", "--envelope", f"candidature={candidature}",
+                      "--envelope", f"offre={offre}")  # fmt: skip
+    assert "deposits are closed" in err

@@ -216,6 +216,12 @@ ROUTES = [
         None, (401, 201, 403, 403, 403),
     ),
     Route(
+        "post", "/api/tenders/PUB-1/commitments", "/api/tenders/{tender}/commitments",
+        {"envelopes": [{"kind": "candidature", "sha256": "a" * 64},
+                       {"kind": "offre", "sha256": "b" * 64}]},
+        (401, 201, 403, 403, 403),
+    ),
+    Route(
         "post", "/api/tenders/PUB-1/deposits", "/api/tenders/{tender}/deposits",
         {"deposit": True}, (401, 404, 403, 403, 403),
     ),

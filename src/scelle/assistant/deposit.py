@@ -46,8 +46,10 @@ from scelle.core.errors import (
 )
 from scelle.core.receipt import (
     Receipt,
+    VerifiedCommitment,
     VerifiedWithdrawal,
     body_sha256,
+    verify_commitment,
     verify_receipt,
     verify_withdrawal,
 )
@@ -235,7 +237,7 @@ class _UploadSink:
         self._sender.join()
 
 
-def _seal_and_send(item: _Envelope, sink: _UploadSink) -> None:
+def _seal_and_send(item: _Envelope, sink: _UploadSink | _HashSink) -> None:
     """archive → pipe → encrypt → sink, with the archive written on its own thread."""
     read_fd, write_fd = os.pipe()
     failure: list[BaseException] = []
@@ -291,11 +293,15 @@ def deposit(
     progress: Callable[[str, int], Progress | None] = lambda _label, _total: None,
     say: Callable[[str], None] = lambda _message: None,
     show_recipients: Callable[[str, list[api.Recipient]], None] = lambda _rsf, _list: None,
+    committed: Callable[[VerifiedCommitment, bytes], None] | None = None,
 ) -> Deposited:
     """Seal and deposit `sources` ((envelope kind, file or folder), …) to the tender.
 
     `show_recipients` is told the recipient-set fingerprint, as recomputed here,
-    before anything is sent; `expect_rsf` refuses to send when it differs.
+    before anything is sent; `expect_rsf` refuses to send when it differs. With
+    `committed`, the envelopes are first sealed once to hash them, and their SHA-256
+    registered as a commitment before the upload starts: `committed` gets its checked
+    receipt at once, to keep even if the upload then fails.
 
     Long because it tells the deposit's story in order (check, plan, resume or start, send,
     finalise), one call a step.
@@ -334,6 +340,8 @@ def deposit(
     if items is None:
         items = _new_envelopes(client, tender, plans, by_kind, sealing)
         _save(store, name, client.url, tender["reference"], items)
+        if committed is not None:
+            committed(*_commit(client, tender, items, authority, progress))
     offsets = _offsets(client, store, name, items)
     if any(offsets.values()):
         say("Resuming the interrupted deposit where its upload stopped.")
@@ -349,6 +357,47 @@ def deposit(
     verified = _check_receipt(answer, hashes, rsf, fingerprints, authority)
     store.delete_pending(name)
     return verified
+
+
+class _HashSink:
+    """Receives a sealed envelope only to hash it: nothing is kept or sent."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.digest = hashlib.sha256()
+        self._progress = progress
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self.digest.update(data)
+        if self._progress is not None:
+            self._progress(len(data))
+        return len(data)
+
+
+def _commit(
+    client: api.PlatformClient,
+    tender: api.Tender,
+    items: list[_Envelope],
+    authority: x509.Certificate,
+    progress: Callable[[str, int], Progress | None],
+) -> tuple[VerifiedCommitment, bytes]:
+    """Seal each envelope once to hash it, and register the hashes (engagement horodaté):
+    the checked commitment receipt, and the document to keep."""
+    hashing = progress(N_("Sealing to commit"), sum(item.size for item in items))
+    hashes = {}
+    for item in items:
+        sink = _HashSink(hashing)
+        _seal_and_send(item, sink)
+        hashes[item.kind] = sink.digest.hexdigest()
+    answer = client.commit(tender["id"], hashes)
+    document = answer["receipt"].encode()
+    verified = verify_commitment(document, trusted_authority=authority)
+    said = verified.commitment
+    if dict(said.envelopes) != hashes or said.tender != tender["reference"]:
+        raise ReceiptError(
+            N_("the platform's commitment receipt does not name the envelopes sent: keep it, "
+               "and contact the buyer")
+        )  # fmt: skip
+    return verified, document
 
 
 def _sources_for(tender: api.Tender, sources: Sequence[tuple[str, Path]]) -> dict[str, Path]:

@@ -29,7 +29,14 @@ from scelle.client.login import load_login
 from scelle.core import certs, note, tlog
 from scelle.core.errors import N_, InvalidInputError, LogError, LogMisbehaviourError, ScelleError
 from scelle.core.files import atomic_output, write_all
-from scelle.core.receipt import VerifiedReceipt, verify_receipt, verify_withdrawal
+from scelle.core.receipt import (
+    Receipt,
+    VerifiedCommitment,
+    VerifiedReceipt,
+    verify_commitment,
+    verify_receipt,
+    verify_withdrawal,
+)
 from scelle.i18n import _
 
 PUBLIC_FILE_MODE = 0o644
@@ -58,6 +65,13 @@ def _envelope(value: str) -> tuple[str, Path]:
     help="The recipient-set fingerprint printed in the tender notice: nothing is sent "
     "when the tender's recipients give another.",
 )  # fmt: skip
+@click.option(
+    "--commit", is_flag=True,
+    help="First register the SHA-256 of each sealed envelope (a small request; the "
+    "envelopes are sealed once more to hash them): a signed, timestamped commitment "
+    "receipt, saved beside the receipt, to prove what you were sending if the upload "
+    "is late.",
+)  # fmt: skip
 @pass_session
 def deposit(
     session: Session,
@@ -65,6 +79,7 @@ def deposit(
     envelopes: tuple[str, ...],
     receipt: Path | None,
     expect_rsf: str | None,
+    commit: bool,
 ) -> None:
     """Seal the envelopes on this machine and deposit them to the tender REFERENCE.
 
@@ -97,28 +112,50 @@ def deposit(
                 progress=bars,
                 say=lambda message: say(_(message)),
                 show_recipients=_show_recipients,
-            )
+                committed=(lambda verified, document: _save_commitment(
+                    verified, document, receipt, session)) if commit else None,
+            )  # fmt: skip
     target = receipt or Path(f"receipt-{done.receipt.deposit}.json")
     _save_receipt(done.receipt_document, target)
-    late = _(" (late: after the deadline)") if done.receipt.late else ""
-    if done.receipt.test:
+    _say_deposited(done.receipt, target, session)
+    click.echo(target)
+
+
+def _say_deposited(done: Receipt, target: Path, session: Session) -> None:
+    late = _(" (late: after the deadline)") if done.late else ""
+    if done.grace:
+        late = _(" (after the deadline, on time within the tender's grace window: it matches "
+                 "your commitment)")  # fmt: skip
+    if done.test:
         say(
             _(
                 "A test deposit: never an offer. Open it with `scelle open {tender} "
                 "--test-key` to see what a buyer would get.",
-                tender=done.receipt.tender,
+                tender=done.tender,
             )
         )
     say(
         _(
             "Deposited to {tender} on {at}{late}; receipt: {path}",
-            tender=done.receipt.tender,
-            at=platform_time(done.receipt.received_at.isoformat(), platform_zone(session)),
+            tender=done.tender,
+            at=platform_time(done.received_at.isoformat(), platform_zone(session)),
             late=late,
             path=target,
         )
     )
-    click.echo(target)
+
+
+def _save_commitment(
+    verified: VerifiedCommitment, document: bytes, receipt: Path | None, session: Session
+) -> None:
+    """Keep the commitment receipt at once, beside where the receipt will go."""
+    done = verified.commitment
+    folder = Path() if receipt is None else receipt.parent
+    target = folder / f"commitment-{done.commitment}.json"
+    _save_receipt(document, target)
+    say(_("Commitment registered on {at}: {count} envelope hash(es); commitment receipt: {path}",
+          at=platform_time(done.committed_at, platform_zone(session)),
+          count=len(done.envelopes), path=target))  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -170,15 +207,32 @@ def _print_deposits(
     if not found:
         say(_("No deposit yet."))
         return
+    buyer = key == "bidder"
     print_table(
-        [first, _("Received"), _("State"), _("Envelopes"), _("Deposit (receipt id)")],
+        [first, _("Received"), _("State"), _("Envelopes"), _("Deposit (receipt id)")]
+        + ([_("Commitment")] if buyer else []),
         [
-            [d[key], d["received_at"], _state(d["late"], d.get("test", False)),
+            [d[key], d["received_at"], _deposit_state(d),
              ", ".join(f"{e['kind']} {human_size(e['size'])}" for e in d["envelopes"]),
-             d["id"]]
+             d["id"]] + ([_commitment_state(d)] if buyer else [])
             for d in found
         ],
     )  # fmt: skip
+
+
+def _deposit_state(found: Deposit) -> str:
+    if found.get("withdrawn_at") is not None:
+        return _("withdrawn")
+    if found.get("by_grace"):
+        return _("on time (grace window)")
+    return _state(found["late"], found.get("test", False))
+
+
+def _commitment_state(found: Deposit) -> str:
+    return {
+        "matched": _("matches its commitment"),
+        "differs": _("differs from its commitments"),
+    }.get(found.get("commitment") or "none", _("none"))
 
 
 def _state(late: bool, test: bool) -> str:
@@ -342,8 +396,12 @@ def _verify_one(
     check: OnlineCheck | None,
 ) -> None:
     data = file.read_bytes()
-    if _is_withdrawal(data):
+    kind = _document_kind(data)
+    if kind == "withdrawal":
         _verify_withdrawal(data, trusted, as_json, zone)
+        return
+    if kind == "commitment":
+        _verify_commitment(data, trusted, as_json, zone)
         return
     verified = verify_receipt(data, trusted_authority=trusted)
     receipt = verified.receipt
@@ -374,12 +432,29 @@ def _verify_one(
             signer=verified.signer.subject.rfc4514_string(),
         )
     )
+    rows = _receipt_rows(verified, zone) + _log_rows(verified, online)
+    for e in receipt.envelopes:
+        rows.append((e.kind, f"{human_size(e.size)} ({e.size}), SHA-256 {e.sha256}"))
+        encrypted_to = _("encrypted to")
+        rows += [("", f"{encrypted_to} {fingerprint}") for fingerprint in e.recipients]
+    width = max(len(label) for label, _value in rows)
+    for label, value in rows:
+        click.echo(f"{label:<{width}}  {value}")
+    if trusted is None:
+        say(_("Compare the platform CA's fingerprint with the one the platform publishes."))
+
+
+def _receipt_rows(verified: VerifiedReceipt, zone: zoneinfo.ZoneInfo) -> list[tuple[str, str]]:
+    receipt = verified.receipt
     rows = [
         (_("Tender"), receipt.tender),
         (_("Company"), receipt.bidder),
         (_("Deposit (receipt id)"), receipt.deposit),
         (_("Received"), platform_time(receipt.received_at, zone)),
-        (_("State"), _state(receipt.late, receipt.test)),
+        (
+            _("State"),
+            _("on time (grace window)") if receipt.grace else _state(receipt.late, receipt.test),
+        ),
         (_("Platform CA"), certs.fingerprint_sha256(verified.authority)),
     ]
     if receipt.rsf is not None:
@@ -393,24 +468,50 @@ def _verify_one(
     if receipt.audit_head is not None:
         head = receipt.audit_head
         rows.append((_("Audit log"), f"#{head.sequence} {head.hash}"))
-    rows += _log_rows(verified, online)
-    for e in receipt.envelopes:
-        rows.append((e.kind, f"{human_size(e.size)} ({e.size}), SHA-256 {e.sha256}"))
-        encrypted_to = _("encrypted to")
-        rows += [("", f"{encrypted_to} {fingerprint}") for fingerprint in e.recipients]
-    width = max(len(label) for label, _value in rows)
-    for label, value in rows:
-        click.echo(f"{label:<{width}}  {value}")
-    if trusted is None:
-        say(_("Compare the platform CA's fingerprint with the one the platform publishes."))
+    if receipt.commitment is not None:
+        rows.append((_("Commitment"), _("matches the commitment {sha256}",
+                                        sha256=receipt.commitment)))  # fmt: skip
+    return rows
 
 
-def _is_withdrawal(data: bytes) -> bool:
+def _document_kind(data: bytes) -> str | None:
+    """ "withdrawal" or "commitment" for those receipts; None for a deposit receipt or
+    anything else (verify_receipt then says what is wrong)."""
     try:
         document = json.loads(data)
     except (ValueError, RecursionError):
-        return False  # verify_receipt says what is wrong
-    return isinstance(document, dict) and "withdrawal" in document
+        return None
+    if not isinstance(document, dict):
+        return None
+    return next((k for k in ("withdrawal", "commitment") if k in document), None)
+
+
+def _verify_commitment(
+    data: bytes, trusted: x509.Certificate | None, as_json: bool, zone: zoneinfo.ZoneInfo
+) -> None:
+    verified = verify_commitment(data, trusted_authority=trusted)
+    done = verified.commitment
+    if as_json:
+        shown = verified.logged
+        logged = {} if shown is None else {"transparency": {
+            "index": shown.index, **tlog.checkpoint_summary(shown.checkpoint)}}  # fmt: skip
+        click.echo(json.dumps({**done.to_json(), "sha256": verified.digest, **logged},
+                              ensure_ascii=False, indent=2))  # fmt: skip
+        return
+    say(_("The commitment receipt is valid: signed by {signer}.",
+          signer=verified.signer.subject.rfc4514_string()))  # fmt: skip
+    rows = [
+        (_("Tender"), done.tender),
+        (_("Company"), done.bidder),
+        (_("Committed"), platform_time(done.committed_at, zone)),
+        *((kind, f"SHA-256 {sha256}") for kind, sha256 in done.envelopes),
+    ]
+    if verified.logged is not None:
+        rows.append((_("Transparency log"), _where(verified.logged)))
+    rows.append((_("Its SHA-256"), verified.digest))
+    width = max(len(label) for label, _value in rows)
+    for label, value in rows:
+        click.echo(f"{label:<{width}}  {value}")
 
 
 def _where(shown: tlog.Inclusion) -> str:

@@ -77,6 +77,9 @@ HELP_TEXTS = (
     gettext_noop(
         "The recipient-set fingerprint printed in the tender notice: nothing is sent when the tender's recipients give another."
     ),
+    gettext_noop(
+        "First register the SHA-256 of each sealed envelope (a small request; the envelopes are sealed once more to hash them): a signed, timestamped commitment receipt, saved beside the receipt, to prove what you were sending if the upload is late."
+    ),
     gettext_noop("Your company's deposits."),
     gettext_noop("List your company's deposits, with their state and receipt ids."),
     gettext_noop("Fetch the signed receipt of one of your deposits again, and check it."),
@@ -172,6 +175,9 @@ HELP_TEXTS = (
     gettext_noop("The tender's title."),
     gettext_noop("Deposit deadline, ISO 8601; without an offset, in the platform's time zone."),
     gettext_noop("Envelope kinds, comma-separated: candidature, offre, anonymat."),
+    gettext_noop(
+        "Only where the law provides it (Spain: 1440): a deposit completed this long after the deadline is on time when it matches a commitment made before it. Off by default, as French law accepts only what arrives before the deadline."
+    ),
     gettext_noop("Who deposited to a tender, when, sizes, late or not (never the content)."),
     gettext_noop(
         "Publish a draft tender; its key pairs become definitive.\n\nThis workstation checks that the personal key pairs assigned are ones its\nstore holds, and keeps the tender's recipient set for the opening."

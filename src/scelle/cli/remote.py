@@ -322,10 +322,22 @@ def parse_deadline(value: str, zone: zoneinfo.ZoneInfo) -> dt.datetime:
     "--envelopes", default="candidature,offre", show_default=True,
     help="Envelope kinds, comma-separated: candidature, offre, anonymat.",
 )  # fmt: skip
+@click.option(
+    "--grace-minutes", type=click.IntRange(1, 3 * 24 * 60),
+    help="Only where the law provides it (Spain: 1440): a deposit completed this long after "
+    "the deadline is on time when it matches a commitment made before it. Off by default, "
+    "as French law accepts only what arrives before the deadline.",
+)  # fmt: skip
 @service_option
 @pass_session
 def create_tender(
-    session: Session, reference: str, title: str, deadline: str, envelopes: str, service: str | None
+    session: Session,
+    reference: str,
+    title: str,
+    deadline: str,
+    envelopes: str,
+    grace_minutes: int | None,
+    service: str | None,
 ) -> None:
     """Create a draft tender."""
     zone = platform_zone(session)
@@ -338,6 +350,7 @@ def create_tender(
             title=title,
             deadline=moment,
             envelopes=[kind.strip() for kind in envelopes.split(",") if kind.strip()],
+            grace_minutes=grace_minutes,
         )
     say(
         _(

@@ -29,7 +29,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any, NotRequired, TypeVar, cast
+from typing import Annotated, Any, Literal, NotRequired, TypeVar, cast
 
 import httpx
 import pydantic
@@ -182,6 +182,7 @@ class Commission(TypedDict):
 
 
 class Tender(TypedDict):
+    grace_minutes: NotRequired[int | None]
     id: Uuid
     reference: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     title: Text
@@ -220,9 +221,19 @@ class Deposit(TypedDict):
     test: NotRequired[bool]
     withdrawn_at: NotRequired[Timestamp | None]
     withdrawal: NotRequired[Annotated[str, StringConstraints(max_length=1 << 20)] | None]
+    commitment: NotRequired[Literal["matched", "differs", "none"] | None]
+    by_grace: NotRequired[bool]
 
 
 class DepositReceipt(Deposit):
+    receipt: Annotated[str, StringConstraints(max_length=1 << 20)]
+
+
+class Commitment(TypedDict):
+    id: Uuid
+    tender: Text
+    committed_at: Timestamp
+    envelopes: Annotated[dict[EnvelopeKind, Sha256], Field(max_length=10)]
     receipt: Annotated[str, StringConstraints(max_length=1 << 20)]
 
 
@@ -573,14 +584,17 @@ class PlatformClient:
         title: str,
         deadline: dt.datetime,
         envelopes: list[str],
+        grace_minutes: int | None = None,
     ) -> Tender:
-        body = {
+        body: dict[str, object] = {
             "service": service,
             "reference": reference,
             "title": title,
             "deadline": deadline.isoformat(),
             "envelopes": envelopes,
         }
+        if grace_minutes is not None:
+            body["grace_minutes"] = grace_minutes
         return self._call(Tender, "POST", "/tenders", json=body)
 
     def tender(self, reference: str) -> Tender:
@@ -791,6 +805,11 @@ class PlatformClient:
             raise _error(answer) from None
         except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
             raise self._unreachable(getattr(error, "reason", error)) from None
+
+    def commit(self, tender: str, hashes: dict[str, str]) -> Commitment:
+        """Register the SHA-256 of each sealed envelope before uploading them."""
+        body = {"envelopes": [{"kind": k, "sha256": v} for k, v in hashes.items()]}
+        return self._call(Commitment, "POST", f"/tenders/{_segment(tender)}/commitments", json=body)
 
     def withdraw_deposit(self, deposit: str) -> Withdrawal:
         """Withdraw one of the company's deposits, before the deadline."""

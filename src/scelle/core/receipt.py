@@ -135,6 +135,12 @@ class Receipt:
     """Who must cooperate to open, when a commission opens the tender."""
     log: str | None = None
     """The verifier key of the transparency log the receipt is in."""
+    commitment: str | None = None
+    """SHA-256 of the signed commitment receipt (`CommitmentReceipt`) that this deposit's
+    envelopes match: the company committed to them before the deadline."""
+    grace: bool = False
+    """Completed after the deadline, within the tender's grace window, and on time because
+    it matches `commitment` (said only when true)."""
 
     def to_json(self) -> dict[str, Any]:
         document: dict[str, Any] = {
@@ -156,6 +162,10 @@ class Receipt:
             document["commission"] = self.commission.to_json()
         if self.log is not None:
             document["log"] = self.log
+        if self.commitment is not None:
+            document["commitment"] = self.commitment
+        if self.grace:
+            document["grace"] = True
         return document
 
     @classmethod
@@ -181,6 +191,8 @@ class Receipt:
             test=data.get("test") is True,
             commission=ReceiptCommission.from_json(data.get("commission")),
             log=None if data.get("log") is None else str(data["log"]),
+            commitment=None if data.get("commitment") is None else str(data["commitment"]),
+            grace=data.get("grace") is True,
         )
 
 
@@ -445,3 +457,80 @@ def verify_withdrawal(
         ) from None
     logged = verified.logged("withdrawal", withdrawal.log, deposit=withdrawal.deposit_receipt)
     return VerifiedWithdrawal(withdrawal, verified.signer, verified.authority, logged)
+
+
+# --- commitments ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CommitmentReceipt:
+    """The platform's word that, at `committed_at`, a company registered the SHA-256 of
+    each sealed envelope it was about to upload (engagement horodaté). Logged as
+    {"type": "commitment", "receipt": its own hash}; a deposit that matches it says so."""
+
+    platform: str
+    tender: str
+    bidder: str
+    commitment: str
+    """The commitment's id."""
+    committed_at: dt.datetime
+    envelopes: tuple[tuple[str, str], ...]
+    """(kind, SHA-256 of the sealed envelope), in the tender's order."""
+    log: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        document: dict[str, Any] = {
+            "platform": self.platform,
+            "tender": self.tender,
+            "bidder": self.bidder,
+            "commitment": self.commitment,
+            "committed_at": self.committed_at.astimezone(dt.UTC).isoformat(),
+            "envelopes": [{"kind": kind, "sha256": sha256} for kind, sha256 in self.envelopes],
+        }
+        if self.log is not None:
+            document["log"] = self.log
+        return document
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CommitmentReceipt:
+        at = dt.datetime.fromisoformat(data["committed_at"])
+        if at.tzinfo is None:
+            raise ValueError("committed_at")
+        return cls(
+            platform=str(data["platform"]),
+            tender=str(data["tender"]),
+            bidder=str(data["bidder"]),
+            commitment=str(data["commitment"]),
+            committed_at=at,
+            envelopes=tuple((str(e["kind"]), str(e["sha256"])) for e in data["envelopes"]),
+            log=None if data.get("log") is None else str(data["log"]),
+        )
+
+
+@dataclass(frozen=True)
+class VerifiedCommitment:
+    commitment: CommitmentReceipt
+    digest: str
+    """SHA-256 of its signed form: what a deposit's receipt names."""
+    signer: x509.Certificate
+    authority: x509.Certificate
+    logged: tlog.Inclusion | None
+
+
+def verify_commitment(
+    data: bytes, *, trusted_authority: x509.Certificate | None = None
+) -> VerifiedCommitment:
+    """Check a commitment receipt offline, with its proof in the transparency log."""
+    verified = verify_document(
+        data, name="commitment", what="commitment receipt", trusted_authority=trusted_authority
+    )
+    try:
+        commitment = CommitmentReceipt.from_json(verified.body)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise ReceiptError(
+            N_("this is not a Scellé commitment receipt, or it is damaged")
+        ) from None
+    logged = verified.logged("commitment", commitment.log)
+    return VerifiedCommitment(
+        commitment, body_sha256(verified.body), verified.signer, verified.authority, logged
+    )

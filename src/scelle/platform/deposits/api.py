@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Literal
 
 from django.http import HttpRequest
 from ninja import Router, Schema, Status
 from pydantic import Field
 
+from scelle.core.errors import N_, InvalidInputError
 from scelle.platform.answers import actor
 from scelle.platform.clock import now
 from scelle.platform.deposits import services
@@ -42,6 +44,12 @@ class DepositOut(Schema):
     """When its company withdrew it before the deadline: it is not opened."""
     withdrawal: str | None = None
     """The signed withdrawal receipt, when withdrawn."""
+    commitment: Literal["matched", "differs", "none"] | None = None
+    """To the buyer: "matched" when the company committed, before the deadline, to
+    exactly these envelopes' SHA-256; "differs" when it committed to others only; "none"."""
+    by_grace: bool = False
+    """Completed after the deadline, within the tender's grace window, matching a
+    commitment: on time by the tender's rule."""
 
 
 class ReceiptOut(DepositOut):
@@ -49,9 +57,18 @@ class ReceiptOut(DepositOut):
     """The signed receipt document (JSON), to keep: `scelle receipts verify` checks it."""
 
 
-def deposit_out(deposit: Deposit) -> DepositOut:
+def deposit_out(deposit: Deposit, committed: set[uuid.UUID] | None = None) -> DepositOut:
+    """The deposit as the API shows it; `committed` (the companies that made a commitment
+    to its tender before the deadline) for the buyer's register."""
     withdrawal = getattr(deposit, "withdrawal", None)
+    state: Literal["matched", "differs", "none"] | None = None
+    if deposit.commitment_id is not None:
+        state = "matched"
+    elif committed is not None:
+        state = "differs" if deposit.bidder_id in committed else "none"
     return DepositOut(
+        commitment=state,
+        by_grace=deposit.by_grace,
         withdrawn_at=None if withdrawal is None else withdrawal.at,
         withdrawal=None if withdrawal is None else withdrawal.receipt,
         id=deposit.id,
@@ -133,5 +150,42 @@ def withdraw(request: HttpRequest, deposit_id: uuid.UUID) -> Status[WithdrawalOu
 # On the path of making a deposit (one URL, two methods): the opening's register.
 @router.get("/tenders/{tender}/deposits", response=responses({200: list[DepositOut]}, 403, 404))
 def tender_deposits(request: HttpRequest, tender: str) -> list[DepositOut]:
-    """Who deposited to a tender, when, sizes, late or not; never the content."""
-    return [deposit_out(deposit) for deposit in opening.deposits_of_tender(actor(request), tender)]
+    """Who deposited to a tender, when, sizes, late or not, withdrawn or not, committed or
+    not; never the content."""
+    found = list(opening.deposits_of_tender(actor(request), tender))
+    committed = services.committed_bidders(found[0].tender) if found else set()
+    return [deposit_out(deposit, committed) for deposit in found]
+
+
+class HashedEnvelope(Schema):
+    kind: str = Field(max_length=20)
+    sha256: str = Field(pattern="^[0-9a-fA-F]{64}$")
+
+
+class CommitmentIn(Schema):
+    envelopes: list[HashedEnvelope] = Field(min_length=1, max_length=3)
+
+
+class CommitmentOut(Schema):
+    id: uuid.UUID
+    tender: str
+    committed_at: dt.datetime
+    envelopes: dict[str, str]
+    """{kind: SHA-256}."""
+    receipt: str
+    """The signed commitment receipt (JSON), to keep."""
+
+
+@router.post(
+    "/tenders/{tender}/commitments", response=responses({201: CommitmentOut}, 400, 403, 404, 409)
+)
+def commit(request: HttpRequest, tender: str, payload: CommitmentIn) -> Status[CommitmentOut]:
+    """Before the deadline, register the SHA-256 of each sealed envelope about to be
+    uploaded: a signed, logged commitment receipt (engagement horodaté)."""
+    hashes = {e.kind: e.sha256 for e in payload.envelopes}
+    if len(hashes) != len(payload.envelopes):
+        raise InvalidInputError(N_("each envelope is named once"))
+    made = services.commit_envelopes(actor(request), tender, hashes, now=now())
+    return Status(201, CommitmentOut(id=made.id, tender=made.tender.reference,
+                                     committed_at=made.at, envelopes=made.envelopes,
+                                     receipt=made.receipt))  # fmt: skip

@@ -34,6 +34,29 @@ class Upload(models.Model):
         return f"{self.id}.p7m"
 
 
+class Commitment(InsertOnlyModel):
+    """A timestamped commitment (engagement horodaté): before the deadline, a company
+    registers the SHA-256 of each sealed envelope it is about to upload."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tender = models.ForeignKey(Tender, on_delete=models.PROTECT, related_name="commitments")
+    bidder = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField()
+    envelopes = models.JSONField()
+    """{kind: SHA-256 of the sealed envelope, lower-case hex}."""
+    receipt = models.TextField()
+    """The signed commitment receipt, with its proof in the transparency log."""
+
+    REFUSAL = "a commitment is never changed or removed"
+
+    class Meta:
+        ordering = ("at",)
+
+    def __str__(self) -> str:
+        return f"commitment {self.id}"
+
+
 class Deposit(models.Model):
     """A pli: every envelope fully received, hashed and stored; the receipt issued."""
 
@@ -46,6 +69,14 @@ class Deposit(models.Model):
     """Completed after the tender's deadline: kept, not opened by default."""
     receipt = models.TextField()
     """The signed receipt, as returned to the bidder."""
+    commitment = models.ForeignKey(
+        Commitment, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    """A commitment of the company's, made before the deadline, whose hashes are exactly
+    this deposit's envelopes'."""
+    by_grace = models.BooleanField(default=False)
+    """Completed after the deadline, within the tender's grace window, matching
+    `commitment`: on time by the tender's rule."""
 
     class Meta:
         ordering = ("received_at",)

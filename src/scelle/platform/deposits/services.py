@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from scelle.core.errors import (
     TooLargeError,
 )
 from scelle.core.receipt import (
+    CommitmentReceipt,
     Receipt,
     ReceiptCommission,
     ReceivedEnvelope,
@@ -48,7 +50,7 @@ from scelle.platform.audit.anchors import audit_head
 from scelle.platform.audit.services import record
 from scelle.platform.clock import local_time
 from scelle.platform.deposits import storage
-from scelle.platform.deposits.models import Deposit, Envelope, Upload, Withdrawal
+from scelle.platform.deposits.models import Commitment, Deposit, Envelope, Upload, Withdrawal
 from scelle.platform.keypairs.authority import platform_authority, receipt_signer
 from scelle.platform.tenders.models import Tender
 from scelle.platform.tenders.services import (
@@ -58,6 +60,8 @@ from scelle.platform.tenders.services import (
     tender_rsf,
 )
 from scelle.platform.transparency import services as transparency
+
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def _require_bidder(actor: User) -> None:
@@ -112,7 +116,7 @@ def create_upload(
     _require_bidder(actor)
     tender = tender_for(actor, reference)
     _open_for_deposits(tender)
-    if now >= tender.deadline:
+    if now >= tender.deadline and not _in_grace(tender, actor, now):
         raise RuleViolationError(
             N_("the deadline of {reference} ({deadline}) has passed: deposits are closed"),
             reference=tender.reference,
@@ -415,12 +419,24 @@ def finalise_deposit(
     # sign the receipt: both before the transaction, which holds the write lock.
     hashed = _hashes(found, expected_sha256 or {})
     recipients = {upload.id: _recipients_of(tender, upload) for upload in found}
+    matched = matching_commitment(
+        tender, actor.organisation_id, {u.envelope: hashed[u.id] for u in found}
+    )
+    late = now > tender.deadline
+    by_grace = bool(
+        late
+        and matched is not None
+        and tender.grace_minutes
+        and now <= tender.deadline + dt.timedelta(minutes=tender.grace_minutes)
+    )
     deposit = Deposit(
         tender=tender,
         bidder_id=actor.organisation_id,
         user=actor,
         received_at=now,
-        late=now > tender.deadline,
+        late=late and not by_grace,
+        commitment=matched,
+        by_grace=by_grace,
     )
     envelopes = [
         Envelope(
@@ -454,6 +470,8 @@ def finalise_deposit(
                 "tender": tender.reference,
                 "bidder": actor.organisation.name,
                 "late": deposit.late,
+                "commitment": None if matched is None else str(matched.id),
+                "by_grace": by_grace,
                 "test": tender.is_test,
                 "envelopes": [
                     {"kind": e.kind, "size": e.size, "sha256": e.sha256} for e in envelopes
@@ -533,6 +551,10 @@ def _signed_receipt(
         audit_head=audit_head(),
         test=tender.is_test,
         log=transparency.log_key() if transparency.enabled() else None,
+        commitment=None
+        if deposit.commitment is None
+        else body_sha256(json.loads(deposit.commitment.receipt)["commitment"]),
+        grace=deposit.by_grace,
         commission=None
         if tender.commission_threshold is None
         else ReceiptCommission(
@@ -604,6 +626,100 @@ def _recipients_of(tender: Tender, upload: Upload) -> list[str]:
             threshold=tender.commission_threshold or 0,
         )
     return sorted(set(fingerprints))
+
+
+MAX_COMMITMENTS = 20
+"""Commitments one company may make to one tender: enough to change its mind, not a flood."""
+
+
+def commit_envelopes(
+    actor: User, reference: str, hashes: dict[str, str], *, now: dt.datetime
+) -> Commitment:
+    """A timestamped commitment (engagement horodaté): before the deadline, the SHA-256 of
+    each sealed envelope the company is about to upload, signed and logged. A request of a
+    few hundred bytes, which goes through when a large upload does not."""
+    _require_bidder(actor)
+    tender = tender_for(actor, reference)
+    _open_for_deposits(tender)
+    if now > tender.deadline:
+        raise RuleViolationError(
+            N_("the deadline of {reference} has passed ({deadline}): a commitment must come "
+               "before it"),
+            reference=tender.reference,
+            deadline=local_time(tender.deadline),
+        )  # fmt: skip
+    if sorted(hashes) != sorted(tender.envelopes) or not all(
+        _SHA256.fullmatch(value) for value in hashes.values()
+    ):
+        raise InvalidInputError(
+            N_("a commitment to {reference} names the SHA-256 of each of its envelopes: {kinds}"),
+            reference=tender.reference,
+            kinds=", ".join(tender.envelopes),
+        )
+    envelopes = {kind: hashes[kind].lower() for kind in tender.envelopes}
+    made = Commitment(tender=tender, bidder_id=actor.organisation_id, user=actor, at=now,
+                      envelopes=envelopes)  # fmt: skip
+    body = CommitmentReceipt(
+        platform=settings.SCELLE_PLATFORM_NAME,
+        tender=tender.reference,
+        bidder=actor.organisation.name,
+        commitment=str(made.id),
+        committed_at=now,
+        envelopes=tuple(envelopes.items()),
+        log=transparency.log_key() if transparency.enabled() else None,
+    ).to_json()
+    signed = sign_document(body, receipt_signer(), [platform_authority().certificate],
+                           name="commitment")  # fmt: skip
+    with transaction.atomic():
+        mine = Commitment.objects.filter(tender=tender, bidder_id=actor.organisation_id)
+        if mine.count() >= MAX_COMMITMENTS:
+            raise RuleViolationError(
+                N_("your company made {most} commitments to {reference} already: no more"),
+                most=MAX_COMMITMENTS,
+                reference=tender.reference,
+            )
+        proof = transparency.log_receipt(body_sha256(body), "commitment", now=now)
+        made.receipt = (signed if proof is None else with_proof(signed, proof)).decode()
+        made.save()
+        record(
+            "deposits.commitment.made",
+            actor=actor.email,
+            target=made,
+            organisation_id=tender.organisation_id,
+            details={"tender": tender.reference, "bidder": actor.organisation.name,
+                     "envelopes": envelopes},
+            now=now,
+        )  # fmt: skip
+    return made
+
+
+def _in_grace(tender: Tender, actor: User, now: dt.datetime) -> bool:
+    """Within the tender's grace window, for a company that committed before the deadline:
+    it may still upload (on time only if what it sends matches its commitment)."""
+    if not tender.grace_minutes or now > tender.deadline + dt.timedelta(
+        minutes=tender.grace_minutes
+    ):
+        return False
+    return Commitment.objects.filter(
+        tender=tender, bidder_id=actor.organisation_id, at__lte=tender.deadline
+    ).exists()
+
+
+def committed_bidders(tender: Tender) -> set[uuid.UUID]:
+    """The companies that made a commitment to the tender before its deadline."""
+    found = Commitment.objects.filter(tender=tender, at__lte=tender.deadline)
+    return set(found.values_list("bidder_id", flat=True))
+
+
+def matching_commitment(
+    tender: Tender, bidder_id: uuid.UUID | None, hashes: dict[str, str]
+) -> Commitment | None:
+    """The company's latest commitment made before the deadline whose hashes are exactly
+    these envelopes'."""
+    found = Commitment.objects.filter(tender=tender, bidder_id=bidder_id,
+                                      at__lte=tender.deadline).order_by("-at")  # fmt: skip
+    wanted = {kind: value.lower() for kind, value in hashes.items()}
+    return next((c for c in found if c.envelopes == wanted), None)
 
 
 def withdraw_deposit(actor: User, deposit_id: uuid.UUID | str, *, now: dt.datetime) -> Withdrawal:

@@ -68,6 +68,9 @@ class TenderOut(Schema):
     """Set when a commission opens the tender: k of its members' workstations together."""
     test: bool = False
     """The platform's test tender: deposits there are tries, never offers, and swept."""
+    grace_minutes: int | None = None
+    """Where the law provides one: after the deadline, a deposit completed within this many
+    minutes is on time when it matches a commitment made before the deadline."""
 
 
 def _recipient(assigned: AssignedKeyPair, *, agent: bool = False) -> RecipientOut:
@@ -107,6 +110,7 @@ def _out(tender: Tender, viewer: User) -> TenderOut:
         max_deposit_bytes=services.max_deposit_bytes(tender),
         test=tender.is_test,
         rsf=services.tender_rsf(tender),
+        grace_minutes=tender.grace_minutes,
     )
 
 
@@ -124,6 +128,9 @@ class TenderIn(Schema):
     title: str = Field(max_length=300)
     deadline: dt.datetime
     envelopes: list[str] = Field(default=["candidature", "offre"], max_length=3)
+    grace_minutes: int | None = Field(default=None, ge=1, le=services.MAX_GRACE_MINUTES)
+    """Only where the law provides it (Spain: 24 hours): a deposit completed this long after
+    the deadline is on time when it matches a commitment made before it. Off by default."""
 
 
 @router.post("", response=responses({201: TenderOut}, 400, 403, 404, 409))
@@ -138,6 +145,7 @@ def create(request: HttpRequest, payload: TenderIn) -> Status[TenderOut]:
         deadline=payload.deadline,
         envelopes=payload.envelopes,
         now=now(),
+        grace_minutes=payload.grace_minutes,
     )
     return Status(201, _out(tender, viewer))
 

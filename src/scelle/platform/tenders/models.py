@@ -53,6 +53,10 @@ class Tender(models.Model):
     cancelled_at = models.DateTimeField(null=True, blank=True)
     cancel_reason = models.TextField(_("reason for cancelling"), blank=True)
     commission_threshold = models.PositiveSmallIntegerField(null=True, blank=True)
+    grace_minutes = models.PositiveIntegerField(null=True, blank=True)
+    """A grace window after the deadline, for jurisdictions whose law provides one (Spain's
+    24 hours): an upload completed within it is on time when its envelopes' SHA-256 match
+    a commitment the company made before the deadline. None, the default, as French law."""
     """k when a commission opens the tender: k of its members (the assigned key pairs of
     role "member") must take part to open any envelope (DESIGN.md, "Commission"); None
     when any assigned personal key pair opens alone. Fixed at launch, like them."""

@@ -95,6 +95,15 @@ def opening_window_end(tender: Tender) -> dt.datetime:
     return tender.deadline + dt.timedelta(days=settings.SCELLE_OPENING_WINDOW_DAYS)
 
 
+MAX_GRACE_MINUTES = 3 * 24 * 60
+
+
+def _check_grace(minutes: int | None) -> None:
+    if minutes is not None and not 1 <= minutes <= MAX_GRACE_MINUTES:
+        raise InvalidInputError(N_("a grace window lasts 1 to {most} minutes"),
+                                most=MAX_GRACE_MINUTES)  # fmt: skip
+
+
 def create_tender(
     actor: User,
     *,
@@ -104,8 +113,10 @@ def create_tender(
     deadline: dt.datetime,
     envelopes: Sequence[str],
     now: dt.datetime,
+    grace_minutes: int | None = None,
 ) -> Tender:
-    """A draft tender of a service; needs `manage_tenders` on it."""
+    """A draft tender of a service; needs `manage_tenders` on it. `grace_minutes`: only
+    where the law provides a grace window for committed deposits (Tender.grace_minutes)."""
     service = service_for(actor, service_id, Permission.Name.MANAGE_TENDERS)
     reference = check_reference(reference)
     title = title.strip()
@@ -115,6 +126,7 @@ def create_tender(
         )
     kinds = check_envelopes(envelopes)
     _check_deadline(deadline, now)
+    _check_grace(grace_minutes)
     with transaction.atomic():
         taken = Tender.objects.filter(
             organisation_id=service.organisation_id, reference__iexact=reference
@@ -134,6 +146,7 @@ def create_tender(
             envelopes=kinds,
             created_by=actor,
             created_at=now,
+            grace_minutes=grace_minutes,
         )
         record(
             "tenders.tender.created",

@@ -27,6 +27,7 @@ from scelle.platform.accounts.models import Permission, Service, User
 from scelle.platform.accounts.services import services_with
 from scelle.platform.assistants import services as assistants
 from scelle.platform.clock import now
+from scelle.platform.deposits.services import committed_bidders
 from scelle.platform.opening import commission
 from scelle.platform.opening.services import deposits_of_tender
 from scelle.platform.tenders import services, testing
@@ -152,6 +153,7 @@ def tender_detail(request: HttpRequest, tender_id: uuid.UUID) -> HttpResponse:
             **services.keys_facts(tender, agent=True),
             "commission": _commission_facts(user, tender, can),
             "deposits": deposits,
+            "committed": committed_bidders(tender) if deposits is not None else set(),
             "opening_window_ends": services.opening_window_end(tender),
         },
     )
