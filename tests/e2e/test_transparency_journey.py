@@ -4,6 +4,7 @@ checks it offline and online, and anyone reads the log under /log/ as C2SP says.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from pathlib import Path
 
@@ -308,3 +309,67 @@ def test_commitments_before_the_deadline_and_a_tender_s_grace_window(
     err = btp.refused("deposit", "AO-GRACE", "--envelope", f"candidature={candidature}",
                       "--envelope", f"offre={offre}")  # fmt: skip
     assert "deposits are closed" in err
+
+
+def _stored(platform: Platform, sha256: str) -> Path:
+    """The platform's stored envelope of that SHA-256, as an expert would take it."""
+    for path in (platform.data / "envelopes").glob("*.p7m"):
+        if hashlib.sha256(path.read_bytes()).hexdigest() == sha256:
+            return path
+    raise AssertionError(f"no stored envelope has the SHA-256 {sha256}")
+
+
+def test_a_proof_kit_shows_a_judge_what_the_stored_envelope_held(
+    platform: Platform,
+    stations: dict[str, Workstation],  # noqa: F811 - the fixture
+    password_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    reference = launched(platform, stations, password_file)
+    candidature, offre = bid(tmp_path / "bid")
+    btp = stations["btp"]
+    kit_password = tmp_path / "kit.pw"
+    kit_password.write_text("Preuve-pour-le-juge 2026\n")
+    kit, receipt = tmp_path / "dossier-de-preuve.json", tmp_path / "receipt.json"
+    out = btp.ok(
+        "deposit", reference, "--envelope", f"candidature={candidature}",
+        "--envelope", f"offre={offre}", "--receipt", str(receipt),
+        "--proof-kit", str(kit), "--password-file", str(kit_password),
+    )  # fmt: skip
+    assert "Proof kit:" in out and kit.stat().st_mode & 0o777 == 0o600
+    said = {e["kind"]: e for e in json.loads(receipt.read_text())["receipt"]["envelopes"]}
+    stored = _stored(platform, said["offre"]["sha256"])
+
+    # A judge's workstation: never logged in, no key at all; the kit and its password.
+    judge = Workstation(home=tmp_path / "judge", capsys=capsys)
+    out = judge.ok("proof", "verify", str(kit), str(stored), "--password-file", str(kit_password),
+                   "--extract", str(tmp_path / "extrait"))  # fmt: skip
+    assert "is that envelope: its SHA-256 is the one the receipt gives" in out
+    assert "memoire.txt" in out and "annexes/prix.csv" in out
+    assert (tmp_path / "extrait" / "memoire.txt").read_bytes() == (
+        offre / "memoire.txt"
+    ).read_bytes()
+    listed = json.loads(judge.ok("proof", "verify", str(kit), str(stored), "--json",
+                                 "--password-file", str(kit_password)))  # fmt: skip
+    assert listed["envelope"]["sha256"] == said["offre"]["sha256"]
+    assert {f["name"] for f in listed["files"]} == {"memoire.txt", "annexes/prix.csv"}
+
+    wrong = tmp_path / "wrong.pw"
+    wrong.write_text("Pas-le-bon-mot-de-passe 2026\n")
+    err = judge.refused("proof", "verify", str(kit), str(stored), "--password-file", str(wrong))
+    assert "wrong proof kit password" in err
+    other = _stored(platform, said["candidature"]["sha256"])
+    tampered = tmp_path / "tampered.p7m"
+    tampered.write_bytes(other.read_bytes()[:-40] + bytes(40))
+    err = judge.refused("proof", "verify", str(kit), str(tampered), "--password-file",
+                        str(kit_password), "--extract", str(tmp_path / "rien"))  # fmt: skip
+    assert "cannot be opened" in err and not (tmp_path / "rien").exists()
+    weak = tmp_path / "weak.pw"
+    weak.write_text("court\n")
+    err = btp.refused(
+        "deposit", reference, "--envelope", f"candidature={candidature}",
+        "--envelope", f"offre={offre}", "--proof-kit", str(tmp_path / "k2.json"),
+        "--password-file", str(weak),
+    )  # fmt: skip
+    assert "password" in err and not (tmp_path / "k2.json").exists()

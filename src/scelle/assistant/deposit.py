@@ -25,7 +25,7 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,8 @@ class Deposited:
 
     receipt_document: bytes
     receipt: Receipt
+    content_keys: dict[str, bytes] = field(default_factory=dict, repr=False)
+    """Each envelope's content key, by kind: what a proof kit keeps (core.proofkit)."""
 
 
 @dataclass
@@ -356,7 +358,7 @@ def deposit(
     )
     verified = _check_receipt(answer, hashes, rsf, fingerprints, authority)
     store.delete_pending(name)
-    return verified
+    return replace(verified, content_keys={i.kind: i.keys.content_key for i in items})
 
 
 class _HashSink:
@@ -572,7 +574,8 @@ def _recover_receipt(
             hashes = {kind: (int(v[0]), str(v[1])) for kind, v in saved["hashes"].items()}
             done = _check_receipt(answer, hashes, saved["rsf"], saved["fingerprints"], authority)
             store.delete_pending(name)
-            return done
+            keys = {e["kind"]: bytes.fromhex(e["content_key"]) for e in saved["envelopes"]}
+            return replace(done, content_keys=keys)
     return None
 
 

@@ -57,7 +57,7 @@ from scelle.core.errors import (
     ReceiptError,
     ScelleError,
 )
-from scelle.core.files import ensure_private_dir, write_all
+from scelle.core.files import Readable, ensure_private_dir, write_all
 from scelle.core.pipeline import ChunkPipe
 from scelle.core.receipt import verify_withdrawal
 
@@ -315,47 +315,16 @@ class _Opening:
         expect: Callable[[archive.Manifest], None],
         keys: Sequence[envelope.OpeningKey],
     ) -> archive.Manifest:
-        """Decrypt into the archive reader through an in-process pipe: one pass, no
-        plaintext file.
-
-        The files land in a hidden staging folder as they are decrypted, and
-        appear at `target` (in the work folder) only once the tag has verified.
-        Whatever fails, a wrong key or a damaged envelope reads as the one
-        DecryptionError (the archive's complaint about garbage would otherwise
-        say which).
-        """
-        plaintext = ChunkPipe()
-        failure: list[BaseException] = []
-
-        def decrypt() -> None:
-            try:
-                with ciphertext.open("rb") as source:
-                    envelope.decrypt_stream(source, plaintext, keys, deposit=True)
-            except BaseException as error:  # noqa: BLE001 - handed to the reader below
-                failure.append(error)
-            with contextlib.suppress(BrokenPipeError):
-                plaintext.finish()
-
-        def verified(_manifest: archive.Manifest) -> None:
-            decryptor.join()  # the archive was read to its end: the tag is checked now
-            if failure:
-                raise failure[0]
-
-        decryptor = threading.Thread(target=decrypt, name="decrypt", daemon=True)
-        decryptor.start()
-        try:
-            return archive.open_archive(plaintext, target, expect=expect, before_publish=verified)
-        except BaseException:
-            # Let the decryption finish, so that a wrong key or a bad tag is what is said.
-            while plaintext.read(1 << 20):
-                pass
-            decryptor.join()
-            if failure and isinstance(failure[0], DecryptionError):
-                raise failure[0] from None
-            raise
-        finally:
-            plaintext.close()
-            decryptor.join()
+        """Decrypt into the archive reader, the files landing in a hidden staging folder
+        and appearing at `target` (in the work folder) only once the tag has verified."""
+        with ciphertext.open("rb") as source:
+            return decrypt_into_archive(
+                source,
+                keys,
+                lambda plaintext, verified: archive.open_archive(
+                    plaintext, target, expect=expect, before_publish=verified
+                ),
+            )
 
     def _download(
         self, deposit: api.Deposit, item: api.ReceivedEnvelope, progress: Progress | None
@@ -403,6 +372,55 @@ class _Opening:
 
 Outcome: TypeAlias = "concurrent.futures.Future[Opened | Failed]"
 """An envelope's result, once the platform has recorded its opening."""
+
+
+ArchiveReading = Callable[[Readable, Callable[[archive.Manifest], None]], archive.Manifest]
+"""Reads an envelope's plaintext archive (archive.open_archive, archive.check_archive),
+calling the function it is given once it has read everything, before it keeps anything."""
+
+
+def decrypt_into_archive(
+    source: Readable, keys: Sequence[envelope.OpeningKey], read: ArchiveReading
+) -> archive.Manifest:
+    """Decrypt `source` into the archive reader `read` through an in-process pipe: one
+    pass, no plaintext file.
+
+    What `read` is given to call at the end waits for the decryption and raises its
+    failure: nothing is kept before the tag has verified. Whatever fails, a wrong key or
+    a damaged envelope reads as the one DecryptionError (the archive's complaint about
+    garbage would otherwise say which).
+    """
+    plaintext = ChunkPipe()
+    failure: list[BaseException] = []
+
+    def decrypt() -> None:
+        try:
+            envelope.decrypt_stream(source, plaintext, keys, deposit=True)
+        except BaseException as error:  # noqa: BLE001 - handed to the reader below
+            failure.append(error)
+        with contextlib.suppress(BrokenPipeError):
+            plaintext.finish()
+
+    def verified(_manifest: archive.Manifest) -> None:
+        decryptor.join()  # the archive was read to its end: the tag is checked now
+        if failure:
+            raise failure[0]
+
+    decryptor = threading.Thread(target=decrypt, name="decrypt", daemon=True)
+    decryptor.start()
+    try:
+        return read(plaintext, verified)
+    except BaseException:
+        # Let the decryption finish, so that a wrong key or a bad tag is what is said.
+        while plaintext.read(1 << 20):
+            pass
+        decryptor.join()
+        if failure and isinstance(failure[0], DecryptionError):
+            raise failure[0] from None
+        raise
+    finally:
+        plaintext.close()
+        decryptor.join()
 
 
 def _settled(result: Opened | Failed) -> concurrent.futures.Future[Opened | Failed]:

@@ -15,7 +15,13 @@ from cryptography import x509
 from scelle.assistant import transparency
 from scelle.assistant.times import platform_time, zone_named
 from scelle.assistant.transparency import LogCheck
-from scelle.cli.console import human_size, password_file_option, progress_bars, say
+from scelle.cli.console import (
+    ask_password,
+    human_size,
+    password_file_option,
+    progress_bars,
+    say,
+)
 from scelle.cli.remote import (
     connect,
     home_of,
@@ -26,9 +32,10 @@ from scelle.cli.remote import (
 from scelle.cli.session import Session, pass_session, token_option
 from scelle.client.api import Deposit, Recipient
 from scelle.client.login import load_login
-from scelle.core import certs, note, tlog
+from scelle.core import certs, note, proofkit, tlog
 from scelle.core.errors import N_, InvalidInputError, LogError, LogMisbehaviourError, ScelleError
-from scelle.core.files import atomic_output, write_all
+from scelle.core.files import PRIVATE_FILE_MODE, atomic_output, write_all
+from scelle.core.passwords import check_password_strength
 from scelle.core.receipt import (
     Receipt,
     VerifiedCommitment,
@@ -72,6 +79,14 @@ def _envelope(value: str) -> tuple[str, Path]:
     "receipt, saved beside the receipt, to prove what you were sending if the upload "
     "is late.",
 )  # fmt: skip
+@click.option(
+    "--proof-kit", type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write a proof kit (dossier de preuve) there: the receipt and each "
+    "envelope's content key, sealed under a password you choose. With it and the stored "
+    "envelope, `scelle proof verify` shows what the envelope held, without any buyer "
+    "key. Keep it to yourself.",
+)  # fmt: skip
+@password_file_option("With --proof-kit: read its password from the first line of this file.")
 @pass_session
 def deposit(
     session: Session,
@@ -80,6 +95,8 @@ def deposit(
     receipt: Path | None,
     expect_rsf: str | None,
     commit: bool,
+    proof_kit: Path | None,
+    password_file: Path | None,
 ) -> None:
     """Seal the envelopes on this machine and deposit them to the tender REFERENCE.
 
@@ -92,8 +109,10 @@ def deposit(
     from scelle.assistant.deposit import pinned_authority
 
     sources = [_envelope(value) for value in envelopes]
-    if receipt is not None and receipt.exists():
-        raise InvalidInputError(f"{receipt} already exists", hint="Choose another --receipt.")
+    for path, option in ((receipt, "--receipt"), (proof_kit, "--proof-kit")):
+        if path is not None and path.exists():
+            raise InvalidInputError(f"{path} already exists", hint=f"Choose another {option}.")
+    kit_password = None if proof_kit is None else _kit_password(password_file)
     saved = load_login(home_of(session), now=session.clock())
     with connect(session) as client:
         authority = pinned_authority(saved.authority_pem, client.platform_ca()["certificate_pem"])
@@ -118,7 +137,24 @@ def deposit(
     target = receipt or Path(f"receipt-{done.receipt.deposit}.json")
     _save_receipt(done.receipt_document, target)
     _say_deposited(done.receipt, target, session)
+    if proof_kit is not None and kit_password is not None:
+        kit = proofkit.make_kit(done.receipt_document, done.content_keys, kit_password)
+        with atomic_output(proof_kit, mode=PRIVATE_FILE_MODE) as handle:
+            write_all(handle, kit)
+        say(_("Proof kit: {path} (keep it, and its password, to yourself)", path=proof_kit))
     click.echo(target)
+
+
+def _kit_password(password_file: Path | None) -> str:
+    """The proof kit's password, chosen now (twice on a terminal), before anything is sent."""
+    password = ask_password(
+        _("Proof kit password: "),
+        password_file=password_file,
+        confirm=True,
+        what=_("the proof kit's password"),
+    )
+    check_password_strength(password)
+    return password
 
 
 def _say_deposited(done: Receipt, target: Path, session: Session) -> None:
@@ -336,14 +372,7 @@ def verify(
     The CA is compared with the one saved at login when this workstation has one.
     With several files, each is checked and named; the command fails if one fails.
     """
-    trusted = None
-    try:
-        saved = load_login(home_of(session), now=session.clock())
-    except ScelleError:  # not logged in here: check without the saved CA
-        saved = None
-    if saved is not None and saved.authority_pem:
-        trusted = certs.load_certificate(saved.authority_pem.encode())
-    zone = zone_named(saved.time_zone if saved else None)  # UTC: never logged in here
+    trusted, zone = trusted_authority(session)
     required = [note.Verifier.parse(key) for key in witnesses]
     check = _online_check(session, required) if online or required else None
     if len(files) == 1:
@@ -361,6 +390,19 @@ def verify(
         raise ScelleError(
             _("{failed} of {count} receipts did not check out", failed=failed, count=len(files))
         )
+
+
+def trusted_authority(session: Session) -> tuple[x509.Certificate | None, zoneinfo.ZoneInfo]:
+    """The platform CA saved at login on this workstation, and the platform's time zone:
+    (None, UTC) where nobody logged in."""
+    try:
+        saved = load_login(home_of(session), now=session.clock())
+    except ScelleError:  # not logged in here: check without the saved CA
+        return None, zone_named(None)
+    trusted = None
+    if saved.authority_pem:
+        trusted = certs.load_certificate(saved.authority_pem.encode())
+    return trusted, zone_named(saved.time_zone)
 
 
 OnlineCheck = Callable[[VerifiedReceipt], LogCheck | None]

@@ -80,6 +80,10 @@ HELP_TEXTS = (
     gettext_noop(
         "First register the SHA-256 of each sealed envelope (a small request; the envelopes are sealed once more to hash them): a signed, timestamped commitment receipt, saved beside the receipt, to prove what you were sending if the upload is late."
     ),
+    gettext_noop(
+        "Also write a proof kit (dossier de preuve) there: the receipt and each envelope's content key, sealed under a password you choose. With it and the stored envelope, `scelle proof verify` shows what the envelope held, without any buyer key. Keep it to yourself."
+    ),
+    gettext_noop("With --proof-kit: read its password from the first line of this file."),
     gettext_noop("Your company's deposits."),
     gettext_noop("List your company's deposits, with their state and receipt ids."),
     gettext_noop("Fetch the signed receipt of one of your deposits again, and check it."),
@@ -142,6 +146,14 @@ HELP_TEXTS = (
     ),
     gettext_noop("Open late deposits too."),
     gettext_noop("A commission's opener: how long to wait for the other members to take part."),
+    gettext_noop("Proof kits (dossiers de preuve): what a deposited envelope held."),
+    gettext_noop(
+        "Show that ENVELOPE, as the platform stored it, is the one the kit's receipt names\n(its SHA-256), and list the files it decrypts to with the content key the company\nkept in the proof KIT: no buyer key is needed.\n\nThe receipt's signature is checked, and its CA compared with the one saved at login\nwhen this workstation has one."
+    ),
+    gettext_noop("Read the proof kit's password from the first line of this file."),
+    gettext_noop(
+        "Also write the envelope's files into this new folder, once every one checked out."
+    ),
     gettext_noop("Deposit receipts (accusés de réception)."),
     gettext_noop(
         "Check receipts offline: signature, platform certificate, envelope hashes, and the\nproof that the platform's transparency log holds each one.\n\nThe CA is compared with the one saved at login when this workstation has one.\nWith several files, each is checked and named; the command fails if one fails."
@@ -222,6 +234,7 @@ COMMAND_HELP = {
     "login": "Log in to the platform at URL; the token is kept in this workstation's $SCELLE_HOME.",
     "logout": "Revoke this workstation's token and forget it.",
     "open": "Open the deposits of a tender on this workstation, after its deadline.\n\nEach company's last deposit on time is opened (late ones with\n--include-late) into OUT/<company>/<deposit>/<envelope>/. An envelope\nthat fails is reported and the others still open; run the command again\nto retry: what was opened is kept. For a tender a commission opens, a\nmember's workstation opens as the opener: the other members take part\nwith `scelle take-part`, and each envelope opens once k shares are in.",
+    "proof": "Proof kits (dossiers de preuve): what a deposited envelope held.",
     "receipts": "Deposit receipts (accusés de réception).",
     "serve": "Run the platform (SQLite and a local folder unless SCELLE_DATABASE_URL is set).",
     "service-keys": "The key pairs of your services on the platform (the key page).",

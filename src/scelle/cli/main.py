@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "login": ("scelle.cli.remote:login",),
     "logout": ("scelle.cli.remote:logout",),
     "open": ("scelle.cli.deposits:open_",),
+    "proof": ("scelle.cli.proof:proof",),
     "receipts": ("scelle.cli.deposits:receipts",),
     "serve": ("scelle.cli.platform:serve",),
     "service-keys": ("scelle.cli.remote:service_keys",),

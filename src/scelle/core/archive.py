@@ -640,29 +640,26 @@ def _read_directory(stream: _Stream, members: list[tuple[bytes, int]]) -> None:
 
 
 def _extract_member(
-    stream: _Stream, entry: ManifestFile, staging: Path, progress: Progress | None
+    stream: _Stream, entry: ManifestFile, staging: Path | None, progress: Progress | None
 ) -> None:
-    """Write one member's bytes into `staging`, checked against the manifest's SHA-256
-    (which the GCM tag covers: the weaker CRC-32 of the headers is not computed)."""
-    destination = staging.joinpath(*entry.name.split("/"))
-    # Belt and braces after check_member_name: the path must stay inside.
-    if not destination.resolve().is_relative_to(staging.resolve()):
-        raise ArchiveError(
-            N_("the envelope holds a file with an unsafe name: {name!r}"),
-            name=entry.name,
-        )
-    destination.parent.mkdir(parents=True, exist_ok=True)
+    """Write one member's bytes into `staging` (None: only check them), checked against
+    the manifest's SHA-256 (which the GCM tag covers: the weaker CRC-32 of the headers
+    is not computed)."""
     digest = hashlib.sha256()
-    left = entry.size
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    with os.fdopen(os.open(destination, flags, 0o600), "wb") as out:
-        while left:
-            chunk = stream.read(min(left, READ_SIZE))
-            left -= len(chunk)
-            digest.update(chunk)
-            write_all(out, chunk)
-            if progress is not None:
-                progress(len(chunk))
+    if staging is None:
+        _copy_member(stream, entry.size, digest, None, progress)
+    else:
+        destination = staging.joinpath(*entry.name.split("/"))
+        # Belt and braces after check_member_name: the path must stay inside.
+        if not destination.resolve().is_relative_to(staging.resolve()):
+            raise ArchiveError(
+                N_("the envelope holds a file with an unsafe name: {name!r}"),
+                name=entry.name,
+            )
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        with os.fdopen(os.open(destination, flags, 0o600), "wb") as out:
+            _copy_member(stream, entry.size, digest, out, progress)
     if digest.hexdigest() != entry.sha256:
         raise ArchiveError(
             N_("{name!r} does not match its manifest's SHA-256"),
@@ -670,9 +667,27 @@ def _extract_member(
         )
 
 
+def _copy_member(
+    stream: _Stream,
+    size: int,
+    digest: hashlib._Hash,
+    out: Writable | None,
+    progress: Progress | None,
+) -> None:
+    left = size
+    while left:
+        chunk = stream.read(min(left, READ_SIZE))
+        left -= len(chunk)
+        digest.update(chunk)
+        if out is not None:
+            write_all(out, chunk)
+        if progress is not None:
+            progress(len(chunk))
+
+
 def _read_archive(
     stream: _Stream,
-    staging: Path,
+    staging: Path | None,
     expect: Callable[[Manifest], None] | None,
     progress: Progress | None,
 ) -> Manifest:
@@ -761,4 +776,24 @@ def open_archive(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    return manifest
+
+
+def check_archive(
+    source: Readable,
+    *,
+    before_done: Callable[[Manifest], None] | None = None,
+    progress: Progress | None = None,
+) -> Manifest:
+    """Read the archive `source` to its end and check it as `open_archive` does, writing
+    nothing: its manifest, once every file matched it and `before_done` (a decryption's
+    tag check) agreed."""
+    try:
+        manifest = _read_archive(_Stream(source), None, None, progress)
+    except struct.error:
+        raise ArchiveError(
+            N_("the envelope's content is not a readable archive"),
+        ) from None
+    if before_done is not None:
+        before_done(manifest)
     return manifest
