@@ -62,6 +62,29 @@ def save_receipt(page, path: Path) -> None:
     downloading.value.save_as(path)
 
 
+KIT_PASSWORD = "Preuve-déposée 2026 !"
+
+
+def save_proof_kit(page, path: Path) -> None:
+    """Télécharger le dossier de preuve, after the page refused a mismatch and a weak
+    password."""
+    page.get_by_label("Mot de passe du dossier de preuve").fill(KIT_PASSWORD)
+    page.get_by_label("Le même mot de passe").fill("autre chose")
+    download = page.get_by_role("button", name="Télécharger le dossier de preuve")
+    download.click()
+    page.get_by_text("Les deux mots de passe diffèrent.").wait_for()
+    page.get_by_label("Mot de passe du dossier de preuve").fill("court")
+    page.get_by_label("Le même mot de passe").fill("court")
+    download.click()
+    page.get_by_text("Le mot de passe est trop court").wait_for()
+    page.get_by_label("Mot de passe du dossier de preuve").fill(KIT_PASSWORD)
+    page.get_by_label("Le même mot de passe").fill(KIT_PASSWORD)
+    with page.expect_download() as downloading:
+        download.click()
+    downloading.value.save_as(path)
+    page.get_by_text("Le dossier de preuve est enregistré").wait_for()
+
+
 LOG_IN = {
     "fr": ("Adresse électronique", "Mot de passe", "Connexion"),
     "en": ("E-mail address", "Password", "Log in"),
@@ -127,7 +150,7 @@ def test_a_company_deposits_from_the_page_and_the_buyer_opens_it(
     deadline = launch_tender(platform, agent, password_file, "AO-WEB-1", DEADLINE_AHEAD)
     files = bid(tmp_path / "btp")
 
-    receipt = tmp_path / "accuse.json"
+    receipt, kit = tmp_path / "accuse.json", tmp_path / "dossier-de-preuve.json"
     with chromium() as browser:
         page = browser.new_page()
         open_deposit_page(page, platform.url, "AO-WEB-1")
@@ -141,8 +164,9 @@ def test_a_company_deposits_from_the_page_and_the_buyer_opens_it(
         page.get_by_role("button", name="Déposer", exact=True).click()
         page.get_by_text("Déposé.").wait_for(timeout=60_000)
         assert serious_violations(page) == []
-        page.screenshot(path=str(SCREENSHOTS / "entreprise-depot.png"), full_page=True)
         save_receipt(page, receipt)
+        save_proof_kit(page, kit)
+        page.screenshot(path=str(SCREENSHOTS / "entreprise-depot.png"), full_page=True)
     assert "valid" in company.ok("receipts", "verify", str(receipt))
 
     platform.pass_deadline(deadline)
@@ -173,6 +197,18 @@ def test_a_company_deposits_from_the_page_and_the_buyer_opens_it(
     )  # fmt: skip
     listing = subprocess.run(["unzip", "-Z1", str(archive)], check=True, capture_output=True)
     assert listing.stdout.decode().split() == ["manifest.json", "offre.zip"]
+
+    # The proof kit the page made opens the stored envelopes on a judge's machine, which
+    # has no key at all.
+    kit_password = tmp_path / "kit.pw"
+    kit_password.write_text(KIT_PASSWORD, encoding="utf-8")
+    judge = Workstation(tmp_path / "home-judge", company.capsys)
+    for kind in ("candidature", "offre"):
+        stored = _stored_envelope(platform, opened.name, kind)
+        out = judge.ok("proof", "verify", str(kit), str(stored), "--password-file",
+                       str(kit_password))  # fmt: skip
+        assert "its SHA-256 is the one the receipt gives" in out
+        assert ("Kbis société.pdf" if kind == "candidature" else "offre.zip") in out
 
 
 TENDER_ANSWER = re.compile(r".*/api/tenders/[0-9a-f-]{36}$")

@@ -109,9 +109,10 @@ def deposit(
     from scelle.assistant.deposit import pinned_authority
 
     sources = [_envelope(value) for value in envelopes]
-    for path, option in ((receipt, "--receipt"), (proof_kit, "--proof-kit")):
-        if path is not None and path.exists():
-            raise InvalidInputError(f"{path} already exists", hint=f"Choose another {option}.")
+    if receipt is not None and receipt.exists():
+        raise InvalidInputError(f"{receipt} already exists", hint="Choose another --receipt.")
+    if proof_kit is not None and proof_kit.exists():
+        raise InvalidInputError(f"{proof_kit} already exists", hint="Choose another --proof-kit.")
     kit_password = None if proof_kit is None else _kit_password(password_file)
     saved = load_login(home_of(session), now=session.clock())
     with connect(session) as client:

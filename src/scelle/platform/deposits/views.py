@@ -130,6 +130,19 @@ def _messages() -> dict[str, str]:
         "receipt-rsf": _("Recipient-set fingerprint"),
         "receipt-commission": _("Commission"),
         "commission-needed": _("{threshold} members must take part to open"),
+        "kit-password-differ": _("The two passwords differ."),
+        "kit-password-short": _("The password is too short: at least {min} characters."),
+        "kit-password-repeats": _("The password repeats the same few characters."),
+        "kit-password-common": _("The password is made of common words or sequences."),
+        "kit-password-classes": _(
+            "The password needs three kinds of characters among lower case, upper case, digits "
+            "and symbols, or at least {long} characters."
+        ),
+        "kit-making": _("Sealing the content keys under your password…"),
+        "kit-ready": _(
+            "The proof kit is saved on this computer. Keep it, and its password, to yourself: "
+            "nobody can give them back."
+        ),
         "commission-impossible": _(
             "The platform describes a commission that the tender's key pairs cannot make: "
             "nothing was sent. Do not deposit, and tell the buyer."

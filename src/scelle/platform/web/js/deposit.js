@@ -6,6 +6,7 @@
 
 import { checkReceipt, checkRecipients } from "./checks.js";
 import { forget, keep, pendingKey, recall } from "./pending.js";
+import { passwordProblem } from "./proof-kit.js";
 import { envelopeSize, freshKeys, plannedArchiveSize } from "./seal.js";
 import { MAX_FILES, nameProblem } from "./zip.js";
 
@@ -406,7 +407,45 @@ async function deposit() {
     : null;
   const body = await checkReceipt(answer.receipt, authority, sent, recipients.rsf, recipients.fingerprints, commission);
   await forget(key);
+  const contentKeys = Object.fromEntries(pending.envelopes.map((item) => [item.kind, item.keys.contentKey]));
   showReceipt(answer, body);
+  offerProofKit(answer, body, contentKeys);
+}
+
+/** "Télécharger le dossier de preuve": the kit is made here, under the company's password. */
+function offerProofKit(answer, body, contentKeys) {
+  const kitForm = document.getElementById("proof-kit-form");
+  const state = document.getElementById("proof-kit-state");
+  const tell = (code, kind) => {
+    state.textContent = say(code, { min: 12, long: 20 });
+    state.className = kind;
+  };
+  kitForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const password = kitForm.elements.kit_password.value;
+    if (password !== kitForm.elements.kit_password_again.value) return tell("kit-password-differ", "error");
+    const problem = passwordProblem(password);
+    if (problem) return tell(problem, "error");
+    const button = kitForm.querySelector("button");
+    button.disabled = true;
+    tell("kit-making", "");
+    try {
+      const envelopes = body.envelopes.map(({ kind, size, sha256 }) => ({ kind, size, sha256 }));
+      const { kit } = await ask({ op: "proof-kit", receipt: answer.receipt, envelopes, contentKeys, password });
+      const link = document.createElement("a");
+      link.href = URL.createObjectURL(new Blob([kit], { type: "application/json" }));
+      link.download = `dossier-de-preuve-${answer.id}.json`;
+      document.body.append(link);
+      link.click();
+      link.remove();
+      kitForm.reset();
+      tell("kit-ready", "ok");
+    } catch (error) {
+      tell("internal", "error");
+    } finally {
+      button.disabled = false;
+    }
+  });
 }
 
 function showReceipt(answer, body) {

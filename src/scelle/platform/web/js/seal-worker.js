@@ -13,6 +13,7 @@
 // The module also exports its parts, for the tests that check them in a browser.
 
 import { DefaultHttpStack, Upload } from "tus-js-client";
+import { makeKit } from "./proof-kit.js";
 import { SealError, hashFiles, sealedParts } from "./seal.js";
 
 export { GcmEncryptor } from "./gcm.js";
@@ -298,6 +299,12 @@ async function handle(message, reply) {
     const sha256 = await source.finish();
     current = null;
     return { op: "sealed", size: source.size, sha256 };
+  }
+  if (message.op === "proof-kit") {
+    // Here, not in the page: Argon2id runs as WebAssembly, which the page's strict
+    // Content-Security-Policy does not allow.
+    const { receipt, envelopes, contentKeys, password } = message;
+    return { op: "proof-kit", kit: await makeKit(receipt, envelopes, contentKeys, password) };
   }
   throw new Error(`unknown request ${message.op}`);
 }
