@@ -130,6 +130,34 @@ def _messages() -> dict[str, str]:
         "receipt-rsf": _("Recipient-set fingerprint"),
         "receipt-commission": _("Commission"),
         "commission-needed": _("{threshold} members must take part to open"),
+        "log-checking": _("Checking the platform's transparency log…"),
+        "log-checked": _(
+            "Transparency log: entry {index} of the tree of {size} entries the log {origin} "
+            "signed, checked in this page; the log now holds {now} entries, and extends the "
+            "tree this browser saw last."
+        ),
+        "log-unreadable": _("The receipt's transparency log proof cannot be read."),
+        "log-signature": _("The checkpoint is not signed by the log {origin}."),
+        "log-proof": _("The transparency log's proof does not show this receipt in its tree."),
+        "log-unreachable": _(
+            "The platform's transparency log did not answer ({status}): check the receipt "
+            "later with `scelle receipts verify --online`."
+        ),
+        "log-tile": _("The log's tile {path} is missing or damaged."),
+        "log-key-changed": _(
+            "The transparency log {origin} now names another key than the one this browser "
+            "knows it by: ask the platform's operator why, and keep the receipt."
+        ),
+        "log-dropped": _(
+            "The transparency log {origin} now holds {new} entries, fewer than the {old} it "
+            "signed before: entries were dropped. Keep the receipt and the two signed "
+            "checkpoints below: together they prove it."
+        ),
+        "log-forked": _(
+            "The transparency log {origin} contradicts itself: its tree of {new} entries does "
+            "not extend its tree of {old} (a fork, or entries rewritten or dropped). Keep the "
+            "receipt and the two signed checkpoints below: together they prove it."
+        ),
         "kit-password-differ": _("The two passwords differ."),
         "kit-password-short": _("The password is too short: at least {min} characters."),
         "kit-password-repeats": _("The password repeats the same few characters."),
@@ -168,6 +196,7 @@ def deposit_page(request: HttpRequest, tender_id: uuid.UUID) -> HttpResponse:
         "tokenUrl": reverse("deposits:token"),
         "tenderUrl": f"/api/tenders/{tender.id}",
         "caUrl": "/api/platform/ca",
+        "logUrl": "/log/",
         "uploadsUrl": "/api/uploads/",
         "finaliseUrl": f"/api/tenders/{tender.id}/deposits",
         "workerUrl": static("web/build/seal-worker.js"),

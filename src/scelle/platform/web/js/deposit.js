@@ -5,6 +5,7 @@
 // #deposit-messages), in the user's language.
 
 import { checkReceipt, checkRecipients } from "./checks.js";
+import { checkReceiptLog } from "./log.js";
 import { forget, keep, pendingKey, recall } from "./pending.js";
 import { passwordProblem } from "./proof-kit.js";
 import { envelopeSize, freshKeys, plannedArchiveSize } from "./seal.js";
@@ -410,6 +411,31 @@ async function deposit() {
   const contentKeys = Object.fromEntries(pending.envelopes.map((item) => [item.kind, item.keys.contentKey]));
   showReceipt(answer, body);
   offerProofKit(answer, body, contentKeys);
+  await showLog(answer, body);
+}
+
+/** The receipt's entry in the transparency log, checked here against the log now and
+ * what this browser saw last; a log that misbehaves is named, with its two checkpoints. */
+async function showLog(answer, body) {
+  const line = document.getElementById("log-state");
+  const evidence = document.getElementById("log-evidence");
+  line.textContent = say("log-checking");
+  try {
+    const checked = await checkReceiptLog(answer.receipt, body, config.logUrl);
+    if (checked === null) {
+      line.hidden = true;
+      return;
+    }
+    line.textContent = say("log-checked", checked);
+    line.className = "ok";
+  } catch (error) {
+    line.textContent = say(error.code in messages ? error.code : "internal", error.values ?? { detail: error.message });
+    line.className = "banner error";
+    if (error.values?.earlier) {
+      evidence.textContent = `${error.values.earlier}\n${error.values.later}`;
+      evidence.hidden = false;
+    }
+  }
 }
 
 /** "Télécharger le dossier de preuve": the kit is made here, under the company's password. */
