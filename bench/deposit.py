@@ -14,7 +14,14 @@ seconds (server and companies), and the ratio to writing the same bytes to
 the same disk with fsync, measured in the same run. Every deposit must be
 listed for the buyer: none lost.
 
+The transparency log's cost: 50 companies at once deposit 1 MB each (the whole
+path) to a platform with its log and to one without (SCELLE_TRANSPARENCY_LOG=false),
+in turns, several times; deposits per second, and their ratio (target: the log
+costs at most 10 %). Then the size of a receipt's proof of inclusion in logs of
+10^3 and 10^6 entries.
+
     python bench/deposit.py [--small 50] [--small-mb 20] [--large 4] [--large-mib 1024]
+    python bench/deposit.py --only-log [--log-companies 50] [--log-turns 3]
 """
 
 from __future__ import annotations
@@ -69,11 +76,13 @@ COMPANIES_CORE = 1
 
 
 def start(
-    data: Path, *, pinned: bool = False, cheroot: bool = False
+    data: Path, *, pinned: bool = False, cheroot: bool = False, log: bool = True
 ) -> tuple[subprocess.Popen[bytes], str]:
     """`scelle serve` on `data` (`cheroot`: the server before the gateway, for reference),
-    on core SERVER_CORE when `pinned`."""
+    on core SERVER_CORE when `pinned`, with its transparency log unless not `log`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SCELLE_", "DJANGO_"))}
+    if not log:
+        env["SCELLE_TRANSPARENCY_LOG"] = "false"
     command = [sys.executable, "-m", "scelle.cli", "serve", "--data", str(data), "--port", "0"]
     if cheroot:
         rush = str(Path(__file__).with_name("rush.py"))
@@ -287,6 +296,101 @@ def round_(
     print(f"  deposits lost         {count - len(received):8d}  (of {count})")
 
 
+def log_turn(url: str, reference: str, count: int, source: Path, homes: Path) -> float:
+    """Deposits per second: `count` companies at once, each depositing `source`."""
+    launch_tender(url, reference)
+    tokens = []
+    for index in range(count):
+        with PlatformClient(url) as anonymous:
+            tokens.append(anonymous.login(f"offres@e{index:03d}.fr", PASSWORD)["token"])
+    elapsed, _times, _cpu = companies_at_once(
+        "deposit", url, tokens, reference, [source] * count, homes
+    )
+    with PlatformClient(url) as anonymous:
+        token = anonymous.login("acheteur@rouen.fr", PASSWORD)["token"]
+    with PlatformClient(url, token) as client:
+        received = client.tender_deposits(reference)
+    if len(received) != count:
+        raise SystemExit(f"{count - len(received)} deposits lost")
+    return count / elapsed
+
+
+def log_size(url: str) -> int:
+    import httpx
+
+    answer = httpx.get(f"{url}/log/checkpoint")
+    return int(answer.text.split("\n")[1]) if answer.status_code == 200 else 0
+
+
+def log_cost(companies: int, turns: int) -> None:
+    """The transparency log on and off, in turns on two platforms: deposits per second."""
+    print(f"\ntransparency log: {companies} companies at once x 1 MB, whole deposit path, "
+          f"{turns} turns each, on and off in alternation")  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="scelle-bench-log-", dir="/var/tmp") as name:
+        folder = Path(name)
+        source = folder / "offre-1MB.bin"
+        source.write_bytes(os.urandom(MB))
+        rates: dict[bool, list[float]] = {True: [], False: []}
+        servers = {}
+        for log in (True, False):
+            data = folder / f"data-{'on' if log else 'off'}"
+            # Each platform seeded in a process of its own: Django is set up once per process.
+            seeding = multiprocessing.get_context("spawn").Process(
+                target=seed, args=(data, companies)
+            )
+            seeding.start()
+            seeding.join()
+            servers[log] = start(data, pinned=True, log=log)
+        try:
+            for turn in range(turns):
+                for log in (True, False) if turn % 2 == 0 else (False, True):
+                    _process, url = servers[log]
+                    rate = log_turn(url, f"LOG-{turn}", companies, source, folder / "homes")
+                    rates[log].append(rate)
+                    state = "on " if log else "off"
+                    print(f"  turn {turn + 1} log {state}  {rate:6.2f} deposits/s")
+            sizes = {log: log_size(url) for log, (_process, url) in servers.items()}
+            print(f"  entries logged: log on {sizes[True]}, log off {sizes[False]}")
+        finally:
+            for process, _url in servers.values():
+                process.terminate()
+                process.wait(timeout=30)
+    on, off = statistics.median(rates[True]), statistics.median(rates[False])
+    # Each turn's two runs follow each other: their ratio cancels the drift between turns.
+    paired = statistics.median(a / b for a, b in zip(rates[True], rates[False], strict=True))
+    print(f"  median: log on {on:.2f} deposits/s, off {off:.2f} deposits/s; median ratio of "
+          f"each turn's pair {paired:.3f} (cost {100 * (1 - paired):.1f} %, target <= 10 %)")  # fmt: skip
+
+
+def proof_sizes() -> None:
+    """A receipt's proof (c2sp.org/tlog-proof: index, path, signed checkpoint) in logs of
+    10^3 and 10^6 entries, with a real signed checkpoint."""
+    import hashlib
+    import json
+
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from scelle.core import merkle, note, tlog
+
+    signer = note.Signer("marches.example.fr/log", ed25519.Ed25519PrivateKey.generate())
+
+    def read(level: int, index: int) -> bytes:
+        return hashlib.sha256(f"{level}/{index}".encode()).digest()
+
+    print("\nproof of inclusion in a receipt (c2sp.org/tlog-proof)")
+    for size in (10**3, 10**6):
+        index = 0  # the leftmost entry: the longest path a tree of that size has
+        path = merkle.inclusion_path(index, size, read)
+        checkpoint = tlog.sign_checkpoint(
+            tlog.Checkpoint(signer.name, size, merkle.tree_root(size, read)), signer
+        )
+        proof = str(tlog.Proof(index, tuple(path), checkpoint))
+        in_json = len(json.dumps({"transparency": proof})) - len('{"transparency": }')
+        print(f"  {size:>9,} entries: {len(path):2d} hashes, {len(proof)} bytes "
+              f"({len(checkpoint)} of them the signed checkpoint), {in_json} bytes in the "
+              f"receipt's JSON")  # fmt: skip
+
+
 def p99(times: list[float]) -> float:
     ordered = sorted(times)
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
@@ -301,7 +405,14 @@ def main() -> None:
     parser.add_argument(
         "--cheroot", action="store_true", help="the server before the gateway, for reference"
     )
+    parser.add_argument("--log-companies", type=int, default=50)
+    parser.add_argument("--log-turns", type=int, default=3)
+    parser.add_argument("--only-log", action="store_true", help="only the log's cost")
     options = parser.parse_args()
+    if options.only_log:
+        log_cost(options.log_companies, options.log_turns)
+        proof_sizes()
+        return
     server = "cheroot, 8 threads (before)" if options.cheroot else "hypercorn + gateway"
     print(f"deposit benchmark: scelle serve ({server}) on 127.0.0.1 core {SERVER_CORE}, "
           f"companies on core {COMPANIES_CORE}, SQLite, {os.cpu_count()} cores")  # fmt: skip
@@ -326,6 +437,8 @@ def main() -> None:
             for path in sources.iterdir():
                 path.unlink()
             sources.rmdir()
+    log_cost(options.log_companies, options.log_turns)
+    proof_sizes()
 
 
 if __name__ == "__main__":
