@@ -359,7 +359,8 @@ def log_cost(companies: int, turns: int) -> None:
     # Each turn's two runs follow each other: their ratio cancels the drift between turns.
     paired = statistics.median(a / b for a, b in zip(rates[True], rates[False], strict=True))
     print(f"  median: log on {on:.2f} deposits/s, off {off:.2f} deposits/s; median ratio of "
-          f"each turn's pair {paired:.3f} (cost {100 * (1 - paired):.1f} %, target <= 10 %)")  # fmt: skip
+          f"each turn's pair {paired:.3f} (cost {100 * (1 - paired):.1f} %, "
+          "target <= 10 %)")  # fmt: skip
 
 
 def proof_sizes() -> None:
