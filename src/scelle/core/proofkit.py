@@ -166,4 +166,3 @@ def content_key(kit: ProofKit, item: KitEnvelope, password: str) -> bytes:
     if len(opened) != _KEY_BYTES:
         raise _damaged()
     return opened
-
