@@ -205,10 +205,10 @@ def test_a_company_deposits_from_the_page_and_the_buyer_opens_it(
     judge = Workstation(tmp_path / "home-judge", company.capsys)
     for kind in ("candidature", "offre"):
         stored = _stored_envelope(platform, opened.name, kind)
-        out = judge.ok("proof", "verify", str(kit), str(stored), "--password-file",
-                       str(kit_password))  # fmt: skip
-        assert "its SHA-256 is the one the receipt gives" in out
-        assert ("Kbis société.pdf" if kind == "candidature" else "offre.zip") in out
+        shown = judge.ok("proof", "verify", str(kit), str(stored), "--password-file",
+                         str(kit_password))  # fmt: skip
+        assert "its SHA-256 is the one the receipt gives" in shown
+        assert ("Kbis société.pdf" if kind == "candidature" else "offre.zip") in shown
 
 
 TENDER_ANSWER = re.compile(r".*/api/tenders/[0-9a-f-]{36}$")
