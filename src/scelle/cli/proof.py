@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,6 +16,9 @@ from scelle.cli.session import Session, pass_session
 from scelle.core import certs, proofkit
 from scelle.core.errors import InvalidInputError
 from scelle.i18n import _
+
+if TYPE_CHECKING:
+    from scelle.assistant.proof import CheckedEnvelope
 
 
 @click.group(name="proof")
@@ -63,24 +68,37 @@ def verify(
         checked = check_envelope(
             read, envelope, password, trusted_authority=trusted, extract=extract, progress=bar
         )
-    receipt, item, manifest = checked.receipt.receipt, checked.envelope, checked.manifest
     if as_json:
-        print_json(
-            {
-                "tender": receipt.tender,
-                "bidder": receipt.bidder,
-                "deposit": receipt.deposit,
-                "received_at": receipt.received_at.isoformat(),
-                "authority_fingerprint_sha256": certs.fingerprint_sha256(checked.receipt.authority),
-                "authority_checked_against_login": trusted is not None,
-                "envelope": {"kind": item.kind, "size": item.size, "sha256": item.sha256},
-                "files": [
-                    {"name": f.name, "size": f.size, "sha256": f.sha256} for f in manifest.files
-                ],
-                "extracted_to": None if extract is None else str(extract),
-            }
-        )
-        return
+        _print_json(checked, trusted is not None, extract)
+    else:
+        _show(checked, envelope, extract, trusted is not None, zone)
+
+
+def _print_json(checked: CheckedEnvelope, against_login: bool, extract: Path | None) -> None:
+    receipt, item, manifest = checked.receipt.receipt, checked.envelope, checked.manifest
+    print_json(
+        {
+            "tender": receipt.tender,
+            "bidder": receipt.bidder,
+            "deposit": receipt.deposit,
+            "received_at": receipt.received_at.isoformat(),
+            "authority_fingerprint_sha256": certs.fingerprint_sha256(checked.receipt.authority),
+            "authority_checked_against_login": against_login,
+            "envelope": {"kind": item.kind, "size": item.size, "sha256": item.sha256},
+            "files": [{"name": f.name, "size": f.size, "sha256": f.sha256} for f in manifest.files],
+            "extracted_to": None if extract is None else str(extract),
+        }
+    )
+
+
+def _show(
+    checked: CheckedEnvelope,
+    envelope: Path,
+    extract: Path | None,
+    against_login: bool,
+    zone: zoneinfo.ZoneInfo,
+) -> None:
+    receipt, item, manifest = checked.receipt.receipt, checked.envelope, checked.manifest
     say(_("The receipt is valid: signed by {signer}.",
           signer=checked.receipt.signer.subject.rfc4514_string()))  # fmt: skip
     rows = [
@@ -100,7 +118,7 @@ def verify(
         click.echo(f"  {file.name}  {human_size(file.size)} ({file.size})  SHA-256 {file.sha256}")
     if extract is not None:
         say(_("The files are in {folder}.", folder=extract))
-    if trusted is None:
+    if not against_login:
         fingerprint = certs.fingerprint_sha256(checked.receipt.authority)
         say(_("Compare the platform CA's fingerprint with the one the platform publishes: "
               "{fingerprint}", fingerprint=fingerprint))  # fmt: skip
