@@ -7,6 +7,7 @@
 
 import canonicalize from "canonicalize";
 import { concat } from "./der.js";
+import { keptIn } from "./kept.js";
 import { SealError } from "./seal.js";
 
 const PROOF_HEADER = "c2sp.org/tlog-proof@v1";
@@ -269,31 +270,11 @@ async function checkConsistency(earlier, later, fetchTile) {
 
 // --- what this browser saw last (IndexedDB) ----------------------------------------------
 
-const DATABASE = "scelle-log";
-const STORE = "checkpoints";
-
-async function kept(action, mode) {
-  const database = await new Promise((resolve, reject) => {
-    const request = indexedDB.open(DATABASE, 1);
-    request.onupgradeneeded = () => request.result.createObjectStore(STORE);
-    request.onsuccess = () => resolve(request.result);
-    request.onerror = () => reject(request.error);
-  });
-  try {
-    return await new Promise((resolve, reject) => {
-      const transaction = database.transaction(STORE, mode);
-      const request = action(transaction.objectStore(STORE));
-      transaction.oncomplete = () => resolve(request.result);
-      transaction.onerror = () => reject(transaction.error);
-    });
-  } finally {
-    database.close();
-  }
-}
+const kept = keptIn("scelle-log", "checkpoints");
 
 /** The last checkpoint of the log `origin` this browser kept: {vkey, checkpoint}. */
-export const lastSeen = (origin) => kept((store) => store.get(origin), "readonly");
-const keep = (origin, value) => kept((store) => store.put(value, origin), "readwrite");
+export const lastSeen = (origin) => kept("readonly", (store) => store.get(origin));
+const keep = (origin, value) => kept("readwrite", (store) => store.put(value, origin));
 
 // --- the whole check -------------------------------------------------------------------
 

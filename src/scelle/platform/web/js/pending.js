@@ -5,31 +5,9 @@
 // Reloading the tab and choosing the same files re-creates the very same
 // envelopes, and the upload continues from the platform's offset.
 
-const DATABASE = "scelle-deposits";
-const STORE = "pending";
+import { keptIn } from "./kept.js";
 
-function open() {
-  return new Promise((resolve, reject) => {
-    const request = indexedDB.open(DATABASE, 1);
-    request.onupgradeneeded = () => request.result.createObjectStore(STORE);
-    request.onsuccess = () => resolve(request.result);
-    request.onerror = () => reject(request.error);
-  });
-}
-
-async function run(mode, action) {
-  const database = await open();
-  try {
-    return await new Promise((resolve, reject) => {
-      const transaction = database.transaction(STORE, mode);
-      const request = action(transaction.objectStore(STORE));
-      transaction.oncomplete = () => resolve(request.result);
-      transaction.onerror = () => reject(transaction.error);
-    });
-  } finally {
-    database.close();
-  }
-}
+const run = keptIn("scelle-deposits", "pending");
 
 const get = (key) => run("readonly", (store) => store.get(key));
 const put = (key, value) => run("readwrite", (store) => store.put(value, key));
