@@ -15,9 +15,16 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
 
-from scelle.core.errors import N_, InvalidInputError, NotFoundError, RuleViolationError
+from scelle.core.errors import (
+    N_,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    RuleViolationError,
+)
 from scelle.core.receipt import body_sha256
 from scelle.platform.accounts.models import Permission, User
+from scelle.platform.accounts.services import service_for
 from scelle.platform.audit.anchors import checkpoint
 from scelle.platform.audit.services import Recorded, record, record_many
 from scelle.platform.clock import local_time
@@ -60,11 +67,19 @@ def check_openable(tender: Tender, now: dt.datetime) -> None:
 def deposits_of_tender(actor: User, reference: str) -> QuerySet[Deposit]:
     """Who deposited, when, sizes, late or not: for agents allowed to open (never content).
     At the test tender, a company sees its own test deposits, and only those."""
-    tender = tender_for(actor, reference)
+    return deposits_in(actor, tender_for(actor, reference))
+
+
+def deposits_in(actor: User, tender: Tender) -> QuerySet[Deposit]:
+    """`deposits_of_tender` for a tender the actor already found (`tender_for`): the
+    pages have it in hand, and need not look it up again."""
     if tender.is_test:
         found = Deposit.objects.filter(tender=tender, bidder_id=actor.organisation_id)
+    elif not actor.is_agent:
+        raise PermissionDeniedError(N_("only the buyer's agents can do this"))
     else:
-        found = Deposit.objects.filter(tender=tender_for(actor, reference, Permission.Name.OPEN))
+        service_for(actor, tender.service_id, Permission.Name.OPEN)
+        found = Deposit.objects.filter(tender=tender)
     return found.select_related("bidder", "tender", "withdrawal").prefetch_related("envelopes")
 
 

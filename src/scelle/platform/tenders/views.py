@@ -29,7 +29,7 @@ from scelle.platform.assistants import services as assistants
 from scelle.platform.clock import now
 from scelle.platform.deposits.services import committed_bidders
 from scelle.platform.opening import commission
-from scelle.platform.opening.services import deposits_of_tender
+from scelle.platform.opening.services import deposits_in
 from scelle.platform.tenders import services, testing
 from scelle.platform.tenders.models import ENVELOPE_KINDS, Tender
 from scelle.platform.web.pages import actor, agent_page, attempt, company_page
@@ -137,9 +137,9 @@ def tender_detail(request: HttpRequest, tender_id: uuid.UUID) -> HttpResponse:
     tender = services.tender_for(user, str(tender_id))
     can = services.abilities(user, tender, now=now())
     deposits = (
-        Paginator(
-            deposits_of_tender(user, str(tender.id)).order_by("received_at"), PER_PAGE
-        ).get_page(request.GET.get("page"))
+        Paginator(deposits_in(user, tender).order_by("received_at"), PER_PAGE).get_page(
+            request.GET.get("page")
+        )
         if can.see_deposits
         else None
     )
