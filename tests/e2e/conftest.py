@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -188,10 +188,15 @@ def said(process: subprocess.Popen[bytes]) -> str:
 
 
 def _start(
-    data: Path, env: dict[str, str], *, port: str = "0", python: str = sys.executable
+    data: Path,
+    env: dict[str, str],
+    *,
+    port: str = "0",
+    python: str = sys.executable,
+    options: Sequence[str] = (),
 ) -> tuple[subprocess.Popen[bytes], str]:
     process = subprocess.Popen(
-        [python, "-m", "scelle.cli", "serve", "--data", str(data), "--port", port],
+        [python, "-m", "scelle.cli", "serve", "--data", str(data), "--port", port, *options],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -168,6 +168,9 @@ HELP_TEXTS = (
     gettext_noop("Address to listen on."),
     gettext_noop("Port to listen on (0: any free port)."),
     gettext_noop("Requests served at once."),
+    gettext_noop(
+        "Serving processes sharing the port, each with its threads (0: one per core; several need a POSIX system)."
+    ),
     gettext_noop("The key pairs of your services on the platform (the key page)."),
     gettext_noop(
         "Remove a key pair from the platform (refused while a tender not closed uses it)."

@@ -6,6 +6,7 @@ The only commands that load the platform (Django), and only when they run.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -67,8 +68,15 @@ def _platform(session: Session, data: Path | None, *, create: bool = False) -> N
     "--threads", type=click.IntRange(1, 256), default=DEFAULT_THREADS, show_default=True,
     help="Requests served at once.",
 )  # fmt: skip
+@click.option(
+    "--processes", type=click.IntRange(0, 64), default=1, show_default=True,
+    help="Serving processes sharing the port, each with its threads (0: one per core; "
+         "several need a POSIX system).",
+)  # fmt: skip
 @pass_session
-def serve(session: Session, data: Path | None, host: str, port: int, threads: int) -> None:
+def serve(
+    session: Session, data: Path | None, host: str, port: int, threads: int, processes: int
+) -> None:
     """Run the platform (SQLite and a local folder unless SCELLE_DATABASE_URL is set)."""
     from scelle.platform import server
 
@@ -81,6 +89,7 @@ def serve(session: Session, data: Path | None, host: str, port: int, threads: in
         host,
         port,
         threads=threads,
+        processes=processes or os.cpu_count() or 1,
         clock=session.clock,
         ready=lambda url: say(_("Scellé platform running on {url} (Ctrl+C to stop).", url=url)),
     )

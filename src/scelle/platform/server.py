@@ -125,12 +125,118 @@ def serve(
     threads: int,
     ready: Callable[[str], None],
     clock: Clock = system_clock,
+    processes: int = 1,
 ) -> None:
     """Serve the platform until interrupted (SIGINT, SIGTERM); `ready` gets the URL once
     bound. The event loop holds the connections; `threads` threads run Django (gateway).
 
-    Long because it wires the server's limits, its socket and its event loop in one place,
-    in order.
+    With `processes` above 1 (POSIX only), that many processes share the listening
+    socket, each with its event loop and threads: Django's CPU work then uses every
+    core. The first one also does the housekeeping; one that dies is started again.
+    """
+    _raise_open_files_limit()
+    listener = _listen(host, port)
+    bound = listener.getsockname()
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{bound[1]}"
+    try:
+        if processes <= 1:
+            _serve_here(listener, threads=threads, clock=clock, housekeeping=True,
+                        ready=lambda: ready(url))  # fmt: skip
+        else:
+            _supervise(listener, processes, threads=threads, clock=clock, ready=lambda: ready(url))
+    finally:
+        listener.close()
+
+
+RESTART_PAUSE_SECONDS = 1.0
+"""The least time between two starts of the same serving process (a crash loop waits)."""
+
+
+def _supervise(
+    listener: socket.socket,
+    processes: int,
+    *,
+    threads: int,
+    clock: Clock,
+    ready: Callable[[], None],
+) -> None:
+    """Fork `processes` serving processes on `listener` and keep them running until
+    SIGINT or SIGTERM, which goes on to each of them; returns once all have ended.
+
+    Long because the signal handler, the forks and the restarts share the table of the
+    children, and read best together.
+    """
+    if not hasattr(os, "fork"):
+        raise InvalidInputError(N_("several serving processes need a POSIX system (fork)"))
+    from django.db import connections
+
+    connections.close_all()  # no connection may be shared with the children
+    stopping = threading.Event()
+
+    def stop(signum: int, _frame: object) -> None:
+        stopping.set()
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    def start(index: int) -> int:
+        pid = os.fork()
+        if pid == 0:  # the child: serve, then leave without running the parent's cleanup
+            status = 1
+            try:
+                for name in ("SIGINT", "SIGTERM"):
+                    signal.signal(getattr(signal, name), signal.SIG_DFL)
+                _serve_here(listener, threads=threads, clock=clock, housekeeping=index == 0,
+                            ready=lambda: None)  # fmt: skip
+                status = 0
+            except Exception:  # noqa: BLE001 - logged; os._exit below, whatever happened
+                _log.exception("serving process %d failed", index)
+            finally:
+                os._exit(status)
+        return pid
+
+    children: dict[int, tuple[int, float]] = {}
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for index in range(processes):
+            children[start(index)] = (index, time.monotonic())
+        ready()
+        while children:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                break
+            except InterruptedError:  # pragma: no cover - PEP 475 retries
+                continue
+            if pid not in children:
+                continue
+            index, started = children.pop(pid)
+            if stopping.is_set():
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+            _log.error("serving process %d ended (%s): starting it again", index, how)
+            time.sleep(max(0.0, started + RESTART_PAUSE_SECONDS - time.monotonic()))
+            if not stopping.is_set():
+                children[start(index)] = (index, time.monotonic())
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _serve_here(
+    listener: socket.socket,
+    *,
+    threads: int,
+    clock: Clock,
+    housekeeping: bool,
+    ready: Callable[[], None],
+) -> None:
+    """One serving process: hypercorn's event loop on `listener`, Django in `threads`
+    threads, until SIGINT or SIGTERM.
+
+    Long because it wires the server's limits and its event loop in one place, in order.
     """
     from django.conf import settings
     from hypercorn.asyncio import serve as hypercorn_serve
@@ -142,7 +248,6 @@ def serve(
     from scelle.platform.gateway import Gateway, Proxies
     from scelle.platform.wsgi import application
 
-    _raise_open_files_limit()
     pipelining.install()
     if os.environ.get(TEST_CLOCK_VARIABLE):
         _log.warning("%s is set: this platform's clock is moved (tests only)", TEST_CLOCK_VARIABLE)
@@ -157,7 +262,6 @@ def serve(
         ),
     )
     proxies = Proxies(tuple(_network(part) for part in settings.SCELLE_TRUSTED_PROXIES))
-    listener = _listen(host, port)
     config = Config()
     # hypercorn gets a socket of its own on the same listening socket, and closes it.
     config.bind = [f"fd://{os.dup(listener.fileno())}"]
@@ -169,10 +273,9 @@ def serve(
     config.include_server_header = False
     config.accesslog = None
     config.errorlog = _log
-    bound = listener.getsockname()
-    shown = f"[{host}]" if ":" in host else host
     stop = threading.Event()
-    start_housekeeping(clock, stop)
+    if housekeeping:
+        start_housekeeping(clock, stop)
 
     async def run() -> None:
         loop = asyncio.get_running_loop()
@@ -181,7 +284,7 @@ def serve(
             with contextlib.suppress(NotImplementedError, AttributeError):
                 loop.add_signal_handler(getattr(signal, name), interrupted.set)
         # The socket listens already: a client may connect as soon as it reads this.
-        loop.call_soon(ready, f"http://{shown}:{bound[1]}")
+        loop.call_soon(ready)
         gateway = cast("ASGIFramework", Gateway(application, limits=limits, proxies=proxies))
         await hypercorn_serve(gateway, config, shutdown_trigger=interrupted.wait)
 
@@ -189,7 +292,6 @@ def serve(
         asyncio.run(run())
     finally:
         stop.set()
-        listener.close()
 
 
 def _rate(name: str, text: str) -> str:
