@@ -39,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from scelle.client.api import PlatformClient
@@ -76,14 +77,21 @@ COMPANIES_CORE = 1
 
 
 def start(
-    data: Path, *, pinned: bool = False, cheroot: bool = False, log: bool = True
+    data: Path,
+    *,
+    pinned: bool = False,
+    cheroot: bool = False,
+    log: bool = True,
+    options: Sequence[str] = (),
 ) -> tuple[subprocess.Popen[bytes], str]:
     """`scelle serve` on `data` (`cheroot`: the server before the gateway, for reference),
-    on core SERVER_CORE when `pinned`, with its transparency log unless not `log`."""
+    on core SERVER_CORE when `pinned`, with its transparency log unless not `log`, and
+    `options` (such as --processes) after its own."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SCELLE_", "DJANGO_"))}
     if not log:
         env["SCELLE_TRANSPARENCY_LOG"] = "false"
-    command = [sys.executable, "-m", "scelle.cli", "serve", "--data", str(data), "--port", "0"]
+    command = [sys.executable, "-m", "scelle.cli", "serve", "--data", str(data), "--port", "0",
+               *options]  # fmt: skip
     if cheroot:
         rush = str(Path(__file__).with_name("rush.py"))
         command = [sys.executable, rush, "--cheroot", "8:60", "--data", str(data)]
@@ -99,9 +107,12 @@ def start(
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used so far (Linux)."""
+    """User + system CPU seconds a process and its living children have used so far
+    (Linux): `scelle serve --processes N` serves from its children."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_seconds(int(child)) for child in children)
 
 
 def peak_rss_mib(pid: int) -> float:

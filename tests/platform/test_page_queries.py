@@ -196,3 +196,20 @@ def test_no_heavy_page_asks_more_as_the_rows_grow(world: World) -> None:
     growing = {name: (small[name], count) for name, count in grown.items() if count != small[name]}
     assert not growing, f"queries (before, after growing the data) of: {growing}"
     assert max(grown.values()) <= MOST_QUERIES, grown
+
+
+def test_mes_depots_shows_fifty_deposits_a_page_with_working_links(world: World) -> None:
+    _tenders(world, 60)  # a deposit of the company on each launched tender
+    _deposits(world, 59)
+    client = Client()
+    client.force_login(world.company)
+    first = client.get("/mes-depots/").content.decode()
+    second = client.get("/mes-depots/?page=2").content.decode()
+    assert first.count("<tr><td>") == 50 and second.count("<tr><td>") == 10
+    assert "Page 1 sur 2" in first and 'href="?page=2"' in first  # the page speaks French
+    mine = Deposit.objects.filter(bidder=world.company.organisation)
+    newest = mine.order_by("-received_at", "id").first()
+    assert newest is not None
+    receipt = f'href="/mes-depots/{newest.id}/accuse-de-reception.json"'
+    assert receipt in first
+    assert client.get(f"/mes-depots/{newest.id}/accuse-de-reception.json").status_code == 200

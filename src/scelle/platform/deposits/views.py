@@ -6,6 +6,7 @@ import uuid
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.templatetags.static import static
@@ -19,7 +20,7 @@ from scelle.platform.clock import now
 from scelle.platform.deposits import services
 from scelle.platform.tenders import services as tenders
 from scelle.platform.tenders import testing
-from scelle.platform.web.pages import PAGE_TOKENS_KEY, actor, attempt, company_page
+from scelle.platform.web.pages import PAGE_TOKENS_KEY, PER_PAGE, actor, attempt, company_page
 
 MAX_PAGE_TOKENS = 20
 """Tokens a session keeps track of; older ones simply expire (12 hours)."""
@@ -229,11 +230,16 @@ def deposit_token(request: HttpRequest) -> JsonResponse:
 @company_page
 def my_deposits(request: HttpRequest) -> HttpResponse:
     """The company's deposits, newest first, each with its receipt."""
-    found = services.deposits_of_my_company(actor(request)).order_by("-received_at")
+    found = services.deposits_of_my_company(actor(request)).order_by("-received_at", "id")
     return render(
         request,
         "deposits/mine.html",
-        {"section": "deposits", "deposits": list(found[:500]), "now": now()},
+        {
+            "section": "deposits",
+            "page": Paginator(found, PER_PAGE).get_page(request.GET.get("page")),
+            "mine_url": reverse("deposits:mine"),  # row links: one reverse, not 150
+            "now": now(),
+        },
     )
 
 

@@ -32,7 +32,7 @@ from scelle.platform.opening import commission
 from scelle.platform.opening.services import deposits_in
 from scelle.platform.tenders import services, testing
 from scelle.platform.tenders.models import ENVELOPE_KINDS, Tender
-from scelle.platform.web.pages import actor, agent_page, attempt, company_page
+from scelle.platform.web.pages import PER_PAGE, actor, agent_page, attempt, company_page
 
 
 def local_deadline(day: dt.date, time: dt.time) -> dt.datetime:
@@ -82,10 +82,6 @@ class TenderForm(forms.Form):
             except forms.ValidationError as error:
                 self.add_error("deadline_time", error)
         return cleaned
-
-
-PER_PAGE = 50
-"""Rows of a long list shown at once: a page costs the same with 50 rows or 50,000."""
 
 
 @agent_page

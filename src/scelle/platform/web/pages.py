@@ -28,6 +28,9 @@ PAGE_TOKENS_KEY = "scelle_page_tokens"
 """Prefixes of the API tokens a session's pages were given; logging out revokes them."""
 _View = Callable[..., HttpResponseBase]
 
+PER_PAGE = 50
+"""Rows of a long list shown at once: a page costs the same with 50 rows or 50,000."""
+
 
 def actor(request: HttpRequest) -> User:
     return request.user  # type: ignore[return-value]
