@@ -213,3 +213,18 @@ def test_mes_depots_shows_fifty_deposits_a_page_with_working_links(world: World)
     receipt = f'href="/mes-depots/{newest.id}/accuse-de-reception.json"'
     assert receipt in first
     assert client.get(f"/mes-depots/{newest.id}/accuse-de-reception.json").status_code == 200
+
+
+def test_traitements_distants_shows_fifty_jobs_a_page_newest_first(world: World) -> None:
+    _jobs(world, 59)
+    client = Client()
+    client.force_login(world.buyer.owner)
+    first = client.get("/traitements-distants/").content.decode()
+    second = client.get("/traitements-distants/?page=2").content.decode()
+    assert first.count("<tr><td>") == 50 and second.count("<tr><td>") == 10
+    assert "Page 1 sur 2" in first
+    newest = Job.objects.filter(agent=world.buyer.owner).order_by("-created_at").first()
+    assert newest is not None and newest.params["designation"] == "BI-CLE-J059"
+    assert first.index("BI-CLE-J059") < first.index("BI-CLE-J058")
+    assert f'href="/traitements-distants/{newest.id}/"' in first
+    assert client.get(f"/traitements-distants/{newest.id}/").status_code == 200

@@ -22,6 +22,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import QuerySet
 
 from scelle.core import certs
 from scelle.core.errors import (
@@ -394,9 +395,16 @@ def finish_job(
 
 
 def jobs_of(actor: User, *, limit: int = 100) -> list[Job]:
-    """Traitements distants: the agent's jobs, newest first."""
+    """Traitements distants: the agent's latest jobs, newest first."""
+    return list(all_jobs_of(actor)[:limit])
+
+
+def all_jobs_of(actor: User) -> QuerySet[Job]:
+    """Every job of the agent, newest first (the page shows them a page at a time)."""
     require_agent(actor)
-    return list(Job.objects.filter(agent=actor).select_related("workstation")[:limit])
+    return (
+        Job.objects.filter(agent=actor).select_related("workstation").order_by("-created_at", "id")
+    )
 
 
 def job_for(actor: User, job_id: uuid.UUID | str) -> Job:

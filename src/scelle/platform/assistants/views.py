@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import uuid
 
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 
 from scelle.platform.assistants import services
 from scelle.platform.clock import now
-from scelle.platform.web.pages import actor, agent_page
+from scelle.platform.web.pages import PER_PAGE, actor, agent_page
 
 
 @agent_page
@@ -20,7 +22,10 @@ def jobs(request: HttpRequest) -> HttpResponse:
         "assistants/jobs.html",
         {
             "section": "jobs",
-            "jobs": services.jobs_of(actor(request)),
+            "page": Paginator(services.all_jobs_of(actor(request)), PER_PAGE).get_page(
+                request.GET.get("page")
+            ),
+            "jobs_url": reverse("assistants:jobs"),  # row links: one reverse, not fifty
             "assistant": services.assistant_state(actor(request), now=now()),
         },
     )
