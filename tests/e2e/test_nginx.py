@@ -1,22 +1,26 @@
 """Behind Debian's nginx with deploy/nginx/scelle-proxy.conf as shipped: a company's
 deposit of several tus chunks (each taken whole by nginx, then passed on) goes through it
-to `scelle serve --processes 2`, which trusts nginx's X-Forwarded-For."""
+to `scelle serve --processes 2`, which trusts nginx's X-Forwarded-For; both processes
+serve, one killed comes back, and SIGTERM stops them all."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import Platform, _start, _stop
+from tests.e2e.conftest import Platform, _start, _stop, said
 from tests.e2e.test_deposit_journey import bid, launched, stations  # noqa: F401
 from tests.e2e.test_platform_journey import Workstation
 
@@ -118,3 +122,39 @@ def test_a_deposit_of_several_chunks_goes_through_nginx(
     offer = next(e for e in checked["envelopes"] if e["kind"] == "offre")
     assert offer["size"] > 2 * (16 << 20)
     assert json.loads(btp.ok("deposits", "list", "--json"))[0]["bidder"] == "BTP Normandie"
+
+    # The two serving processes: both took requests; one killed is started again, and
+    # the company goes on through nginx meanwhile.
+    server = platform.process
+    first = _children_soon(server.pid, 2)
+    before = {pid: _cpu_ticks(pid) for pid in first}
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:  # new connections, straight in
+        asked = pool.map(lambda _: httpx.get(f"{platform.url}/connexion/").status_code, range(200))
+        assert set(asked) == {200}
+    assert all(_cpu_ticks(pid) > before[pid] for pid in first)
+    os.kill(min(first), signal.SIGKILL)
+    replaced = _children_soon(server.pid, 1, without=first)
+    assert _children(server.pid) == (first - {min(first)}) | replaced
+    assert len(json.loads(btp.ok("deposits", "list", "--json"))) == 1
+    assert _stop(server) == 0
+    assert "(killed by signal 9): starting it again" in said(server)
+
+
+def _children(pid: int) -> set[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return {int(part) for part in text.split()}
+
+
+def _cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def _children_soon(pid: int, count: int, without: AbstractSet[int] = frozenset()) -> set[int]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = _children(pid) - without
+        if len(found) == count:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"{pid} has children {_children(pid)}")
