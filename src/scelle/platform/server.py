@@ -180,7 +180,14 @@ def _supervise(
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
-    def start(index: int) -> int:
+    def start(index: int) -> None:
+        pid = fork_child(index)
+        children[pid] = (index, time.monotonic())
+        if stopping.is_set():  # the signal came while this one was being forked
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    def fork_child(index: int) -> int:
         pid = os.fork()
         if pid == 0:  # the child: serve, then leave without running the parent's cleanup
             status = 1
@@ -200,7 +207,7 @@ def _supervise(
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         for index in range(processes):
-            children[start(index)] = (index, time.monotonic())
+            start(index)
         ready()
         while children:
             try:
@@ -219,7 +226,7 @@ def _supervise(
             _log.error("serving process %d ended (%s): starting it again", index, how)
             time.sleep(max(0.0, started + RESTART_PAUSE_SECONDS - time.monotonic()))
             if not stopping.is_set():
-                children[start(index)] = (index, time.monotonic())
+                start(index)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
