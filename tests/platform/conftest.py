@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ from scelle.platform.accounts import services as accounts
 from scelle.platform.accounts.models import Organisation, Service, User
 from scelle.platform.keypairs.authority import ensure_platform_keys
 from tests.conftest import NOW
+from tests.seaweed import SeaweedFS
 
 PASSWORD = "Mot-de-passe-Agent-2026!"
 ALL_PERMISSIONS = ("manage_keys", "manage_tenders", "open", "administer")
@@ -62,6 +64,24 @@ def clock(settings: Any) -> MovableClock:
 @pytest.fixture(scope="session", autouse=True)
 def _platform_keys() -> None:
     ensure_platform_keys(lambda: NOW)
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """A SeaweedFS S3 server for this test process, and a bucket with Object Lock."""
+    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
+    server.bucket = server.new_bucket()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def object_store(settings: Any, seaweed: SeaweedFS, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Envelopes in the SeaweedFS bucket, under a prefix of this test's own."""
+    for name, value in seaweed.environment().items():
+        monkeypatch.setenv(name, value)
+    settings.SCELLE_STORAGE_URL = f"s3://{seaweed.bucket}/{uuid.uuid4().hex}"
+    return str(settings.SCELLE_STORAGE_URL)
 
 
 @pytest.fixture(scope="session")

@@ -90,10 +90,18 @@ class Bidder:
         )
 
 
-@pytest.fixture(autouse=True)
-def _envelopes(settings, tmp_path) -> None:
-    """Each test its own envelopes folder: the folder is checked against the tables."""
+FOLDER_ONLY = pytest.mark.parametrize("_envelopes", ["folder"], indirect=True)
+"""For a test that works on the folder's files behind the platform's back."""
+
+
+@pytest.fixture(autouse=True, params=["folder", "store"])
+def _envelopes(request, settings, tmp_path) -> None:
+    """Each test its own envelopes folder, or its own prefix in a real S3 store with
+    Object Lock (SeaweedFS): every test here runs on both; what is stored is checked
+    against the tables."""
     settings.SCELLE_ENVELOPES_DIR = tmp_path / "envelopes"
+    if request.param == "store":
+        request.getfixturevalue("object_store")
 
 
 @pytest.fixture
@@ -323,6 +331,7 @@ def _tamper(upload_id: str, data: bytes) -> None:
     storage.path_of(f"{upload_id}.p7m").write_bytes(data)
 
 
+@FOLDER_ONLY
 def test_finalisation_hashes_what_arrived_without_reading_it_again(tender: str, company: Bidder):
     candidature, offre = sealed(3000), sealed(4000)
     uploads = {
@@ -387,6 +396,7 @@ def test_refused_and_cut_chunks_leave_the_hash_right(tender: str, company: Bidde
     assert answer.status_code == 201, answer.content
 
 
+@FOLDER_ONLY
 def test_an_incomplete_upload_is_no_deposit(tender: str, company: Bidder):
     data = sealed(100)
     cut = len(data) - 40
@@ -485,10 +495,10 @@ def test_terminating_an_upload_removes_its_file(tender: str, company: Bidder):
     data = sealed(10)
     location = company.create(tender, "offre", len(data))["Location"]
     assert company.patch(location, 0, data[:100]).status_code == 204
-    stored = storage.path_of(f"{location.rsplit('/', 1)[1]}.p7m")
-    assert stored.stat().st_size == 100
+    name = f"{location.rsplit('/', 1)[1]}.p7m"
+    assert storage.size_of(name) == 100 and name in _stored()
     assert company.client.delete(location, headers=TUS).status_code == 204
-    assert not stored.exists() and not Upload.objects.exists()
+    assert name not in _stored() and not Upload.objects.exists()
 
 
 def test_a_range_of_any_length_is_no_server_error(tender: str, company: Bidder, rouen, clock):
@@ -527,7 +537,8 @@ def test_terminating_and_finalising_the_same_upload_have_one_outcome(
     with pytest.raises(RuleViolationError, match="made into a deposit"):
         services.terminate_upload(bidder, uploads["offre"], now=clock())
     envelope = Envelope.objects.get(kind="offre")
-    assert storage.path_of(envelope.storage_name).read_bytes() == offre
+    with storage.open_envelope(envelope.storage_name) as handle:
+        assert handle.read() == offre
     assert not Event.objects.filter(action="deposits.upload.terminated").exists()
 
 
@@ -539,19 +550,25 @@ def test_an_upload_whose_row_is_not_written_leaves_no_file(tender: str, bidder, 
     def busy(*_args, **_kwargs):
         raise OperationalError("database is locked")
 
-    before = set(storage.folder().iterdir()) if storage.folder().exists() else set()
+    before = _stored()
     monkeypatch.setattr(services, "record", busy)
     with pytest.raises(OperationalError):
         services.create_upload(bidder, reference=tender, envelope="offre", length=10, now=clock())
-    assert set(storage.folder().iterdir()) == before
+    assert _stored() == before
     assert not Upload.objects.exists()
+
+
+def _stored() -> set[str]:
+    """The names of what is stored: files in the folder; envelopes, multipart uploads and
+    tails in the store."""
+    from scelle.platform.deposits import storage
+
+    return {name for name, _written in storage.files()}
 
 
 def _folder_matches_tables() -> None:
     """Every upload has its file, every file an upload or an envelope: nothing half-made."""
-    from scelle.platform.deposits import storage
-
-    files = {path.name for path in storage.folder().iterdir()}
+    files = _stored()
     rows = {upload.file_name for upload in Upload.objects.all()}
     envelopes = set(Envelope.objects.values_list("storage_name", flat=True))
     assert rows <= files, f"uploads without their file: {rows - files}"
@@ -589,6 +606,7 @@ def test_announced_bytes_per_tender_are_bounded(tender: str, company: Bidder, se
     _folder_matches_tables()
 
 
+@FOLDER_ONLY
 def test_the_sweep_removes_idle_uploads_and_those_of_closed_tenders(
     tender: str, company: Bidder, rouen: Buyer, clock, settings
 ):
@@ -619,10 +637,8 @@ def test_the_sweep_removes_idle_uploads_and_those_of_closed_tenders(
     _folder_matches_tables()
 
     # A chunk arriving right now is left alone.
-    from scelle.platform.deposits.storage import Appender
-
     name = f"{active.rsplit('/', 1)[1]}.p7m"
-    writing = Appender(name, 100, 10, length=len(data))
+    writing = storage.appender(name, 100, 10, length=len(data))
     settings.SCELLE_UPLOAD_IDLE_HOURS = 0
     assert services.sweep_uploads(now=clock()).busy == 1
     writing.close()
@@ -680,6 +696,7 @@ def test_every_failure_leaves_the_folder_and_the_tables_agreeing(
     _folder_matches_tables()
 
 
+@FOLDER_ONLY
 def test_an_envelope_whose_file_is_gone_records_no_download(
     tender: str, company: Bidder, rouen: Buyer, clock
 ):

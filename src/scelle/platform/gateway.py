@@ -17,7 +17,8 @@ only on a request that has fully arrived, and only once admitted:
   pipelined requests too, and parse none of a departed client's);
 - a tus PATCH (`/api/uploads/<id>`) is checked in the thread pool (token,
   upload, offset), then its body streams from the event loop straight into the
-  upload's file (`storage.Appender`): a chunk sent at 64 KiB/s holds no thread;
+  upload's file (`storage.appender`; in an object store, a local spool file stored
+  once the chunk has arrived): a chunk sent at 64 KiB/s holds no thread;
 - every other request's body, at most `BODY_LIMIT` bytes, is read by the event
   loop first; then Django answers it on a pool thread (`_call_django`, a WSGI
   call), and the thread is free again before a byte of the answer is sent: a
@@ -438,7 +439,7 @@ class Gateway:
         except Shed:
             await _answer(send, 503, _busy(headers), busy, unread=receive)
             return
-        except DatabaseError:
+        except (DatabaseError, storage.StoreUnavailableError):
             _log.exception("could not look upload %s up", upload_id)
             await _answer(send, 503, _busy(headers), busy, unread=receive)
             return
@@ -472,6 +473,12 @@ class Gateway:
                 await _answer(send, status_for(error), body, tus_headers, unread=receive)
                 return
             held = None
+        except (OSError, DatabaseError):  # the disk, the object store, the lock's database
+            _log.exception("could not store a chunk of upload %s", upload_id)
+            if stopped is None:
+                body = error_body("the platform could not store this chunk; try again later")
+                await _answer(send, 503, body, busy, unread=receive)
+            return
         if isinstance(stopped, _Disconnected):
             return
         if isinstance(stopped, _TooSlow):

@@ -3,6 +3,14 @@
 - SCELLE_DATA_DIR (./scelle-data): the embedded database and the envelopes.
 - SCELLE_ENVELOPES_DIR (DATA_DIR/envelopes): the sealed envelopes, a folder shared by
   every app process.
+- SCELLE_STORAGE_URL (none: the envelopes folder): s3://bucket/prefix puts envelopes in
+  an S3-compatible object store instead, shared by every host; its endpoint and
+  credentials come from the standard AWS variables (AWS_ENDPOINT_URL,
+  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION). The bucket needs Object Lock
+  (`scelle admin storage create`).
+- SCELLE_RETENTION_YEARS (5): in the object store, each envelope of a real tender is
+  kept under Object Lock retention in COMPLIANCE mode until this many years after the
+  tender's close (after its deadline until it closes): nobody can delete it before.
 - SCELLE_MAX_DEPOSIT_BYTES (20 GiB): the largest deposit, all envelopes together.
 - SCELLE_MAX_OPEN_UPLOADS (20): uploads a company may have in progress at once.
 - SCELLE_MAX_ANNOUNCED_BYTES (twice SCELLE_MAX_DEPOSIT_BYTES): the bytes a company's
@@ -148,6 +156,8 @@ SCELLE_LOGIN_CLIENT_FAILURES = _env_int("SCELLE_LOGIN_CLIENT_FAILURES", 20)
 SCELLE_ENVELOPES_DIR = (
     Path(_env("SCELLE_ENVELOPES_DIR", str(DATA_DIR / "envelopes"))).expanduser().resolve()
 )
+SCELLE_STORAGE_URL = _env("SCELLE_STORAGE_URL", "")
+SCELLE_RETENTION_YEARS = _env_int("SCELLE_RETENTION_YEARS", 5)
 SCELLE_MAX_DEPOSIT_BYTES = _env_int("SCELLE_MAX_DEPOSIT_BYTES", 20 << 30)
 SCELLE_MAX_OPEN_UPLOADS = _env_int("SCELLE_MAX_OPEN_UPLOADS", 20)
 SCELLE_MAX_ANNOUNCED_BYTES = _env_int("SCELLE_MAX_ANNOUNCED_BYTES", 2 * SCELLE_MAX_DEPOSIT_BYTES)

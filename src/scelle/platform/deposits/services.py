@@ -239,7 +239,7 @@ def begin_append(
     progress. The caller writes the body into the appender and finishes it."""
     upload = upload_for(actor, upload_id)
     _open_for_deposits(upload.tender)
-    return storage.Appender(
+    return storage.appender(
         upload.file_name, offset, count, length=upload.length, checksum=checksum
     )
 
@@ -451,6 +451,9 @@ def finalise_deposit(
         for upload in sorted(found, key=lambda u: tender.envelopes.index(u.envelope))
     ]
     signed = _signed_receipt(actor, tender, deposit, envelopes)
+    if not tender.is_test:  # an offer is under retention before it is recorded
+        for upload in found:
+            storage.retain(upload.file_name, storage.retention_end(tender.deadline))
     with transaction.atomic():
         locked = Upload.objects.select_for_update().filter(id__in=[u.id for u in found])
         if locked.count() != len(found):
@@ -585,7 +588,7 @@ def _recipients_of(tender: Tender, upload: Upload) -> list[str]:
         for a in tender.assigned_key_pairs.all()
     ]
     try:
-        with storage.path_of(upload.file_name).open("rb") as handle:
+        with storage.open_envelope(upload.file_name) as handle:
             found = read_recipients(handle)
     except OSError:
         raise RuleViolationError(

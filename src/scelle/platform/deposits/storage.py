@@ -1,4 +1,7 @@
-"""Envelope files on the platform's disk: appended in place, fsynced, never held in memory.
+"""Where envelopes are stored: the platform's folder (the embedded default), or an
+S3-compatible object store when SCELLE_STORAGE_URL says so (`objectstore`). Every
+function here takes an upload's or envelope's name (`<upload id>.p7m`) and works on
+whichever the settings chose; the rest of this docstring is the folder's.
 
 Each upload is one file, `<upload id>.p7m` in SCELLE_ENVELOPES_DIR, created
 0600. The file is the upload's progress: its size is the offset tus
@@ -23,25 +26,52 @@ import contextlib
 import datetime as dt
 import fcntl
 import hashlib
+import io
 import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO
 
 from django.conf import settings
 
 from scelle.core.errors import N_, ChecksumMismatchError, InvalidInputError, RuleViolationError
 from scelle.core.files import ensure_private_dir, fsync_dir
+from scelle.platform.deposits import objectstore
+from scelle.platform.deposits.chunks import (
+    MISSING,
+    PIECE,
+    WRITING,
+    Appender,
+    BodyStream,
+    check_append,
+    fill,
+)
+from scelle.platform.deposits.objectstore import ObjectStore, StoreUnavailableError
 
-PIECE = 1 << 20
+__all__ = [
+    "Appender",
+    "BodyStream",
+    "StoreUnavailableError",
+    "appender",
+    "create",
+    "files",
+    "fill",
+    "held_or_zero",
+    "last_written",
+    "open_envelope",
+    "quiet",
+    "remove",
+    "retain",
+    "retaining",
+    "retention_end",
+    "sha256_of",
+    "size_of",
+]
+
 RUNNING_HASHES = 4096
 """Uploads whose SHA-256 is kept up to date in memory; the oldest are dropped
 (finalisation then reads the file)."""
-
-
-class BodyStream(Protocol):
-    def read(self, size: int = -1, /) -> bytes: ...
 
 
 class _RunningHashes:
@@ -82,8 +112,11 @@ class _RunningHashes:
 
 _running = _RunningHashes(RUNNING_HASHES)
 
-ELSEWHERE = N_("the platform holds {held} bytes of this upload, not {offset}: resume from there")
-"""A chunk sent for another offset than the one the upload is at (tus: 409)."""
+
+def _objects() -> ObjectStore | None:
+    """The object store SCELLE_STORAGE_URL names, None for the folder."""
+    url = settings.SCELLE_STORAGE_URL
+    return objectstore.store_for(url) if url else None
 
 
 def folder() -> Path:
@@ -95,7 +128,10 @@ def path_of(name: str) -> Path:
 
 
 def create(name: str) -> None:
-    """An empty 0600 file for a new upload; its folder entry made durable."""
+    """An empty 0600 file for a new upload, its folder entry made durable (or a
+    multipart upload in the store)."""
+    if (store := _objects()) is not None:
+        return store.create(name)
     target = path_of(name)
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     os.close(fd)
@@ -104,13 +140,30 @@ def create(name: str) -> None:
 
 def size_of(name: str) -> int:
     """Bytes the platform holds of an upload: the offset a resume starts from."""
+    if (store := _objects()) is not None:
+        return store.held(name)
     try:
         return path_of(name).stat().st_size
     except FileNotFoundError:
-        raise InvalidInputError(N_("the upload's file is missing on the platform")) from None
+        raise InvalidInputError(MISSING) from None
 
 
-class Appender:
+def appender(
+    name: str,
+    offset: int,
+    count: int,
+    *,
+    length: int,
+    checksum: tuple[str, bytes] | None = None,
+) -> Appender:
+    """A tus PATCH of `count` bytes at `offset` of the upload `name` (`length` bytes in
+    all), to be written into (see `chunks.Appender`)."""
+    if (store := _objects()) is not None:
+        return store.appender(name, offset, count, length=length, checksum=checksum)
+    return FileAppender(name, offset, count, length=length, checksum=checksum)
+
+
+class FileAppender:
     """One tus PATCH being written: `count` bytes at `offset` of the upload `name`,
     which takes `length` bytes in all. The caller feeds `write` with the body as it
     arrives (a thread reading a socket, or the event loop: nothing here blocks for
@@ -136,19 +189,7 @@ class Appender:
         self._stack = contextlib.ExitStack()
         self._handle = self._stack.enter_context(_locked(path_of(name)))
         try:
-            held = os.fstat(self._handle.fileno()).st_size
-            if offset != held:
-                raise RuleViolationError(
-                    ELSEWHERE,
-                    held=held,
-                    offset=offset,
-                )
-            if count < 0 or count > length - held:
-                raise InvalidInputError(
-                    N_("{count} bytes would go past the upload's announced length ({length})"),
-                    count=count,
-                    length=length,
-                )
+            check_append(os.fstat(self._handle.fileno()).st_size, offset, count, length)
         except BaseException:
             self._stack.close()
             raise
@@ -190,35 +231,18 @@ class Appender:
         self._stack.close()
 
 
-def fill(appender: Appender, body: BodyStream) -> int:
-    """Write what `body` gives into `appender` until its count or the body ends;
-    returns the bytes held now."""
-    try:
-        while appender.remaining:
-            piece = body.read(min(PIECE, appender.remaining))
-            if not piece:
-                break
-            appender.write(piece)
-    except BaseException:
-        appender.close()
-        raise
-    return appender.finish()
-
-
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[BinaryIO]:
     try:
         fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise InvalidInputError(N_("the upload's file is missing on the platform")) from None
+        raise InvalidInputError(MISSING) from None
     handle = os.fdopen(fd, "r+b", buffering=0)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RuleViolationError(
-                N_("another request is writing this upload right now; try again when it ends")
-            ) from None
+            raise RuleViolationError(WRITING) from None
         yield handle
     finally:
         handle.close()
@@ -227,7 +251,13 @@ def _locked(path: Path) -> Iterator[BinaryIO]:
 def sha256_of(name: str, length: int) -> str:
     """SHA-256 of a stored upload of `length` bytes: from the running hash when every
     chunk came in order to this process, else read in pieces. An upload not yet
-    complete is refused before anything is read (its running hash kept for the rest)."""
+    complete is refused before anything is read (its running hash kept for the rest).
+
+    In the object store the upload is completed (its tail made the last part), then
+    the object is read back whole, always."""
+    if (store := _objects()) is not None:
+        objectstore.locked(name, lambda: store.complete(name, length))
+        return store.sha256_of(name, length)
     with _locked(path_of(name)) as handle:  # no append may run meanwhile
         size = os.fstat(handle.fileno()).st_size
         if size != length:
@@ -245,6 +275,8 @@ def sha256_of(name: str, length: int) -> str:
 
 def last_written(name: str) -> dt.datetime:
     """When the upload's file last received a byte (its creation if never)."""
+    if (store := _objects()) is not None:
+        return store.last_written(name)
     try:
         return dt.datetime.fromtimestamp(path_of(name).stat().st_mtime, dt.UTC)
     except FileNotFoundError:
@@ -252,6 +284,11 @@ def last_written(name: str) -> dt.datetime:
 
 
 def held_or_zero(name: str) -> int:
+    if (store := _objects()) is not None:
+        try:
+            return store.held(name)
+        except InvalidInputError:
+            return 0
     try:
         return path_of(name).stat().st_size
     except FileNotFoundError:
@@ -259,7 +296,11 @@ def held_or_zero(name: str) -> int:
 
 
 def files() -> Iterator[tuple[str, dt.datetime]]:
-    """(name, last written) of every upload and envelope file in the folder."""
+    """(name, last written) of every upload and envelope file in the folder (in the
+    store: every envelope, upload in progress and tail)."""
+    if (store := _objects()) is not None:
+        yield from store.names()
+        return
     for entry in os.scandir(folder()):
         if entry.name.endswith(".p7m") and entry.is_file(follow_symlinks=False):
             written = dt.datetime.fromtimestamp(entry.stat().st_mtime, dt.UTC)
@@ -270,6 +311,10 @@ def files() -> Iterator[tuple[str, dt.datetime]]:
 def quiet(name: str) -> Iterator[bool]:
     """Hold the upload's lock if no request is writing it (True), else give False at
     once; a missing file is quiet."""
+    if _objects() is not None:
+        with objectstore.exclusive(name) as free:
+            yield free
+        return
     with contextlib.ExitStack() as stack:
         try:
             stack.enter_context(_locked(path_of(name)))
@@ -282,5 +327,41 @@ def quiet(name: str) -> Iterator[bool]:
 
 
 def remove(name: str) -> None:
+    """The upload's or envelope's bytes gone (in the store: but for a version under
+    retention, which the store keeps)."""
     _running.forget(name)
+    if (store := _objects()) is not None:
+        store.remove(name)
+        (folder() / "locks" / name).unlink(missing_ok=True)
+        return
     path_of(name).unlink(missing_ok=True)
+
+
+def open_envelope(name: str) -> io.BufferedReader:
+    """A stored envelope, open for reading at its first byte (seekable); OSError when
+    it cannot be read."""
+    if (store := _objects()) is not None:
+        return store.open(name)
+    return path_of(name).open("rb")
+
+
+def retaining() -> bool:
+    """Whether envelopes are kept under retention (in an object store)."""
+    return _objects() is not None
+
+
+def retention_end(after: dt.datetime) -> dt.datetime:
+    """SCELLE_RETENTION_YEARS after `after` (a 29 February becomes the 28th)."""
+    year = after.year + settings.SCELLE_RETENTION_YEARS
+    try:
+        return after.replace(year=year)
+    except ValueError:
+        return after.replace(year=year, day=28)
+
+
+def retain(name: str, until: dt.datetime) -> None:
+    """Nobody may delete or change the envelope before `until`: Object Lock retention
+    in COMPLIANCE mode in the store, only ever extended. The folder has no such
+    guarantee (its operator can delete a file): nothing is done."""
+    if (store := _objects()) is not None:
+        store.retain(name, until)

@@ -270,7 +270,7 @@ def envelope_headers(
     headers: list[tuple[Envelope, bytes | None]] = []
     for envelope in found[:MAX_HEADERS_LISTED]:
         try:
-            with storage.path_of(envelope.storage_name).open("rb") as handle:
+            with storage.open_envelope(envelope.storage_name) as handle:
                 headers.append((envelope, read_recipient_infos(handle)))
         except (OSError, DecryptionError):
             headers.append((envelope, None))

@@ -161,7 +161,7 @@ def envelope_for_download(
             start=start,
         )
     try:
-        handle = storage.path_of(found.storage_name).open("rb")
+        handle = storage.open_envelope(found.storage_name)
     except OSError:
         raise RuleViolationError(
             N_("the platform cannot read this envelope's file: tell its operator")

@@ -35,6 +35,8 @@ from scelle.platform.accounts.services import service_for
 from scelle.platform.audit.anchors import checkpoint
 from scelle.platform.audit.services import record
 from scelle.platform.clock import local_date, local_time
+from scelle.platform.deposits import storage
+from scelle.platform.deposits.models import Envelope
 from scelle.platform.keypairs.models import KeyPair
 from scelle.platform.tenders.models import ENVELOPE_KINDS, AssignedKeyPair, Tender
 from scelle.platform.transparency import services as transparency
@@ -549,12 +551,25 @@ def close_tender(actor: User, reference: str, *, now: dt.datetime) -> Tender:
                 reference=tender.reference,
                 deadline=local_time(tender.deadline),
             )
+        _retain_envelopes(tender, now)
         change_status(
             actor.email, tender, Tender.Status.CLOSED, {"closed_by": actor, "closed_at": now},
             event="tenders.tender.closed", details={"was": tender.status}, anchor="close",
             now=now,
         )  # fmt: skip
     return tender
+
+
+def _retain_envelopes(tender: Tender, now: dt.datetime) -> None:
+    """The tender's envelopes kept SCELLE_RETENTION_YEARS after its close, not only after
+    its deadline (in an object store; before the close is recorded, so a store that
+    fails leaves the tender open, to be closed again)."""
+    if tender.is_test or not storage.retaining():
+        return
+    until = storage.retention_end(now)
+    names = Envelope.objects.filter(deposit__tender=tender).values_list("storage_name", flat=True)
+    for name in names.iterator():
+        storage.retain(name, until)
 
 
 def change_status(

@@ -14,6 +14,7 @@ from scelle.platform.accounts.services import services_held
 from scelle.platform.answers import BUSY_SECONDS, busy_body, error_body
 from scelle.platform.assistants import services as assistants
 from scelle.platform.clock import now
+from scelle.platform.deposits.objectstore import StoreUnavailableError
 from scelle.platform.opening import commission
 from scelle.platform.tenders.models import Tender
 from scelle.platform.tenders.services import visible_tenders
@@ -59,10 +60,11 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
 
 def server_error(request: HttpRequest) -> HttpResponse:
     """Django's handler500, called while the failure is being handled: a database that is
-    locked, down or restarting is a 503 with Retry-After, which the client may simply
-    send again (the failed transaction was rolled back whole); anything else a 500. Both
+    locked, down or restarting, or an object store failing, is a 503 with Retry-After,
+    which the client may simply send again (the failed transaction was rolled back
+    whole); anything else a 500. Both
     in JSON, on every route: no page of Django's own, no traceback."""
-    if isinstance(sys.exc_info()[1], DatabaseError):
+    if isinstance(sys.exc_info()[1], (DatabaseError, StoreUnavailableError)):
         busy = JsonResponse(busy_body(), status=503)
         busy["Retry-After"] = str(BUSY_SECONDS)
         return busy
