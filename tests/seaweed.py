@@ -95,7 +95,7 @@ class SeaweedFS:
             "AWS_REGION": "us-east-1",
         }
 
-    def client(self) -> Any:  # noqa: ANN401 (boto3's client is untyped)
+    def client(self) -> Any:
         import boto3
         from botocore.config import Config
 
@@ -118,6 +118,8 @@ class SeaweedFS:
         return name
 
     def _wait(self) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         deadline = time.monotonic() + 60
         client = self.client()
         while True:
@@ -130,10 +132,12 @@ class SeaweedFS:
                 client.create_bucket(Bucket=name)  # the filer and a volume answer too
                 client.put_object(Bucket=name, Key="probe", Body=b"x")
                 return
-            except Exception:
+            except (BotoCoreError, ClientError) as error:
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"SeaweedFS did not answer (see {self._log.name})")
+                    raise RuntimeError(
+                        f"SeaweedFS did not answer (see {self._log.name})"
+                    ) from error
                 time.sleep(0.3)
 
     def stop(self) -> None:

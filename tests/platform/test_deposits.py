@@ -545,7 +545,7 @@ def test_terminating_and_finalising_the_same_upload_have_one_outcome(
 def test_an_upload_whose_row_is_not_written_leaves_no_file(tender: str, bidder, clock, monkeypatch):
     from django.db import OperationalError
 
-    from scelle.platform.deposits import services, storage
+    from scelle.platform.deposits import services
 
     def busy(*_args, **_kwargs):
         raise OperationalError("database is locked")

@@ -50,7 +50,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 
 from scelle.core.errors import N_, ChecksumMismatchError, InvalidInputError, RuleViolationError
 from scelle.core.files import ensure_private_dir
@@ -640,15 +640,21 @@ def locked(name: str, work: Callable[[], _T]) -> _T:
 @contextlib.contextmanager
 def exclusive(name: str) -> Iterator[bool]:
     """The upload's lock if it is free (True), else False at once. On PostgreSQL an
-    advisory lock for the length of a transaction: a host that dies holding it loses
-    its connection, and the lock with it. With SQLite, one host: a lock file."""
+    advisory lock of the connection's session, released at the end (whatever
+    transaction is open meanwhile): a host that dies holding it loses its
+    connection, and the lock with it. With SQLite, one host: a lock file."""
     if connection.vendor == "postgresql":
         key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [key])
-                row = cursor.fetchone()
-            yield bool(row and row[0])
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+            row = cursor.fetchone()
+        free = bool(row and row[0])
+        try:
+            yield free
+        finally:
+            if free:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
         return
     folder = ensure_private_dir(settings.SCELLE_ENVELOPES_DIR / "locks")
     fd = os.open(folder / name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
