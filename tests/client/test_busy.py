@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from scelle.client.api import BUSY_RETRIES, LONGEST_RETRY_AFTER, PlatformClient
-from scelle.core.errors import PlatformUnavailableError
+from scelle.core.errors import PlatformAnswerError, PlatformUnavailableError
 from tests.assistant.hostile import hostile_platform, json_answer
 
 
@@ -52,3 +52,59 @@ def test_without_retries_a_503_is_said_at_once() -> None:
         with PlatformClient(fake.url, "t") as client, pytest.raises(PlatformUnavailableError):
             client.me()
         assert len(fake.asked("GET", "/api/me")) == 1
+
+
+def test_a_chunk_cut_on_the_way_is_resumed_where_the_platform_is() -> None:
+    """Behind a load balancer, the host taking a chunk died after storing 2 of its bytes:
+    the balancer answered 502; the platform (another host) says it holds 2, the rest
+    goes."""
+    slept: list[float] = []
+    upload = f"/api/uploads/{uuid.uuid4()}"
+    tus = {"Tus-Resumable": "1.0.0"}
+    with hostile_platform() as fake:
+        answers = [(502, {}, b"<html>Bad Gateway</html>")]
+
+        def chunk(_request: Any) -> Any:
+            return answers.pop() if answers else (204, {**tus, "Upload-Offset": "5"}, b"")
+
+        fake.set("PATCH", upload, chunk)
+        fake.set("HEAD", upload, lambda _r: (200, {**tus, "Upload-Offset": "2"}, b""))
+        with PlatformClient(fake.url, "t", busy_retries=BUSY_RETRIES, sleep=slept.append) as c:
+            assert c.send_chunk(f"{fake.url}{upload}", 0, b"abcde") == 5
+        sent = fake.asked("PATCH", upload)
+        assert [(r.headers["Upload-Offset"], r.body) for r in sent] == [
+            ("0", b"abcde"),
+            ("2", b"cde"),
+        ]
+    assert slept == [1.0]
+
+
+@pytest.mark.parametrize("held", ["7", "0x", "99999999999999999999999"])
+def test_a_lying_offset_after_a_cut_chunk_is_refused(held: str) -> None:
+    upload = f"/api/uploads/{uuid.uuid4()}"
+    tus = {"Tus-Resumable": "1.0.0"}
+    with hostile_platform() as fake:
+        fake.set("PATCH", upload, lambda _r: (504, {}, b""))
+        fake.set("HEAD", upload, lambda _r: (200, {**tus, "Upload-Offset": held}, b""))
+        with (
+            PlatformClient(fake.url, "t", busy_retries=1, sleep=lambda _s: None) as client,
+            pytest.raises(PlatformAnswerError),
+        ):
+            client.send_chunk(f"{fake.url}{upload}", 0, b"abcde")
+        assert len(fake.asked("PATCH", upload)) == 1
+
+
+def test_a_chunk_that_keeps_failing_is_said_after_the_resumes() -> None:
+    upload = f"/api/uploads/{uuid.uuid4()}"
+    tus = {"Tus-Resumable": "1.0.0"}
+    slept: list[float] = []
+    with hostile_platform() as fake:
+        fake.set("PATCH", upload, lambda _r: (502, {}, b""))
+        fake.set("HEAD", upload, lambda _r: (200, {**tus, "Upload-Offset": "0"}, b""))
+        with (
+            PlatformClient(fake.url, "t", busy_retries=1, sleep=slept.append) as client,
+            pytest.raises(PlatformUnavailableError, match="502"),
+        ):
+            client.send_chunk(f"{fake.url}{upload}", 0, b"abcde")
+        assert len(fake.asked("PATCH", upload)) == 4
+    assert slept == [1.0, 2.0, 4.0]

@@ -82,7 +82,9 @@ def serve(
 
     _platform(session, data, create=True)
     from scelle.platform.accounts.models import Organisation
+    from scelle.platform.deposits import storage
 
+    storage.check()  # an object store without Object Lock is refused before serving
     if not Organisation.objects.exists():
         say(_("No organisation yet: create one with `scelle admin create-organisation`."))
     server.serve(
@@ -260,6 +262,46 @@ def audit_checkpoint(session: Session, data: Path | None) -> None:
         say(_("Nothing new in the audit log since the last checkpoint."))
     else:
         say(_("Checkpoint #{id} signed at event #{sequence}.", id=made.id, sequence=made.sequence))
+
+
+@admin.group("storage")
+def storage_group() -> None:
+    """The object store of SCELLE_STORAGE_URL (s3://bucket/prefix), when envelopes go
+    there rather than to the data folder."""
+
+
+@storage_group.command("create")
+@data_option
+@pass_session
+def storage_create(session: Session, data: Path | None) -> None:
+    """Create the bucket with Object Lock (envelopes under retention nobody can delete),
+    then check it."""
+    _platform(session, data)
+    from scelle.platform.deposits import storage
+
+    if not storage.retaining():
+        raise InvalidInputError(
+            _("SCELLE_STORAGE_URL is not set: envelopes go to {folder}", folder=storage.where())
+        )
+    made = storage.check(create=True)
+    say(
+        _("Created {url}, with Object Lock.", url=storage.where())
+        if made
+        else _("{url} was already there, with Object Lock.", url=storage.where())
+    )
+
+
+@storage_group.command("check")
+@data_option
+@pass_session
+def storage_check(session: Session, data: Path | None) -> None:
+    """Check that envelopes can be stored: the object store answers and has Object Lock
+    (or the data folder, when SCELLE_STORAGE_URL is not set)."""
+    _platform(session, data)
+    from scelle.platform.deposits import storage
+
+    storage.check()
+    say(_("Envelopes are stored in {where}.", where=storage.where()))
 
 
 @admin.command("sweep")

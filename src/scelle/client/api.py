@@ -57,6 +57,10 @@ BUSY_RETRIES = 5
 """Times the command sends a request again that the platform answered 503: the platform
 says so when it sheds load or its database is busy, and then nothing was done."""
 LONGEST_RETRY_AFTER = 30
+CHUNK_RESUMES = 3
+"""Times a chunk whose request failed on the way (a load balancer's 502 or 504 when the
+host behind it went down, a connection cut) is resumed from the offset the platform
+then gives (tus HEAD), waiting 1, 2, then 4 seconds first."""
 """The longest Retry-After believed, in seconds: a server cannot park the command."""
 MAX_ANSWER_BYTES = 32 << 20
 MAX_NOTE_BYTES = 1 << 16
@@ -730,7 +734,38 @@ class PlatformClient:
         without: the receipt's SHA-256 of the whole envelope, checked against
         what was sent, covers every chunk, and hashing each byte twice more on
         the way costs a quarter of the throughput.
+
+        A request that fails on the way is resumed where the platform says it is, as
+        tus intends (by a client that sends a busy request again): behind a load
+        balancer, another host takes the rest.
         """
+        end = offset + len(data)
+        resumes = CHUNK_RESUMES if self._busy_retries else 0
+        for attempt in range(resumes + 1):
+            try:
+                return self._send_chunk(upload, offset, data, checksum=checksum)
+            except PlatformAnswerError:
+                raise  # a lying platform is not asked again
+            except PlatformUnavailableError as error:
+                status = error.values.get("status_code")
+                if attempt == resumes or status not in (None, 502, 504):
+                    raise
+            self._sleep(float(2**attempt))
+            held = self.upload_offset(upload)
+            if not offset <= held <= end:
+                raise PlatformAnswerError(
+                    N_("{understood}: it holds {held} bytes of a chunk from {start} to {value}"),
+                    understood=UNDERSTOOD,
+                    held=held,
+                    start=offset,
+                    value=end,
+                )
+            data, offset = data[held - offset :], held
+            if not data:
+                return held
+        raise AssertionError("unreachable")  # the last attempt returned or raised
+
+    def _send_chunk(self, upload: str, offset: int, data: bytes, *, checksum: bool) -> int:
         headers = {
             **TUS,
             "Upload-Offset": str(offset),

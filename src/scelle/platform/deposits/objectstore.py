@@ -223,13 +223,11 @@ class ObjectStore:
         """Create the bucket with Object Lock (which needs versioning); False if it was
         there already."""
         try:
+            self.call("head_bucket")
+            return False
+        except _Missing:
             self.call("create_bucket", ObjectLockEnabledForBucket=True)
-        except StoreUnavailableError:
-            with contextlib.suppress(_Missing, StoreUnavailableError):
-                self.call("head_bucket")
-                return False
-            raise
-        return True
+            return True
 
     # --- uploads ---------------------------------------------------------------------
 

@@ -54,6 +54,7 @@ __all__ = [
     "BodyStream",
     "StoreUnavailableError",
     "appender",
+    "check",
     "create",
     "files",
     "fill",
@@ -67,6 +68,7 @@ __all__ = [
     "retention_end",
     "sha256_of",
     "size_of",
+    "where",
 ]
 
 RUNNING_HASHES = 4096
@@ -117,6 +119,23 @@ def _objects() -> ObjectStore | None:
     """The object store SCELLE_STORAGE_URL names, None for the folder."""
     url = settings.SCELLE_STORAGE_URL
     return objectstore.store_for(url) if url else None
+
+
+def where() -> str:
+    """Where envelopes go, for the operator: the store's URL or the folder."""
+    return settings.SCELLE_STORAGE_URL or str(settings.SCELLE_ENVELOPES_DIR)
+
+
+def check(*, create: bool = False) -> bool:
+    """The object store usable (the bucket answers and has Object Lock), else a clear
+    error; with `create`, the bucket made first. True when it was made now. The
+    folder needs nothing."""
+    store = _objects()
+    made = False
+    if store is not None:
+        made = store.create_bucket() if create else False
+        store.check()
+    return made
 
 
 def folder() -> Path:
