@@ -62,7 +62,7 @@ def test_a_chunk_cut_on_the_way_is_resumed_where_the_platform_is() -> None:
     upload = f"/api/uploads/{uuid.uuid4()}"
     tus = {"Tus-Resumable": "1.0.0"}
     with hostile_platform() as fake:
-        answers = [(502, {}, b"<html>Bad Gateway</html>")]
+        answers: list[tuple[int, dict[str, str], bytes]] = [(502, {}, b"<html>Bad Gateway</html>")]
 
         def chunk(_request: Any) -> Any:
             return answers.pop() if answers else (204, {**tus, "Upload-Offset": "5"}, b"")

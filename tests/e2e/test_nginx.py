@@ -8,10 +8,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
-import shutil
 import signal
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from collections.abc import Set as AbstractSet
@@ -21,20 +18,11 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Platform, _start, _stop, said
+from tests.e2e.nginx import nginx
 from tests.e2e.test_deposit_journey import bid, launched, stations  # noqa: F401
 from tests.e2e.test_platform_journey import Workstation
 
 pytestmark = [pytest.mark.slow, pytest.mark.platform]
-
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"  # scripts/test installs it
-
-PROXY = Path(__file__).parents[2] / "deploy" / "nginx" / "scelle-proxy.conf"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
@@ -47,57 +35,8 @@ def front(platform: Platform, tmp_path: Path) -> Iterator[str]:
     platform.process, _url = _start(
         platform.data, platform.env, port=port, options=["--processes", "2"]
     )
-    root = tmp_path / "nginx"
-    root.mkdir()
-    listen = _free_port()
-    config = root / "nginx.conf"
-    # Started as root (CI), nginx's workers would drop to `nobody`, who cannot write
-    # pytest's folder: they stay the test's user.
-    user = "user root root;\n" if os.geteuid() == 0 else ""
-    config.write_text(
-        f"""daemon off;
-{user}worker_processes 1;
-pid {root}/nginx.pid;
-error_log {root}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    client_body_temp_path {root}/body;
-    proxy_temp_path {root}/proxy;
-    fastcgi_temp_path {root}/fastcgi;
-    uwsgi_temp_path {root}/uwsgi;
-    scgi_temp_path {root}/scgi;
-    upstream scelle_hosts {{ server 127.0.0.1:{port}; keepalive 16; }}
-    server {{
-        listen 127.0.0.1:{listen};
-        include {PROXY};
-    }}
-}}
-"""
-    )
-    process = subprocess.Popen(
-        [NGINX, "-p", str(root), "-c", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{listen}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"{url}/api/health", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            assert time.monotonic() < deadline, "nginx did not answer"
-            time.sleep(0.1)
+    with nginx(tmp_path / "nginx", [f"127.0.0.1:{port}"]) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        if process.stderr is not None:
-            process.stderr.close()
 
 
 def test_a_deposit_of_several_chunks_goes_through_nginx(
