@@ -31,6 +31,15 @@ HELP_TEXTS = (
     gettext_noop("List organisations, their services, users and permissions."),
     gettext_noop("Machine-readable output."),
     gettext_noop(
+        "The object store of SCELLE_STORAGE_URL (s3://bucket/prefix), when envelopes go\nthere rather than to the data folder."
+    ),
+    gettext_noop(
+        "Check that envelopes can be stored: the object store answers and has Object Lock\n(or the data folder, when SCELLE_STORAGE_URL is not set)."
+    ),
+    gettext_noop(
+        "Create the bucket with Object Lock (envelopes under retention nobody can delete),\nthen check it."
+    ),
+    gettext_noop(
         "Remove uploads that will never become deposits (idle, or to a closed tender), and\ntest deposits whose time is up."
     ),
     gettext_noop("Your organisation's agents and their permissions (needs `administer`)."),
