@@ -83,11 +83,13 @@ def start(
     cheroot: bool = False,
     log: bool = True,
     options: Sequence[str] = (),
+    settings: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """`scelle serve` on `data` (`cheroot`: the server before the gateway, for reference),
-    on core SERVER_CORE when `pinned`, with its transparency log unless not `log`, and
-    `options` (such as --processes) after its own."""
+    on core SERVER_CORE when `pinned`, with its transparency log unless not `log`,
+    `options` (such as --processes) after its own, and `settings` in its environment."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SCELLE_", "DJANGO_"))}
+    env.update(settings or {})
     if not log:
         env["SCELLE_TRANSPARENCY_LOG"] = "false"
     command = [sys.executable, "-m", "scelle.cli", "serve", "--data", str(data), "--port", "0",
