@@ -81,14 +81,16 @@ def prepare(clock: Clock = system_clock) -> bool:
 def start_housekeeping(clock: Clock, stop: threading.Event) -> threading.Thread:
     """While the server runs: sign an audit checkpoint every hour (audit.anchors), and
     every `SWEEP_SECONDS` sweep the uploads that will never become deposits and fail the
-    remote jobs no assistant took (or reported), sweep the test deposits whose time is up
-    and renew the test tender before its deadline."""
+    remote jobs no assistant took (or reported), sweep the test deposits whose time is up,
+    renew the test tender before its deadline and queue the mails time brings (key pairs
+    expiring, deadlines passed); every round, send the mails waiting."""
     from django.db import DatabaseError, connection
 
     from scelle.core.errors import ScelleError
     from scelle.platform.assistants.services import expire_jobs
     from scelle.platform.audit.anchors import checkpoint_if_due
     from scelle.platform.deposits.services import sweep_test_deposits, sweep_uploads
+    from scelle.platform.mail.services import notify_due, send_pending
     from scelle.platform.tenders.testing import ensure_test_tender
 
     def run() -> None:
@@ -106,6 +108,8 @@ def start_housekeeping(clock: Clock, stop: threading.Event) -> threading.Thread:
                     if tried := sweep_test_deposits(now=clock()):
                         _log.info("swept %d test deposits", tried)
                     ensure_test_tender(now=clock())
+                    notify_due(now=clock())
+                send_pending(now=clock())
             except (DatabaseError, ScelleError, OSError):
                 _log.exception("housekeeping failed; trying again later")
             finally:

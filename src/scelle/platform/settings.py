@@ -3,6 +3,13 @@
 - SCELLE_DATA_DIR (./scelle-data): the embedded database and the envelopes.
 - SCELLE_ENVELOPES_DIR (DATA_DIR/envelopes): the sealed envelopes, a folder shared by
   every app process.
+- SCELLE_SMTP_HOST (none: each e-mail a file in DATA_DIR/outbox), SCELLE_SMTP_PORT
+  (587), SCELLE_SMTP_USER, SCELLE_SMTP_PASSWORD, SCELLE_SMTP_STARTTLS (true): the
+  server the platform's e-mails go through (deposit receipts, failed remote jobs, key
+  pairs expiring while in use, deadlines passed); SCELLE_MAIL_FROM their sender
+  (Scellé <ne-pas-repondre@the first allowed host>).
+- SCELLE_KEY_EXPIRY_WARNING_DAYS (30): a key pair in use by an unclosed tender whose
+  certificate ends within this many days is announced to its service's key managers.
 - SCELLE_STORAGE_URL (none: the envelopes folder): s3://bucket/prefix puts envelopes in
   an S3-compatible object store instead, shared by every host; its endpoint and
   credentials come from the standard AWS variables (AWS_ENDPOINT_URL,
@@ -156,6 +163,24 @@ SCELLE_LOGIN_CLIENT_FAILURES = _env_int("SCELLE_LOGIN_CLIENT_FAILURES", 20)
 SCELLE_ENVELOPES_DIR = (
     Path(_env("SCELLE_ENVELOPES_DIR", str(DATA_DIR / "envelopes"))).expanduser().resolve()
 )
+SCELLE_SMTP_HOST = _env("SCELLE_SMTP_HOST", "")
+if SCELLE_SMTP_HOST:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST = SCELLE_SMTP_HOST
+    EMAIL_PORT = _env_int("SCELLE_SMTP_PORT", 587)
+    EMAIL_HOST_USER = _env("SCELLE_SMTP_USER", "")
+    EMAIL_HOST_PASSWORD = os.environ.get("SCELLE_SMTP_PASSWORD", "")
+    EMAIL_USE_TLS = _env_bool("SCELLE_SMTP_STARTTLS", True)
+else:  # no SMTP server: each mail a file in the data folder, nothing lost
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = str(DATA_DIR / "outbox")
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = _env(
+    "SCELLE_MAIL_FROM",
+    f"{SCELLE_PLATFORM_NAME} <ne-pas-repondre@"
+    f"{ALLOWED_HOSTS[0].lstrip('.').replace('*', '') or 'localhost'}>",
+)
+SCELLE_KEY_EXPIRY_WARNING_DAYS = _env_int("SCELLE_KEY_EXPIRY_WARNING_DAYS", 30)
 SCELLE_STORAGE_URL = _env("SCELLE_STORAGE_URL", "")
 SCELLE_RETENTION_YEARS = _env_int("SCELLE_RETENTION_YEARS", 5)
 SCELLE_MAX_DEPOSIT_BYTES = _env_int("SCELLE_MAX_DEPOSIT_BYTES", 20 << 30)
@@ -262,6 +287,7 @@ INSTALLED_APPS = [
     "scelle.platform.opening",
     "scelle.platform.assistants",
     "scelle.platform.transparency",
+    "scelle.platform.mail",
 ]
 # No django.contrib.admin: every change goes through the services, which
 # enforce the domain rules and write the audit log.

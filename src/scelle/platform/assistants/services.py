@@ -39,6 +39,7 @@ from scelle.platform.assistants.models import Job, Workstation
 from scelle.platform.audit.services import PLATFORM_ACTOR, record
 from scelle.platform.keypairs.models import KeyPair
 from scelle.platform.keypairs.services import check_designation, designation_free
+from scelle.platform.mail import services as mail
 from scelle.platform.opening import commission
 from scelle.platform.opening.services import check_openable
 from scelle.platform.tenders.services import tender_for
@@ -391,7 +392,16 @@ def finish_job(
             details={"kind": job.kind, "message": job.message[:200]},
             now=now,
         )
+        if job.state == Job.State.FAILED:
+            _tell_failed(job, now)
     return job
+
+
+def _tell_failed(job: Job, now: dt.datetime) -> None:
+    mail.job_failed(
+        job.agent, job_id=str(job.id), kind=Job.Kind(job.kind).label, created_at=job.created_at,
+        message=job.message, now=now,
+    )  # fmt: skip
 
 
 def jobs_of(actor: User, *, limit: int = 100) -> list[Job]:
@@ -451,5 +461,6 @@ def expire_jobs(*, now: dt.datetime) -> int:
                     details={"kind": job.kind, "was": state},
                     now=now,
                 )
+                _tell_failed(job, now)
             expired += len(jobs)
     return expired

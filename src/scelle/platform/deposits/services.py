@@ -52,6 +52,7 @@ from scelle.platform.clock import local_time
 from scelle.platform.deposits import storage
 from scelle.platform.deposits.models import Commitment, Deposit, Envelope, Upload, Withdrawal
 from scelle.platform.keypairs.authority import platform_authority, receipt_signer
+from scelle.platform.mail import services as mail
 from scelle.platform.tenders.models import Tender
 from scelle.platform.tenders.services import (
     commission_members,
@@ -482,6 +483,12 @@ def finalise_deposit(
             },
             now=now,
         )
+        mail.deposit_received(
+            actor, deposit_id=str(deposit.id), reference=tender.reference, title=tender.title,
+            buyer=tender.organisation.name, received_at=now, late=deposit.late,
+            deadline=tender.deadline, envelopes=[(e.kind, e.size, e.sha256) for e in envelopes],
+            receipt=deposit.receipt, now=now,
+        )  # fmt: skip
     return deposit
 
 
