@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Platform, _start, _stop, said
-from tests.e2e.nginx import nginx
+from tests.e2e.nginx import free_port, nginx
 from tests.e2e.test_deposit_journey import bid, launched, stations  # noqa: F401
 from tests.e2e.test_platform_journey import Workstation
 
@@ -32,6 +32,7 @@ def front(platform: Platform, tmp_path: Path) -> Iterator[str]:
     port = platform.url.rsplit(":", 1)[1]
     _stop(platform.process)
     platform.env["SCELLE_TRUSTED_PROXIES"] = "127.0.0.1"
+    platform.env["SCELLE_METRICS_ADDRESS"] = f"127.0.0.1:{free_port()}"
     platform.process, _url = _start(
         platform.data, platform.env, port=port, options=["--processes", "2"]
     )
@@ -71,12 +72,40 @@ def test_a_deposit_of_several_chunks_goes_through_nginx(
         asked = pool.map(lambda _: httpx.get(f"{platform.url}/connexion/").status_code, range(200))
         assert set(asked) == {200}
     assert all(_cpu_ticks(pid) > before[pid] for pid in first)
+    # A flood of anonymous requests from one client: some are shed.
+    with httpx.Client(base_url=platform.url) as flood:
+        answered = [flood.get("/api/openapi.json").status_code for _ in range(60)]
+    assert 503 in answered
+
     os.kill(min(first), signal.SIGKILL)
     replaced = _children_soon(server.pid, 1, without=first)
     assert _children(server.pid) == (first - {min(first)}) | replaced
     assert len(json.loads(btp.ok("deposits", "list", "--json"))) == 1
+
+    # The operators' metrics: on their own address, summed over the processes (the
+    # killed one's counts included), never on the public port.
+    values = _metrics(platform.env["SCELLE_METRICS_ADDRESS"])
+    assert values[("scelle_requests_total", (("class", "deposit"), ("status", "2xx")))] >= 5
+    assert values[("scelle_requests_total", (("class", "login"), ("status", "2xx")))] >= 200
+    assert values[("scelle_shed_requests_total", (("class", "anonymous"),))] >= 1
+    assert values[("scelle_ingested_bytes_total", ())] >= offer["size"]
+    assert values[("scelle_uploads_in_progress", ())] == 0
+    assert values[("scelle_queue_wait_seconds_count", (("class", "deposit"),))] >= 5
+    assert httpx.get(f"{front}/metrics").status_code == 404
     assert _stop(server) == 0
     assert "(killed by signal 9): starting it again" in said(server)
+
+
+def _metrics(address: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Each sample of /metrics: (name, sorted labels) → value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"http://{address}/metrics", timeout=10).text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 def _children(pid: int) -> set[int]:

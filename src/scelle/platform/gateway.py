@@ -60,6 +60,7 @@ from django.utils import translation
 from django.utils.datastructures import CaseInsensitiveMapping
 
 from scelle.core.errors import ScelleError
+from scelle.platform import metrics
 from scelle.platform.accounts.services import client_of
 from scelle.platform.admission import Admission, Kind, Limits, Shed, Ticket
 from scelle.platform.answers import BUSY_SECONDS, busy_body, error_answer, error_body, status_for
@@ -275,6 +276,7 @@ class Gateway:
         request = _Request(
             scope, headers, kind_of(scope, headers), self._proxies.client(scope, headers)
         )
+        send = _counted(send, request.kind)
         found = _UPLOAD.fullmatch(scope["path"])
         if found is not None and scope["method"] == "PATCH":
             await self._patch(request, receive, send, found.group(1))
@@ -382,7 +384,14 @@ class Gateway:
                 with contextlib.suppress(asyncio.CancelledError):
                     await admitted
                 raise _Gone
-        ticket: Ticket = await admitted
+        began = asyncio.get_running_loop().time()
+        try:
+            ticket: Ticket = await admitted
+        except Shed:
+            metrics.SHED.labels(request.kind.name.lower()).inc()
+            raise
+        waited = asyncio.get_running_loop().time() - began
+        metrics.QUEUE_WAIT.labels(request.kind.name.lower()).observe(waited)
         if request.gone():
             self.admission.leave(ticket)
             raise _Gone
@@ -445,9 +454,11 @@ class Gateway:
             return
         stopped: Exception | None = None
         pieces = _body_pieces(receive)
+        metrics.UPLOADS.inc()
         try:
             async for piece in pieces:
                 appender.write(piece)
+                metrics.INGESTED.inc(len(piece))
                 if not appender.remaining:
                     break
         except (_TooSlow, _Disconnected) as error:
@@ -462,6 +473,7 @@ class Gateway:
             appender.close()
             raise
         finally:
+            metrics.UPLOADS.dec()
             await pieces.aclose()
         # What arrived is kept (a checksummed chunk only whole): the company resumes
         # from the offset a HEAD gives.
@@ -489,6 +501,18 @@ class Gateway:
             await _answer(send, 408, body, tus_headers, unread=receive)
             return
         await _answer(send, 204, None, [*tus_headers, (b"upload-offset", str(held).encode())])
+
+
+def _counted(send: Send, kind: Kind) -> Send:
+    """`send`, counting each answer by the request's class and its status family."""
+    label = kind.name.lower()
+
+    async def counting(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            metrics.REQUESTS.labels(label, f"{int(message['status']) // 100}xx").inc()
+        await send(message)
+
+    return counting
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

@@ -11,8 +11,10 @@ import contextlib
 import ipaddress
 import logging
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -143,14 +145,48 @@ def serve(
     bound = listener.getsockname()
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{bound[1]}"
+    shared: str | None = None
     try:
+        shared = _start_metrics(processes)
         if processes <= 1:
             _serve_here(listener, threads=threads, clock=clock, housekeeping=True,
                         ready=lambda: ready(url))  # fmt: skip
         else:
-            _supervise(listener, processes, threads=threads, clock=clock, ready=lambda: ready(url))
+            _supervise(listener, processes, threads=threads, clock=clock,
+                       ready=lambda: ready(url), shared=shared)  # fmt: skip
     finally:
         listener.close()
+        if shared is not None:
+            shutil.rmtree(shared, ignore_errors=True)
+
+
+def _start_metrics(processes: int) -> str | None:
+    """Serve the metrics on SCELLE_METRICS_ADDRESS (if set) from this process; with
+    several serving processes, the folder where they write their values."""
+    from django.conf import settings
+
+    address = settings.SCELLE_METRICS_ADDRESS
+    if not address:
+        return None
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InvalidInputError(
+            N_("SCELLE_METRICS_ADDRESS must be host:port (a private address): {address}"),
+            address=address,
+        )
+    shared = None
+    if processes > 1:  # before prometheus_client is first imported (scelle.platform.metrics)
+        shared = tempfile.mkdtemp(prefix="scelle-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = shared
+    from scelle.platform.metrics import serve_metrics
+
+    try:
+        serve_metrics(address, shared=shared)
+    except OSError as error:
+        raise InvalidInputError(
+            N_("cannot serve the metrics on {address}: {error}"), address=address, error=error
+        ) from None
+    return shared
 
 
 RESTART_PAUSE_SECONDS = 1.0
@@ -164,9 +200,11 @@ def _supervise(
     threads: int,
     clock: Clock,
     ready: Callable[[], None],
+    shared: str | None = None,
 ) -> None:
     """Fork `processes` serving processes on `listener` and keep them running until
     SIGINT or SIGTERM, which goes on to each of them; returns once all have ended.
+    `shared`: the folder of their metrics, where one that ended is marked so.
 
     Long because the signal handler, the forks and the restarts share the table of the
     children, and read best together.
@@ -223,6 +261,10 @@ def _supervise(
             if pid not in children:
                 continue
             index, started = children.pop(pid)
+            if shared is not None:
+                from scelle.platform.metrics import process_ended
+
+                process_ended(pid, shared)
             if stopping.is_set():
                 continue
             code = os.waitstatus_to_exitcode(status)

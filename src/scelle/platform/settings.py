@@ -3,6 +3,9 @@
 - SCELLE_DATA_DIR (./scelle-data): the embedded database and the envelopes.
 - SCELLE_ENVELOPES_DIR (DATA_DIR/envelopes): the sealed envelopes, a folder shared by
   every app process.
+- SCELLE_METRICS_ADDRESS (none): host:port where `scelle serve` gives its metrics in
+  Prometheus' format (/metrics): requests by class, queue waits, shed requests, uploads
+  in progress, bytes ingested. A private address: never the public port.
 - SCELLE_SMTP_HOST (none: each e-mail a file in DATA_DIR/outbox), SCELLE_SMTP_PORT
   (587), SCELLE_SMTP_USER, SCELLE_SMTP_PASSWORD, SCELLE_SMTP_STARTTLS (true): the
   server the platform's e-mails go through (deposit receipts, failed remote jobs, key
@@ -163,6 +166,7 @@ SCELLE_LOGIN_CLIENT_FAILURES = _env_int("SCELLE_LOGIN_CLIENT_FAILURES", 20)
 SCELLE_ENVELOPES_DIR = (
     Path(_env("SCELLE_ENVELOPES_DIR", str(DATA_DIR / "envelopes"))).expanduser().resolve()
 )
+SCELLE_METRICS_ADDRESS = _env("SCELLE_METRICS_ADDRESS", "")
 SCELLE_SMTP_HOST = _env("SCELLE_SMTP_HOST", "")
 if SCELLE_SMTP_HOST:
     EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
