@@ -17,6 +17,9 @@ HELP_TEXTS = (
         "The platform's data folder (default: $SCELLE_DATA_DIR, else ./scelle-data). SCELLE_DATABASE_URL=postgresql://… puts the database in PostgreSQL."
     ),
     gettext_noop("A folder of deposit receipts (receipt-*.json) to check the log against too."),
+    gettext_noop(
+        "Write the whole platform to ARCHIVE while it runs: database, envelopes (from the\nfolder or the object store) and the platform's keys. The archive is 0600 and as\nsecret as the keys folder."
+    ),
     gettext_noop("Sign a checkpoint of the audit log's head now (`scelle serve` does it hourly)."),
     gettext_noop("Create a public buyer or a bidding company."),
     gettext_noop("Create a service of a buyer organisation."),
@@ -30,6 +33,9 @@ HELP_TEXTS = (
     ),
     gettext_noop("List organisations, their services, users and permissions."),
     gettext_noop("Machine-readable output."),
+    gettext_noop(
+        "Restore ARCHIVE (made by `scelle admin backup`) onto a fresh platform here, with\nthe same database engine: envelopes checked one by one, then the database, then the\nkeys."
+    ),
     gettext_noop(
         "The object store of SCELLE_STORAGE_URL (s3://bucket/prefix), when envelopes go\nthere rather than to the data folder."
     ),

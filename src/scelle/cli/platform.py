@@ -304,6 +304,51 @@ def storage_check(session: Session, data: Path | None) -> None:
     say(_("Envelopes are stored in {where}.", where=storage.where()))
 
 
+@admin.command("backup")
+@click.argument("archive", type=click.Path(dir_okay=False, path_type=Path))
+@data_option
+@pass_session
+def backup(session: Session, archive: Path, data: Path | None) -> None:
+    """Write the whole platform to ARCHIVE while it runs: database, envelopes (from the
+    folder or the object store) and the platform's keys. The archive is 0600 and as
+    secret as the keys folder."""
+    _platform(session, data)
+    from scelle.cli.console import progress_bar
+    from scelle.platform import backup as backups
+
+    with progress_bar(_("Backing up"), None) as progress:
+        report = backups.backup(archive, now=session.clock(), progress=progress)
+    say(_("Backed up {count} envelopes ({size} bytes), the database and the keys to {path}.",
+          count=report.envelopes, size=report.bytes, path=archive))  # fmt: skip
+    if report.missing:
+        say(_("{count} envelopes were removed meanwhile (test deposits swept): not kept.",
+              count=len(report.missing)))  # fmt: skip
+
+
+@admin.command("restore")
+@click.argument("archive", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@data_option
+@pass_session
+def restore(session: Session, archive: Path, data: Path | None) -> None:
+    """Restore ARCHIVE (made by `scelle admin backup`) onto a fresh platform here, with
+    the same database engine: envelopes checked one by one, then the database, then the
+    keys."""
+    from scelle.platform import server
+
+    server.configure(data)
+    from django.utils import translation
+
+    translation.activate(language())
+    from scelle.cli.console import progress_bar
+    from scelle.platform import backup as backups
+
+    with progress_bar(_("Restoring"), None) as progress:
+        report = backups.restore(archive, progress=progress)
+    server.prepare(session.clock)  # the schema brought up to date, if the backup is older
+    say(_("Restored {count} envelopes ({size} bytes), the database and the keys.",
+          count=report.envelopes, size=report.bytes))  # fmt: skip
+
+
 @admin.command("sweep")
 @data_option
 @pass_session

@@ -54,7 +54,7 @@ from django.db import connection
 
 from scelle.core.errors import N_, ChecksumMismatchError, InvalidInputError, RuleViolationError
 from scelle.core.files import ensure_private_dir
-from scelle.platform.deposits.chunks import MISSING, PIECE, WRITING, check_append
+from scelle.platform.deposits.chunks import MISSING, PIECE, WRITING, BodyStream, check_append
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
@@ -417,6 +417,23 @@ class ObjectStore:
             raise FileNotFoundError(name) from None
         raw = _ObjectReader(self, self.key(name), int(head["ContentLength"]))
         return io.BufferedReader(raw, PIECE)
+
+    def put(self, name: str, source: BodyStream, size: int) -> None:
+        """A whole envelope read from `source` (a restore), by boto3's managed multipart
+        upload: memory stays bounded whatever its size."""
+        from boto3.s3.transfer import TransferConfig
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.upload_fileobj(
+                source, self.bucket, self.key(name),
+                Config=TransferConfig(multipart_chunksize=PART_MIN * 4, max_concurrency=4),
+            )  # fmt: skip
+        except (BotoCoreError, ClientError) as error:
+            raise StoreUnavailableError(f"the object store refused {name}: {error}") from None
+        if self.held(name) != size:
+            self.remove(name)
+            raise InvalidInputError(N_("the envelope {name} is cut short"), name=name)
 
     def retain(self, name: str, until: dt.datetime) -> None:
         """Object Lock retention in COMPLIANCE mode until `until` (only ever extended)."""

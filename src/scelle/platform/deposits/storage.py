@@ -61,6 +61,7 @@ __all__ = [
     "held_or_zero",
     "last_written",
     "open_envelope",
+    "put_envelope",
     "quiet",
     "remove",
     "retain",
@@ -362,6 +363,31 @@ def open_envelope(name: str) -> io.BufferedReader:
     if (store := _objects()) is not None:
         return store.open(name)
     return path_of(name).open("rb")
+
+
+def put_envelope(name: str, source: BodyStream, size: int) -> None:
+    """A whole envelope of `size` bytes read from `source` (a restore): a new 0600 file
+    in the folder, fsynced, or an object in the store; what was written is removed if
+    `source` fails or ends early."""
+    if (store := _objects()) is not None:
+        store.put(name, source, size)
+        return
+    target = path_of(name)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            left = size
+            while left and (piece := source.read(min(PIECE * 4, left))):
+                out.write(piece)
+                left -= len(piece)
+            if left:
+                raise InvalidInputError(N_("the envelope {name} is cut short"), name=name)
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    fsync_dir(target.parent)
 
 
 def retaining() -> bool:
