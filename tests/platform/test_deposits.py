@@ -352,13 +352,17 @@ def test_finalisation_hashes_what_arrived_without_reading_it_again(tender: str, 
 def test_without_a_running_hash_finalisation_reads_the_file(
     tender: str, company: Bidder, monkeypatch
 ):
-    from scelle.platform.deposits import storage
+    from scelle.platform.deposits import objectstore, storage
 
     data = sealed(5000)
     location = company.create(tender, "offre", len(data))["Location"]
     assert company.patch(location, 0, data[:2000]).status_code == 204
     # A restarted server has no running hash: the rest arrives, and the file is read.
-    monkeypatch.setattr(storage, "_running", storage._RunningHashes(storage.RUNNING_HASHES))
+    from scelle.platform.deposits import chunks
+
+    forgotten = chunks.RunningHashes(chunks.RUNNING_HASHES)
+    monkeypatch.setattr(storage, "_running", forgotten)
+    monkeypatch.setattr(objectstore, "running", forgotten)
     assert company.patch(location, 2000, data[2000:]).status_code == 204
     other = company.upload(tender, "candidature", sealed(10))
     answer = company.finalise(

@@ -95,8 +95,10 @@ def test_each_part_is_checked_by_the_store(
     real = objectstore._body
     other = base64.b64encode(hashlib.sha256(b"other").digest()).decode()
 
-    def wrong_digest(body: Any, size: int) -> dict[str, Any]:
-        return {**real(body, size), "ChecksumSHA256": other}
+    def wrong_digest(body: Any, size: int, digest: Any = None) -> dict[str, Any]:
+        sent = real(body, size, digest)
+        sent["request"]["ChecksumSHA256"] = other
+        return sent
 
     monkeypatch.setattr(objectstore, "_body", wrong_digest)
     answer = company.patch(location, 0, data)
@@ -111,19 +113,52 @@ def test_each_part_is_checked_by_the_store(
 def test_the_receipt_hashes_what_the_store_holds(
     tender: str, company: Bidder, seaweed: SeaweedFS, object_store: str
 ):
-    offre = sealed(4000)
-    upload = company.upload(tender, "offre", offre, chunk=len(offre))
-    # The tail rewritten behind the platform's back (same size): the running hash of
-    # this process does not vouch for it, the object read back does.
+    offre = sealed(7 * MiB)
+    location = company.create(tender, "offre", len(offre))["Location"]
+    upload = location.rsplit("/", 1)[1]
+    assert company.patch(location, 0, offre[: 6 * MiB]).status_code == 204
+    assert company.patch(location, 6 * MiB, offre[6 * MiB :]).status_code == 204
     store = objectstore.store_for(object_store)
-    tail = store.state(f"{upload}.p7m").tail
-    assert tail is not None
-    altered = offre[:2000] + bytes(len(offre) - 2000)
-    seaweed.client().put_object(Bucket=seaweed.bucket, Key=tail.key, Body=altered)
-    uploads = {"candidature": company.upload(tender, "candidature", sealed(10)), "offre": upload}
-    refused = company.finalise(tender, uploads, offre=hashlib.sha256(offre).hexdigest())
+    state = store.state(f"{upload}.p7m")
+    assert state.upload_id is not None and state.tail is not None
+    client, bucket = seaweed.client(), seaweed.bucket
+    candidature = company.upload(tender, "candidature", sealed(10))
+    uploads = {"candidature": candidature, "offre": upload}
+    sha256 = hashlib.sha256(offre).hexdigest()
+
+    # The tail rewritten behind the platform's back (same size): its name says the
+    # SHA-256 it was written with, and finalisation refuses it.
+    altered = bytes(state.tail.size)
+    client.put_object(Bucket=bucket, Key=state.tail.key, Body=altered)
+    refused = company.finalise(tender, uploads, offre=sha256)
+    assert refused.status_code == 409 and "was changed in the store" in refused.json()["detail"]
+    # Put back, then the first part sent again by someone else: its ETag is not the one
+    # this host was answered, so the object is read back, and its SHA-256 differs.
+    client.put_object(Bucket=bucket, Key=state.tail.key, Body=offre[6 * MiB :])
+    client.upload_part(
+        Bucket=bucket, Key=store.key(f"{upload}.p7m"), UploadId=state.upload_id, PartNumber=1,
+        Body=bytes(6 * MiB),
+    )  # fmt: skip
+    refused = company.finalise(tender, uploads, offre=sha256)
     assert refused.status_code == 409 and "not the one sent" in refused.json()["detail"]
     assert not Deposit.objects.exists()
+
+
+def test_a_deposit_from_one_host_is_hashed_without_reading_it_back(
+    tender: str, company: Bidder, monkeypatch: pytest.MonkeyPatch
+):
+    offre = sealed(7 * MiB)
+    uploads = {
+        "candidature": company.upload(tender, "candidature", sealed(10)),
+        "offre": company.upload(tender, "offre", offre, chunk=4 * MiB),
+    }
+
+    def no_reading_back(*_args: object) -> str:
+        raise AssertionError("read back")
+
+    monkeypatch.setattr(objectstore.ObjectStore, "sha256_of", no_reading_back)
+    answer = company.finalise(tender, uploads, offre=hashlib.sha256(offre).hexdigest())
+    assert answer.status_code == 201, answer.content
 
 
 def test_offers_are_kept_under_retention_the_store_refuses_to_delete(
@@ -179,11 +214,12 @@ def test_the_sweep_aborts_abandoned_uploads_and_their_tails(
     assert left["uploads"] == [
         objectstore.store_for(object_store).key(f"{busy.rsplit('/', 1)[1]}.p7m")
     ]
-    assert [key for key in left["objects"] if "/tails/" in key] == [
-        objectstore.store_for(object_store).key(
-            f"tails/{busy.rsplit('/', 1)[1]}.p7m.1.{6 * MiB + 10}"
-        )
-    ]
+    (tail,) = [key for key in left["objects"] if "/tails/" in key]
+    digest = hashlib.sha256(data[6 * MiB : 6 * MiB + 10]).hexdigest()
+    name = f"{busy.rsplit('/', 1)[1]}.p7m"
+    assert tail == objectstore.store_for(object_store).key(
+        f"tails/{name}.1.{6 * MiB + 10}.{digest}"
+    )
     report = services.sweep_uploads(now=clock())
     assert report.idle == 1 and not Upload.objects.exists()
     assert _listing(seaweed, object_store) == {"objects": [], "uploads": []}

@@ -4,6 +4,9 @@ offset the upload is at, within its announced length, and refused in the same wo
 
 from __future__ import annotations
 
+import collections
+import hashlib
+import threading
 from typing import Protocol
 
 from scelle.core.errors import N_, InvalidInputError, RuleViolationError
@@ -17,6 +20,50 @@ ELSEWHERE = N_("the platform holds {held} bytes of this upload, not {offset}: re
 MISSING = N_("the upload's file is missing on the platform")
 
 WRITING = N_("another request is writing this upload right now; try again when it ends")
+
+
+RUNNING_HASHES = 4096
+"""Uploads whose SHA-256 is kept up to date in memory; the oldest are dropped
+(finalisation then reads the file)."""
+
+
+class RunningHashes:
+    """{file name: (bytes hashed, SHA-256 so far)} for uploads written in order here."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._entries: collections.OrderedDict[str, tuple[int, hashlib._Hash]] = (
+            collections.OrderedDict()
+        )
+        self._lock = threading.Lock()
+
+    def resume(self, name: str, offset: int) -> hashlib._Hash | None:
+        """A hash to continue from `offset` (a copy: the stored one changes only on `keep`)."""
+        if offset == 0:
+            return hashlib.sha256()
+        with self._lock:
+            entry = self._entries.get(name)
+        return entry[1].copy() if entry is not None and entry[0] == offset else None
+
+    def keep(self, name: str, offset: int, digest: hashlib._Hash) -> None:
+        with self._lock:
+            self._entries[name] = (offset, digest)
+            self._entries.move_to_end(name)
+            while len(self._entries) > self._limit:
+                self._entries.popitem(last=False)
+
+    def take(self, name: str, size: int) -> str | None:
+        """The hex SHA-256 of the first `size` bytes, if known; forgotten either way."""
+        with self._lock:
+            entry = self._entries.pop(name, None)
+        return entry[1].hexdigest() if entry is not None and entry[0] == size else None
+
+    def forget(self, name: str) -> None:
+        with self._lock:
+            self._entries.pop(name, None)
+
+
+running = RunningHashes(RUNNING_HASHES)
 
 
 class BodyStream(Protocol):

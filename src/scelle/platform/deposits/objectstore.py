@@ -7,10 +7,12 @@ Under the prefix, for an upload `<name>` (`<upload id>.p7m`):
 - `<name>` is the envelope. While it is being uploaded it is an S3 multipart upload
   to that key: each part holds at least `PART_MIN` bytes (S3's least but for the
   last one), sent with its SHA-256, which the store checks as it arrives;
-- `tails/<name>.<parts>.<end>` holds the bytes received after the first `<parts>`
-  parts, up to offset `<end>`, while they are too few for a part. Only the tail
-  whose `<parts>` and `<end>` agree with the parts is the upload's: a tail left by a
-  request cut between writing a part and removing the tail is ignored, and removed.
+- `tails/<name>.<parts>.<end>.<sha256>` holds the bytes received after the first
+  `<parts>` parts, up to offset `<end>`, while they are too few for a part; its name
+  says the SHA-256 it was written with, checked whenever it is read back (a tail
+  changed in the store makes the upload refused). Only the tail whose `<parts>` and
+  `<end>` agree with the parts is the upload's: a tail left by a request cut between
+  writing a part and removing the tail is ignored, and removed.
 
 So what the upload holds is read from the store (the parts, then the tail), and any
 host can take any chunk of any upload: the offset a HEAD gives is the same on every
@@ -20,9 +22,12 @@ that chunk. A chunk's bytes are spooled to a local temporary file as they arrive
 while the upload is locked: by a PostgreSQL advisory lock, which a dead host's
 connection releases, or with SQLite (one host) a lock file in SCELLE_ENVELOPES_DIR.
 
-Finalisation (`complete`) stores the tail as the last part, completes the upload
-and reads the whole object back to hash it: the receipt's SHA-256 is what the
-store holds. `retain` puts it under Object Lock retention in COMPLIANCE mode: until
+Finalisation (`complete`) stores the tail as the last part and completes the upload.
+The receipt's SHA-256 is what the store holds: when every chunk came in order to this
+process and every part the store lists is one it sent (the ETags it was answered),
+the SHA-256 computed as the bytes arrived is the object's (each part checked by the
+store against it, each tail checked when read back); otherwise (chunks taken by
+several hosts, a part sent by someone else) the object is read back whole. `retain` puts it under Object Lock retention in COMPLIANCE mode: until
 that date nobody, the bucket's owner included, can delete or overwrite it.
 The bucket must be created with Object Lock (`scelle admin storage create`).
 
@@ -54,7 +59,14 @@ from django.db import connection
 
 from scelle.core.errors import N_, ChecksumMismatchError, InvalidInputError, RuleViolationError
 from scelle.core.files import ensure_private_dir
-from scelle.platform.deposits.chunks import MISSING, PIECE, WRITING, BodyStream, check_append
+from scelle.platform.deposits.chunks import (
+    MISSING,
+    PIECE,
+    WRITING,
+    BodyStream,
+    check_append,
+    running,
+)
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
@@ -65,7 +77,13 @@ PART_MIN = 5 << 20
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
-_TAIL = re.compile(r"\.(\d{1,5})\.(\d{1,20})$")
+_TAIL = re.compile(r"\.(\d{1,5})\.(\d{1,20})\.([0-9a-f]{64})$")
+
+
+DAMAGED = N_(
+    "the upload the platform holds was changed in the store (its SHA-256 differs from what "
+    "arrived): abandon it and deposit again"
+)
 
 
 class StoreUnavailableError(OSError):
@@ -77,6 +95,9 @@ class _Tail:
     key: str
     parts: int
     end: int
+    sha256: str
+    """The SHA-256 of what was written, in its name: a tail changed behind the platform's
+    back is found when it is read again."""
     size: int
     written: dt.datetime
 
@@ -129,6 +150,8 @@ class ObjectStore:
         self._client: BaseClient | None = None
         self._pid = 0
         self._ids: dict[str, str] = {}
+        self._etags: dict[str, dict[int, str]] = {}
+        """{upload: {part number: ETag}} of the parts this process sent."""
         self._lock = threading.Lock()
 
     # --- the client ----------------------------------------------------------------
@@ -266,10 +289,18 @@ class ObjectStore:
         state = _State(upload_id, initiated=initiated)
         if upload_id is not None:
             try:
-                state.parts = sorted(
-                    self._pages("list_parts", "Parts", Key=self.key(name), UploadId=upload_id),
-                    key=lambda part: int(part["PartNumber"]),
-                )
+                # A part number sent twice counts once: its last upload (S3's rule).
+                latest: dict[int, dict[str, Any]] = {}
+                for part in self._pages(
+                    "list_parts", "Parts", Key=self.key(name), UploadId=upload_id
+                ):
+                    number = int(part["PartNumber"])
+                    if (
+                        number not in latest
+                        or part["LastModified"] >= latest[number]["LastModified"]
+                    ):
+                        latest[number] = part
+                state.parts = [latest[number] for number in sorted(latest)]
             except _Missing:  # completed or aborted meanwhile
                 with self._lock:
                     self._ids.pop(name, None)
@@ -281,8 +312,8 @@ class ObjectStore:
             match = _TAIL.search(item["Key"])
             if match:
                 tails.append(
-                    _Tail(item["Key"], int(match[1]), int(match[2]), int(item["Size"]),
-                          item["LastModified"])
+                    _Tail(item["Key"], int(match[1]), int(match[2]), match[3],
+                          int(item["Size"]), item["LastModified"])
                 )  # fmt: skip
         live = [
             t
@@ -316,40 +347,51 @@ class ObjectStore:
     ) -> ObjectAppender:
         return ObjectAppender(self, name, offset, count, length=length, checksum=checksum)
 
-    def append(self, name: str, start: int, spool: IO[bytes], size: int) -> int:
-        """Store `size` bytes (in `spool`) at `start`, as a part or as the new tail; the
-        bytes held now. The caller holds the upload's lock."""
+    def append(
+        self, name: str, start: int, spool: IO[bytes], size: int, digest: hashlib._Hash
+    ) -> int:
+        """Store `size` bytes (in `spool`, whose SHA-256 so far is `digest`) at `start`, as
+        a part or as the new tail; the bytes held now. The caller holds the upload's
+        lock."""
         state = self.state(name)
         if state.upload_id is None:
             raise InvalidInputError(MISSING)
         check_append(state.held, start, size, start + size)
         tail = state.tail
         with tempfile.TemporaryFile() as joined:
+            sha256: hashlib._Hash | None = digest  # the spool's, hashed as it arrived
             if tail is not None:  # the tail first, then the new bytes: one piece
-                self._download(tail.key, joined)
+                self._download_tail(tail, joined)
                 spool.seek(0)
                 shutil.copyfileobj(spool, joined, PIECE)
                 body: IO[bytes] = joined
+                sha256 = None
             else:
                 body = spool
             total = (tail.size if tail else 0) + size
             end = start + size
+            sent = _body(body, total, sha256)
             if total >= PART_MIN:
-                self._put_part(name, state.upload_id, len(state.parts) + 1, body, total)
+                self._put_part(name, state.upload_id, len(state.parts) + 1, sent)
             else:
-                self._put(f"{self._tails_of(name)}{len(state.parts)}.{end}", body, total)
+                key = f"{self._tails_of(name)}{len(state.parts)}.{end}.{sent['sha256']}"
+                self.call("put_object", Key=key, **sent["request"])
         for key in [*state.stale, *([tail.key] if tail else [])]:
             self.purge(key)
         return end
 
-    def complete(self, name: str, length: int) -> None:
+    def complete(self, name: str, length: int) -> bool:
         """Make the upload one object: the tail as its last part, then completed. One
-        already completed is left as it is. The caller holds the upload's lock."""
+        already completed is left as it is. The caller holds the upload's lock.
+
+        True when every part is one this process sent (the ETags the store lists are
+        the ones it answered): the object is then exactly the bytes this process
+        received, each part's SHA-256 checked by the store as it arrived."""
         state = self.state(name)
         if state.upload_id is None:
             if self.held(name) != length:
                 raise InvalidInputError(MISSING)
-            return
+            return False
         if state.held != length:
             raise RuleViolationError(
                 N_("not fully uploaded yet ({size} of {length} bytes)"),
@@ -357,10 +399,14 @@ class ObjectStore:
                 length=length,
             )
         parts = [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in state.parts]
+        with self._lock:
+            sent_here = self._etags.pop(name, {})
+        ours = all(sent_here.get(int(p["PartNumber"])) == p["ETag"] for p in parts)
         if state.tail is not None or not parts:
             with tempfile.TemporaryFile() as last:
-                size = self._download(state.tail.key, last) if state.tail else 0
-                etag = self._put_part(name, state.upload_id, len(parts) + 1, last, size)
+                size = self._download_tail(state.tail, last) if state.tail else 0
+                sent = _body(last, size)
+                etag = self._put_part(name, state.upload_id, len(parts) + 1, sent)
             parts.append({"PartNumber": len(parts) + 1, "ETag": etag})
         self.call(
             "complete_multipart_upload",
@@ -372,6 +418,7 @@ class ObjectStore:
             self._ids.pop(name, None)
         for key in [*state.stale, *([state.tail.key] if state.tail else [])]:
             self.purge(key)
+        return ours
 
     def sha256_of(self, name: str, length: int) -> str:
         """The SHA-256 of the completed object, read back whole; its size must be `length`."""
@@ -384,26 +431,33 @@ class ObjectStore:
             raise StoreUnavailableError(f"the object store holds {size} bytes of {name}")
         return digest.hexdigest()
 
-    def _put_part(self, name: str, upload_id: str, number: int, body: IO[bytes], size: int) -> str:
+    def _put_part(self, name: str, upload_id: str, number: int, sent: dict[str, Any]) -> str:
         answer = self.call(
             "upload_part",
             Key=self.key(name),
             UploadId=upload_id,
             PartNumber=number,
-            **_body(body, size),
+            **sent["request"],
         )
-        return str(answer["ETag"])
+        etag = str(answer["ETag"])
+        with self._lock:
+            self._etags.setdefault(name, {})[number] = etag
+            while len(self._etags) > 4096:
+                self._etags.pop(next(iter(self._etags)))
+        return etag
 
-    def _put(self, key: str, body: IO[bytes], size: int) -> None:
-        self.call("put_object", Key=key, **_body(body, size))
-
-    def _download(self, key: str, into: IO[bytes]) -> int:
-        answer = self.call("get_object", Key=key)
-        size = 0
+    def _download_tail(self, tail: _Tail, into: IO[bytes]) -> int:
+        """A tail's bytes into `into`, which must hash as its name says: else the upload
+        is damaged (changed in the store), and refused."""
+        answer = self.call("get_object", Key=tail.key)
+        size, digest = 0, hashlib.sha256()
         with contextlib.closing(answer["Body"]) as stream:
             while piece := _read(stream, PIECE):
                 into.write(piece)
+                digest.update(piece)
                 size += len(piece)
+        if digest.hexdigest() != tail.sha256 or size != tail.size:
+            raise RuleViolationError(DAMAGED)
         return size
 
     # --- envelopes ---------------------------------------------------------------------
@@ -517,18 +571,22 @@ _MISSING_CODES = {
 }  # fmt: skip
 
 
-def _body(body: IO[bytes], size: int) -> dict[str, Any]:
-    """A request body with its length and SHA-256, which the store checks (BadDigest)."""
-    digest = hashlib.sha256()
+def _body(body: IO[bytes], size: int, digest: hashlib._Hash | None = None) -> dict[str, Any]:
+    """{"request": a request body with its length and SHA-256, which the store checks
+    (BadDigest); "sha256": that SHA-256 in hex}. `digest` is the body's, else it is read
+    here."""
+    if digest is None:
+        digest = hashlib.sha256()
+        body.seek(0)
+        while piece := body.read(PIECE):
+            digest.update(piece)
     body.seek(0)
-    while piece := body.read(PIECE):
-        digest.update(piece)
-    body.seek(0)
-    return {
+    request = {
         "Body": body,
         "ContentLength": size,
         "ChecksumSHA256": base64.b64encode(digest.digest()).decode(),
     }
+    return {"request": request, "sha256": digest.hexdigest()}
 
 
 def _read(stream: StreamingBody, size: int) -> bytes:
@@ -609,6 +667,8 @@ class ObjectAppender:
         self._checksum = checksum
         self._chunk = hashlib.new(checksum[0]) if checksum else None
         self._spool: IO[bytes] | None = tempfile.TemporaryFile()  # noqa: SIM115 (closed by finish or close)
+        self._sha256 = hashlib.sha256()
+        self._running = running.resume(name, offset)
         self._size = 0
         self.remaining = count
 
@@ -619,6 +679,9 @@ class ObjectAppender:
         if self._chunk is not None:
             self._chunk.update(piece)
         self._spool.write(piece)
+        self._sha256.update(piece)
+        if self._running is not None:
+            self._running.update(piece)
         self.remaining -= len(piece)
         self._size += len(piece)
 
@@ -632,9 +695,15 @@ class ObjectAppender:
                 return self._start
             if not connection.in_atomic_block:  # a pool thread's connection may be stale
                 connection.close_if_unusable_or_obsolete()
-            spool = self._spool
-            return locked(self._name, lambda: self._store.append(self._name, self._start,
-                                                                  spool, self._size))  # fmt: skip
+            spool, digest = self._spool, self._sha256
+
+            def store() -> int:
+                return self._store.append(self._name, self._start, spool, self._size, digest)
+
+            held = locked(self._name, store)
+            if self._running is not None:
+                running.keep(self._name, held, self._running)
+            return held
         finally:
             self.close()
 

@@ -21,14 +21,12 @@ need not read the envelope again (`sha256_of`).
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import datetime as dt
 import fcntl
 import hashlib
 import io
 import os
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -46,6 +44,7 @@ from scelle.platform.deposits.chunks import (
     BodyStream,
     check_append,
     fill,
+    running,
 )
 from scelle.platform.deposits.objectstore import ObjectStore, StoreUnavailableError
 
@@ -72,48 +71,7 @@ __all__ = [
     "where",
 ]
 
-RUNNING_HASHES = 4096
-"""Uploads whose SHA-256 is kept up to date in memory; the oldest are dropped
-(finalisation then reads the file)."""
-
-
-class _RunningHashes:
-    """{file name: (bytes hashed, SHA-256 so far)} for uploads written in order here."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._entries: collections.OrderedDict[str, tuple[int, hashlib._Hash]] = (
-            collections.OrderedDict()
-        )
-        self._lock = threading.Lock()
-
-    def resume(self, name: str, offset: int) -> hashlib._Hash | None:
-        """A hash to continue from `offset` (a copy: the stored one changes only on `keep`)."""
-        if offset == 0:
-            return hashlib.sha256()
-        with self._lock:
-            entry = self._entries.get(name)
-        return entry[1].copy() if entry is not None and entry[0] == offset else None
-
-    def keep(self, name: str, offset: int, digest: hashlib._Hash) -> None:
-        with self._lock:
-            self._entries[name] = (offset, digest)
-            self._entries.move_to_end(name)
-            while len(self._entries) > self._limit:
-                self._entries.popitem(last=False)
-
-    def take(self, name: str, size: int) -> str | None:
-        """The hex SHA-256 of the first `size` bytes, if known; forgotten either way."""
-        with self._lock:
-            entry = self._entries.pop(name, None)
-        return entry[1].hexdigest() if entry is not None and entry[0] == size else None
-
-    def forget(self, name: str) -> None:
-        with self._lock:
-            self._entries.pop(name, None)
-
-
-_running = _RunningHashes(RUNNING_HASHES)
+_running = running  # the folder's and the store's, one table
 
 
 def _objects() -> ObjectStore | None:
@@ -273,11 +231,14 @@ def sha256_of(name: str, length: int) -> str:
     chunk came in order to this process, else read in pieces. An upload not yet
     complete is refused before anything is read (its running hash kept for the rest).
 
-    In the object store the upload is completed (its tail made the last part), then
-    the object is read back whole, always."""
+    In the object store the upload is completed (its tail made the last part); the
+    running hash stands for it only when every part is one this process sent (each
+    checked by the store against its SHA-256, each tail checked when read back), else
+    the object is read back whole."""
     if (store := _objects()) is not None:
-        objectstore.locked(name, lambda: store.complete(name, length))
-        return store.sha256_of(name, length)
+        ours = objectstore.locked(name, lambda: store.complete(name, length))
+        known = _running.take(name, length)
+        return known if ours and known is not None else store.sha256_of(name, length)
     with _locked(path_of(name)) as handle:  # no append may run meanwhile
         size = os.fstat(handle.fileno()).st_size
         if size != length:
