@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -92,3 +93,69 @@ def requests_seen(root: Path) -> list[tuple[str, str, str, str]]:
         return []
     lines = path.read_text().splitlines()
     return [tuple(line.split(" ", 3)) for line in lines if line.count(" ") >= 3]  # type: ignore[misc]
+
+
+class CountingRelay:
+    """A TCP relay between nginx and an application host that keeps what nginx sent the
+    host (the first 64 KiB of each connection) and counts the bytes the host answered:
+    what reached the host, and when."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._server.getsockname()[1])
+        self.sent: list[bytearray] = []
+        """Per connection, the start of what nginx sent to the host."""
+        self.answered = 0
+        """Bytes the host answered, every connection together."""
+        self._lock = threading.Lock()
+        self._open: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def heads(self) -> list[bytes]:
+        with self._lock:
+            return [bytes(sent) for sent in self.sent]
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            record = bytearray()
+            ends = threading.Barrier(2, action=lambda c=client, u=upstream: (c.close(), u.close()))
+            with self._lock:
+                self.sent.append(record)
+                self._open += [client, upstream]
+            for args in ((client, upstream, record, ends), (upstream, client, None, ends)):
+                threading.Thread(target=self._pump, args=args, daemon=True).start()
+
+    def _pump(
+        self,
+        source: socket.socket,
+        target: socket.socket,
+        record: bytearray | None,
+        ends: threading.Barrier,
+    ) -> None:
+        try:
+            while piece := source.recv(1 << 16):
+                with self._lock:
+                    if record is None:
+                        self.answered += len(piece)
+                    elif len(record) < 1 << 16:
+                        record += piece[: (1 << 16) - len(record)]
+                target.sendall(piece)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                target.shutdown(socket.SHUT_WR)
+            with contextlib.suppress(threading.BrokenBarrierError):
+                ends.wait(timeout=60)  # the second direction's end closes both sockets
+
+    def close(self) -> None:
+        self._server.close()
+        with self._lock:
+            for connection in self._open:
+                connection.close()

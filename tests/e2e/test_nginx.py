@@ -9,6 +9,7 @@ import concurrent.futures
 import json
 import os
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from collections.abc import Set as AbstractSet
@@ -18,7 +19,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Platform, _start, _stop, said
-from tests.e2e.nginx import free_port, nginx
+from tests.e2e.nginx import CountingRelay, free_port, nginx
 from tests.e2e.test_deposit_journey import bid, launched, stations  # noqa: F401
 from tests.e2e.test_platform_journey import Workstation
 
@@ -126,3 +127,48 @@ def _children_soon(pid: int, count: int, without: AbstractSet[int] = frozenset()
             return found
         time.sleep(0.1)
     raise AssertionError(f"{pid} has children {_children(pid)}")
+
+
+def test_slow_senders_and_slow_readers_are_held_by_nginx(platform: Platform, tmp_path: Path):
+    """A chunk sent at a trickle reaches the host only once whole; a large answer read at a
+    trickle leaves the host at once (nginx holds both, not the host's connections)."""
+    port = int(platform.url.rsplit(":", 1)[1])
+    relay = CountingRelay(("127.0.0.1", port))
+    try:
+        with nginx(tmp_path / "nginx", [f"127.0.0.1:{relay.port}"]) as url:
+            front = url.removeprefix("http://").split(":")
+            address = (front[0], int(front[1]))
+            # A slow sender: a PATCH whose 64 KiB body comes 4 KiB at a time for 3 s.
+            with socket.create_connection(address) as slow:
+                slow.sendall(
+                    b"PATCH /api/uploads/00000000-0000-4000-8000-000000000000 HTTP/1.1\r\n"
+                    b"Host: 127.0.0.1\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
+                    b"Content-Type: application/offset+octet-stream\r\n"
+                    b"Content-Length: 65536\r\nConnection: close\r\n\r\n"
+                )
+                for _ in range(12):
+                    slow.sendall(b"x" * 4096)
+                    time.sleep(0.25)
+                assert not any(b"PATCH" in head for head in relay.heads())  # not yet there
+                slow.sendall(b"x" * (65536 - 12 * 4096))
+                slow.settimeout(30)
+                answer = slow.recv(4096)
+            assert answer.startswith(b"HTTP/1.1 401")  # the host saw it (no token), whole
+            assert any(b"PATCH" in head for head in relay.heads())
+
+            # A slow reader of a large answer: the host's part is over long before.
+            path = "/static/web/build/deposit.js"  # the largest the platform serves
+            size = len(httpx.get(f"{url}{path}").content)
+            assert size > 200_000
+            before = relay.answered
+            with socket.create_connection(address) as reader:
+                reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                reader.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                               "Connection: close\r\n\r\n".encode())  # fmt: skip
+                reader.recv(1024)  # one small read, then nothing for a while
+                deadline = time.monotonic() + 10
+                while relay.answered - before < size and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert relay.answered - before >= size  # the host answered all of it
+    finally:
+        relay.close()
