@@ -11,7 +11,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -95,6 +95,14 @@ def requests_seen(root: Path) -> list[tuple[str, str, str, str]]:
     return [tuple(line.split(" ", 3)) for line in lines if line.count(" ") >= 3]  # type: ignore[misc]
 
 
+def _closing(*sockets: socket.socket) -> Callable[[], None]:
+    def close() -> None:
+        for each in sockets:
+            each.close()
+
+    return close
+
+
 class CountingRelay:
     """A TCP relay between nginx and an application host that keeps what nginx sent the
     host (the first 64 KiB of each connection) and counts the bytes the host answered:
@@ -124,7 +132,7 @@ class CountingRelay:
                 return
             upstream = socket.create_connection(self.target)
             record = bytearray()
-            ends = threading.Barrier(2, action=lambda c=client, u=upstream: (c.close(), u.close()))
+            ends = threading.Barrier(2, action=_closing(client, upstream))
             with self._lock:
                 self.sent.append(record)
                 self._open += [client, upstream]

@@ -27,8 +27,10 @@ The receipt's SHA-256 is what the store holds: when every chunk came in order to
 process and every part the store lists is one it sent (the ETags it was answered),
 the SHA-256 computed as the bytes arrived is the object's (each part checked by the
 store against it, each tail checked when read back); otherwise (chunks taken by
-several hosts, a part sent by someone else) the object is read back whole. `retain` puts it under Object Lock retention in COMPLIANCE mode: until
-that date nobody, the bucket's owner included, can delete or overwrite it.
+several hosts, a part sent by someone else) the object is read back whole.
+
+`retain` puts an envelope under Object Lock retention in COMPLIANCE mode: until that
+date nobody, the bucket's owner included, can delete or overwrite it.
 The bucket must be created with Object Lock (`scelle admin storage create`).
 
 Every failure of the store (down, refusing, answering nonsense) is a
@@ -113,6 +115,8 @@ class _State:
     stale: list[str] = field(default_factory=list)
     """Tails that are not the upload's any more (a request cut short left them)."""
     initiated: dt.datetime | None = None
+    resent: bool = False
+    """A part number the store lists twice: sent again, by whoever."""
 
     @property
     def in_parts(self) -> int:
@@ -295,6 +299,7 @@ class ObjectStore:
                     "list_parts", "Parts", Key=self.key(name), UploadId=upload_id
                 ):
                     number = int(part["PartNumber"])
+                    state.resent |= number in latest
                     if (
                         number not in latest
                         or part["LastModified"] >= latest[number]["LastModified"]
@@ -401,7 +406,9 @@ class ObjectStore:
         parts = [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in state.parts]
         with self._lock:
             sent_here = self._etags.pop(name, {})
-        ours = all(sent_here.get(int(p["PartNumber"])) == p["ETag"] for p in parts)
+        ours = not state.resent and all(
+            sent_here.get(int(p["PartNumber"])) == p["ETag"] for p in parts
+        )
         if state.tail is not None or not parts:
             with tempfile.TemporaryFile() as last:
                 size = self._download_tail(state.tail, last) if state.tail else 0

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from collections import defaultdict
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import filesizeformat
 from django.templatetags.static import static
 from django.urls import reverse
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
@@ -18,9 +23,19 @@ from django.views.decorators.http import require_POST
 from scelle.platform.accounts.services import issue_page_token
 from scelle.platform.clock import now
 from scelle.platform.deposits import services
+from scelle.platform.deposits.models import Deposit, Envelope
 from scelle.platform.tenders import services as tenders
 from scelle.platform.tenders import testing
-from scelle.platform.web.pages import PAGE_TOKENS_KEY, PER_PAGE, actor, attempt, company_page
+from scelle.platform.tenders.models import Tender
+from scelle.platform.web.pages import (
+    PAGE_TOKENS_KEY,
+    PER_PAGE,
+    actor,
+    attempt,
+    company_page,
+    shown_time,
+)
+from scelle.platform.web.templatetags.scelle_tags import breakable
 
 MAX_PAGE_TOKENS = 20
 """Tokens a session keeps track of; older ones simply expire (12 hours)."""
@@ -231,16 +246,58 @@ def deposit_token(request: HttpRequest) -> JsonResponse:
 def my_deposits(request: HttpRequest) -> HttpResponse:
     """The company's deposits, newest first, each with its receipt."""
     found = services.deposits_of_my_company(actor(request)).order_by("-received_at", "id")
+    page = Paginator(found.select_related(None).prefetch_related(None), PER_PAGE).get_page(
+        request.GET.get("page")
+    )
     return render(
         request,
         "deposits/mine.html",
-        {
-            "section": "deposits",
-            "page": Paginator(found, PER_PAGE).get_page(request.GET.get("page")),
-            "mine_url": reverse("deposits:mine"),  # row links: one reverse, not 150
-            "now": now(),
-        },
+        {"section": "deposits", "page": page, "rows": _mine_rows(page, now())},
     )
+
+
+def _mine_rows(page: Page[Deposit], moment: dt.datetime) -> SafeString:
+    """The rows of a page of Mes dépôts, as HTML (each value escaped): read as columns in
+    two queries and written here, several times cheaper than the template language's loop
+    over model instances (and one reverse for every row's links)."""
+    deposits = list(
+        page.object_list.values_list(  # type: ignore[attr-defined]
+            "id", "tender__reference", "tender__is_test", "tender__status", "tender__deadline",
+            "received_at", "late", "withdrawal__at",
+        )
+    )  # fmt: skip
+    envelopes: dict[uuid.UUID, list[str]] = defaultdict(list)
+    found = Envelope.objects.filter(deposit_id__in=[row[0] for row in deposits]).order_by("id")
+    for deposit_id, kind, size, sha256 in found.values_list("deposit_id", "kind", "size", "sha256"):
+        envelopes[deposit_id].append(
+            f"{escape(kind)} ({escape(filesizeformat(size))}, SHA-256 "
+            f'<span class="fingerprint">{breakable(sha256)}</span>)'
+        )
+    mine = escape(reverse("deposits:mine"))
+    test, yes, no = escape(_("test")), escape(_("yes")), escape(_("no"))
+    receipt, opening = escape(_("Download the receipt")), escape(_("Open my test deposit"))
+    withdraw, receipt_of_withdrawal = (
+        escape(_("Withdraw")), escape(_("Download the withdrawal receipt"))
+    )  # fmt: skip
+    rows = []
+    for deposit_id, reference, is_test, status, deadline, received, late, withdrawn in deposits:
+        ref, when, url = escape(reference), escape(shown_time(received)), f"{mine}{deposit_id}/"
+        tag = f' <span class="tag">{test}</span>' if is_test else ""
+        links = f'<a href="{url}accuse-de-reception.json" download>{receipt}<span class="visually-hidden"> {ref}</span></a>'  # noqa: E501
+        if is_test:
+            links += f'<br><a href="{url}ouvrir/">{opening}<span class="visually-hidden"> {when}</span></a>'  # noqa: E501
+        if withdrawn is not None:
+            at = escape(_("Withdrawn on %(at)s") % {"at": shown_time(withdrawn)})
+            withdrawal = f'{at}<br><a href="{url}accuse-de-retrait.json" download>{receipt_of_withdrawal}</a>'  # noqa: E501
+        elif not is_test and status == Tender.Status.PUBLISHED and deadline > moment:
+            withdrawal = f'<a href="{url}retrait/">{withdraw}<span class="visually-hidden"> {ref} {when}</span></a>'  # noqa: E501
+        else:
+            withdrawal = ""
+        rows.append(
+            f"<tr><td>{ref}{tag}</td><td>{when}</td><td>{'<br>'.join(envelopes[deposit_id])}"
+            f"</td><td>{yes if late else no}</td><td>{links}</td><td>{withdrawal}</td></tr>"
+        )
+    return mark_safe("".join(rows))  # noqa: S308 - every value above is escaped
 
 
 @company_page

@@ -83,6 +83,17 @@ def deposits_in(actor: User, tender: Tender) -> QuerySet[Deposit]:
     return found.select_related("bidder", "tender", "withdrawal").prefetch_related("envelopes")
 
 
+def register_of(actor: User, tender: Tender) -> QuerySet[Deposit]:
+    """`deposits_in` without its related rows, oldest first: the page's register reads
+    the columns it shows (`deposits_register`), one query for the deposits of a page."""
+    return (
+        deposits_in(actor, tender)
+        .select_related(None)
+        .prefetch_related(None)
+        .order_by("received_at", "id")
+    )
+
+
 def _envelope_to_open(
     actor: User, deposit_id: uuid.UUID | str, kind: str, *, now: dt.datetime
 ) -> Envelope:

@@ -8,6 +8,7 @@ API answers 404 and 403.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -17,6 +18,9 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest
 from django.http.response import HttpResponseBase
+from django.template.defaultfilters import filesizeformat
+from django.utils import formats, timezone
+from django.utils.html import escape
 from django.utils.translation import gettext
 
 from scelle.core.errors import NotFoundError, PermissionDeniedError, ScelleError
@@ -75,3 +79,14 @@ def attempt(request: HttpRequest, action: Callable[[], _T]) -> _T | None:
         # Hints naming a command are for the terminal; the page says what to do itself.
         messages.error(request, f"{message}\n{hint}" if hint and "`" not in hint else message)
         return None
+
+
+def shown_time(moment: dt.datetime) -> str:
+    """A moment as the pages show it (the `date:"DATETIME_FORMAT"` filter, in the
+    platform's time zone), for rows written in Python."""
+    return str(formats.date_format(timezone.localtime(moment), "DATETIME_FORMAT"))
+
+
+def envelope_size(kind: str, size: int) -> str:
+    """`kind (12.3 MB)`, escaped, as the registers show an envelope."""
+    return f"{escape(kind)} ({escape(filesizeformat(size))})"
