@@ -40,18 +40,15 @@ def serve_metrics(address: str, *, shared: str | None) -> None:
     """Serve /metrics on `address` (host:port) from a thread of this process: this
     process's values, or the sum of the serving processes' when `shared` is their
     folder."""
-    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
     from prometheus_client.multiprocess import MultiProcessCollector
 
     host, _, port = address.rpartition(":")
-    registry = None
+    registry = REGISTRY
     if shared is not None:
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=shared)  # type: ignore[no-untyped-call]
-    if registry is None:
-        start_http_server(int(port), addr=host.strip("[]"))
-    else:
-        start_http_server(int(port), addr=host.strip("[]"), registry=registry)
+    start_http_server(int(port), addr=host.strip("[]"), registry=registry)
 
 
 def process_ended(pid: int, shared: str | None) -> None:

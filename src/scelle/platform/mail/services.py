@@ -65,6 +65,8 @@ def queue(
 ) -> bool:
     """Put a mail in the outbox (in the caller's transaction); False if the mail of `key`
     was already there."""
+    if OutgoingMail.objects.filter(key=key[:200]).exists():
+        return False  # told already: a read, no write (the housekeeping asks every round)
     subject, body = _both(write)
     name, content = attachment or ("", "")
     try:
