@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +49,11 @@ def weed_binary() -> str:
 
 
 class SeaweedFS:
-    """One `weed server -s3` in `folder`; `stop()` ends it."""
+    """One `weed server -s3` in `folder`; `stop()` ends it. On loopback ports of its own,
+    or on `ip` with SeaweedFS's usual ports, started through `prefix` (a host of the
+    test's own in a network namespace: `ip netns exec NAME`)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, ip: str = "127.0.0.1", prefix: Sequence[str] = ()) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "data").mkdir(exist_ok=True)
         config = folder / "s3.json"
@@ -69,13 +72,13 @@ class SeaweedFS:
         )
         self.bucket = ""
         """The bucket the tests use (made by the fixture)."""
-        master, volume, filer, s3 = _free_ports(4)
-        self.endpoint = f"http://127.0.0.1:{s3}"
+        master, volume, filer, s3 = _free_ports(4) if not prefix else (9333, 8080, 8888, 8333)
+        self.endpoint = f"http://{ip}:{s3}"
         self._log = (folder / "weed.log").open("wb")
         self._process = subprocess.Popen(
             [
-                weed_binary(), "server", f"-dir={folder / 'data'}", "-ip=127.0.0.1",
-                "-ip.bind=127.0.0.1", f"-master.port={master}", f"-volume.port={volume}",
+                *prefix, weed_binary(), "server", f"-dir={folder / 'data'}", f"-ip={ip}",
+                f"-ip.bind={ip}", f"-master.port={master}", f"-volume.port={volume}",
                 f"-filer.port={filer}", "-s3", f"-s3.port={s3}", f"-s3.config={config}",
                 "-master.volumeSizeLimitMB=1024", "-volume.max=0", "-s3.port.iceberg=0",
                 "-s3.port.lance=0",

@@ -55,6 +55,8 @@ class Platform:
     """The PostgreSQL database's name, None on SQLite."""
     python: str = sys.executable
     """The Python whose `scelle` serves (an installed wheel's, in the wheel test)."""
+    server: str = POSTGRES_SERVER
+    """The PostgreSQL server that holds `database`."""
 
     @property
     def clock_file(self) -> Path:
@@ -80,7 +82,7 @@ class Platform:
                 return list(db.execute(sql))
         import psycopg
 
-        with psycopg.connect(f"{POSTGRES_SERVER}/{self.database}") as db:
+        with psycopg.connect(f"{self.server}/{self.database}") as db:
             return list(db.execute(sql))
 
     def execute(self, sql: str, params: tuple[object, ...] = ()) -> None:
@@ -95,7 +97,7 @@ class Platform:
             return
         import psycopg
 
-        with psycopg.connect(f"{POSTGRES_SERVER}/{self.database}") as db:
+        with psycopg.connect(f"{self.server}/{self.database}") as db:
             db.execute(sql, params)
 
     def dump(self) -> bytes:
@@ -105,7 +107,7 @@ class Platform:
                 path.read_bytes() for path in self.data.glob("scelle.sqlite3*") if path.is_file()
             )
         return subprocess.run(
-            ["pg_dump", f"{POSTGRES_SERVER}/{self.database}"],
+            ["pg_dump", f"{self.server}/{self.database}"],
             capture_output=True,
             check=True,
             timeout=120,
@@ -194,9 +196,23 @@ def _start(
     port: str = "0",
     python: str = sys.executable,
     options: Sequence[str] = (),
+    prefix: Sequence[str] = (),
 ) -> tuple[subprocess.Popen[bytes], str]:
+    """`scelle serve` on `data`, started through `prefix` (`ip netns exec NAME`: in a host
+    of the test's own); its process and URL once it answers."""
     process = subprocess.Popen(
-        [python, "-m", "scelle.cli", "serve", "--data", str(data), "--port", port, *options],
+        [
+            *prefix,
+            python,
+            "-m",
+            "scelle.cli",
+            "serve",
+            "--data",
+            str(data),
+            "--port",
+            port,
+            *options,
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -214,7 +230,12 @@ def _start(
             url = found.group(1)
             # The ready line comes once the socket is bound; the health route
             # answering proves the application behind it is loaded.
-            assert httpx.get(f"{url}/api/health", timeout=10).json() == {"status": "ok"}
+            health = httpx.get(f"{url}/api/health", timeout=10)
+            if health.status_code != 200:
+                process.kill()
+                process.wait()
+                raise AssertionError(f"scelle serve answers {health.status_code}: {health.text}")
+            assert health.json() == {"status": "ok"}
             # Keep reading what it says: a full pipe would block the server's next log line.
             reader = threading.Thread(target=_drain, args=(process.stderr, seen), daemon=True)
             reader.start()

@@ -1,14 +1,19 @@
-"""Past one machine: two application hosts (`scelle serve`, each with its own data folder
-holding only the platform's keys) share PostgreSQL and an S3 object store with Object
-Lock (SeaweedFS), behind Debian's nginx with deploy/nginx/scelle-proxy.conf. A
-company's chunks land on both hosts; one host killed mid-upload, the company goes on
+"""Past one machine: three hosts of the test's own, built with network namespaces
+(tests/e2e/netns.py): two application hosts (`scelle serve`, each with its own data folder
+holding only the platform's keys) and a data host with PostgreSQL and an S3 object store
+with Object Lock (SeaweedFS), behind Debian's nginx with deploy/nginx/scelle-proxy.conf
+on the test's own host. Slow senders and slow readers are held by nginx; a company's
+chunks land on both application hosts; one host killed mid-upload, the company goes on
 through the other; the other host alone serves the opening."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -19,7 +24,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import Platform, _start, _stop
+from scelle.core.clock import TEST_CLOCK_VARIABLE
+from tests.e2e.conftest import Platform, _server_env, _start, _stop
+from tests.e2e.netns import Network, PostgresHost, network
 from tests.e2e.nginx import nginx, requests_seen
 from tests.e2e.test_deposit_journey import _deposit_process, bid, launched, stations  # noqa: F401
 from tests.e2e.test_platform_journey import Workstation
@@ -27,54 +34,151 @@ from tests.seaweed import SeaweedFS
 
 pytestmark = [pytest.mark.slow, pytest.mark.platform]
 
+PORT = "8000"
+"""Each application host's port (each host has its own)."""
+
 
 @dataclass
 class Hosts:
     front: str
     """nginx's URL."""
-    a: Platform
-    """The first host (the test's platform, restarted on the store)."""
+    platform: Platform
+    """The first host, `app1` (`url` is nginx's)."""
     b: subprocess.Popen[bytes]
+    """The second host's server, on `app2`."""
     b_data: Path
-    b_port: str
+    net: Network
     logs: Path
+
+    def upstream(self, host: str) -> str:
+        """How nginx's log names `host`."""
+        return _upstream(self.net, host)
+
+    def start(self, host: str, data: Path) -> subprocess.Popen[bytes]:
+        return _serve(self.net, host, data, self.platform.env)
+
+
+def _upstream(net: Network, host: str) -> str:
+    return f"{net.address(host)}:{PORT}"
+
+
+def _serve(net: Network, host: str, data: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`scelle serve` on `host`, on its own address."""
+    process, url = _start(
+        data, env, port=PORT, options=["--host", net.address(host)], prefix=net.on(host)
+    )
+    assert url == f"http://{_upstream(net, host)}"
+    return process
 
 
 @pytest.fixture
-def hosts(platform: Platform, tmp_path: Path) -> Iterator[Hosts]:
-    seaweed = SeaweedFS(tmp_path / "seaweedfs")
-    try:
-        port = platform.url.rsplit(":", 1)[1]
-        _stop(platform.process)
-        platform.env.update(seaweed.environment())
-        platform.env["SCELLE_STORAGE_URL"] = "s3://scelle-offres/envelopes"
-        platform.env["SCELLE_TRUSTED_PROXIES"] = "127.0.0.1"
-        made = subprocess.run(
-            [sys.executable, "-m", "scelle.cli", "admin", "storage", "create",
-             "--data", str(platform.data)],
-            env=platform.env, capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-        assert made.returncode == 0, made.stderr
+def hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hosts]:
+    """Long because: it builds the three hosts, the object store, both servers and nginx,
+    and removes them in the reverse order whatever happens."""
+    with contextlib.ExitStack() as stack:
+        net = stack.enter_context(network(["app1", "app2", "data"]))
+        database = PostgresHost(net.address("data"), net.on("data"))
+        stack.callback(database.stop)
+        seaweed = SeaweedFS(tmp_path / "seaweedfs", ip=net.address("data"), prefix=net.on("data"))
+        stack.callback(seaweed.stop)
+        clock_file = tmp_path / "clock-seconds"
+        monkeypatch.setenv(TEST_CLOCK_VARIABLE, str(clock_file))  # the workstations' clock
+        env = _server_env(database.create_database("scelle"), clock_file)
+        env.update(seaweed.environment())
+        env["SCELLE_STORAGE_URL"] = "s3://scelle-offres/envelopes"
+        env["SCELLE_TRUSTED_PROXIES"] = net.front  # nginx, as the hosts see it
+        # Companies name nginx (on loopback here); the test checks each host by its address.
+        env["SCELLE_ALLOWED_HOSTS"] = f"127.0.0.1,{net.address('app1')},{net.address('app2')}"
+        a_data = tmp_path / "host-a"
+        for command in (["init"], ["storage", "create"]):  # as an operator sets a platform up
+            made = subprocess.run(
+                [sys.executable, "-m", "scelle.cli", "admin", *command, "--data", str(a_data)],
+                env=env, capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+            assert made.returncode == 0, made.stderr
         assert "with Object Lock" in made.stderr  # `say` writes to stderr
-        platform.process, _url = _start(platform.data, platform.env, port=port)
+        a = _serve(net, "app1", a_data, env)
+        stack.callback(lambda: a.poll() is None and _stop(a))
         # The second host: the platform's keys and secret, as an operator deploys them;
         # no database file, no envelope of its own.
         b_data = tmp_path / "host-b"
-        shutil.copytree(
-            platform.data, b_data, ignore=shutil.ignore_patterns("envelopes", "*.sqlite3*")
+        shutil.copytree(a_data, b_data, ignore=shutil.ignore_patterns("envelopes", "*.sqlite3*"))
+        upstreams = [_upstream(net, "app1"), _upstream(net, "app2")]
+        front = stack.enter_context(nginx(tmp_path / "nginx", upstreams))
+        platform = Platform(front, a_data, env, a, "scelle", server=database.url)
+        running = Hosts(
+            front, platform, _serve(net, "app2", b_data, env), b_data, net, tmp_path / "nginx"
         )
-        b, b_url = _start(b_data, platform.env)
-        b_port = b_url.rsplit(":", 1)[1]
-        running = Hosts("", platform, b, b_data, b_port, tmp_path / "nginx")
-        try:
-            upstreams = [f"127.0.0.1:{port}", f"127.0.0.1:{b_port}"]
-            with nginx(running.logs, upstreams) as running.front:
-                yield running
-        finally:
-            if running.b.poll() is None:
-                _stop(running.b)
-    finally:
-        seaweed.stop()
+        stack.callback(lambda: running.b.poll() is None and _stop(running.b))
+        yield running
+
+
+def _traffic(net: Network) -> tuple[int, int]:
+    """Bytes the application hosts received and sent on their network links, together."""
+    received = sent = 0
+    for host in ("app1", "app2"):
+        shown = subprocess.run(
+            ["ip", "-n", f"{net.tag}-{host}", "-s", "-j", "link", "show", "eth0"],
+            capture_output=True, text=True, check=True, timeout=10,
+        )  # fmt: skip
+        counts = json.loads(shown.stdout)[0]["stats64"]
+        received += counts["rx"]["bytes"]
+        sent += counts["tx"]["bytes"]
+    return received, sent
+
+
+def _requests_in(net: Network) -> int:
+    """Bytes the application hosts' open connections on their port have received: what
+    nginx passed on (background traffic, to the database and the store, is not counted)."""
+    received = 0
+    for host in ("app1", "app2"):
+        shown = subprocess.run(
+            [*net.on(host), "ss", "-tinH", "state", "established", f"( sport = :{PORT} )"],
+            capture_output=True, text=True, check=True, timeout=10,
+        )  # fmt: skip
+        received += sum(int(n) for n in re.findall(r"bytes_received:(\d+)", shown.stdout))
+    return received
+
+
+def _slow_clients_are_held_by_nginx(hosts: Hosts) -> None:
+    """A request body sent at a trickle reaches no host before it is whole; a large answer
+    read at a trickle has left its host at once: the hosts' own network links say so."""
+    address = hosts.front.removeprefix("http://").split(":")
+    front = (address[0], int(address[1]))
+    body = 256 << 10
+    received, _sent = _traffic(hosts.net)
+    passed_on = _requests_in(hosts.net)
+    with socket.create_connection(front) as slow:
+        slow.sendall(
+            b"PATCH /api/uploads/00000000-0000-4000-8000-000000000000 HTTP/1.1\r\n"
+            b"Host: 127.0.0.1\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
+            b"Content-Type: application/offset+octet-stream\r\n"
+            b"Content-Length: " + str(body).encode() + b"\r\nConnection: close\r\n\r\n"
+        )
+        for _ in range(12):  # 3 s of a trickle, 3/4 of the body
+            slow.sendall(b"x" * (body // 16))
+            time.sleep(0.25)
+        assert _requests_in(hosts.net) - passed_on < 1024  # not a byte of it on any host yet
+        assert _traffic(hosts.net)[0] - received < body // 4  # nor on their links
+        slow.sendall(b"x" * (body - 12 * (body // 16)))
+        slow.settimeout(30)
+        assert slow.recv(4096).startswith(b"HTTP/1.1 401")  # a host saw it (no token), whole
+    assert _traffic(hosts.net)[0] - received >= body
+
+    path = "/static/web/build/deposit.js"  # the largest the platform serves
+    size = len(httpx.get(f"{hosts.front}{path}").content)
+    assert size > 200_000
+    _received, sent = _traffic(hosts.net)
+    with socket.create_connection(front) as reader:
+        reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        reader.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+        )
+        reader.recv(1024)  # one small read, then nothing for a while
+        deadline = time.monotonic() + 10
+        while _traffic(hosts.net)[1] - sent < size and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _traffic(hosts.net)[1] - sent >= size  # the host sent all of it
 
 
 def _answering(front: str) -> None:
@@ -90,14 +194,15 @@ def _patches(logs: Path) -> list[tuple[str, str]]:
     return [(status, up) for method, _uri, status, up in requests_seen(logs) if method == "PATCH"]
 
 
-@pytest.mark.parametrize("platform", ["postgresql"], indirect=True)
 def test_two_hosts_share_the_database_and_the_store(
-    platform: Platform,
     hosts: Hosts,
     stations: dict[str, Workstation],  # noqa: F811
     password_file: Path,
     tmp_path: Path,
 ) -> None:
+    """Long because: it is one company's deposit and one buyer's opening across hosts."""
+    platform = hosts.platform
+    _slow_clients_are_held_by_nginx(hosts)
     reference = launched(platform, stations, password_file)
     btp = stations["btp"]
     btp.ok("login", hosts.front, "--email", "offres@btp.fr", "--password-file", str(password_file))
@@ -120,7 +225,7 @@ def test_two_hosts_share_the_database_and_the_store(
     assert client.returncode == 0, err
     assert b"Deposited to AO-DEPOT" in out + err
     answered = {up for status, up in _patches(hosts.logs) if status == "204"}
-    a, b = f"127.0.0.1:{platform.url.rsplit(':', 1)[1]}", f"127.0.0.1:{hosts.b_port}"
+    a, b = hosts.upstream("app1"), hosts.upstream("app2")
     assert {a, b} <= answered, _patches(hosts.logs)  # chunks stored by both hosts
     checked = json.loads(btp.ok("receipts", "verify", str(receipt), "--json"))
     assert next(e for e in checked["envelopes"] if e["kind"] == "offre")["size"] > 120 << 20
@@ -128,7 +233,7 @@ def test_two_hosts_share_the_database_and_the_store(
     assert not list((hosts.b_data / "envelopes").glob("*.p7m"))
 
     # B back, A down: B alone serves the opening, from the store.
-    hosts.b, _url = _start(hosts.b_data, platform.env, port=hosts.b_port)
+    hosts.b = hosts.start("app2", hosts.b_data)
     _stop(platform.process)
     _answering(hosts.front)
     agent = stations["agent"]
