@@ -19,12 +19,15 @@ unanswered probe counts as 5 s), the login page once, a company logs in and depo
 attack stops, its sockets reset as a killed process's are, and the bench counts the
 seconds until health and the login page answer again.
 
-Three servers, on the same data, the server on core 0 and the load on core 1:
+Four servers, on the same data, the server on core 0 and the load on core 1:
   - before (the reference): tus PATCHes streamed on the loop, every other request
     straight to Django through a2wsgi, 8 threads, one first-come queue, the OpenAPI
     document built for each request: the platform before admission control;
   - admission, hypercorn's HTTP/1.1 as it is: this change without `pipelining`;
-  - scelle serve: admission, and hypercorn reading on while a request runs.
+  - scelle serve: admission, and hypercorn reading on while a request runs;
+  - nginx before two `scelle serve` (bench/front.py, deploy/nginx as shipped): the attacks
+    meet nginx, the hosts see only what it passes on.
+`--only scelle` runs the last two, each against `scelle serve` as the reference.
 
     python bench/rush.py [--levels 1000,3000] [--only scelle] [--attacks pipelined,...]
 """
@@ -54,6 +57,7 @@ from scelle.client.api import BUSY_RETRIES, PlatformClient
 
 LEVELS = (1000, 3000)
 MANY_ADDRESSES = "flood from many addresses"
+FRONT = "nginx, then two scelle serve (bench/front.py)"
 ATTACKS = (
     "idle", "slow head", "slow PATCH", "pipelined", "slow readers", "many ranges",
     "flood from one address", MANY_ADDRESSES,
@@ -93,6 +97,9 @@ def architectures(data: Path) -> list[Architecture]:
         Architecture(
             "scelle serve",
             [sys.executable, "-m", "scelle.cli", "serve", "--data", str(data), "--port", "0"],
+        ),
+        Architecture(
+            FRONT, [sys.executable, str(Path(__file__).with_name("front.py")), "--data", str(data)]
         ),
     ]
 
@@ -168,9 +175,11 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def rss_mib(pid: int) -> float:
+    """The resident memory of a process and its living children (nginx and two hosts)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
+            return int(line.split()[1]) / 1024 + sum(rss_mib(int(child)) for child in children)
     return float("nan")
 
 
@@ -473,7 +482,7 @@ def prepare(data: Path, companies: int) -> tuple[list[tuple[str, str]], str]:
     """Seed the platform, launch the tender, open the slow PATCHes' uploads; returns
     them and the fresh company's address."""
     seed(data, companies + 1)
-    process, url = start(architectures(data)[-1])
+    process, url = start(architectures(data)[2])
     uploads = []
     try:
         launch_tender(url, REFERENCE)
@@ -540,7 +549,7 @@ def main() -> None:
         for architecture in architectures(data):
             if options.only and options.only not in architecture.name:
                 continue
-            reference = architecture.name != "scelle serve"
+            reference = architecture.name not in ("scelle serve", FRONT)
             chosen = [int(p) for p in options.reference_levels.split(",")] if reference else levels
             home = folder / f"home-{len(results)}"
             results[architecture.name] = asyncio.run(

@@ -28,9 +28,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def nginx(root: Path, upstreams: Sequence[str]) -> Iterator[str]:
-    """nginx in `root` before `upstreams` (host:port each); its URL. `root / "access.log"`
-    has one line per request: method, URI, status, the upstream(s) that answered."""
+def nginx(root: Path, upstreams: Sequence[str], *, connections: int = 256) -> Iterator[str]:
+    """nginx in `root` before `upstreams` (host:port each), holding up to `connections`
+    (clients' and hosts' together); its URL. `root / "access.log"` has one line per
+    request: method, URI, status, the upstream(s) that answered."""
     root.mkdir(parents=True)
     listen = free_port()
     config = root / "nginx.conf"
@@ -42,9 +43,10 @@ def nginx(root: Path, upstreams: Sequence[str]) -> Iterator[str]:
     config.write_text(
         f"""daemon off;
 {user}worker_processes 1;
+worker_rlimit_nofile {connections + 64};
 pid {root}/nginx.pid;
 error_log {root}/error.log warn;
-events {{ worker_connections 256; }}
+events {{ worker_connections {connections}; }}
 http {{
     log_format hosts '$request_method $uri $status $upstream_addr';
     access_log {root}/access.log hosts;
@@ -55,7 +57,7 @@ http {{
     scgi_temp_path {root}/scgi;
     upstream scelle_hosts {{{servers} keepalive 16; }}
     server {{
-        listen 127.0.0.1:{listen};
+        listen 127.0.0.1:{listen} backlog=4096;
         include {PROXY};
     }}
 }}
