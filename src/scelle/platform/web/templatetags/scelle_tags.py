@@ -32,10 +32,15 @@ def breakable(value: str) -> SafeString:
 
 @register.filter
 def said(job: Job) -> str:
-    """A job's message in the page's language: the English template its assistant sent,
-    translated here and filled with its values (plain names only); else the message as
-    the assistant wrote it."""
-    spoken = job.result.get("said") if isinstance(job.result, dict) else None
+    """A job's message in the page's language (`spoken`)."""
+    return spoken(job.result, job.message)
+
+
+def spoken(result: object, message: str) -> str:
+    """A job's message in the page's language, from its result and message: the English
+    template its assistant sent, translated here and filled with its values (plain names
+    only); else the message as the assistant wrote it."""
+    spoken = result.get("said") if isinstance(result, dict) else None
     if (
         isinstance(spoken, dict)
         and isinstance(spoken.get("template"), str)
@@ -44,4 +49,4 @@ def said(job: Job) -> str:
         filled = fill_plain(gettext(spoken["template"]), spoken["values"])
         if filled is not None:
             return filled
-    return gettext(job.message)
+    return gettext(message)
