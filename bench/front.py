@@ -39,6 +39,24 @@ def _host(data: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str
     raise SystemExit("a host did not start")
 
 
+def start(data: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """This script in a process of its own on `data`, as the benchmarks start `scelle
+    serve`: the process (its children are nginx and the hosts) and nginx's URL."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCELLE_", "DJANGO_"))}
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--data", str(data)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stderr is not None
+    for _ in range(50):
+        line = process.stderr.readline().decode()
+        if "running on " in line:
+            os.set_blocking(process.stderr.fileno(), False)  # its later lines: dropped
+            return process, line.split("running on ", 1)[1].split()[0]
+    process.terminate()
+    raise SystemExit("nginx and its hosts did not start")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True)
@@ -54,7 +72,8 @@ def main() -> None:
         hosts = [_host(options.data, env) for _ in range(options.hosts)]
         with tempfile.TemporaryDirectory(prefix="scelle-front-") as folder:
             upstreams = [address for _process, address in hosts]
-            root = Path(folder) / "nginx"
+            # BENCH_FRONT_LOGS=DIR keeps nginx's logs (DIR/nginx) after the run.
+            root = Path(os.environ.get("BENCH_FRONT_LOGS") or folder) / "nginx"
             with nginx(root, upstreams, connections=options.connections) as url:
                 print(f"running on {url}", file=sys.stderr, flush=True)
                 while not stopped.wait(0.5):

@@ -11,8 +11,10 @@ Printed:
   - for /api/health (the reference, in the same run) and each page: requests per
     second, p50 and p99 latency, the server's CPU per request; first with today's one
     process on core 0 (clients on core 1), then with one process per core
-    (`--processes 0`, clients anywhere);
-  - each page's p99 with one process per core over its p99 with one process.
+    (`--processes 0`, clients anywhere), then through nginx to two `scelle serve` of one
+    process each (bench/front.py, deploy/nginx as shipped: nginx's CPU is counted);
+  - each page's p99 with one process per core, and through nginx, over its p99 with one
+    process.
 Long lists show 50 rows a page, so a page's cost does not grow with the rows.
 Target: p99 under 150 ms on this machine.
 
@@ -38,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+import front
 from deposit import PASSWORD, cpu_seconds, peak_rss_mib, start
 
 if TYPE_CHECKING:
@@ -167,6 +170,8 @@ def pages(state: Data) -> dict[str, str]:
 
 
 COMPANY_PAGE = "Mes dépôts (company)"
+FRONT = ("nginx",)
+"""The third server: bench/front.py, not `scelle serve` options."""
 
 
 def queries_per_page(state: Data) -> dict[str, int]:
@@ -286,8 +291,13 @@ def main() -> int:
             ("one process (today's reference), on core 0; clients on core 1", True, ()),
             (f"one process per core ({cores}, --processes 0); clients on any core", False,
              ("--processes", "0")),
+            ("nginx, then two scelle serve of one process (bench/front.py); clients on any "
+             "core", False, FRONT),
         ):  # fmt: skip
-            process, url = start(data, pinned=pinned, options=options)
+            if options == FRONT:
+                process, url = front.start(data)
+            else:
+                process, url = start(data, pinned=pinned, options=options)
             if hasattr(os, "sched_setaffinity") and cores > 1:
                 os.sched_setaffinity(0, {1} if pinned else set(range(cores)))
             try:
@@ -298,11 +308,14 @@ def main() -> int:
             finally:
                 process.terminate()
                 process.wait(timeout=30)
-        single, per_core = runs.values()
-        print("\np99 one process per core / one process (target: p99 < 150 ms)")
+        single, per_core, fronted = runs.values()
+        print("\np99 over one process's (target: p99 < 150 ms)")
+        print(f"{'page':30} {'one process':>12} {'per core':>9} {'ratio':>6} "
+              f"{'nginx + 2':>10} {'ratio':>6}")  # fmt: skip
         for name in pages(state):
-            print(f"{name:30} {per_core[name]:8.1f} / {single[name]:8.1f} = "
-                  f"{per_core[name] / single[name]:.2f}")  # fmt: skip
+            print(f"{name:30} {single[name]:12.1f} {per_core[name]:9.1f} "
+                  f"{per_core[name] / single[name]:6.2f} {fronted[name]:10.1f} "
+                  f"{fronted[name] / single[name]:6.2f}")  # fmt: skip
     return 0
 
 

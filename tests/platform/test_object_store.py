@@ -87,6 +87,30 @@ def test_chunks_become_parts_any_host_takes_the_next(
         assert handle.read() == offre[-100:]
 
 
+def test_what_a_host_stored_last_is_not_trusted_past_another_host(
+    tender: str, company: Bidder, object_store: str
+):
+    """A host remembers what it stored last, to check the next chunk's offset without
+    asking the store; once another host has stored more, a chunk at the first host's
+    offset is refused under the lock, and one at the store's is taken."""
+    offre = sealed(9 * MiB)
+    location = company.create(tender, "offre", len(offre))["Location"]
+    chunk = 3 * MiB
+    assert company.patch(location, 0, offre[:chunk]).status_code == 204  # host A
+    host_a = dict(objectstore._stores)
+    _another_host()
+    assert company.patch(location, chunk, offre[chunk : 2 * chunk]).status_code == 204  # B
+    objectstore._stores.update(host_a)  # back to A, which stored 3 MiB last
+    stale = company.patch(location, chunk, offre[chunk : 2 * chunk])
+    assert stale.status_code == 409, stale.content
+    assert company.head(location)["Upload-Offset"] == str(2 * chunk)
+    assert company.patch(location, 2 * chunk, offre[2 * chunk :]).status_code == 204
+    uploads = {"candidature": company.upload(tender, "candidature", sealed(10)),
+               "offre": location.rsplit("/", 1)[1]}  # fmt: skip
+    answer = company.finalise(tender, uploads, offre=hashlib.sha256(offre).hexdigest())
+    assert answer.status_code == 201, answer.content
+
+
 def test_each_part_is_checked_by_the_store(
     tender: str, company: Bidder, monkeypatch: pytest.MonkeyPatch
 ):
