@@ -79,6 +79,7 @@ PART_MIN = 5 << 20
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
+_V = TypeVar("_V")
 _TAIL = re.compile(r"\.(\d{1,5})\.(\d{1,20})\.([0-9a-f]{64})$")
 
 
@@ -156,6 +157,8 @@ class ObjectStore:
         self._ids: dict[str, str] = {}
         self._etags: dict[str, dict[int, str]] = {}
         """{upload: {part number: ETag}} of the parts this process sent."""
+        self._stored: dict[str, int] = {}
+        """{upload: bytes held} after the last chunk this process stored."""
         self._lock = threading.Lock()
 
     # --- the client ----------------------------------------------------------------
@@ -269,7 +272,7 @@ class ObjectStore:
             "create_multipart_upload", Key=self.key(name), ContentType="application/pkcs7-mime"
         )
         with self._lock:
-            self._ids[name] = str(answer["UploadId"])
+            _keep(self._ids, name, str(answer["UploadId"]))
 
     def _upload_id(self, name: str) -> tuple[str | None, dt.datetime | None]:
         with self._lock:
@@ -282,9 +285,7 @@ class ObjectStore:
         if not found:
             return None, None
         with self._lock:
-            self._ids[name] = str(found[0]["UploadId"])
-            while len(self._ids) > 4096:
-                self._ids.pop(next(iter(self._ids)))
+            _keep(self._ids, name, str(found[0]["UploadId"]))
         return str(found[0]["UploadId"]), found[0]["Initiated"]
 
     def state(self, name: str) -> _State:
@@ -341,6 +342,15 @@ class ObjectStore:
         except _Missing:
             raise InvalidInputError(MISSING) from None
 
+    def held_before(self, name: str, offset: int) -> int:
+        """The bytes held of an upload, as a PATCH at `offset` is checked before its body
+        is read: what this process stored last when that is `offset` (a company sending
+        its chunks in turn to one host: no listing), else the store's. `append` checks
+        against the store again, under the upload's lock, before storing anything."""
+        with self._lock:
+            known = self._stored.get(name)
+        return offset if known == offset else self.held(name)
+
     def appender(
         self,
         name: str,
@@ -383,6 +393,8 @@ class ObjectStore:
                 self.call("put_object", Key=key, **sent["request"])
         for key in [*state.stale, *([tail.key] if tail else [])]:
             self.purge(key)
+        with self._lock:
+            _keep(self._stored, name, end)
         return end
 
     def complete(self, name: str, length: int) -> bool:
@@ -423,6 +435,7 @@ class ObjectStore:
         )
         with self._lock:
             self._ids.pop(name, None)
+            self._stored.pop(name, None)
         for key in [*state.stale, *([state.tail.key] if state.tail else [])]:
             self.purge(key)
         return ours
@@ -448,9 +461,7 @@ class ObjectStore:
         )
         etag = str(answer["ETag"])
         with self._lock:
-            self._etags.setdefault(name, {})[number] = etag
-            while len(self._etags) > 4096:
-                self._etags.pop(next(iter(self._etags)))
+            _keep(self._etags, name, {**self._etags.get(name, {}), number: etag})
         return etag
 
     def _download_tail(self, tail: _Tail, into: IO[bytes]) -> int:
@@ -552,6 +563,7 @@ class ObjectStore:
                     self.call("abort_multipart_upload", Key=key, UploadId=upload["UploadId"])
         with self._lock:
             self._ids.pop(name, None)
+            self._stored.pop(name, None)
         for item in self._pages("list_objects_v2", "Contents", Prefix=self._tails_of(name)):
             self.purge(item["Key"])
         try:
@@ -669,7 +681,7 @@ class ObjectAppender:
         length: int,
         checksum: tuple[str, bytes] | None,
     ) -> None:
-        check_append(store.held(name), offset, count, length)
+        check_append(store.held_before(name, offset), offset, count, length)
         self._store, self._name, self._start = store, name, offset
         self._checksum = checksum
         self._chunk = hashlib.new(checksum[0]) if checksum else None
@@ -718,6 +730,14 @@ class ObjectAppender:
         if self._spool is not None:
             self._spool.close()
             self._spool = None
+
+
+def _keep(cache: dict[str, _V], name: str, value: _V) -> None:
+    """`cache[name] = value`, the cache bounded (its oldest entries go); under the lock."""
+    cache.pop(name, None)
+    cache[name] = value
+    while len(cache) > 4096:
+        cache.pop(next(iter(cache)))
 
 
 def locked(name: str, work: Callable[[], _T]) -> _T:
