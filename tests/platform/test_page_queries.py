@@ -1,4 +1,5 @@
-"""The heavy pages ask the database a bounded number of questions, whatever the rows.
+"""The heavy pages, and the API's lists, ask the database a bounded number of questions,
+whatever the rows.
 
 Each page is asked once over a small world and once over the same world grown several
 times over (more tenders, key pairs, deposits with their envelopes, withdrawals and
@@ -28,7 +29,7 @@ from scelle.platform.keypairs import services as keypairs
 from scelle.platform.tenders import services as tenders
 from scelle.platform.tenders.models import Tender
 from tests.conftest import NOW
-from tests.platform.conftest import Buyer, MovableClock, csr_for, make_user
+from tests.platform.conftest import PASSWORD, Buyer, MovableClock, csr_for, make_user
 
 pytestmark = [pytest.mark.django_db, pytest.mark.platform]
 
@@ -176,9 +177,26 @@ def _pages(world: World) -> dict[str, tuple[User, str]]:
     }
 
 
+def _api_lists(world: World) -> dict[str, tuple[User, str]]:
+    """The API's lists, which the command and the assistant read: bounded as the pages."""
+    agent, company = world.buyer.owner, world.company
+    return {
+        "GET /api/key-pairs": (agent, f"/api/key-pairs?service={world.buyer.service.id}"),
+        "GET /api/tenders (agent)": (agent, "/api/tenders"),
+        "GET /api/tenders (company)": (company, "/api/tenders"),
+        "GET /api/tenders/{id}/deposits": (agent, f"/api/tenders/{world.busy.id}/deposits"),
+        "GET /api/deposits (company)": (company, "/api/deposits"),
+        "GET /api/assistant/jobs": (agent, "/api/assistant/jobs"),
+    }
+
+
 def _count(user: User, path: str) -> int:
     client = Client()
-    client.force_login(user)
+    if path.startswith("/api/"):
+        token = accounts.log_in(user.email, PASSWORD, client="192.0.2.1", now=NOW).value
+        client = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+    else:
+        client.force_login(user)
     with CaptureQueriesContext(connection) as captured:
         answer = client.get(path)
     assert answer.status_code == 200, (path, answer.status_code)
@@ -186,7 +204,8 @@ def _count(user: User, path: str) -> int:
 
 
 def _counts(world: World) -> dict[str, int]:
-    return {name: _count(user, path) for name, (user, path) in _pages(world).items()}
+    listed = {**_pages(world), **_api_lists(world)}
+    return {name: _count(user, path) for name, (user, path) in listed.items()}
 
 
 def test_no_heavy_page_asks_more_as_the_rows_grow(world: World) -> None:

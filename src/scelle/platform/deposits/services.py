@@ -800,6 +800,6 @@ def deposits_of_my_company(actor: User) -> QuerySet[Deposit]:
     _require_bidder(actor)
     return (
         Deposit.objects.filter(bidder_id=actor.organisation_id)
-        .select_related("tender", "withdrawal")
+        .select_related("tender", "withdrawal", "bidder")
         .prefetch_related("envelopes")
     )

@@ -245,11 +245,16 @@ def registry(actor: User, *, service_id: uuid.UUID | str | None, now: dt.datetim
                 organisation_id=actor.organisation_id, permissions__user=actor
             ).distinct()
         )
+    # Each key pair gets its service from `services` (not one copy per row), and who
+    # added it in one more query (most were added by a handful of agents).
+    by_id = {service.id: service for service in services}
     key_pairs = list(
         KeyPair.objects.filter(service__in=services)
-        .select_related("service")
+        .prefetch_related("added_by")
         .order_by("service__name", "designation")
     )
+    for key_pair in key_pairs:
+        key_pair.service = by_id[key_pair.service_id]
     using = open_tenders_using([key_pair.id for key_pair in key_pairs])
     entries = [RegistryEntry(key_pair, using[key_pair.id]) for key_pair in key_pairs]
     warnings: list[str] = []
