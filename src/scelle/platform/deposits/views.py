@@ -11,7 +11,6 @@ from django.contrib import messages
 from django.core.paginator import Page, Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.template.defaultfilters import filesizeformat
 from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.html import escape
@@ -33,6 +32,7 @@ from scelle.platform.web.pages import (
     actor,
     attempt,
     company_page,
+    shown_size,
     shown_time,
 )
 from scelle.platform.web.templatetags.scelle_tags import breakable
@@ -270,7 +270,7 @@ def _mine_rows(page: Page[Deposit], moment: dt.datetime) -> SafeString:
     found = Envelope.objects.filter(deposit_id__in=[row[0] for row in deposits]).order_by("id")
     for deposit_id, kind, size, sha256 in found.values_list("deposit_id", "kind", "size", "sha256"):
         envelopes[deposit_id].append(
-            f"{escape(kind)} ({escape(filesizeformat(size))}, SHA-256 "
+            f"{escape(kind)} ({shown_size(size)}, SHA-256 "
             f'<span class="fingerprint">{breakable(sha256)}</span>)'
         )
     mine = escape(reverse("deposits:mine"))
