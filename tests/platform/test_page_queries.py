@@ -247,3 +247,26 @@ def test_traitements_distants_shows_fifty_jobs_a_page_newest_first(world: World)
     assert first.index("BI-CLE-J059") < first.index("BI-CLE-J058")
     assert f'href="/traitements-distants/{newest.id}/"' in first
     assert client.get(f"/traitements-distants/{newest.id}/").status_code == 200
+
+
+def test_traitements_distants_escapes_what_a_workstation_sent(world: World) -> None:
+    """A job's rows are written in Python: what its workstation and its assistant sent
+    (names, parameters of any JSON type, messages) is shown as text, never as markup."""
+    owner = world.buyer.owner
+    station = Workstation.objects.create(
+        organisation=owner.organisation, agent=owner, name="<img src=x onerror=alert(1)>",
+        version="1", first_seen_at=NOW, last_seen_at=NOW,
+    )  # fmt: skip
+    Job.objects.create(
+        organisation=owner.organisation, agent=owner, workstation=station,
+        kind="generate_key_pair", created_at=NOW, state="failed",
+        params={"designation": "<b>BI-CLÉ</b>", "reference": 42, "service": None},
+        message='<script>alert("m")</script>',
+    )  # fmt: skip
+    client = Client()
+    client.force_login(owner)
+    page = client.get("/traitements-distants/").content.decode()
+    assert "<b>BI-CLÉ</b>" not in page and "&lt;b&gt;BI-CLÉ&lt;/b&gt; — 42" in page
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "<script>alert" not in page and "&lt;script&gt;alert(&quot;m&quot;)" in page
+    assert '<td class="state-failed">' in page
