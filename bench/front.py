@@ -23,38 +23,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.e2e.nginx import nginx
 
 
-def _host(data: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "scelle.cli", "serve", "--data", str(data), "--port", "0"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+def launch(
+    command: list[str], env: dict[str, str], what: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start a server that says `running on URL` on its standard error: the process, and
+    the URL (its later lines are dropped)."""
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert process.stderr is not None
     for _ in range(50):
         line = process.stderr.readline().decode()
         if "running on " in line:
-            os.set_blocking(process.stderr.fileno(), False)  # its later lines: dropped
-            url = line.split("running on ", 1)[1].split()[0]
-            return process, url.removeprefix("http://")
+            os.set_blocking(process.stderr.fileno(), False)
+            return process, line.split("running on ", 1)[1].split()[0]
     process.kill()
-    raise SystemExit("a host did not start")
+    raise SystemExit(f"{what} did not start")
+
+
+def _host(data: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    command = [sys.executable, "-m", "scelle.cli", "serve", "--data", str(data), "--port", "0"]
+    process, url = launch(command, env, "a host")
+    return process, url.removeprefix("http://")
 
 
 def start(data: Path) -> tuple[subprocess.Popen[bytes], str]:
     """This script in a process of its own on `data`, as the benchmarks start `scelle
     serve`: the process (its children are nginx and the hosts) and nginx's URL."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SCELLE_", "DJANGO_"))}
-    process = subprocess.Popen(
-        [sys.executable, __file__, "--data", str(data)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    assert process.stderr is not None
-    for _ in range(50):
-        line = process.stderr.readline().decode()
-        if "running on " in line:
-            os.set_blocking(process.stderr.fileno(), False)  # its later lines: dropped
-            return process, line.split("running on ", 1)[1].split()[0]
-    process.terminate()
-    raise SystemExit("nginx and its hosts did not start")
+    return launch([sys.executable, __file__, "--data", str(data)], env, "nginx and its hosts")
 
 
 def main() -> None:

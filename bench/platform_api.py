@@ -18,7 +18,6 @@ import argparse
 import concurrent.futures
 import datetime as dt
 import os
-import re
 import secrets
 import statistics
 import subprocess
@@ -33,6 +32,7 @@ from pathlib import Path
 import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from front import launch
 from scelle.core.authority import build_csr
 
 PASSWORD = "Mot-de-passe-Bench-2026!"
@@ -110,18 +110,8 @@ def admin(data: Path, env: dict[str, str], *args: str) -> None:
 
 
 def start(data: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "scelle.cli", "serve", "--data", str(data), "--port", "0"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    assert process.stderr is not None
-    for _ in range(50):
-        line = process.stderr.readline().decode()
-        found = re.search(r"running on (http://\S+)", line)
-        if found:
-            return process, found.group(1)
-    process.kill()
-    raise SystemExit("scelle serve did not start")
+    command = [sys.executable, "-m", "scelle.cli", "serve", "--data", str(data), "--port", "0"]
+    return launch(command, env, "scelle serve")
 
 
 def peak_rss_mib(pid: int) -> float:

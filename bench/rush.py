@@ -53,6 +53,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from deposit import PASSWORD, STORE, cpu_seconds, launch_tender, seed
+from front import launch
 from scelle.client.api import BUSY_RETRIES, PlatformClient
 
 LEVELS = (1000, 3000)
@@ -152,17 +153,7 @@ def serve_variant(data: Path, variant: str) -> None:
 
 def start(architecture: Architecture) -> tuple[subprocess.Popen[bytes], str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SCELLE_", "DJANGO_"))}
-    process = subprocess.Popen(
-        ["taskset", "-c", "0", *architecture.command],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    assert process.stderr is not None
-    for _ in range(50):
-        line = process.stderr.readline().decode()
-        if "running on " in line:
-            os.set_blocking(process.stderr.fileno(), False)  # its later lines: dropped
-            return process, line.split("running on ", 1)[1].split()[0]
-    raise SystemExit(f"{architecture.name} did not start")
+    return launch(["taskset", "-c", "0", *architecture.command], env, architecture.name)
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
