@@ -34,6 +34,7 @@ from scelle.platform.web.pages import (
     company_page,
     shown_size,
     shown_time,
+    table_rows,
 )
 from scelle.platform.web.templatetags.scelle_tags import breakable
 
@@ -293,11 +294,10 @@ def _mine_rows(page: Page[Deposit], moment: dt.datetime) -> SafeString:
             withdrawal = f'<a href="{url}retrait/">{withdraw}<span class="visually-hidden"> {ref} {when}</span></a>'  # noqa: E501
         else:
             withdrawal = ""
-        rows.append(
-            f"<tr><td>{ref}{tag}</td><td>{when}</td><td>{'<br>'.join(envelopes[deposit_id])}"
-            f"</td><td>{yes if late else no}</td><td>{links}</td><td>{withdrawal}</td></tr>"
-        )
-    return mark_safe("".join(rows))  # noqa: S308 - every value above is escaped
+        written = (f"{ref}{tag}", when, "<br>".join(envelopes[deposit_id]), yes if late else no,
+                   links, withdrawal)  # fmt: skip
+        rows.append([mark_safe(cell) for cell in written])  # noqa: S308 - each escaped above
+    return table_rows(rows)
 
 
 @company_page

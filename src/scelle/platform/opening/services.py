@@ -85,7 +85,7 @@ def deposits_in(actor: User, tender: Tender) -> QuerySet[Deposit]:
 
 def register_of(actor: User, tender: Tender) -> QuerySet[Deposit]:
     """`deposits_in` without its related rows, oldest first: the page's register reads
-    the columns it shows (`deposits_register`), one query for the deposits of a page."""
+    the columns it shows (`tenders.views.register_rows`), one query for the deposits of a page."""
     return (
         deposits_in(actor, tender)
         .select_related(None)
